@@ -1,0 +1,162 @@
+"""The `khuyenhoc` command: run the bot, set up the database, import units, create invites."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.app import App
+from bot.bootstrap import bootstrap
+from bot.settings import Settings
+from storage.migrate import upgrade
+
+app = typer.Typer(help="Khuyến học Bot — guided reporting for the learning-society movement.", no_args_is_help=True)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+units_app = typer.Typer(help="Administrative units and villages.", no_args_is_help=True)
+invite_app = typer.Typer(help="Invite codes for officers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(units_app, name="units")
+app.add_typer(invite_app, name="invite")
+
+
+def _settings(**overrides: object) -> Settings:
+    base = Settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _serve(bot: App) -> None:
+    import uvicorn
+
+    from bot.http import create_http_app, install_log_redaction
+
+    logging.basicConfig(level=bot.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()
+    uvicorn.run(create_http_app(bot), host=bot.settings.host, port=bot.settings.port, log_level=bot.settings.log_level.lower())
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+) -> None:
+    """Run the bot: web chat, webhooks and health on one HTTP port."""
+    settings = _settings(host=host, port=port)
+    upgrade(settings.database_url)
+    _serve(bootstrap(settings))
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    serve: Annotated[bool, typer.Option(help="Serve the web chat after seeding.")] = True,
+) -> None:
+    """Set up a demo on SQLite (units, sample villages, invite codes) and serve the web chat."""
+    settings = _settings(port=port)
+    upgrade(settings.database_url)
+    bot = bootstrap(settings)
+    village_code, commune_code, where = asyncio.run(_seed_demo(bot))
+    typer.echo(f"Demo ready: {where}")
+    typer.echo(f"  Invite code, village officer : {village_code}")
+    typer.echo(f"  Invite code, commune officer : {commune_code}")
+    typer.echo(f"Open http://{settings.host}:{settings.port}/ , press “Bắt đầu”, choose “Tôi có mã mời”.")
+    if serve:
+        _serve(bot)
+
+
+async def _seed_demo(bot: App) -> tuple[str, str, str]:
+    from bot.invites import create_invite, format_code
+    from bot.units import seed_demo
+    from storage.models import COMMUNE_OFFICER, VILLAGE_OFFICER
+
+    now = bot.clock.now()
+    async with bot.uow() as uow:
+        seed = await seed_demo(uow, bot.content_dir, now)
+        days = bot.settings.invite_expiry_days
+        village = await create_invite(uow, seed.villages[0], VILLAGE_OFFICER, now, days)
+        commune = await create_invite(uow, seed.commune, COMMUNE_OFFICER, now, days)
+        where = f"{seed.villages[0].name}, {seed.commune.name}, {seed.province.name}"
+        await uow.commit()
+    await bot.db.dispose()
+    return format_code(village.code), format_code(commune.code), where
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the database migrations."""
+    settings = Settings()
+    upgrade(settings.database_url, revision)
+    typer.echo("Database is up to date.")
+
+
+@units_app.command("import")
+def units_import() -> None:
+    """Load the 34 provinces and 3,321 communes (package vietnam-provinces)."""
+    from bot.units import import_admin_units
+
+    async def go(bot: App) -> str:
+        async with bot.uow() as uow:
+            result = await import_admin_units(uow, bot.clock.now())
+            await uow.commit()
+        await bot.db.dispose()
+        return f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged (data {result.data_version})"
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    typer.echo(asyncio.run(go(bootstrap(settings))))
+
+
+@units_app.command("import-villages")
+def units_import_villages(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV: commune_code,village_name,kind")]) -> None:
+    """Load villages and residential groups from a CSV file (idempotent)."""
+    from bot.units import import_villages_csv
+
+    async def go(bot: App) -> list[str]:
+        async with bot.uow() as uow:
+            result = await import_villages_csv(uow, path, bot.clock.now())
+            await uow.commit()
+        await bot.db.dispose()
+        return [f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged", *result.errors]
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    for line in asyncio.run(go(bootstrap(settings))):
+        typer.echo(line)
+
+
+@invite_app.command("create")
+def invite_create(
+    unit: Annotated[str, typer.Option("--unit", help="Unit id, or national code of a province/commune.")],
+    role: Annotated[str, typer.Option("--role", help="village_officer, commune_officer, province_staff or admin.")],
+    uses: Annotated[int, typer.Option(help="How many people may use the code.")] = 1,
+    days: Annotated[int | None, typer.Option(help="Days until the code expires.")] = None,
+) -> None:
+    """Create an invite code for an officer of a unit."""
+    from bot.invites import create_invite, format_code
+    from storage.models import OFFICER_ROLES
+
+    if role not in OFFICER_ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(OFFICER_ROLES)}")
+
+    async def go(bot: App) -> str:
+        async with bot.uow() as uow:
+            found = await uow.units.by_code(unit)
+            if found is None and unit.isdigit():
+                found = await uow.units.get(int(unit))
+            if found is None:
+                raise typer.BadParameter(f"no unit {unit!r}")
+            invite = await create_invite(uow, found, role, bot.clock.now(), days or bot.settings.invite_expiry_days, max_uses=uses)
+            await uow.commit()
+        await bot.db.dispose()
+        return f"{format_code(invite.code)}  ({role}, {found.name}, expires {invite.expires_at:%Y-%m-%d})"
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    typer.echo(asyncio.run(go(bootstrap(settings))))
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,60 @@
+"""Transport-neutral messages: what a channel hands the service and what it gets back.
+
+Channel adapters translate platform payloads into `Incoming` and render `Reply` objects with
+the channel's own capabilities (buttons, numbered lists, message length limits).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Kind(StrEnum):
+    """What the user sent. Anything but text and option choices gets a polite refusal."""
+
+    TEXT = "text"
+    OPTION = "option"  # a button press; `option_id` says which
+    IMAGE = "image"
+    STICKER = "sticker"
+    OTHER = "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Incoming:
+    """One message from one person on one channel."""
+
+    channel: str  # "webchat", "telegram", "zalo"
+    external_id: str  # the person's id on that channel
+    kind: Kind = Kind.TEXT
+    text: str = ""
+    option_id: str | None = None
+    update_id: str | None = None  # the platform's id of this delivery, for once-only processing
+    display_name: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Option:
+    """A choice offered to the user: a button where the channel has them, a numbered line where not."""
+
+    id: str
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Attachment:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass(slots=True)
+class Reply:
+    """One message from the bot."""
+
+    text: str
+    options: list[Option] = field(default_factory=list)
+    attachments: list[Attachment] = field(default_factory=list)
+    # False when the answer expected is itself a number: channels without buttons must then
+    # list the options as words to type, not as "reply 1, 2, 3".
+    numbered: bool = True

@@ -1,0 +1,67 @@
+"""The one service function every channel calls for every incoming message.
+
+Inside one unit of work: skip a delivery already processed, load the contact, their roles and
+their dialogue state, step the dialogue, save, commit. Only then are the replies returned for
+the channel to send, so a crash halfway leaves the dialogue where it was and loses nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy.exc import IntegrityError
+
+from bot.access import Grant
+from bot.app import App
+from bot.conversations.engine import Context
+from bot.handlers.router import dispatch
+from bot.i18n import translator
+from bot.messages import Incoming, Reply
+from storage.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+
+async def handle_incoming(app: App, msg: Incoming) -> list[Reply]:
+    locale = app.settings.default_locale
+    try:
+        async with app.uow() as uow:
+            now = app.clock.now()
+            if msg.update_id and not await uow.updates.first_time(msg.channel, msg.update_id, now):
+                log.info("duplicate %s update ignored", msg.channel)
+                return []
+            contact = await uow.contacts.by_identity(msg.channel, msg.external_id)
+            if contact is None:
+                contact = await uow.contacts.create(msg.channel, msg.external_id, now, msg.display_name)
+                contact.locale = app.settings.default_locale
+            contact.last_seen_at = now
+            locale = contact.locale
+            ctx = Context(
+                uow=uow, settings=app.settings, forms=app.forms, contact=contact,
+                grants=await load_grants(uow, contact.id), t=translator(contact.locale),
+                now=now, channel=msg.channel,
+            )
+            row = await uow.dialogues.get(contact.id)
+            outcome = await dispatch(ctx, row, msg)
+            await uow.dialogues.save(contact.id, outcome.flow, outcome.state, now)
+            await uow.commit()
+            return outcome.replies
+    except IntegrityError:
+        # Two deliveries of one update raced past the duplicate check: the other one won.
+        if msg.update_id:
+            log.info("concurrent duplicate %s update ignored", msg.channel)
+            return []
+        log.exception("integrity error while handling a %s message", msg.channel)
+    except Exception:
+        log.exception("error while handling a %s message", msg.channel)
+    t = translator(locale)
+    return [Reply(t("Sorry, something went wrong on our side. Nothing you sent before was lost: please send your last answer again."))]
+
+
+async def load_grants(uow: UnitOfWork, contact_id: int) -> list[Grant]:
+    grants: list[Grant] = []
+    for row in await uow.contacts.roles(contact_id):
+        unit = await uow.units.get(row.unit_id)
+        if unit is not None:
+            grants.append(Grant(row.role, unit))
+    return grants

@@ -1,0 +1,351 @@
+"""Repositories own the queries. They flush when they need an id; they never commit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.models import (
+    AuditEntry,
+    ChannelIdentity,
+    Contact,
+    DialogueState,
+    FormVersion,
+    Invite,
+    OutboxMessage,
+    ProcessedUpdate,
+    RoleGrant,
+    Submission,
+    Unit,
+)
+
+
+class UnitRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, unit_id: int) -> Unit | None:
+        return await self.s.get(Unit, unit_id)
+
+    async def by_code(self, code: str) -> Unit | None:
+        return (await self.s.execute(select(Unit).where(Unit.code == code))).scalar_one_or_none()
+
+    async def add(self, unit: Unit) -> Unit:
+        """Insert a unit and set its materialised path from its parent's."""
+        self.s.add(unit)
+        await self.s.flush()
+        parent_path = "/"
+        if unit.parent_id is not None:
+            parent = await self.get(unit.parent_id)
+            if parent is None:
+                raise ValueError(f"no parent unit {unit.parent_id}")
+            parent_path = parent.path
+        unit.path = f"{parent_path}{unit.id}/"
+        await self.s.flush()
+        return unit
+
+    async def children(
+        self, parent_id: int | None, kinds: Sequence[str] | None = None, *, on: Any = None
+    ) -> list[Unit]:
+        q = select(Unit).where(Unit.parent_id == parent_id if parent_id else Unit.parent_id.is_(None))
+        if kinds:
+            q = q.where(Unit.kind.in_(kinds))
+        if on is not None:
+            q = q.where(or_(Unit.valid_to.is_(None), Unit.valid_to >= on))
+        return list((await self.s.execute(q.order_by(Unit.name_folded))).scalars())
+
+    async def child_by_folded_name(self, parent_id: int, name_folded: str) -> Unit | None:
+        q = select(Unit).where(Unit.parent_id == parent_id, Unit.name_folded == name_folded)
+        return (await self.s.execute(q)).scalars().first()
+
+    async def search(
+        self,
+        folded: str,
+        kinds: Sequence[str],
+        parent_id: int | None = None,
+        limit: int = 8,
+        *,
+        on: Any = None,
+        within: Sequence[Unit] = (),
+    ) -> list[Unit]:
+        """Units whose folded name contains `folded` (already lower case, no diacritics).
+
+        `within` keeps only units in the subtrees of the given units.
+        """
+        pattern = "%" + folded.replace("\\", "").replace("%", "").replace("_", "") + "%"
+        q = select(Unit).where(Unit.kind.in_(kinds), Unit.name_folded.like(pattern))
+        if parent_id is not None:
+            q = q.where(Unit.parent_id == parent_id)
+        if within:
+            q = q.where(or_(*(Unit.path.like(u.path + "%") for u in within)))
+        if on is not None:
+            q = q.where(or_(Unit.valid_to.is_(None), Unit.valid_to >= on))
+        q = q.order_by(func.length(Unit.name_folded), Unit.name_folded).limit(limit)
+        return list((await self.s.execute(q)).scalars())
+
+    async def count(self, kind: str | None = None) -> int:
+        q = select(func.count(Unit.id))
+        if kind:
+            q = q.where(Unit.kind == kind)
+        return int((await self.s.execute(q)).scalar_one())
+
+    async def ancestors(self, unit: Unit) -> list[Unit]:
+        """The unit's ancestors, root first."""
+        ids = [int(p) for p in unit.path.strip("/").split("/") if p][:-1]
+        if not ids:
+            return []
+        rows = {u.id: u for u in (await self.s.execute(select(Unit).where(Unit.id.in_(ids)))).scalars()}
+        return [rows[i] for i in ids if i in rows]
+
+    @staticmethod
+    def is_within(unit: Unit, ancestor: Unit) -> bool:
+        """True when `unit` is `ancestor` or lies in its subtree."""
+        return unit.path.startswith(ancestor.path)
+
+
+class ContactRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, contact_id: int) -> Contact | None:
+        return await self.s.get(Contact, contact_id)
+
+    async def by_identity(self, channel: str, external_id: str) -> Contact | None:
+        q = (
+            select(Contact)
+            .join(ChannelIdentity, ChannelIdentity.contact_id == Contact.id)
+            .where(ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id)
+        )
+        return (await self.s.execute(q)).scalar_one_or_none()
+
+    async def create(
+        self, channel: str, external_id: str, now: datetime, display_name: str | None = None
+    ) -> Contact:
+        contact = Contact(display_name=display_name, created_at=now, last_seen_at=now)
+        self.s.add(contact)
+        await self.s.flush()
+        self.s.add(
+            ChannelIdentity(
+                contact_id=contact.id, channel=channel, external_id=external_id, created_at=now
+            )
+        )
+        await self.s.flush()
+        return contact
+
+    async def identities(self, contact_id: int) -> list[ChannelIdentity]:
+        q = select(ChannelIdentity).where(ChannelIdentity.contact_id == contact_id)
+        return list((await self.s.execute(q)).scalars())
+
+    async def roles(self, contact_id: int) -> list[RoleGrant]:
+        q = (
+            select(RoleGrant)
+            .where(RoleGrant.contact_id == contact_id, RoleGrant.revoked_at.is_(None))
+            .order_by(RoleGrant.id)
+        )
+        return list((await self.s.execute(q)).scalars())
+
+    async def grant(
+        self, contact_id: int, role: str, unit_id: int, now: datetime, invite_id: int | None = None
+    ) -> RoleGrant:
+        existing = (
+            await self.s.execute(
+                select(RoleGrant).where(
+                    RoleGrant.contact_id == contact_id,
+                    RoleGrant.role == role,
+                    RoleGrant.unit_id == unit_id,
+                )
+            )
+        ).scalar_one_or_none()
+        if existing is not None:
+            existing.revoked_at = None
+            return existing
+        grant = RoleGrant(
+            contact_id=contact_id, role=role, unit_id=unit_id, granted_at=now, invite_id=invite_id
+        )
+        self.s.add(grant)
+        await self.s.flush()
+        return grant
+
+    async def with_role_in(self, role: str, unit_ids: Sequence[int]) -> list[Contact]:
+        q = (
+            select(Contact)
+            .join(RoleGrant, RoleGrant.contact_id == Contact.id)
+            .where(RoleGrant.role == role, RoleGrant.unit_id.in_(unit_ids), RoleGrant.revoked_at.is_(None))
+        )
+        return list((await self.s.execute(q)).scalars())
+
+
+class InviteRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def by_code(self, code: str) -> Invite | None:
+        q = select(Invite).where(Invite.code == code).with_for_update()
+        return (await self.s.execute(q)).scalar_one_or_none()
+
+    async def add(self, invite: Invite) -> Invite:
+        self.s.add(invite)
+        await self.s.flush()
+        return invite
+
+    async def use(self, invite: Invite) -> bool:
+        """Count one use; False when another transaction used the last one first."""
+        result = await self.s.execute(
+            update(Invite)
+            .where(Invite.id == invite.id, Invite.uses < Invite.max_uses)
+            .values(uses=Invite.uses + 1)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+class DialogueRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, contact_id: int) -> DialogueState | None:
+        return await self.s.get(DialogueState, contact_id)
+
+    async def save(
+        self, contact_id: int, flow: str | None, state: dict[str, Any], now: datetime
+    ) -> None:
+        row = await self.get(contact_id)
+        if row is None:
+            self.s.add(DialogueState(contact_id=contact_id, flow=flow, state=state, updated_at=now))
+        else:
+            row.flow = flow
+            row.state = state
+            row.updated_at = now
+        await self.s.flush()
+
+
+class SubmissionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def latest(self, form_key: str, record_key: str) -> Submission | None:
+        q = (
+            select(Submission)
+            .where(Submission.form_key == form_key, Submission.record_key == record_key)
+            .order_by(Submission.version.desc())
+            .limit(1)
+        )
+        return (await self.s.execute(q)).scalar_one_or_none()
+
+    async def latest_for_unit(
+        self, form_key: str, unit_id: int, exclude_record: str | None = None
+    ) -> Submission | None:
+        """The unit's most recent submission of a form, for carried-over defaults."""
+        q = select(Submission).where(Submission.form_key == form_key, Submission.unit_id == unit_id)
+        if exclude_record is not None:
+            q = q.where(Submission.record_key != exclude_record)
+        q = q.order_by(Submission.submitted_at.desc(), Submission.id.desc()).limit(1)
+        return (await self.s.execute(q)).scalar_one_or_none()
+
+    async def history(self, form_key: str, record_key: str) -> list[Submission]:
+        q = (
+            select(Submission)
+            .where(Submission.form_key == form_key, Submission.record_key == record_key)
+            .order_by(Submission.version)
+        )
+        return list((await self.s.execute(q)).scalars())
+
+    async def add_version(self, submission: Submission) -> Submission:
+        """Store `submission` as the next version of its record."""
+        current = await self.latest(submission.form_key, submission.record_key)
+        submission.version = 1 if current is None else current.version + 1
+        self.s.add(submission)
+        await self.s.flush()
+        return submission
+
+    async def form_version(self, form_key: str, digest: str, definition: dict[str, Any], now: datetime) -> FormVersion:
+        q = select(FormVersion).where(FormVersion.form_key == form_key, FormVersion.digest == digest)
+        row = (await self.s.execute(q)).scalar_one_or_none()
+        if row is None:
+            row = FormVersion(form_key=form_key, digest=digest, definition=definition, loaded_at=now)
+            self.s.add(row)
+            await self.s.flush()
+        return row
+
+    async def count(self, form_key: str | None = None) -> int:
+        q = select(func.count(Submission.id))
+        if form_key:
+            q = q.where(Submission.form_key == form_key)
+        return int((await self.s.execute(q)).scalar_one())
+
+
+class AuditRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    def add(
+        self,
+        at: datetime,
+        action: str,
+        contact_id: int | None = None,
+        unit_id: int | None = None,
+        **detail: Any,
+    ) -> None:
+        self.s.add(AuditEntry(at=at, action=action, contact_id=contact_id, unit_id=unit_id, detail=detail))
+
+    async def actions(self, action: str | None = None) -> list[AuditEntry]:
+        q = select(AuditEntry).order_by(AuditEntry.id)
+        if action:
+            q = q.where(AuditEntry.action == action)
+        return list((await self.s.execute(q)).scalars())
+
+
+class UpdateRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def first_time(self, channel: str, update_id: str, now: datetime) -> bool:
+        """Record the update; False when it was already processed (committed by someone else)."""
+        q = select(ProcessedUpdate.id).where(
+            ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id
+        )
+        if (await self.s.execute(q)).first() is not None:
+            return False
+        self.s.add(ProcessedUpdate(channel=channel, update_id=update_id, processed_at=now))
+        await self.s.flush()
+        return True
+
+
+class OutboxRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    def add(
+        self,
+        contact_id: int,
+        channel: str,
+        external_id: str,
+        payload: dict[str, Any],
+        now: datetime,
+        not_before: datetime | None = None,
+    ) -> None:
+        self.s.add(
+            OutboxMessage(
+                contact_id=contact_id,
+                channel=channel,
+                external_id=external_id,
+                payload=payload,
+                created_at=now,
+                not_before=not_before,
+            )
+        )
+
+    async def pending_for(self, channel: str, external_id: str, after_id: int = 0) -> list[OutboxMessage]:
+        q = (
+            select(OutboxMessage)
+            .where(
+                OutboxMessage.channel == channel,
+                OutboxMessage.external_id == external_id,
+                OutboxMessage.id > after_id,
+            )
+            .order_by(OutboxMessage.id)
+        )
+        return list((await self.s.execute(q)).scalars())

@@ -1,0 +1,68 @@
+"""The unit of work: one transaction, its repositories, and nothing committed until `commit()`."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from storage.db import Database
+from storage.repositories import (
+    AuditRepository,
+    ContactRepository,
+    DialogueRepository,
+    InviteRepository,
+    OutboxRepository,
+    SubmissionRepository,
+    UnitRepository,
+    UpdateRepository,
+)
+
+
+class UnitOfWork:
+    """`async with uow: ...; await uow.commit()` — leaving without commit rolls back."""
+
+    session: AsyncSession
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    async def __aenter__(self) -> Self:
+        if self._db.write_lock is not None:
+            await self._db.write_lock.acquire()
+        try:
+            self.session = self._db.sessions()
+            s = self.session
+            self.units = UnitRepository(s)
+            self.contacts = ContactRepository(s)
+            self.invites = InviteRepository(s)
+            self.dialogues = DialogueRepository(s)
+            self.submissions = SubmissionRepository(s)
+            self.audit = AuditRepository(s)
+            self.updates = UpdateRepository(s)
+            self.outbox = OutboxRepository(s)
+        except BaseException:
+            if self._db.write_lock is not None:
+                self._db.write_lock.release()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.session.rollback()
+            await self.session.close()
+        finally:
+            if self._db.write_lock is not None:
+                self._db.write_lock.release()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()

@@ -1,0 +1,106 @@
+"""Test support: a small unit tree, officers, and a `Chat` that talks to the real service layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from bot.app import App
+from bot.bootstrap import bootstrap
+from bot.clock import VN_TZ, FixedClock
+from bot.messages import Incoming, Kind, Reply
+from bot.service import handle_incoming
+from bot.settings import Settings
+from bot.units import add_village
+from storage.models import COMMUNE, PROVINCE, VILLAGE, Unit
+
+REPO = Path(__file__).resolve().parents[1]
+CONTENT = REPO / "content"
+START = datetime(2026, 11, 22, 9, 0, tzinfo=VN_TZ)
+
+
+def make_app(database_url: str, clock: FixedClock | None = None, **settings: object) -> App:
+    """The real app (composition root) on a migrated database, with a fixed clock."""
+    conf = Settings(database_url=database_url, content_dir=str(CONTENT), _env_file=None, **settings)  # type: ignore[call-arg]
+    return bootstrap(conf, clock or FixedClock(START))
+
+
+@dataclass
+class Tree:
+    province: Unit
+    commune: Unit
+    village: Unit  # Thôn Nà Rụa
+    group: Unit  # Tổ dân phố 1
+    other_commune: Unit
+    other_village: Unit  # Xóm Pác Bó, in the other commune
+
+
+async def seed_tree(app: App) -> Tree:
+    """A small tree (a real province and two communes, three villages): fast to create."""
+    now = app.clock.now()
+    from bot.parsing import fold
+
+    def unit(kind: str, name: str, code: str | None, parent: Unit | None) -> Unit:
+        return Unit(kind=kind, name=name, name_folded=fold(name), code=code, parent_id=parent.id if parent else None, created_at=now)
+
+    async with app.uow() as uow:
+        province = await uow.units.add(unit(PROVINCE, "Cao Bằng", "04", None))
+        commune = await uow.units.add(unit(COMMUNE, "Phường Thục Phán", "01273", province))
+        other = await uow.units.add(unit(COMMUNE, "Xã Trường Hà", "01279", province))
+        village = await add_village(uow, commune, "Thôn Nà Rụa", VILLAGE, now, None)
+        group = await add_village(uow, commune, "Tổ dân phố 1", "residential_group", now, None)
+        other_village = await add_village(uow, other, "Xóm Pác Bó", VILLAGE, now, None)
+        await uow.commit()
+    return Tree(province, commune, village, group, other, other_village)
+
+
+async def make_contact(app: App, external_id: str, role: str | None, unit: Unit | None, locale: str = "vi", channel: str = "test") -> None:
+    """A registered contact (consent given) holding `role` on `unit`."""
+    now = app.clock.now()
+    async with app.uow() as uow:
+        contact = await uow.contacts.create(channel, external_id, now)
+        contact.consent_at = now
+        contact.locale = locale
+        if role and unit:
+            await uow.contacts.grant(contact.id, role, unit.id, now)
+            contact.home_unit_id = unit.id
+        await uow.commit()
+
+
+class Chat:
+    """One person talking to the bot through the service layer, as a channel would."""
+
+    def __init__(self, app: App, external_id: str, channel: str = "test") -> None:
+        self.app = app
+        self.external_id = external_id
+        self.channel = channel
+        self.replies: list[Reply] = []
+        self._n = 0
+
+    async def send(self, msg: Incoming) -> list[Reply]:
+        self.replies = await handle_incoming(self.app, msg)
+        return self.replies
+
+    async def say(self, text: str) -> list[Reply]:
+        self._n += 1
+        return await self.send(Incoming(self.channel, self.external_id, Kind.TEXT, text=text, update_id=f"{self.external_id}-{self._n}"))
+
+    async def press(self, option_id: str) -> list[Reply]:
+        self._n += 1
+        return await self.send(Incoming(self.channel, self.external_id, Kind.OPTION, option_id=option_id, update_id=f"{self.external_id}-{self._n}"))
+
+    async def send_kind(self, kind: Kind) -> list[Reply]:
+        return await self.send(Incoming(self.channel, self.external_id, kind))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(r.text for r in self.replies)
+
+    @property
+    def option_ids(self) -> list[str]:
+        return [o.id for r in self.replies for o in r.options]
+
+    @property
+    def option_labels(self) -> list[str]:
+        return [o.label for r in self.replies for o in r.options]

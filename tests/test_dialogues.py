@@ -1,0 +1,106 @@
+"""Whole conversations as transcripts (tests/dialogues/*.yaml), run against the real service
+layer and engine on a migrated SQLite file with a fixed clock.
+
+A transcript says who is talking (`as`), optional earlier submissions (`prior`), then turns:
+what the user sends and what the bot's replies must (`expect`) and must not (`absent`)
+contain. `restart: true` builds a new app on the same database file (a process restart);
+`advance: 80h` moves the clock. `check` asserts what ended up in the database.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from bot.app import App
+from bot.clock import FixedClock
+from bot.messages import Kind
+from storage.models import Submission
+from tests.support import START, Chat, Tree, make_app, make_contact, seed_tree
+
+TRANSCRIPTS = sorted((Path(__file__).parent / "dialogues").glob("*.yaml"))
+
+
+def _duration(text: str) -> timedelta:
+    m = re.fullmatch(r"(\d+)([mhd])", text)
+    assert m, f"bad duration {text!r}"
+    n = int(m.group(1))
+    return {"m": timedelta(minutes=n), "h": timedelta(hours=n), "d": timedelta(days=n)}[m.group(2)]
+
+
+def _unit(tree: Tree, name: str) -> Any:
+    return getattr(tree, name)
+
+
+async def _seed_prior(app: App, tree: Tree, prior: list[dict[str, Any]]) -> None:
+    async with app.uow() as uow:
+        for i, p in enumerate(prior):
+            unit = _unit(tree, p["unit"])
+            record = f"{unit.id}:{p['period']}" if p["form"] == "village_report" else f"prior-{i}"
+            await uow.submissions.add_version(Submission(
+                form_key=p["form"], record_key=record, unit_id=unit.id, period=p["period"], values=p["values"],
+                submitted_at=app.clock.now() - timedelta(days=150 - i), version=0,
+            ))
+        await uow.commit()
+
+
+@pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.stem for p in TRANSCRIPTS])
+async def test_transcript(path: Path, sqlite_url: str) -> None:
+    from storage.migrate import upgrade_async
+
+    spec = yaml.safe_load(path.read_text(encoding="utf-8"))
+    await upgrade_async(sqlite_url)
+    clock = FixedClock(START)
+    app = make_app(sqlite_url, clock)
+    tree = await seed_tree(app)
+    who = spec.get("as", "new")
+    if who != "new":
+        role, unit = who.split("@") if "@" in who else (who, "village")
+        await make_contact(app, "u1", role, _unit(tree, unit), spec.get("locale", "vi"))
+    await _seed_prior(app, tree, spec.get("prior", []))
+    chat = Chat(app, "u1")
+    try:
+        for n, turn in enumerate(spec["turns"], 1):
+            if "advance" in turn:
+                clock.advance(_duration(turn["advance"]))
+            if turn.get("restart"):
+                await app.db.dispose()
+                app = make_app(sqlite_url, clock)
+                chat.app = app
+            if "say" in turn:
+                await chat.say(str(turn["say"]))
+            elif "press" in turn:
+                await chat.press(str(turn["press"]))
+            elif "send" in turn:
+                await chat.send_kind(Kind(turn["send"]))
+            else:
+                continue
+            where = f"{path.name}, turn {n} ({turn.get('say') or turn.get('press') or turn.get('send')!r})"
+            for want in turn.get("expect", []):
+                assert want in chat.text, f"{where}: expected {want!r} in:\n{chat.text}"
+            for unwanted in turn.get("absent", []):
+                assert unwanted not in chat.text, f"{where}: did not expect {unwanted!r} in:\n{chat.text}"
+            for option in turn.get("options", []):
+                assert option in chat.option_labels, f"{where}: expected option {option!r} in {chat.option_labels}"
+        await _check(app, tree, spec.get("check", {}))
+    finally:
+        await app.db.dispose()
+
+
+async def _check(app: App, tree: Tree, check: dict[str, Any]) -> None:
+    async with app.uow() as uow:
+        if "submissions" in check:
+            assert await uow.submissions.count() == check["submissions"], "submission count"
+        for latest in check.get("latest", []):
+            unit = _unit(tree, latest["unit"])
+            row = await uow.submissions.latest(latest["form"], f"{unit.id}:{latest['period']}")
+            assert row is not None, f"no {latest['form']} for {latest['unit']} {latest['period']}"
+            if "version" in latest:
+                assert row.version == latest["version"]
+            for key, value in latest.get("values", {}).items():
+                assert row.values.get(key) == value, f"{key}: {row.values.get(key)!r} != {value!r}"

@@ -1,0 +1,433 @@
+"""The web chat page in a real headless Chromium, against the real HTTP app on a real socket.
+
+The page mechanics are tested against a scripted stand-in for the service (so the assertions do
+not depend on the dialogues' wording); the full reporting scenario runs against the real service.
+Chromium comes from the system (`chromium_path` in conftest.py); Playwright never downloads one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from playwright.async_api import Browser, Page, Request, Route, async_playwright, expect
+
+from bot.app import App
+from bot.bootstrap import bootstrap
+from bot.channels import webchat
+from bot.clock import FixedClock
+from bot.http import create_http_app
+from bot.messages import Incoming, Kind, Option, Reply
+from bot.settings import Settings
+from storage.migrate import upgrade
+
+pytestmark = pytest.mark.browser
+
+NOW = datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
+CONTENT = Path(__file__).resolve().parent.parent / "content"
+PHONE = {"width": 360, "height": 740}
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOT = Path("/tmp/webchat.png")
+
+
+# ----------------------------------------------------------------------------- server and browser
+
+
+@asynccontextmanager
+async def serving(api: FastAPI) -> AsyncIterator[str]:
+    """Run `api` with uvicorn on a free port of 127.0.0.1 in this event loop; yield its URL."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    config = uvicorn.Config(
+        api,
+        log_config=None,
+        access_log=False,
+        ws="none",
+        lifespan="on",
+        timeout_graceful_shutdown=2,
+    )
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        async with asyncio.timeout(10):
+            while not server.started:
+                if task.done():
+                    task.result()  # raises what stopped the server
+                    raise RuntimeError("uvicorn stopped before it started")
+                await asyncio.sleep(0.02)
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        server.should_exit = True
+        await task
+        sock.close()
+
+
+@pytest.fixture
+async def app(sqlite_url: str) -> AsyncIterator[App]:
+    await asyncio.to_thread(upgrade, sqlite_url)
+    application = bootstrap(
+        Settings(database_url=sqlite_url, content_dir=str(CONTENT)), clock=FixedClock(NOW)
+    )
+    yield application
+    await application.db.dispose()
+
+
+@pytest.fixture
+async def browser(chromium_path: str) -> AsyncIterator[Browser]:
+    async with async_playwright() as pw:
+        chromium = await pw.chromium.launch(
+            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
+        )
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+@dataclass
+class Phone:
+    """One browser profile on a 360×740 phone screen, with the page's console errors."""
+
+    browser: Browser
+    page: Page = field(init=False)
+    errors: list[str] = field(default_factory=list)
+
+    async def start(self) -> Phone:
+        context = await self.browser.new_context(
+            viewport=PHONE,
+            device_scale_factor=2,
+            is_mobile=True,
+            has_touch=True,
+            locale="vi-VN",
+            service_workers="block",
+        )
+        self.page = await context.new_page()
+        self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
+        self.page.on("pageerror", lambda e: self.errors.append(str(e)))
+        return self
+
+    async def close(self) -> None:
+        await self.page.context.close()
+
+    def bot(self) -> Any:
+        return self.page.get_by_test_id("bot-message")
+
+    def user(self) -> Any:
+        return self.page.get_by_test_id("user-message")
+
+    def options(self) -> Any:
+        return self.page.get_by_test_id("option-button")
+
+    async def say(self, text: str) -> None:
+        box = self.page.get_by_test_id("chat-input")
+        await box.fill(text)
+        await box.press("Enter")
+
+    async def client_id(self) -> str:
+        value = await self.page.evaluate("localStorage.getItem('khuyenhoc.webchat.clientId')")
+        assert isinstance(value, str)
+        return value
+
+    async def last_bot_text(self) -> str:
+        text = await self.bot().last.get_by_test_id("message-text").inner_text()
+        assert isinstance(text, str)
+        return text
+
+
+@pytest.fixture
+async def phone(browser: Browser) -> AsyncIterator[Phone]:
+    p = await Phone(browser).start()
+    yield p
+    await p.close()
+
+
+# ----------------------------------------------------------------------------- page mechanics
+
+
+class Script:
+    """A stand-in for the service with fixed answers; records what reached it."""
+
+    def __init__(self) -> None:
+        self.seen: list[Incoming] = []
+        self.gate = asyncio.Event()
+
+    async def __call__(self, app: App, msg: Incoming) -> list[Reply]:
+        self.seen.append(msg)
+        if msg.kind is Kind.OPTION:
+            return [Reply(f"Bạn đã chọn: {msg.option_id}", options=[Option("again", "Chọn lại")])]
+        if msg.text == "/start":
+            langs = [Option("lang:vi", "Tiếng Việt"), Option("lang:en", "English")]
+            return [Reply("Xin chào!\nHãy chọn ngôn ngữ:", options=langs)]
+        if msg.text == "chậm":
+            await self.gate.wait()
+        return [Reply(f"Bạn viết: {msg.text}")]
+
+
+@pytest.fixture
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture
+async def site(app: App, script: Script) -> AsyncIterator[str]:
+    api = create_http_app(app, routers=[webchat.create_router(app, handle=script)])
+    async with serving(api) as url:
+        yield url
+
+
+async def test_page_loads_with_vietnamese_ui(site: str, phone: Phone) -> None:
+    page = phone.page
+    await page.goto(site)
+    assert await page.title() == "Khuyến học Bot"
+    await expect(page.get_by_role("heading", name="Khuyến học Bot")).to_be_visible()
+    box = page.get_by_label("Tin nhắn")
+    await expect(box).to_have_attribute("placeholder", "Nhập tin nhắn…")
+    await expect(page.get_by_test_id("chat-send")).to_have_text("Gửi")
+    log = page.get_by_test_id("chat-log")
+    await expect(log).to_have_attribute("aria-live", "polite")
+    await expect(log).to_have_attribute("role", "log")
+    await expect(page.get_by_test_id("start-button")).to_be_visible()
+    await expect(page.get_by_test_id("typing-indicator")).to_be_hidden()
+    assert phone.errors == []
+
+
+async def test_start_button_sends_start_and_shows_the_reply(
+    site: str, phone: Phone, script: Script
+) -> None:
+    page = phone.page
+    await page.goto(site)
+    await page.get_by_test_id("start-button").click()
+    await expect(phone.bot()).to_have_count(1)
+    assert await phone.last_bot_text() == "Xin chào!\nHãy chọn ngôn ngữ:"  # line break kept
+    await expect(phone.user()).to_have_text(["Bắt đầu"])
+    await expect(page.get_by_test_id("start-button")).to_be_hidden()
+    (msg,) = script.seen
+    assert (msg.channel, msg.kind, msg.text) == ("webchat", Kind.TEXT, "/start")
+    assert msg.external_id == await phone.client_id()
+    assert msg.update_id is not None and msg.update_id.startswith(msg.external_id + ":")
+    assert phone.errors == []
+
+
+async def test_option_buttons_send_their_id_and_older_ones_are_disabled(
+    site: str, phone: Phone, script: Script
+) -> None:
+    page = phone.page
+    await page.goto(site)
+    await page.get_by_test_id("start-button").click()
+    await expect(phone.options()).to_have_text(["Tiếng Việt", "English"])
+    await phone.options().nth(1).click()
+    await expect(phone.bot()).to_have_count(2)
+    assert await phone.last_bot_text() == "Bạn đã chọn: lang:en"
+    await expect(phone.user().last).to_have_text("English")  # the label, not the id
+    assert script.seen[-1].kind is Kind.OPTION
+    assert script.seen[-1].option_id == "lang:en"
+    await expect(phone.options().nth(0)).to_be_disabled()
+    await expect(phone.options().nth(1)).to_be_disabled()
+    await expect(phone.options().nth(2)).to_be_enabled()
+    # Typing instead of pressing a button retires the buttons too.
+    await phone.say("không chọn")
+    await expect(phone.bot()).to_have_count(3)
+    await expect(phone.options().nth(2)).to_be_disabled()
+    assert len(script.seen) == 3
+    assert phone.errors == []
+
+
+async def test_enter_sends_shift_enter_breaks_the_line_and_text_stays_text(
+    site: str, phone: Phone, script: Script
+) -> None:
+    page = phone.page
+    await page.goto(site)
+    box = page.get_by_test_id("chat-input")
+    await box.click()
+    await page.keyboard.type("dòng một")
+    await page.keyboard.press("Shift+Enter")
+    await page.keyboard.type("dòng hai")
+    await page.keyboard.press("Enter")
+    await expect(phone.bot()).to_have_count(1)
+    assert script.seen[-1].text == "dòng một\ndòng hai"
+    assert await phone.user().last.inner_text() == "dòng một\ndòng hai"
+    await expect(box).to_have_value("")
+
+    markup = '<img src=x onerror="document.title=1"><b>đậm</b>'
+    await box.fill(markup)
+    await page.get_by_test_id("chat-send").click()
+    await expect(phone.bot()).to_have_count(2)
+    assert await phone.last_bot_text() == f"Bạn viết: {markup}"
+    log = page.get_by_test_id("chat-log")
+    assert await log.locator("img, b").count() == 0
+    assert await page.title() == "Khuyến học Bot"
+
+    await box.fill("   ")
+    await box.press("Enter")  # blank: nothing sent
+    await page.wait_for_timeout(200)
+    assert len(script.seen) == 2
+    assert phone.errors == []
+
+
+async def test_typing_indicator_shows_while_waiting(
+    site: str, phone: Phone, script: Script
+) -> None:
+    page = phone.page
+    await page.goto(site)
+    await phone.say("chậm")
+    indicator = page.get_by_test_id("typing-indicator")
+    await expect(indicator).to_be_visible()
+    await expect(indicator).to_contain_text("đang trả lời")
+    script.gate.set()
+    await expect(phone.bot()).to_have_count(1)
+    await expect(indicator).to_be_hidden()
+
+
+async def test_phone_screen_has_no_horizontal_scroll(site: str, phone: Phone) -> None:
+    page = phone.page
+    await page.goto(site)
+    await page.get_by_test_id("start-button").click()
+    await expect(phone.bot()).to_have_count(1)
+    await phone.say("x" * 400)  # one very long word
+    await expect(phone.bot()).to_have_count(2)
+    await phone.say("https://khuyenhoc.example.vn/" + "duong-dan-rat-dai/" * 20)
+    await expect(phone.bot()).to_have_count(3)
+    widths = await page.evaluate(
+        """() => {
+          const log = document.querySelector('[data-testid=chat-log]');
+          return {doc: document.documentElement.scrollWidth, view: window.innerWidth,
+                  body: document.body.scrollWidth, log: log.scrollWidth, logView: log.clientWidth};
+        }"""
+    )
+    assert widths["view"] == 360
+    assert widths["doc"] <= widths["view"], widths
+    assert widths["body"] <= widths["view"], widths
+    assert widths["log"] <= widths["logView"], widths
+    # Tap targets: at least 44 CSS pixels high, inside the screen.
+    for testid in ("chat-input", "chat-send"):
+        box = await page.get_by_test_id(testid).bounding_box()
+        assert box is not None
+        assert box["height"] >= 44, (testid, box)
+        assert box["x"] >= 0 and box["x"] + box["width"] <= 360, (testid, box)
+    await phone.say("/start")
+    await expect(phone.options()).to_have_count(2)
+    for i in range(2):
+        box = await phone.options().nth(i).bounding_box()
+        assert box is not None and box["height"] >= 44
+    # A link in a message is a real link, opened outside the chat.
+    link = page.get_by_test_id("chat-log").locator("a[href^='https://khuyenhoc.example.vn/']")
+    await expect(link).to_have_attribute("rel", "noopener noreferrer")
+    assert phone.errors == []
+
+
+async def test_the_client_id_and_the_conversation_survive_a_reload(
+    site: str, phone: Phone, browser: Browser, script: Script
+) -> None:
+    page = phone.page
+    await page.goto(site)
+    await page.get_by_test_id("start-button").click()
+    await expect(phone.bot()).to_have_count(1)
+    first_id = await phone.client_id()
+    assert re.fullmatch(r"[0-9a-f]{32}", first_id)
+
+    await page.reload()
+    assert await phone.client_id() == first_id
+    await expect(phone.bot()).to_have_count(1)  # the conversation is still on screen
+    await expect(page.get_by_test_id("start-button")).to_be_hidden()
+    await expect(phone.options().nth(1)).to_be_enabled()  # still unanswered
+    await phone.options().nth(0).click()
+    await expect(phone.bot()).to_have_count(2)
+    assert {m.external_id for m in script.seen} == {first_id}
+
+    other = await Phone(browser).start()  # another profile: another person
+    try:
+        await other.page.goto(site)
+        await expect(other.page.get_by_test_id("start-button")).to_be_visible()
+        assert await other.client_id() != first_id
+    finally:
+        await other.close()
+    assert phone.errors == []
+
+
+async def test_a_network_error_is_retried_once_with_the_same_message_id(
+    site: str, phone: Phone, script: Script
+) -> None:
+    page = phone.page
+    attempts: list[dict[str, Any]] = []
+
+    async def flaky(route: Route, request: Request) -> None:
+        attempts.append(json.loads(request.post_data or "{}"))
+        if len(attempts) == 1:
+            await route.abort("connectionreset")
+        else:
+            await route.continue_()
+
+    await page.route("**/api/webchat/messages", flaky)
+    await page.goto(site)
+    await phone.say("thử lại")
+    await expect(phone.bot()).to_have_count(1)
+    assert await phone.last_bot_text() == "Bạn viết: thử lại"
+    assert len(attempts) == 2
+    assert attempts[0] == attempts[1]
+    assert re.fullmatch(r"[0-9a-f]{32}", attempts[0]["message_id"])
+    assert len(script.seen) == 1
+
+    # The next message gets a message id of its own.
+    await phone.say("tin sau")
+    await expect(phone.bot()).to_have_count(2)
+    assert attempts[2]["message_id"] != attempts[0]["message_id"]
+
+
+async def test_a_network_that_stays_down_is_reported(site: str, phone: Phone) -> None:
+    page = phone.page
+    await page.route("**/api/webchat/messages", lambda route: route.abort("internetdisconnected"))
+    await page.goto(site)
+    await phone.say("không tới")
+    await expect(page.get_by_test_id("note")).to_contain_text("Không gửi được tin nhắn")
+    await expect(page.get_by_test_id("typing-indicator")).to_be_hidden()
+
+
+async def test_pushed_messages_arrive_by_polling(
+    site: str, phone: Phone, app: App, script: Script
+) -> None:
+    page = phone.page
+    await page.goto(site)
+    await page.get_by_test_id("start-button").click()
+    await expect(phone.bot()).to_have_count(1)
+    client_id = await phone.client_id()
+    async with app.uow() as uow:
+        contact = await uow.contacts.create("webchat", client_id, NOW)
+        payload = {
+            "text": "Nhắc nhở: hạn báo cáo quý I là ngày 5/4.",
+            "options": [{"id": "report:start", "label": "Báo cáo ngay"}],
+        }
+        uow.outbox.add(contact.id, "webchat", client_id, payload, NOW)
+        await uow.commit()
+    # The page polls every 5 seconds.
+    await expect(phone.bot()).to_have_count(2, timeout=8000)
+    assert await phone.last_bot_text() == "Nhắc nhở: hạn báo cáo quý I là ngày 5/4."
+    await page.get_by_role("button", name="Báo cáo ngay").click()
+    await expect(phone.bot()).to_have_count(3)
+    assert script.seen[-1].option_id == "report:start"
+    # Shown once: neither the next poll nor a reload brings it back a second time.
+    await page.reload()
+    await page.wait_for_timeout(500)
+    await expect(page.get_by_text("Nhắc nhở: hạn báo cáo")).to_have_count(1)
+    assert phone.errors == []
