@@ -63,6 +63,7 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
         role, unit = who.split("@") if "@" in who else (who, "village")
         await make_contact(app, "u1", role, _unit(tree, unit), spec.get("locale", "vi"))
     await _seed_prior(app, tree, spec.get("prior", []))
+    codes = await _make_invites(app, tree, spec.get("invites", {}))
     chat = Chat(app, "u1")
     try:
         for n, turn in enumerate(spec["turns"], 1):
@@ -73,7 +74,7 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
                 app = make_app(sqlite_url, clock)
                 chat.app = app
             if "say" in turn:
-                await chat.say(str(turn["say"]))
+                await chat.say(str(turn["say"]).format(**codes))
             elif "press" in turn:
                 await chat.press(str(turn["press"]))
             elif "send" in turn:
@@ -90,6 +91,21 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
         await _check(app, tree, spec.get("check", {}))
     finally:
         await app.db.dispose()
+
+
+async def _make_invites(app: App, tree: Tree, wanted: dict[str, str]) -> dict[str, str]:
+    """`invites: {code1: village_officer@village}` → the codes, for `{code1}` in what users say."""
+    from bot.invites import create_invite, format_code
+
+    codes: dict[str, str] = {}
+    async with app.uow() as uow:
+        for name, spec in wanted.items():
+            role, unit, *expired = spec.split("@")
+            days = 1 if expired else 14
+            invite = await create_invite(uow, _unit(tree, unit), role, app.clock.now() - timedelta(days=2 if expired else 0), days)
+            codes[name] = format_code(invite.code)
+        await uow.commit()
+    return codes
 
 
 async def _check(app: App, tree: Tree, check: dict[str, Any]) -> None:

@@ -327,12 +327,12 @@ async def test_phone_screen_has_no_horizontal_scroll(site: str, phone: Phone) ->
         assert box["height"] >= 44, (testid, box)
         assert box["x"] >= 0 and box["x"] + box["width"] <= 360, (testid, box)
     await phone.say("/start")
-    await expect(phone.options()).to_have_count(2)
-    for i in range(2):
+    await expect(phone.options()).to_have_count(4)
+    for i in (2, 3):
         box = await phone.options().nth(i).bounding_box()
         assert box is not None and box["height"] >= 44
     # A link in a message is a real link, opened outside the chat.
-    link = page.get_by_test_id("chat-log").locator("a[href^='https://khuyenhoc.example.vn/']")
+    link = phone.bot().nth(2).locator("a[href^='https://khuyenhoc.example.vn/']")
     await expect(link).to_have_attribute("rel", "noopener noreferrer")
     assert phone.errors == []
 
@@ -430,4 +430,143 @@ async def test_pushed_messages_arrive_by_polling(
     await page.reload()
     await page.wait_for_timeout(500)
     await expect(page.get_by_text("Nhắc nhở: hạn báo cáo")).to_have_count(1)
+    assert phone.errors == []
+
+
+# ----------------------------------------------------------------------------- the whole scenario
+
+# Answers to the village report, by field key: consistent with every hard and soft rule.
+VILLAGE_ANSWERS: dict[str, str] = {
+    "households_total": "120",
+    "population_total": "480",
+    "lf_registered": "100",
+    "lf_recognized": "90",
+    "clans_total": "5",
+    "lc_registered": "3",
+    "lc_recognized": "2",
+    "clan_boards": "2",
+    "village_lc_status": "c:registered",  # a choice: pressed as a button
+    "members_total": "150",
+    "members_new": "10",
+    "adults_total": "300",
+    "lcit_registered": "120",
+    "lcit_recognized": "100",
+    "fund_raised_vnd": "5tr",
+    "fund_disbursed_vnd": "3 triệu",
+    "fund_balance_vnd": "2.000.000",
+    "scholarship_count": "4",
+    "scholarship_amount_vnd": "2tr",
+    "award_count": "10",
+    "award_amount_vnd": "1tr",
+    "clc_sessions": "6",
+    "clc_attendance": "180",
+    "notes": "Gia đình ông Nông Văn Dền tiêu biểu.\nDòng họ Hoàng hiếu học.",
+}
+QUESTION = re.compile(r"^.*\d+/\d+: (.+)$", re.MULTILINE)
+
+
+class Conversation:
+    """Drives the page like a person: press a button or type, then wait for the bot."""
+
+    def __init__(self, phone: Phone) -> None:
+        self.phone = phone
+        self.page = phone.page
+
+    async def _wait(self, before: int) -> str:
+        await expect(self.phone.bot()).not_to_have_count(before, timeout=15_000)
+        await expect(self.page.get_by_test_id("typing-indicator")).to_be_hidden(timeout=15_000)
+        return await self.phone.last_bot_text()
+
+    async def option_ids(self) -> list[str]:
+        ids = await self.page.locator("[data-testid=option-button]:enabled").evaluate_all(
+            "buttons => buttons.map(b => b.dataset.optionId)"
+        )
+        assert isinstance(ids, list)
+        return [str(i) for i in ids]
+
+    async def press(self, option_id: str) -> str:
+        before = await self.phone.bot().count()
+        button = self.page.locator(
+            f"[data-testid=option-button][data-option-id='{option_id}']:enabled"
+        )
+        await button.click()
+        return await self._wait(before)
+
+    async def type(self, text: str) -> str:
+        before = await self.phone.bot().count()
+        await self.phone.say(text)
+        return await self._wait(before)
+
+
+async def test_an_officer_registers_and_sends_a_village_report(
+    app: App, phone: Phone, browser: Browser
+) -> None:
+    from bot.invites import create_invite, format_code
+    from bot.units import seed_demo
+    from storage.models import VILLAGE_OFFICER
+
+    async with app.uow() as uow:
+        seed = await seed_demo(uow, app.content_dir, NOW)
+        village = seed.villages[0]
+        invite = await create_invite(uow, village, VILLAGE_OFFICER, NOW, expiry_days=14)
+        code = format_code(invite.code)
+        await uow.commit()
+    form = app.forms["village_report"]
+    by_label = {f.label.vi: f.key for f in form.fields}
+
+    async with serving(create_http_app(app)) as site:
+        page = phone.page
+        talk = Conversation(phone)
+        await page.goto(site)
+        before = await phone.bot().count()
+        await page.get_by_test_id("start-button").click()
+        text = await talk._wait(before)
+        assert "Mời chọn ngôn ngữ" in text
+        text = await talk.press("vi")  # language
+        assert await talk.option_ids() == ["yes", "no"], text
+        text = await talk.press("yes")  # consent
+        assert "officer" in await talk.option_ids(), text
+        await talk.press("officer")  # "I have an invite code"
+        text = await talk.type(code.lower())  # people type codes in lower case too
+        assert village.name in "\n".join(await phone.bot().all_inner_texts()), text
+
+        text = await talk.type("/baocao")
+        ids = await talk.option_ids()
+        if "confirm" not in ids and not QUESTION.search(text):  # which period: the default
+            text = await talk.press(ids[0])
+
+        answered: list[str] = []
+        for _ in range(4 * len(form.fields)):
+            ids = await talk.option_ids()
+            if "confirm" in ids:
+                break
+            if "yes" in ids and "no" in ids:  # a soft warning: the figure is right
+                text = await talk.press("yes")
+                continue
+            m = QUESTION.search(text)
+            assert m is not None, f"no question in the bot's message:\n{text}"
+            key = by_label[m.group(1).strip()]
+            answer = VILLAGE_ANSWERS[key]
+            assert key not in answered, f"{key} asked again:\n{text}"
+            answered.append(key)
+            text = await (talk.press(answer) if answer.startswith("c:") else talk.type(answer))
+        else:
+            pytest.fail(f"the report never reached its summary; last message:\n{text}")
+
+        assert set(answered) == set(VILLAGE_ANSWERS)
+        assert "Ông Nông Văn Dền" in text or "Nông Văn Dền" in text  # the summary
+        text = await talk.press("confirm")
+        assert "✅" in text, text
+        await page.screenshot(path=str(SCREENSHOT))
+        widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+        assert widths[0] <= widths[1]
+
+    async with app.uow() as uow:
+        saved = await uow.submissions.latest_for_unit("village_report", village.id)
+    assert saved is not None
+    assert saved.channel == "webchat"
+    assert saved.values["households_total"] == 120
+    assert saved.values["fund_disbursed_vnd"] == 3_000_000
+    assert saved.values["village_lc_status"] == "registered"
+    assert saved.values["notes"] == VILLAGE_ANSWERS["notes"]
     assert phone.errors == []

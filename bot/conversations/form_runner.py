@@ -146,6 +146,7 @@ class FormRunner(Flow):
                     version=previous.version, next=previous.version + 1,
                 )))
                 state["defaults"] = dict(previous.values)
+                state["confirmed"] = dict(previous.values)
                 state["prev"] = await self._previous_values(ctx, form, unit_id, state["record_key"])
             else:
                 last = await ctx.uow.submissions.latest_for_unit(form.key, unit_id)
@@ -293,7 +294,7 @@ class FormRunner(Flow):
         hard = [v for v in violations if v.rule.severity == "hard"]
         if hard:
             return Step([Reply("⚠️ " + hard[0].message)] + await self.reprompt(ctx, state), state)
-        soft = [v for v in violations if v.rule.id not in state["acked"]]
+        soft = [v for v in violations if not self._acknowledged(state, v.rule.id, v.rule.fields, trial)]
         if soft:
             state["phase"] = "soft"
             state["candidate"] = value
@@ -331,6 +332,14 @@ class FormRunner(Flow):
             return await self._finish_questions(ctx, state, form)
         return Step([self._ask_field(ctx, state, form, nxt)], state)
 
+    def _acknowledged(self, state: State, rule_id: str, fields: tuple[str, ...], values: dict[str, Any]) -> bool:
+        """A soft warning is settled when confirmed in this dialogue, or, in a correction, when
+        the version being corrected was sent with the same values (it was confirmed then)."""
+        if rule_id in state["acked"]:
+            return True
+        confirmed = state.get("confirmed")
+        return bool(confirmed) and all(confirmed.get(k) == values.get(k) for k in fields)
+
     def _go_back(self, ctx: Context, state: State, form: Form) -> Step:
         t = ctx.t
         if not state["history"]:
@@ -345,7 +354,7 @@ class FormRunner(Flow):
         violations = check_rules(form, self._typed(form, state["values"]), self._typed(form, state.get("prev", {})),
                                  self._context(state), answered=set(state["answered"]), focus=None, locale=t.locale)
         for v in violations:
-            if v.rule.severity == "hard" or v.rule.id not in state["acked"]:
+            if v.rule.severity == "hard" or not self._acknowledged(state, v.rule.id, v.rule.fields, state["values"]):
                 target = next((k for k in reversed(state["answered"]) if k in v.rule.fields), state["answered"][-1])
                 state["editing"] = True
                 icon = "⚠️ " if v.rule.severity == "hard" else "❓ "

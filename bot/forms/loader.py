@@ -102,6 +102,13 @@ def _digest(definition: dict[str, Any]) -> str:
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
+def _where(raw: object, key: str, what: str, fallback: str) -> str:
+    """Name a field or rule by its key in errors, as soon as it has one."""
+    if isinstance(raw, dict) and isinstance(raw.get(key), str):
+        return f"{what} {raw[key]!r}"
+    return fallback
+
+
 class _Reader:
     """Validates one file's mapping; every error goes through `fail` so it names the file."""
 
@@ -226,7 +233,7 @@ class _Reader:
         return tuple(fields)
 
     def field(self, raw: object, index: int, earlier: list[str]) -> Field:
-        where = f"fields[{index}]"
+        where = _where(raw, "key", "field", f"fields[{index}]")
         data = self.mapping(raw, where, _FIELD_KEYS)
         if "key" not in data:
             raise self.fail(where, "missing 'key'")
@@ -315,7 +322,7 @@ class _Reader:
         keys = [f.key for f in fields]
         rules: list[Rule] = []
         for index, item in enumerate(raw):
-            where = f"rules[{index}]"
+            where = _where(item, "id", "rule", f"rules[{index}]")
             data = self.mapping(item, where, _RULE_KEYS)
             for required in ("id", "severity", "check", "message"):
                 if required not in data:
