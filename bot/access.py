@@ -9,9 +9,9 @@ from storage.models import (
     COMMUNE_OFFICER,
     PROVINCE_STAFF,
     VILLAGE_OFFICER,
-    RoleGrant,
     Unit,
 )
+from storage.uow import UnitOfWork
 
 REPORTING_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN)
 VILLAGE_MANAGER_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN)
@@ -34,5 +34,11 @@ def may_act_on(grants: list[Grant], unit: Unit, roles: tuple[str, ...]) -> bool:
     return any(g.role in roles and unit.path.startswith(g.unit.path) for g in grants)
 
 
-def from_rows(rows: list[RoleGrant], units: dict[int, Unit]) -> list[Grant]:
-    return [Grant(r.role, units[r.unit_id]) for r in rows if r.unit_id in units]
+async def load_grants(uow: UnitOfWork, contact_id: int) -> list[Grant]:
+    """The contact's active roles with their units."""
+    grants: list[Grant] = []
+    for row in await uow.contacts.roles(contact_id):
+        unit = await uow.units.get(row.unit_id)
+        if unit is not None:
+            grants.append(Grant(row.role, unit))
+    return grants

@@ -11,13 +11,12 @@ import logging
 
 from sqlalchemy.exc import IntegrityError
 
-from bot.access import Grant
+from bot.access import load_grants
 from bot.app import App
 from bot.conversations.engine import Context
 from bot.handlers.router import dispatch
 from bot.i18n import translator
 from bot.messages import Incoming, Reply
-from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +56,3 @@ async def handle_incoming(app: App, msg: Incoming) -> list[Reply]:
     t = translator(locale)
     return [Reply(t("Sorry, something went wrong on our side. Nothing you sent before was lost: please send your last answer again."))]
 
-
-async def load_grants(uow: UnitOfWork, contact_id: int) -> list[Grant]:
-    grants: list[Grant] = []
-    for row in await uow.contacts.roles(contact_id):
-        unit = await uow.units.get(row.unit_id)
-        if unit is not None:
-            grants.append(Grant(row.role, unit))
-    return grants

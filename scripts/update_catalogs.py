@@ -121,14 +121,15 @@ def read(path: Path, locale: str | None = None) -> Catalog:
 def check(messages: Locations, problems: Iterable[str] = ()) -> list[str]:
     """What is wrong with the catalogs compared with the code; empty when all is well."""
     out = list(problems)
-    for label, path, locale in [("pot", POT, None)] + [(lc, po_path(lc), lc) for lc in LOCALE_NAMES]:
+    targets = [("pot", POT, None)] + [(lc, po_path(lc), lc) for lc in LOCALE_NAMES]
+    for label, path, locale in targets:
         if not path.exists():
             out.append(f"{label}: {path.relative_to(ROOT)} is missing")
             continue
         catalog = read(path, locale)
         ids = {str(m.id) for m in catalog if m.id}
         out += [f"{label}: not in the catalog: {m!r}" for m in messages if m not in ids]
-        out += [f"{label}: stale, no longer in the code: {m!r}" for m in sorted(ids - set(messages))]
+        out += [f"{label}: stale, not in the code: {m!r}" for m in sorted(ids - set(messages))]
         if locale is None:
             continue
         for m in catalog:
@@ -170,10 +171,10 @@ def main(argv: list[str] | None = None) -> int:
     messages, problems = extract()
     if not args.check:
         pot = template(messages)
-        changed = [p for p, c in [(POT, pot)] + [(po_path(lc), merge(lc, pot)) for lc in LOCALE_NAMES]
-                   if write(p, c)]
-        for path in changed:
-            _say(f"updated {path.relative_to(ROOT)}")
+        outputs = [(POT, pot)] + [(po_path(lc), merge(lc, pot)) for lc in LOCALE_NAMES]
+        for path, catalog in outputs:
+            if write(path, catalog):
+                _say(f"updated {path.relative_to(ROOT)}")
     report = check(messages, problems)
     for line in report:
         _say(line)

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bot.access import Grant
+from bot.access import Grant, load_grants
 from bot.clock import VN_TZ
 from bot.i18n import Translator
 from bot.messages import Incoming, Kind, Option, Reply
@@ -52,6 +52,10 @@ class Context:
     @property
     def app_content_dir(self) -> Path:
         return Path(self.settings.content_dir)
+
+    async def refresh_grants(self) -> None:
+        """Reload roles after this message granted one (an invite code was redeemed)."""
+        self.grants = await load_grants(self.uow, self.contact.id)
 
     def set_locale(self, t: Translator) -> None:
         self.t = t

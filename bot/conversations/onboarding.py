@@ -106,6 +106,7 @@ class Onboarding(Flow):
             unit = await ctx.uow.units.get(invite.unit_id)
             where = await describe_unit(ctx, unit) if unit else ""
             ctx.contact.home_unit_id = invite.unit_id
+            await ctx.refresh_grants()
             done = t("Welcome! You are registered as {role} of {unit}.", role=role_label(t, invite.role), unit=where)
             return Step([Reply(done)], None, ("menu", {}))
         state["step"] = "code"
@@ -186,6 +187,7 @@ class Onboarding(Flow):
         t = ctx.t
         ctx.contact.home_unit_id = unit.id
         await ctx.uow.contacts.grant(ctx.contact.id, MEMBER, unit.id, ctx.now)
+        await ctx.refresh_grants()
         ctx.uow.audit.add(ctx.now, "contact.register_member", ctx.contact.id, unit.id)
         where = await describe_unit(ctx, unit)
         done = t("Thank you! You are registered as a member in {unit}.", unit=where)
