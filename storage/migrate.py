@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import logging
 import os
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p_check = sub.add_parser("check", help="fail if the models differ from the migrations")
     p_check.add_argument("url", nargs="?", help="database URL (default: a fresh SQLite one)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)-5.5s [%(name)s] %(message)s")
 
     def url_or_env(given: str | None) -> str:
         url = given or os.environ.get("DATABASE_URL")

@@ -22,7 +22,8 @@ START = datetime(2026, 11, 22, 9, 0, tzinfo=VN_TZ)
 
 def make_app(database_url: str, clock: FixedClock | None = None, **settings: object) -> App:
     """The real app (composition root) on a migrated database, with a fixed clock."""
-    conf = Settings(database_url=database_url, content_dir=str(CONTENT), _env_file=None, **settings)  # type: ignore[call-arg]
+    settings.setdefault("content_dir", str(CONTENT))
+    conf = Settings(database_url=database_url, _env_file=None, **settings)  # type: ignore[arg-type]
     return bootstrap(conf, clock or FixedClock(START))
 
 

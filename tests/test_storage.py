@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -178,7 +179,8 @@ async def test_channel_identity_unique(db: Database) -> None:
     async with UnitOfWork(db) as uow:
         count = len((await uow.session.execute(select(Contact))).scalars().all())
         assert count == 2
-        assert other.id != (await uow.contacts.by_identity("telegram", "tg-7")).id  # type: ignore[union-attr]
+        first = await uow.contacts.by_identity("telegram", "tg-7")
+        assert first is not None and first.id != other.id
 
 
 async def test_role_grants(db: Database) -> None:
@@ -284,7 +286,7 @@ async def test_invite_code_unique(db: Database) -> None:
 
 async def test_dialogue_state_round_trip(db: Database) -> None:
     contact_id = await make_contact(db)
-    state = {
+    state: dict[str, Any] = {
         "step": "so_hoi_vien",
         "answers": {"so_hoi_vien": 125, "ty_le": 0.75, "ghi_chu": "Thôn đã họp — tốt 👍"},
         "history": ["start", "chon_thon", 3],
@@ -299,7 +301,7 @@ async def test_dialogue_state_round_trip(db: Database) -> None:
         row = await uow.dialogues.get(contact_id)
         assert row is not None
         assert (row.flow, row.state, row.updated_at) == ("village_report", state, NOW)
-        changed = {**state, "step": "xac_nhan", "answers": {**state["answers"], "extra": [1, 2]}}  # type: ignore[dict-item]
+        changed = {**state, "step": "xac_nhan", "answers": {"so_hoi_vien": 130, "extra": [1, 2]}}
         await uow.dialogues.save(contact_id, None, changed, NOW + timedelta(minutes=5))
         await uow.commit()
     async with UnitOfWork(db) as uow:

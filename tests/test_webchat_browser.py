@@ -11,6 +11,8 @@ import asyncio
 import json
 import re
 import socket
+import struct
+import zlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -22,14 +24,23 @@ from zoneinfo import ZoneInfo
 import pytest
 import uvicorn
 from fastapi import FastAPI
-from playwright.async_api import Browser, Page, Request, Route, async_playwright, expect
+from playwright.async_api import (
+    Browser,
+    Locator,
+    Page,
+    Request,
+    Route,
+    ViewportSize,
+    async_playwright,
+    expect,
+)
 
 from bot.app import App
 from bot.bootstrap import bootstrap
 from bot.channels import webchat
 from bot.clock import FixedClock
 from bot.http import create_http_app
-from bot.messages import Incoming, Kind, Option, Reply
+from bot.messages import Attachment, Incoming, Kind, Option, Reply
 from bot.settings import Settings
 from storage.migrate import upgrade
 
@@ -37,7 +48,7 @@ pytestmark = pytest.mark.browser
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 CONTENT = Path(__file__).resolve().parent.parent / "content"
-PHONE = {"width": 360, "height": 740}
+PHONE: ViewportSize = {"width": 360, "height": 740}
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -131,13 +142,13 @@ class Phone:
     async def close(self) -> None:
         await self.page.context.close()
 
-    def bot(self) -> Any:
+    def bot(self) -> Locator:
         return self.page.get_by_test_id("bot-message")
 
-    def user(self) -> Any:
+    def user(self) -> Locator:
         return self.page.get_by_test_id("user-message")
 
-    def options(self) -> Any:
+    def options(self) -> Locator:
         return self.page.get_by_test_id("option-button")
 
     async def say(self, text: str) -> None:
@@ -166,6 +177,23 @@ async def phone(browser: Browser) -> AsyncIterator[Phone]:
 # ----------------------------------------------------------------------------- page mechanics
 
 
+def tiny_png() -> bytes:
+    """A valid 2×2 green PNG."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    rows = b"".join(b"\x00" + b"\x12\x66\x4f" * 2 for _ in range(2))
+    header = struct.pack(">IIBBBBB", 2, 2, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(rows))
+        + chunk(b"IEND", b"")
+    )
+
+
 class Script:
     """A stand-in for the service with fixed answers; records what reached it."""
 
@@ -174,6 +202,8 @@ class Script:
         self.gate = asyncio.Event()
 
     async def __call__(self, app: App, msg: Incoming) -> list[Reply]:
+        if msg.update_id and msg.update_id in {m.update_id for m in self.seen}:
+            return []  # processed once, like the real service
         self.seen.append(msg)
         if msg.kind is Kind.OPTION:
             return [Reply(f"Bạn đã chọn: {msg.option_id}", options=[Option("again", "Chọn lại")])]
@@ -182,6 +212,12 @@ class Script:
             return [Reply("Xin chào!\nHãy chọn ngôn ngữ:", options=langs)]
         if msg.text == "chậm":
             await self.gate.wait()
+        if msg.text == "tệp":
+            files = [
+                Attachment("bieu-do.png", "image/png", tiny_png()),
+                Attachment("bao-cao.csv", "text/csv", "thôn,số hộ\nPác Bó,120\n".encode()),
+            ]
+            return [Reply("Báo cáo của bạn:", attachments=files)]
         return [Reply(f"Bạn viết: {msg.text}")]
 
 
@@ -283,6 +319,26 @@ async def test_enter_sends_shift_enter_breaks_the_line_and_text_stays_text(
     await box.press("Enter")  # blank: nothing sent
     await page.wait_for_timeout(200)
     assert len(script.seen) == 2
+    assert phone.errors == []
+
+
+async def test_attachments_show_as_pictures_and_downloads(site: str, phone: Phone) -> None:
+    page = phone.page
+    await page.goto(site)
+    await phone.say("tệp")
+    await expect(phone.bot()).to_have_count(1)
+    picture = phone.bot().last.locator("img")
+    await expect(picture).to_have_attribute("alt", "bieu-do.png")
+    await picture.evaluate("img => img.decode()")  # resolves once the picture is readable
+    assert await picture.evaluate("img => img.naturalWidth") == 2
+    links = phone.bot().last.get_by_test_id("attachment")
+    await expect(links).to_have_text(["📎 bieu-do.png", "📎 bao-cao.csv"])
+    await expect(links.nth(1)).to_have_attribute("download", "bao-cao.csv")
+    async with page.expect_download() as info:
+        await links.nth(1).click()
+    download = await info.value
+    path = await download.path()
+    assert Path(path).read_bytes() == "thôn,số hộ\nPác Bó,120\n".encode()
     assert phone.errors == []
 
 
@@ -395,6 +451,28 @@ async def test_a_network_error_is_retried_once_with_the_same_message_id(
     assert attempts[2]["message_id"] != attempts[0]["message_id"]
 
 
+async def test_a_lost_answer_is_explained(site: str, phone: Phone, script: Script) -> None:
+    page = phone.page
+    tries = 0
+
+    async def answer_lost(route: Route) -> None:
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            await route.fetch()  # the server gets and processes the message ...
+            await route.abort("connectionreset")  # ... but its answer never arrives
+        else:
+            await route.continue_()
+
+    await page.route("**/api/webchat/messages", answer_lost)
+    await page.goto(site)
+    await phone.say("mất trả lời")
+    await expect(page.get_by_test_id("note")).to_contain_text("câu trả lời bị mất")
+    assert tries == 2
+    assert [m.text for m in script.seen] == ["mất trả lời"]  # processed once
+    await expect(phone.bot()).to_have_count(0)
+
+
 async def test_a_network_that_stays_down_is_reported(site: str, phone: Phone) -> None:
     page = phone.page
     await page.route("**/api/webchat/messages", lambda route: route.abort("internetdisconnected"))
@@ -473,7 +551,7 @@ class Conversation:
         self.page = phone.page
         self.new: list[str] = []
 
-    async def _wait(self, before: int) -> str:
+    async def wait_for_reply(self, before: int) -> str:
         await expect(self.phone.bot()).not_to_have_count(before, timeout=15_000)
         await expect(self.page.get_by_test_id("typing-indicator")).to_be_hidden(timeout=15_000)
         texts = await self.phone.bot().get_by_test_id("message-text").all_inner_texts()
@@ -493,12 +571,12 @@ class Conversation:
             f"[data-testid=option-button][data-option-id='{option_id}']:enabled"
         )
         await button.click()
-        return await self._wait(before)
+        return await self.wait_for_reply(before)
 
     async def type(self, text: str) -> str:
         before = await self.phone.bot().count()
         await self.phone.say(text)
-        return await self._wait(before)
+        return await self.wait_for_reply(before)
 
 
 async def test_an_officer_registers_and_sends_a_village_report(
@@ -524,7 +602,7 @@ async def test_an_officer_registers_and_sends_a_village_report(
         await page.goto(site)
         before = await phone.bot().count()
         await page.get_by_test_id("start-button").click()
-        text = await talk._wait(before)
+        text = await talk.wait_for_reply(before)
         assert "Mời chọn ngôn ngữ" in text
         text = await talk.press("vi")  # language
         assert await talk.option_ids() == ["yes", "no"], text
@@ -567,10 +645,11 @@ async def test_an_officer_registers_and_sends_a_village_report(
 
     async with app.uow() as uow:
         saved = await uow.submissions.latest_for_unit("village_report", village_id)
-    assert saved is not None
-    assert saved.channel == "webchat"
-    assert saved.values["households_total"] == 120
-    assert saved.values["fund_disbursed_vnd"] == 3_000_000
-    assert saved.values["village_lc_status"] == "registered"
-    assert saved.values["notes"] == VILLAGE_ANSWERS["notes"]
+        assert saved is not None
+        channel, values = saved.channel, dict(saved.values)
+    assert channel == "webchat"
+    assert values["households_total"] == 120
+    assert values["fund_disbursed_vnd"] == 3_000_000
+    assert values["village_lc_status"] == "registered"
+    assert values["notes"] == VILLAGE_ANSWERS["notes"]
     assert phone.errors == []

@@ -36,6 +36,14 @@ from bot.periods import Period, period_choices
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
 Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
+
+
+class AnswerRefused(ValueError):
+    """An answer that is not a number problem: not one of the choices, too long, empty."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
 LIST_LIMIT = 10
 
 
@@ -230,7 +238,7 @@ class FormRunner(Flow):
             return Step([Reply(t("I can only read typed answers here."))] + await self.reprompt(ctx, state), state)
         try:
             value = self._parse(ctx, f, msg, pick)
-        except ParseError as err:
+        except (ParseError, AnswerRefused) as err:
             return Step([Reply(self._parse_problem(ctx, f, err))] + await self.reprompt(ctx, state), state)
         return await self._check_and_accept(ctx, state, form, f, value)
 
@@ -242,7 +250,7 @@ class FormRunner(Flow):
             for c in f.choices:
                 if typed in {fold(c.value), fold(c.label.vi), fold(c.label.en), *(fold(a) for a in c.aliases)}:
                     return c.value
-            raise ParseError("not_a_choice", msg.text)
+            raise AnswerRefused("not_a_choice")
         text = msg.text.strip()
         if f.type == "integer":
             return parse_integer(text)
@@ -251,13 +259,13 @@ class FormRunner(Flow):
         if f.type == "date":
             return parse_date(text, ctx.today).isoformat()
         if not text:
-            raise ParseError("empty", text)
+            raise AnswerRefused("empty")
         limit = f.max_length or ctx.settings.max_text_length
         if len(text) > limit:
-            raise ParseError("too_long", text)
+            raise AnswerRefused("too_long")
         return text
 
-    def _parse_problem(self, ctx: Context, f: Field, err: ParseError) -> str:
+    def _parse_problem(self, ctx: Context, f: Field, err: ParseError | AnswerRefused) -> str:
         t = ctx.t
         code = err.code
         if code == "not_a_choice":
