@@ -21,7 +21,7 @@ from sqlalchemy.pool import NullPool
 
 from storage import migrate
 from storage.db import normalise_url
-from storage.models import Base
+from storage.schema import Base
 
 
 def describe(connection: Connection) -> dict[str, Any]:

@@ -20,7 +20,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from storage.db import normalise_url
-from storage.models import Base, UTCDateTime
+from storage.models import UTCDateTime
+from storage.schema import Base
 
 config = context.config
 

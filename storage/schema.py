@@ -1,0 +1,9 @@
+"""Every model module, imported once so that `Base.metadata` knows every table.
+
+Alembic's env.py and the migration tests use this; add a new model module here.
+"""
+
+from storage import models, models_channels, models_outreach, models_reports
+from storage.models import Base
+
+__all__ = ["Base", "models", "models_channels", "models_outreach", "models_reports"]
