@@ -19,11 +19,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
+import resource
 import statistics
 import sys
 import tempfile
 import time
-import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -97,13 +97,13 @@ async def main() -> None:
         ids = [f"o{i}" for i in range(args.officers)]
         base = max(await baseline(app, ids), await baseline(app, ids))
 
-        tracemalloc.start()
         burst: list[float] = []
+        cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
         await asyncio.gather(*(officer(app, ext, burst, 0.0) for ext in ids))
         burst_wall = time.perf_counter() - t0
-        _, peak = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
+        cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+        burst_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
         burst_rate = len(burst) / burst_wall
 
         # Paced: each officer's mean pause is N/rate, so together they offer `rate` steps/s.
@@ -122,7 +122,9 @@ async def main() -> None:
     print(f"paced  : {len(paced) / paced_wall:8.0f} steps/s offered {args.rate:.0f}/s  "
           f"p50 {pct(paced, 50):.1f} ms  p95 {pct(paced, 95):.1f} ms")
     print(f"single step service time (burst wall / steps): {burst_wall / len(burst) * 1000:.2f} ms")
-    print(f"peak traced memory during burst: {peak / 1e6:.1f} MB")
+    print(f"CPU per step, all threads (burst): {burst_cpu / len(burst) * 1000:.2f} ms"
+          f" -> at most {len(burst) / burst_cpu:.0f} steps/s per core")
+    print(f"peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 
 if __name__ == "__main__":

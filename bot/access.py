@@ -36,9 +36,4 @@ def may_act_on(grants: list[Grant], unit: Unit, roles: tuple[str, ...]) -> bool:
 
 async def load_grants(uow: UnitOfWork, contact_id: int) -> list[Grant]:
     """The contact's active roles with their units."""
-    grants: list[Grant] = []
-    for row in await uow.contacts.roles(contact_id):
-        unit = await uow.units.get(row.unit_id)
-        if unit is not None:
-            grants.append(Grant(row.role, unit))
-    return grants
+    return [Grant(role, unit) for role, unit in await uow.contacts.roles_with_units(contact_id)]

@@ -8,6 +8,7 @@ the channel to send, so a crash halfway leaves the dialogue where it was and los
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
 from sqlalchemy.exc import IntegrityError
 
@@ -20,6 +21,9 @@ from bot.messages import Incoming, Reply
 
 log = logging.getLogger(__name__)
 
+# last_seen_at is written at most this often: saves an UPDATE on most messages.
+LAST_SEEN_RESOLUTION = timedelta(minutes=10)
+
 
 async def handle_incoming(app: App, msg: Incoming) -> list[Reply]:
     locale = app.settings.default_locale
@@ -29,20 +33,23 @@ async def handle_incoming(app: App, msg: Incoming) -> list[Reply]:
             if msg.update_id and not await uow.updates.first_time(msg.channel, msg.update_id, now):
                 log.info("duplicate %s update ignored", msg.channel)
                 return []
-            contact = await uow.contacts.by_identity(msg.channel, msg.external_id)
-            if contact is None:
+            found = await uow.contacts.with_dialogue(msg.channel, msg.external_id)
+            if found is None:
                 contact = await uow.contacts.create(msg.channel, msg.external_id, now, msg.display_name)
                 contact.locale = app.settings.default_locale
-            contact.last_seen_at = now
+                row = None
+            else:
+                contact, row = found
+            if contact.last_seen_at is None or now - contact.last_seen_at > LAST_SEEN_RESOLUTION:
+                contact.last_seen_at = now
             locale = contact.locale
             ctx = Context(
                 uow=uow, settings=app.settings, forms=app.forms, contact=contact,
                 grants=await load_grants(uow, contact.id), t=translator(contact.locale),
                 now=now, channel=msg.channel,
             )
-            row = await uow.dialogues.get(contact.id)
             outcome = await dispatch(ctx, row, msg)
-            await uow.dialogues.save(contact.id, outcome.flow, outcome.state, now)
+            await uow.dialogues.save(contact.id, outcome.flow, outcome.state, now, row)
             await uow.commit()
             return outcome.replies
     except IntegrityError:

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
+from storage import sqlite_inline
+
 
 def normalise_url(url: str) -> str:
     """Accept the URLs people paste (postgres://, postgresql://, sqlite:///) and pick async drivers."""
@@ -25,13 +27,18 @@ def is_sqlite(url: str) -> bool:
     return normalise_url(url).startswith("sqlite")
 
 
-def make_engine(url: str) -> AsyncEngine:
+def make_engine(url: str, sqlite_driver: str = "inline") -> AsyncEngine:
+    """An async engine. On SQLite, `sqlite_driver` "inline" runs sqlite3 on the event loop
+    (storage.sqlite_inline explains why); "aiosqlite" uses aiosqlite's worker thread."""
     url = normalise_url(url)
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 30})
+        if sqlite_driver == "inline" and path and path != ":memory:":
+            engine = create_async_engine(url, async_creator=sqlite_inline.creator(path, 30.0))
+        else:
+            engine = create_async_engine(url, connect_args={"timeout": 30})
 
         @event.listens_for(engine.sync_engine, "connect")
         def _pragmas(dbapi_conn: Any, _record: Any) -> None:
@@ -53,9 +60,9 @@ class Database:
     'database is locked' retries, so transactions queue on an asyncio lock instead.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, sqlite_driver: str = "inline") -> None:
         self.url = normalise_url(url)
-        self.engine = make_engine(self.url)
+        self.engine = make_engine(self.url, sqlite_driver)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(self.url) else None
 

@@ -1,3 +1,79 @@
-"""Tables added for the reports work. Import Base from storage.models; storage.schema imports this module."""
+"""Tables added for the reports work: the scheduler's lease and job runs, and the notices log.
+
+Import Base from storage.models; storage.schema imports this module.
+
+- `scheduler_leases`: one row per lease name. The instance whose `holder` is written there and
+  whose `expires_at` lies in the future is the only one that runs scheduled jobs; it renews the
+  row well before expiry, and another instance takes over an expired row.
+- `scheduler_job_runs`: one row per (job, scheduled time), inserted before the job runs. The
+  unique key is the fence that keeps a job from running twice for the same slot, even when a
+  paused old leader wakes up after a new one took over.
+- `notices_sent`: every reminder, escalation, digest and compiled report sent to an officer, so
+  that none is ever sent twice (the unique key), whichever instance or run tries again.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models import Base
+
+
+class SchedulerLease(Base):
+    """Who runs the jobs now, and until when (unless renewed)."""
+
+    __tablename__ = "scheduler_leases"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    holder: Mapped[str] = mapped_column(String(128))
+    acquired_at: Mapped[datetime]
+    renewed_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+
+
+class JobRun(Base):
+    """One scheduled run of one job: claimed (inserted) first, then finished or failed."""
+
+    __tablename__ = "scheduler_job_runs"
+    __table_args__ = (UniqueConstraint("job", "scheduled_for"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    job: Mapped[str] = mapped_column(String(64))
+    scheduled_for: Mapped[datetime]
+    holder: Mapped[str] = mapped_column(String(128))
+    started_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    result: Mapped[int | None] = mapped_column(Integer)  # what the job counted (messages queued…)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+# Notice kinds.
+REMINDER = "reminder"
+ESCALATION = "escalation"
+DIGEST = "digest"
+PERIOD_REPORT = "period_report"
+
+
+class NoticeSent(Base):
+    """A message about (subject, period, unit) queued for a contact: never queued twice.
+
+    `subject` names what the notice is about: a deadline id with the reminder's offset
+    ("village_report.half_year@-3"), "weekly", or a deadline id for a compiled report.
+    """
+
+    __tablename__ = "notices_sent"
+    __table_args__ = (
+        UniqueConstraint("kind", "subject", "period", "unit_id", "contact_id"),
+        Index("ix_notices_sent_contact", "contact_id", "sent_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(String(96))
+    period: Mapped[str] = mapped_column(String(16))
+    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    sent_at: Mapped[datetime]

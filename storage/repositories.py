@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.models import (
@@ -107,12 +109,44 @@ class UnitRepository:
         return unit.path.startswith(ancestor.path)
 
 
+# Statements of the per-message hot path, built once: constructing a select() costs more
+# Python time than SQLite takes to run it.
+_CONTACT_WITH_DIALOGUE = (
+    select(Contact, DialogueState)
+    .join(ChannelIdentity, ChannelIdentity.contact_id == Contact.id)
+    .outerjoin(DialogueState, DialogueState.contact_id == Contact.id)
+    .where(
+        ChannelIdentity.channel == bindparam("channel"),
+        ChannelIdentity.external_id == bindparam("external_id"),
+    )
+)
+_ROLES_WITH_UNITS = (
+    select(RoleGrant.role, Unit)
+    .join(Unit, Unit.id == RoleGrant.unit_id)
+    .where(RoleGrant.contact_id == bindparam("contact_id"), RoleGrant.revoked_at.is_(None))
+    .order_by(RoleGrant.id)
+)
+
+
 class ContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
     async def get(self, contact_id: int) -> Contact | None:
         return await self.s.get(Contact, contact_id)
+
+    async def with_dialogue(
+        self, channel: str, external_id: str
+    ) -> tuple[Contact, DialogueState | None] | None:
+        """The contact behind a channel identity and their dialogue row, in one query."""
+        params = {"channel": channel, "external_id": external_id}
+        row = (await self.s.execute(_CONTACT_WITH_DIALOGUE, params)).first()
+        return None if row is None else (row[0], row[1])
+
+    async def roles_with_units(self, contact_id: int) -> list[tuple[str, Unit]]:
+        """Active roles and their units, in one query."""
+        rows = (await self.s.execute(_ROLES_WITH_UNITS, {"contact_id": contact_id})).all()
+        return [(role, unit) for role, unit in rows]
 
     async def by_identity(self, channel: str, external_id: str) -> Contact | None:
         q = (
@@ -210,9 +244,15 @@ class DialogueRepository:
         return await self.s.get(DialogueState, contact_id)
 
     async def save(
-        self, contact_id: int, flow: str | None, state: dict[str, Any], now: datetime
+        self,
+        contact_id: int,
+        flow: str | None,
+        state: dict[str, Any],
+        now: datetime,
+        row: DialogueState | None = None,
     ) -> None:
-        row = await self.get(contact_id)
+        """Insert or update the contact's dialogue row (`row` when the caller already loaded it)."""
+        row = row or await self.get(contact_id)
         if row is None:
             self.s.add(DialogueState(contact_id=contact_id, flow=flow, state=state, updated_at=now))
         else:
@@ -298,20 +338,30 @@ class AuditRepository:
         return list((await self.s.execute(q)).scalars())
 
 
+# Keyed by "is PostgreSQL": the ON CONFLICT clause is spelt per dialect.
+_RECORD_UPDATE = {
+    is_pg: (pg_insert if is_pg else sqlite_insert)(ProcessedUpdate)
+    .values(channel=bindparam("channel"), update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
+    .on_conflict_do_nothing(index_elements=["channel", "update_id"])
+    for is_pg in (False, True)
+}
+
+
 class UpdateRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
 
     async def first_time(self, channel: str, update_id: str, now: datetime) -> bool:
-        """Record the update; False when it was already processed (committed by someone else)."""
-        q = select(ProcessedUpdate.id).where(
-            ProcessedUpdate.channel == channel, ProcessedUpdate.update_id == update_id
-        )
-        if (await self.s.execute(q)).first() is not None:
-            return False
-        self.s.add(ProcessedUpdate(channel=channel, update_id=update_id, processed_at=now))
-        await self.s.flush()
-        return True
+        """Record the update; False when it was already processed.
+
+        One INSERT … ON CONFLICT DO NOTHING: on PostgreSQL a concurrent delivery of the same
+        update waits for the first transaction and then finds the row, so only one proceeds.
+        """
+        stmt = _RECORD_UPDATE[self.s.get_bind().dialect.name == "postgresql"]
+        params = {"channel": channel, "update_id": update_id, "processed_at": now}
+        conn = await self.s.connection()  # Core level: the ORM would take the dict as a bulk insert
+        result = await conn.execute(stmt, params)
+        return bool(result.rowcount)
 
 
 class OutboxRepository:
