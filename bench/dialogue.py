@@ -28,16 +28,40 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import App  # noqa: E402
-from bot.messages import Incoming, Kind  # noqa: E402
-from bot.service import handle_incoming  # noqa: E402
-from bot.units import add_village  # noqa: E402
-from storage.migrate import upgrade_async  # noqa: E402
-from storage.models import VILLAGE  # noqa: E402
-from tests.support import make_app, make_contact, seed_tree  # noqa: E402
+from bot.app import App
+from bot.messages import Incoming, Kind
+from bot.service import handle_incoming
+from bot.units import add_village
+from storage.migrate import upgrade_async
+from storage.models import VILLAGE
+from tests.support import make_app, make_contact, seed_tree
 
-ANSWERS = ["120", "500", "80", "60", "10", "6", "5", "3", "đã đăng ký", "100", "10", "300", "50", "40",
-           "5tr", "3tr", "2tr", "10", "2tr5", "5", "1tr", "4", "120", "bỏ qua"]
+ANSWERS = [
+    "120",
+    "500",
+    "80",
+    "60",
+    "10",
+    "6",
+    "5",
+    "3",
+    "đã đăng ký",
+    "100",
+    "10",
+    "300",
+    "50",
+    "40",
+    "5tr",
+    "3tr",
+    "2tr",
+    "10",
+    "2tr5",
+    "5",
+    "1tr",
+    "4",
+    "120",
+    "bỏ qua",
+]
 
 
 def script() -> list[tuple[Kind, str]]:
@@ -51,8 +75,14 @@ async def officer(app: App, ext: str, latencies: list[float], pause: float) -> N
     for n, (kind, value) in enumerate(script()):
         if pause:
             await asyncio.sleep(random.expovariate(1 / pause))
-        msg = Incoming("bench", ext, kind, text=value if kind is Kind.TEXT else "",
-                       option_id=value if kind is Kind.OPTION else None, update_id=f"{ext}-{n}-{pause}")
+        msg = Incoming(
+            "bench",
+            ext,
+            kind,
+            text=value if kind is Kind.TEXT else "",
+            option_id=value if kind is Kind.OPTION else None,
+            update_id=f"{ext}-{n}-{pause}",
+        )
         t0 = time.perf_counter()
         replies = await handle_incoming(app, msg)
         latencies.append(time.perf_counter() - t0)
@@ -89,8 +119,10 @@ async def main() -> None:
         app = make_app(url)
         tree = await seed_tree(app)
         async with app.uow() as uow:
-            villages = [await add_village(uow, tree.commune, f"Thôn Bench {i}", VILLAGE, app.clock.now(), None)
-                        for i in range(args.officers)]
+            villages = [
+                await add_village(uow, tree.commune, f"Thôn Bench {i}", VILLAGE, app.clock.now(), None)
+                for i in range(args.officers)
+            ]
             await uow.commit()
         for i, v in enumerate(villages):
             await make_contact(app, f"o{i}", "village_officer", v, "vi", channel="bench")
@@ -117,13 +149,19 @@ async def main() -> None:
 
     print(f"officers: {args.officers}, steps per report: {len(script())}, reports saved: {saved}")
     print(f"baseline (bare storage step): {base:8.0f} steps/s")
-    print(f"burst  : {burst_rate:8.0f} steps/s  ratio to baseline {burst_rate / base:.2f}  "
-          f"p50 {pct(burst, 50):.1f} ms  p95 {pct(burst, 95):.1f} ms  (all {args.officers} queued at once)")
-    print(f"paced  : {len(paced) / paced_wall:8.0f} steps/s offered {args.rate:.0f}/s  "
-          f"p50 {pct(paced, 50):.1f} ms  p95 {pct(paced, 95):.1f} ms")
+    print(
+        f"burst  : {burst_rate:8.0f} steps/s  ratio to baseline {burst_rate / base:.2f}  "
+        f"p50 {pct(burst, 50):.1f} ms  p95 {pct(burst, 95):.1f} ms  (all {args.officers} queued at once)"
+    )
+    print(
+        f"paced  : {len(paced) / paced_wall:8.0f} steps/s offered {args.rate:.0f}/s  "
+        f"p50 {pct(paced, 50):.1f} ms  p95 {pct(paced, 95):.1f} ms"
+    )
     print(f"single step service time (burst wall / steps): {burst_wall / len(burst) * 1000:.2f} ms")
-    print(f"CPU per step, all threads (burst): {burst_cpu / len(burst) * 1000:.2f} ms"
-          f" -> at most {len(burst) / burst_cpu:.0f} steps/s per core")
+    print(
+        f"CPU per step, all threads (burst): {burst_cpu / len(burst) * 1000:.2f} ms"
+        f" -> at most {len(burst) / burst_cpu:.0f} steps/s per core"
+    )
     print(f"peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
 
 

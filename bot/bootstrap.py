@@ -15,4 +15,6 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> A
     """Build the app. Tests call this too, with their own settings (a temporary database) and clock."""
     settings = settings or Settings()
     forms = load_forms(Path(settings.content_dir) / "forms")
-    return App(settings=settings, db=Database(settings.database_url), clock=clock or SystemClock(), forms=forms)
+    return App(
+        settings=settings, db=Database(settings.database_url), clock=clock or SystemClock(), forms=forms
+    )

@@ -14,13 +14,19 @@ from bot.bootstrap import bootstrap
 from bot.settings import Settings
 from storage.migrate import upgrade
 
-app = typer.Typer(help="Khuyến học Bot — guided reporting for the learning-society movement.", no_args_is_help=True)
+app = typer.Typer(
+    help="Khuyến học Bot — guided reporting for the learning-society movement.", no_args_is_help=True
+)
 db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
 units_app = typer.Typer(help="Administrative units and villages.", no_args_is_help=True)
 invite_app = typer.Typer(help="Invite codes for officers.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(units_app, name="units")
 app.add_typer(invite_app, name="invite")
+telegram_app = typer.Typer(help="Telegram: webhook and bot checks (docs/channels.md).", no_args_is_help=True)
+zalo_app = typer.Typer(help="Zalo: webhook and bot checks (docs/channels.md).", no_args_is_help=True)
+app.add_typer(telegram_app, name="telegram")
+app.add_typer(zalo_app, name="zalo")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -33,9 +39,16 @@ def _serve(bot: App) -> None:
 
     from bot.http import create_http_app, install_log_redaction
 
-    logging.basicConfig(level=bot.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=bot.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     install_log_redaction()
-    uvicorn.run(create_http_app(bot), host=bot.settings.host, port=bot.settings.port, log_level=bot.settings.log_level.lower())
+    uvicorn.run(
+        create_http_app(bot),
+        host=bot.settings.host,
+        port=bot.settings.port,
+        log_level=bot.settings.log_level.lower(),
+    )
 
 
 @app.command()
@@ -43,7 +56,11 @@ def run(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
 ) -> None:
-    """Run the bot: web chat, webhooks and health on one HTTP port."""
+    """Run the bot: web chat, webhooks and health on one HTTP port.
+
+    Telegram and Zalo start with it when their tokens are set: through webhooks when PUBLIC_URL
+    is set, by polling otherwise (bot.channels.runtime, started by the HTTP app's lifespan).
+    """
     settings = _settings(host=host, port=port)
     upgrade(settings.database_url)
     _serve(bootstrap(settings))
@@ -102,7 +119,8 @@ def units_import() -> None:
             result = await import_admin_units(uow, bot.clock.now())
             await uow.commit()
         await bot.db.dispose()
-        return f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged (data {result.data_version})"
+        counts = f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged"
+        return f"{counts} (data {result.data_version})"
 
     settings = Settings()
     upgrade(settings.database_url)
@@ -110,7 +128,11 @@ def units_import() -> None:
 
 
 @units_app.command("import-villages")
-def units_import_villages(path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="CSV: commune_code,village_name,kind")]) -> None:
+def units_import_villages(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: commune_code,village_name,kind")
+    ],
+) -> None:
     """Load villages and residential groups from a CSV file (idempotent)."""
     from bot.units import import_villages_csv
 
@@ -119,7 +141,10 @@ def units_import_villages(path: Annotated[Path, typer.Argument(exists=True, dir_
             result = await import_villages_csv(uow, path, bot.clock.now())
             await uow.commit()
         await bot.db.dispose()
-        return [f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged", *result.errors]
+        return [
+            f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged",
+            *result.errors,
+        ]
 
     settings = Settings()
     upgrade(settings.database_url)
@@ -130,7 +155,9 @@ def units_import_villages(path: Annotated[Path, typer.Argument(exists=True, dir_
 @invite_app.command("create")
 def invite_create(
     unit: Annotated[str, typer.Option("--unit", help="Unit id, or national code of a province/commune.")],
-    role: Annotated[str, typer.Option("--role", help="village_officer, commune_officer, province_staff or admin.")],
+    role: Annotated[
+        str, typer.Option("--role", help="village_officer, commune_officer, province_staff or admin.")
+    ],
     uses: Annotated[int, typer.Option(help="How many people may use the code.")] = 1,
     days: Annotated[int | None, typer.Option(help="Days until the code expires.")] = None,
 ) -> None:
@@ -148,7 +175,9 @@ def invite_create(
                 found = await uow.units.get(int(unit))
             if found is None:
                 raise typer.BadParameter(f"no unit {unit!r}")
-            invite = await create_invite(uow, found, role, bot.clock.now(), days or bot.settings.invite_expiry_days, max_uses=uses)
+            invite = await create_invite(
+                uow, found, role, bot.clock.now(), days or bot.settings.invite_expiry_days, max_uses=uses
+            )
             await uow.commit()
         await bot.db.dispose()
         return f"{format_code(invite.code)}  ({role}, {found.name}, expires {invite.expires_at:%Y-%m-%d})"
@@ -156,6 +185,69 @@ def invite_create(
     settings = Settings()
     upgrade(settings.database_url)
     typer.echo(asyncio.run(go(bootstrap(settings))))
+
+
+def _channel_admin(channel: str, action: str, public_url: str | None) -> None:
+    """Run one webhook or info call for `channel` and print what it says."""
+    settings = _settings(public_url=public_url)
+    token = settings.telegram_token if channel == "telegram" else settings.zalo_token
+    if token is None:
+        raise typer.BadParameter(f"{channel.upper()}_TOKEN is not set (in the environment or .env)")
+    if action == "set-webhook" and not settings.public_url:
+        raise typer.BadParameter("set PUBLIC_URL (or --public-url): the HTTPS address the platform can reach")
+    if channel == "telegram":
+        from bot.channels.telegram import run_admin
+    else:
+        from bot.channels.zalo import run_admin
+
+    async def go(bot: App) -> list[str]:
+        try:
+            return await run_admin(bot, action)
+        finally:
+            await bot.db.dispose()
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for line in asyncio.run(go(bootstrap(settings))):
+        typer.echo(line)
+
+
+PublicUrl = Annotated[str | None, typer.Option("--public-url", help="Overrides PUBLIC_URL.")]
+
+
+@telegram_app.command("set-webhook")
+def telegram_set_webhook(public_url: PublicUrl = None) -> None:
+    """Register {PUBLIC_URL}/telegram/webhook (with its secret) and the command menu (vi, en)."""
+    _channel_admin("telegram", "set-webhook", public_url)
+
+
+@telegram_app.command("delete-webhook")
+def telegram_delete_webhook() -> None:
+    """Remove the webhook, so that `khuyenhoc run` without PUBLIC_URL can poll."""
+    _channel_admin("telegram", "delete-webhook", None)
+
+
+@telegram_app.command("info")
+def telegram_info() -> None:
+    """Check the token and show the registered webhook and its last error."""
+    _channel_admin("telegram", "info", None)
+
+
+@zalo_app.command("set-webhook")
+def zalo_set_webhook(public_url: PublicUrl = None) -> None:
+    """Register {PUBLIC_URL}/zalo/webhook with its secret token."""
+    _channel_admin("zalo", "set-webhook", public_url)
+
+
+@zalo_app.command("delete-webhook")
+def zalo_delete_webhook() -> None:
+    """Remove the webhook, so that `khuyenhoc run` without PUBLIC_URL can poll."""
+    _channel_admin("zalo", "delete-webhook", None)
+
+
+@zalo_app.command("info")
+def zalo_info() -> None:
+    """Check the token and show the registered webhook."""
+    _channel_admin("zalo", "info", None)
 
 
 def main() -> None:

@@ -8,7 +8,7 @@ default locale. The .po files are read directly, so there is no compile step to 
 from __future__ import annotations
 
 from datetime import date
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from babel import Locale
@@ -22,12 +22,12 @@ DEFAULT_LOCALE = "vi"
 DOMAIN = "messages"
 
 
-def N_(msgid: str) -> str:  # noqa: N802 - the gettext convention
+def N_(msgid: str) -> str:
     """Mark a string for extraction without translating it yet."""
     return msgid
 
 
-@lru_cache(maxsize=None)
+@cache
 def catalog(locale: str) -> dict[str, str]:
     path = LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not path.exists():
@@ -64,6 +64,6 @@ class Translator:
         return format_date(value, format=pattern, locale=self._babel_locale)
 
 
-@lru_cache(maxsize=None)
+@cache
 def translator(locale: str) -> Translator:
     return Translator(locale)

@@ -44,9 +44,14 @@ async def handle_incoming(app: App, msg: Incoming) -> list[Reply]:
                 contact.last_seen_at = now
             locale = contact.locale
             ctx = Context(
-                uow=uow, settings=app.settings, forms=app.forms, contact=contact,
-                grants=await load_grants(uow, contact.id), t=translator(contact.locale),
-                now=now, channel=msg.channel,
+                uow=uow,
+                settings=app.settings,
+                forms=app.forms,
+                contact=contact,
+                grants=await load_grants(uow, contact.id),
+                t=translator(contact.locale),
+                now=now,
+                channel=msg.channel,
             )
             outcome = await dispatch(ctx, row, msg)
             await uow.dialogues.save(contact.id, outcome.flow, outcome.state, now, row)
@@ -61,5 +66,10 @@ async def handle_incoming(app: App, msg: Incoming) -> list[Reply]:
     except Exception:
         log.exception("error while handling a %s message", msg.channel)
     t = translator(locale)
-    return [Reply(t("Sorry, something went wrong on our side. Nothing you sent before was lost: please send your last answer again."))]
-
+    return [
+        Reply(
+            t(
+                "Sorry, something went wrong on our side. Nothing you sent before was lost: please send your last answer again."
+            )
+        )
+    ]

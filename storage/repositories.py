@@ -163,9 +163,7 @@ class ContactRepository:
         self.s.add(contact)
         await self.s.flush()
         self.s.add(
-            ChannelIdentity(
-                contact_id=contact.id, channel=channel, external_id=external_id, created_at=now
-            )
+            ChannelIdentity(contact_id=contact.id, channel=channel, external_id=external_id, created_at=now)
         )
         await self.s.flush()
         return contact
@@ -301,7 +299,9 @@ class SubmissionRepository:
         await self.s.flush()
         return submission
 
-    async def form_version(self, form_key: str, digest: str, definition: dict[str, Any], now: datetime) -> FormVersion:
+    async def form_version(
+        self, form_key: str, digest: str, definition: dict[str, Any], now: datetime
+    ) -> FormVersion:
         q = select(FormVersion).where(FormVersion.form_key == form_key, FormVersion.digest == digest)
         row = (await self.s.execute(q)).scalar_one_or_none()
         if row is None:
@@ -341,7 +341,9 @@ class AuditRepository:
 # Keyed by "is PostgreSQL": the ON CONFLICT clause is spelt per dialect.
 _RECORD_UPDATE = {
     is_pg: (pg_insert if is_pg else sqlite_insert)(ProcessedUpdate)
-    .values(channel=bindparam("channel"), update_id=bindparam("update_id"), processed_at=bindparam("processed_at"))
+    .values(
+        channel=bindparam("channel"), update_id=bindparam("update_id"), processed_at=bindparam("processed_at")
+    )
     .on_conflict_do_nothing(index_elements=["channel", "update_id"])
     for is_pg in (False, True)
 }

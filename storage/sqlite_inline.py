@@ -92,7 +92,7 @@ class _InlineQueue:
         future, function = item
         try:
             future.set_result(function())
-        except Exception as error:  # noqa: BLE001 - handed to the awaiting caller
+        except Exception as error:
             future.set_exception(error)
 
 
@@ -135,7 +135,8 @@ def creator(path: str, timeout: float) -> Callable[[], Any]:
     """An `async_creator` for create_async_engine: a new inline connection to `path`."""
 
     async def connect() -> InlineConnection:
-        conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False, isolation_level="")
+        # isolation_level "" is sqlite3's default (implicit BEGIN before writes), as with aiosqlite.
+        conn = sqlite3.connect(path, timeout=timeout, check_same_thread=False)
         return InlineConnection(conn)
 
     return connect

@@ -43,7 +43,14 @@ async def seed_tree(app: App) -> Tree:
     from bot.parsing import fold
 
     def unit(kind: str, name: str, code: str | None, parent: Unit | None) -> Unit:
-        return Unit(kind=kind, name=name, name_folded=fold(name), code=code, parent_id=parent.id if parent else None, created_at=now)
+        return Unit(
+            kind=kind,
+            name=name,
+            name_folded=fold(name),
+            code=code,
+            parent_id=parent.id if parent else None,
+            created_at=now,
+        )
 
     async with app.uow() as uow:
         province = await uow.units.add(unit(PROVINCE, "Cao Bằng", "04", None))
@@ -56,7 +63,9 @@ async def seed_tree(app: App) -> Tree:
     return Tree(province, commune, village, group, other, other_village)
 
 
-async def make_contact(app: App, external_id: str, role: str | None, unit: Unit | None, locale: str = "vi", channel: str = "test") -> None:
+async def make_contact(
+    app: App, external_id: str, role: str | None, unit: Unit | None, locale: str = "vi", channel: str = "test"
+) -> None:
     """A registered contact (consent given) holding `role` on `unit`."""
     now = app.clock.now()
     async with app.uow() as uow:
@@ -85,11 +94,27 @@ class Chat:
 
     async def say(self, text: str) -> list[Reply]:
         self._n += 1
-        return await self.send(Incoming(self.channel, self.external_id, Kind.TEXT, text=text, update_id=f"{self.external_id}-{self._n}"))
+        return await self.send(
+            Incoming(
+                self.channel,
+                self.external_id,
+                Kind.TEXT,
+                text=text,
+                update_id=f"{self.external_id}-{self._n}",
+            )
+        )
 
     async def press(self, option_id: str) -> list[Reply]:
         self._n += 1
-        return await self.send(Incoming(self.channel, self.external_id, Kind.OPTION, option_id=option_id, update_id=f"{self.external_id}-{self._n}"))
+        return await self.send(
+            Incoming(
+                self.channel,
+                self.external_id,
+                Kind.OPTION,
+                option_id=option_id,
+                update_id=f"{self.external_id}-{self._n}",
+            )
+        )
 
     async def send_kind(self, kind: Kind) -> list[Reply]:
         return await self.send(Incoming(self.channel, self.external_id, kind))

@@ -43,7 +43,26 @@ async def test_long_text_answer_over_the_field_limit(officer: tuple[App, Tree]) 
     app, _ = officer
     chat = Chat(app, "u1")
     await _start_report(chat)
-    for answer in ["100", "bỏ qua", *["0"] * 6, "1", "0", "0", "bỏ qua", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0", "0"]:
+    for answer in [
+        "100",
+        "bỏ qua",
+        *["0"] * 6,
+        "1",
+        "0",
+        "0",
+        "bỏ qua",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0",
+    ]:
         await chat.say(answer)
     assert "Question 24/24" in chat.text
     await chat.say("x" * 3000)
@@ -98,7 +117,9 @@ async def test_a_crash_while_saving_loses_nothing_and_saves_nothing_twice(
         assert await uow.submissions.count() == 1
 
 
-async def test_unregistered_person_reporting_is_sent_to_onboarding(sqlite_db: object, sqlite_url: str) -> None:
+async def test_unregistered_person_reporting_is_sent_to_onboarding(
+    sqlite_db: object, sqlite_url: str
+) -> None:
     app = make_app(sqlite_url)
     try:
         await seed_tree(app)

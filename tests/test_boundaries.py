@@ -37,5 +37,7 @@ def test_no_transport_imports(path: Path) -> None:
 
 def test_detector_catches_a_transport_import(tmp_path: Path) -> None:
     sample = tmp_path / "x.py"
-    sample.write_text("import httpx\nfrom telegram.ext import Application\nfrom bot.channels.webchat import x\n")
+    sample.write_text(
+        "import httpx\nfrom telegram.ext import Application\nfrom bot.channels.webchat import x\n"
+    )
     assert {"httpx", "telegram", "bot.channels"} <= imported_modules(sample)

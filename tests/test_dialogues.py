@@ -42,10 +42,17 @@ async def _seed_prior(app: App, tree: Tree, prior: list[dict[str, Any]]) -> None
         for i, p in enumerate(prior):
             unit = _unit(tree, p["unit"])
             record = f"{unit.id}:{p['period']}" if p["form"] == "village_report" else f"prior-{i}"
-            await uow.submissions.add_version(Submission(
-                form_key=p["form"], record_key=record, unit_id=unit.id, period=p["period"], values=p["values"],
-                submitted_at=app.clock.now() - timedelta(days=150 - i), version=0,
-            ))
+            await uow.submissions.add_version(
+                Submission(
+                    form_key=p["form"],
+                    record_key=record,
+                    unit_id=unit.id,
+                    period=p["period"],
+                    values=p["values"],
+                    submitted_at=app.clock.now() - timedelta(days=150 - i),
+                    version=0,
+                )
+            )
         await uow.commit()
 
 
@@ -87,7 +94,9 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
             for unwanted in turn.get("absent", []):
                 assert unwanted not in chat.text, f"{where}: did not expect {unwanted!r} in:\n{chat.text}"
             for option in turn.get("options", []):
-                assert option in chat.option_labels, f"{where}: expected option {option!r} in {chat.option_labels}"
+                assert option in chat.option_labels, (
+                    f"{where}: expected option {option!r} in {chat.option_labels}"
+                )
         await _check(app, tree, spec.get("check", {}))
     finally:
         await app.db.dispose()
@@ -102,7 +111,9 @@ async def _make_invites(app: App, tree: Tree, wanted: dict[str, str]) -> dict[st
         for name, spec in wanted.items():
             role, unit, *expired = spec.split("@")
             days = 1 if expired else 14
-            invite = await create_invite(uow, _unit(tree, unit), role, app.clock.now() - timedelta(days=2 if expired else 0), days)
+            invite = await create_invite(
+                uow, _unit(tree, unit), role, app.clock.now() - timedelta(days=2 if expired else 0), days
+            )
             codes[name] = format_code(invite.code)
         await uow.commit()
     return codes

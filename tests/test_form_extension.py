@@ -24,8 +24,10 @@ EXTRA_RULE = {
     "severity": "hard",
     "check": "digital_class_households <= households_total",
     "message": {
-        "vi": "Số hộ học kỹ năng số ({digital_class_households}) không thể lớn hơn tổng số hộ ({households_total}).",
-        "en": "Households learning digital skills ({digital_class_households}) cannot exceed all households ({households_total}).",
+        "vi": "Số hộ học kỹ năng số ({digital_class_households}) "
+        "không thể lớn hơn tổng số hộ ({households_total}).",
+        "en": "Households learning digital skills ({digital_class_households}) "
+        "cannot exceed all households ({households_total}).",
     },
 }
 
@@ -41,7 +43,9 @@ def extended_content(tmp_path: Path) -> Path:
     return content
 
 
-async def test_an_extra_field_and_rule_run_through_the_dialogue(tmp_path: Path, sqlite_db: object, sqlite_url: str) -> None:
+async def test_an_extra_field_and_rule_run_through_the_dialogue(
+    tmp_path: Path, sqlite_db: object, sqlite_url: str
+) -> None:
     app = make_app(sqlite_url, FixedClock(START), content_dir=str(extended_content(tmp_path)))
     try:
         tree = await seed_tree(app)

@@ -71,6 +71,8 @@ def help_text(ctx: Context) -> str:
         t("/huy — cancel what you are doing"),
         t("/trogiup — this help"),
         "",
-        t("During a report you can type: “quay lại” (back), “bỏ qua” (skip), “giữ nguyên” (keep), “hủy” (cancel)."),
+        t(
+            "During a report you can type: “quay lại” (back), “bỏ qua” (skip), “giữ nguyên” (keep), “hủy” (cancel)."
+        ),
     ]
     return "\n".join(lines)

@@ -44,6 +44,8 @@ class AnswerRefused(ValueError):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
 LIST_LIMIT = 10
 
 
@@ -55,7 +57,15 @@ class FormRunner(Flow):
         t = ctx.t
         form = ctx.forms[str(args["form"])]
         if not any(g.role in REPORTING_ROLES for g in ctx.grants):
-            return Step([Reply(t("Reports are sent by officers. If you are an officer, ask your commune officer for an invite code and send /start."))])
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "Reports are sent by officers. If you are an officer, ask your commune officer for an invite code and send /start."
+                        )
+                    )
+                ]
+            )
         state: State = {"form": form.key, "values": {}, "answered": [], "history": [], "acked": []}
         units = await self._candidate_units(ctx, form)
         if len(units) == 1:
@@ -76,8 +86,7 @@ class FormRunner(Flow):
                 out += kids
             elif g.unit.kind == PROVINCE:
                 out += await ctx.uow.units.children(g.unit.id, form.unit_kinds, on=ctx.today)
-        seen: set[int] = set()
-        return [u for u in out if not (u.id in seen or seen.add(u.id))]
+        return list({u.id: u for u in out}.values())
 
     def _ask_unit(self, ctx: Context, state: State, form: Form, units: list[Unit]) -> Reply:
         t = ctx.t
@@ -104,14 +113,25 @@ class FormRunner(Flow):
             else:
                 elsewhere = await ctx.uow.units.search(query, form.unit_kinds, limit=1)
                 if elsewhere:
-                    text = t("{unit} is outside your area: you can report only for the units you are responsible for.", unit=elsewhere[0].name)
+                    text = t(
+                        "{unit} is outside your area: you can report only for the units you are responsible for.",
+                        unit=elsewhere[0].name,
+                    )
                 else:
-                    text = t("Nothing found for “{query}”. Try another spelling or part of the name.", query=msg.text.strip()[:60])
+                    text = t(
+                        "Nothing found for “{query}”. Try another spelling or part of the name.",
+                        query=msg.text.strip()[:60],
+                    )
                 return Step([Reply(text)] + await self.reprompt(ctx, state), state)
         if unit is None:
-            return Step([Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state)
+            return Step(
+                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+            )
         if not may_act_on(ctx.grants, unit, REPORTING_ROLES) or unit.kind not in form.unit_kinds:
-            text = t("{unit} is outside your area: you can report only for the units you are responsible for.", unit=unit.name)
+            text = t(
+                "{unit} is outside your area: you can report only for the units you are responsible for.",
+                unit=unit.name,
+            )
             return Step([Reply(text)] + await self.reprompt(ctx, state), state)
         return await self._unit_chosen(ctx, state, form, unit)
 
@@ -136,7 +156,9 @@ class FormRunner(Flow):
             offered = [o[0] for o in state.get("options", [])]
             pick = typed if typed in offered else None
         if pick is None:
-            return Step([Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state)
+            return Step(
+                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+            )
         return await self._period_chosen(ctx, state, form, Period.parse(pick))
 
     async def _period_chosen(self, ctx: Context, state: State, form: Form, period: Period) -> Step:
@@ -149,30 +171,44 @@ class FormRunner(Flow):
             state["record_key"] = f"{unit_id}:{period.key}"
             previous = await ctx.uow.submissions.latest(form.key, state["record_key"])
             if previous is not None:
-                replies.append(Reply(t(
-                    "A report for this period was already sent (version {version}). What you send now becomes version {next}; the earlier one is kept.",
-                    version=previous.version, next=previous.version + 1,
-                )))
+                replies.append(
+                    Reply(
+                        t(
+                            "A report for this period was already sent (version {version}). What you send now becomes version {next}; the earlier one is kept.",
+                            version=previous.version,
+                            next=previous.version + 1,
+                        )
+                    )
+                )
                 state["defaults"] = dict(previous.values)
                 state["confirmed"] = dict(previous.values)
                 state["prev"] = await self._previous_values(ctx, form, unit_id, state["record_key"])
             else:
                 last = await ctx.uow.submissions.latest_for_unit(form.key, unit_id)
-                state["defaults"] = {f.key: last.values.get(f.key) for f in form.fields if f.carry_over} if last else {}
+                state["defaults"] = (
+                    {f.key: last.values.get(f.key) for f in form.fields if f.carry_over} if last else {}
+                )
                 state["prev"] = dict(last.values) if last else {}
         else:
             state["record_key"] = uuid.uuid4().hex
             state["defaults"] = {}
             state["prev"] = {}
         first = self._next_field(form, state, None)
-        intro = t("{form} — {unit} — {period}.", form=form.title.get(t.locale), unit=state["unit_name"], period=period.label(t))
+        intro = t(
+            "{form} — {unit} — {period}.",
+            form=form.title.get(t.locale),
+            unit=state["unit_name"],
+            period=period.label(t),
+        )
         intro += "\n" + t("One question at a time. Type “quay lại” to go back, “hủy” to cancel.")
         replies.append(Reply(intro))
         assert first is not None, "a form has at least one question"
         replies.append(self._ask_field(ctx, state, form, first))
         return Step(replies, state)
 
-    async def _previous_values(self, ctx: Context, form: Form, unit_id: int, record_key: str) -> dict[str, Any]:
+    async def _previous_values(
+        self, ctx: Context, form: Form, unit_id: int, record_key: str
+    ) -> dict[str, Any]:
         """What the rules' prev() sees when correcting: the latest other period of this unit."""
         other = await ctx.uow.submissions.latest_for_unit(form.key, unit_id, exclude_record=record_key)
         return dict(other.values) if other else {}
@@ -181,7 +217,11 @@ class FormRunner(Flow):
     def _asked(self, form: Form, state: State, f: Field) -> bool:
         if not f.ask_if:
             return True
-        return bool(_expression(form.key, f.ask_if, form.field_keys).evaluate(self._env(form, state), state.get("prev", {})))
+        return bool(
+            _expression(form.key, f.ask_if, form.field_keys).evaluate(
+                self._env(form, state), state.get("prev", {})
+            )
+        )
 
     def _next_field(self, form: Form, state: State, after: str | None) -> Field | None:
         keys = form.field_keys
@@ -199,7 +239,9 @@ class FormRunner(Flow):
         asked = [g for g in form.fields if self._asked(form, state, g)]
         number = next((i for i, g in enumerate(asked, 1) if g.key == f.key), len(asked))
         lines = [prefix] if prefix else []
-        lines.append(t("Question {n}/{total}: {label}", n=number, total=len(asked), label=f.label.get(t.locale)))
+        lines.append(
+            t("Question {n}/{total}: {label}", n=number, total=len(asked), label=f.label.get(t.locale))
+        )
         if f.help:
             lines.append(f.help.get(t.locale))
         options: list[Option] = []
@@ -214,8 +256,11 @@ class FormRunner(Flow):
             options.append(Option("skip", t("Skip")))
         if state["history"]:
             options.append(Option("back", t("Back")))
-        hint = {"integer": t("Type a whole number."), "money": t("Type an amount, e.g. 500k, 2tr5 or 1.200.000."),
-                "date": t("Type a date as day/month/year, e.g. 05/10/2026.")}.get(f.type)
+        hint = {
+            "integer": t("Type a whole number."),
+            "money": t("Type an amount, e.g. 500k, 2tr5 or 1.200.000."),
+            "date": t("Type a date as day/month/year, e.g. 05/10/2026."),
+        }.get(f.type)
         if hint:
             lines.append(hint)
         return ask(state, "\n".join(lines), options, numbered=f.type == "choice")
@@ -229,13 +274,17 @@ class FormRunner(Flow):
             return self._go_back(ctx, state, form)
         if pick == "skip" or word in SKIP_WORDS:
             if not f.optional:
-                return Step([Reply(t("This question cannot be skipped."))] + await self.reprompt(ctx, state), state)
+                return Step(
+                    [Reply(t("This question cannot be skipped."))] + await self.reprompt(ctx, state), state
+                )
             return await self._accept(ctx, state, form, f, None)
         default = state.get("defaults", {}).get(f.key)
         if (pick == "keep" or word in KEEP_WORDS) and default is not None:
             return await self._check_and_accept(ctx, state, form, f, default)
         if msg.kind not in (Kind.TEXT, Kind.OPTION):
-            return Step([Reply(t("I can only read typed answers here."))] + await self.reprompt(ctx, state), state)
+            return Step(
+                [Reply(t("I can only read typed answers here."))] + await self.reprompt(ctx, state), state
+            )
         try:
             value = self._parse(ctx, f, msg, pick)
         except (ParseError, AnswerRefused) as err:
@@ -248,7 +297,12 @@ class FormRunner(Flow):
                 return pick[2:]
             typed = fold(msg.text)
             for c in f.choices:
-                if typed in {fold(c.value), fold(c.label.vi), fold(c.label.en), *(fold(a) for a in c.aliases)}:
+                if typed in {
+                    fold(c.value),
+                    fold(c.label.vi),
+                    fold(c.label.en),
+                    *(fold(a) for a in c.aliases),
+                }:
                     return c.value
             raise AnswerRefused("not_a_choice")
         text = msg.text.strip()
@@ -271,7 +325,10 @@ class FormRunner(Flow):
         if code == "not_a_choice":
             return t("Please answer with one of the choices.")
         if code == "too_long":
-            return t("That is too long: at most {limit} characters, please.", limit=f.max_length or ctx.settings.max_text_length)
+            return t(
+                "That is too long: at most {limit} characters, please.",
+                limit=f.max_length or ctx.settings.max_text_length,
+            )
         if code == "empty":
             return t("Please type an answer.")
         if code == "negative":
@@ -291,14 +348,45 @@ class FormRunner(Flow):
         t = ctx.t
         if isinstance(value, int) and f.type in ("integer", "money"):
             if f.min is not None and value < f.min:
-                return Step([Reply(t("{label} must be at least {min}.", label=f.label.get(t.locale), min=display_value(ctx, f, f.min)))] + await self.reprompt(ctx, state), state)
+                return Step(
+                    [
+                        Reply(
+                            t(
+                                "{label} must be at least {min}.",
+                                label=f.label.get(t.locale),
+                                min=display_value(ctx, f, f.min),
+                            )
+                        )
+                    ]
+                    + await self.reprompt(ctx, state),
+                    state,
+                )
             if f.max is not None and value > f.max:
-                return Step([Reply(t("{label} must be at most {max}.", label=f.label.get(t.locale), max=display_value(ctx, f, f.max)))] + await self.reprompt(ctx, state), state)
+                return Step(
+                    [
+                        Reply(
+                            t(
+                                "{label} must be at most {max}.",
+                                label=f.label.get(t.locale),
+                                max=display_value(ctx, f, f.max),
+                            )
+                        )
+                    ]
+                    + await self.reprompt(ctx, state),
+                    state,
+                )
         trial = dict(state["values"])
         trial[f.key] = value
         answered = {*state["answered"], f.key}
-        violations = check_rules(form, self._typed(form, trial), self._typed(form, state.get("prev", {})),
-                                 self._context(state), answered=answered, focus=f.key, locale=t.locale)
+        violations = check_rules(
+            form,
+            self._typed(form, trial),
+            self._typed(form, state.get("prev", {})),
+            self._context(state),
+            answered=answered,
+            focus=f.key,
+            locale=t.locale,
+        )
         hard = [v for v in violations if v.rule.severity == "hard"]
         if hard:
             return Step([Reply("⚠️ " + hard[0].message)] + await self.reprompt(ctx, state), state)
@@ -307,7 +395,11 @@ class FormRunner(Flow):
             state["phase"] = "soft"
             state["candidate"] = value
             state["soft_rule"] = soft[0].rule.id
-            prompt = ask(state, "❓ " + soft[0].message, [Option("yes", t("Yes, keep it")), Option("no", t("No, re-enter"))])
+            prompt = ask(
+                state,
+                "❓ " + soft[0].message,
+                [Option("yes", t("Yes, keep it")), Option("no", t("No, re-enter"))],
+            )
             return Step([prompt], state)
         return await self._accept(ctx, state, form, f, value)
 
@@ -325,7 +417,9 @@ class FormRunner(Flow):
             state.pop("candidate", None)
             state.pop("soft_rule", None)
             return Step([self._ask_field(ctx, state, form, f)], state)
-        return Step([Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state)
+        return Step(
+            [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+        )
 
     async def _accept(self, ctx: Context, state: State, form: Form, f: Field, value: Value) -> Step:
         state["values"][f.key] = value
@@ -340,18 +434,26 @@ class FormRunner(Flow):
             return await self._finish_questions(ctx, state, form)
         return Step([self._ask_field(ctx, state, form, nxt)], state)
 
-    def _acknowledged(self, state: State, rule_id: str, fields: tuple[str, ...], values: dict[str, Any]) -> bool:
+    def _acknowledged(
+        self, state: State, rule_id: str, fields: tuple[str, ...], values: dict[str, Any]
+    ) -> bool:
         """A soft warning is settled when confirmed in this dialogue, or, in a correction, when
         the version being corrected was sent with the same values (it was confirmed then)."""
         if rule_id in state["acked"]:
             return True
-        confirmed = state.get("confirmed")
+        confirmed: dict[str, Any] = state.get("confirmed") or {}
         return bool(confirmed) and all(confirmed.get(k) == values.get(k) for k in fields)
 
     def _go_back(self, ctx: Context, state: State, form: Form) -> Step:
         t = ctx.t
         if not state["history"]:
-            return Step([Reply(t("This is the first question.")), self._ask_field(ctx, state, form, form.field(state["field"]))], state)
+            return Step(
+                [
+                    Reply(t("This is the first question.")),
+                    self._ask_field(ctx, state, form, form.field(state["field"])),
+                ],
+                state,
+            )
         previous = form.field(state["history"].pop())
         return Step([self._ask_field(ctx, state, form, previous)], state)
 
@@ -359,27 +461,46 @@ class FormRunner(Flow):
     async def _finish_questions(self, ctx: Context, state: State, form: Form) -> Step:
         """Every rule once more on the whole form (an edit can break a rule checked earlier)."""
         t = ctx.t
-        violations = check_rules(form, self._typed(form, state["values"]), self._typed(form, state.get("prev", {})),
-                                 self._context(state), answered=set(state["answered"]), focus=None, locale=t.locale)
+        violations = check_rules(
+            form,
+            self._typed(form, state["values"]),
+            self._typed(form, state.get("prev", {})),
+            self._context(state),
+            answered=set(state["answered"]),
+            focus=None,
+            locale=t.locale,
+        )
         for v in violations:
-            if v.rule.severity == "hard" or not self._acknowledged(state, v.rule.id, v.rule.fields, state["values"]):
-                target = next((k for k in reversed(state["answered"]) if k in v.rule.fields), state["answered"][-1])
+            if v.rule.severity == "hard" or not self._acknowledged(
+                state, v.rule.id, v.rule.fields, state["values"]
+            ):
+                target = next(
+                    (k for k in reversed(state["answered"]) if k in v.rule.fields), state["answered"][-1]
+                )
                 state["editing"] = True
                 icon = "⚠️ " if v.rule.severity == "hard" else "❓ "
-                return Step([self._ask_field(ctx, state, form, form.field(target), prefix=icon + v.message)], state)
+                return Step(
+                    [self._ask_field(ctx, state, form, form.field(target), prefix=icon + v.message)], state
+                )
         return Step([self._summary(ctx, state, form)], state)
 
     def _summary(self, ctx: Context, state: State, form: Form) -> Reply:
         t = ctx.t
         state["phase"] = "summary"
         period = Period.parse(state["period"])
-        lines = [t("Please check your report — {unit}, {period}:", unit=state["unit_name"], period=period.label(t))]
+        lines = [
+            t("Please check your report — {unit}, {period}:", unit=state["unit_name"], period=period.label(t))
+        ]
         for f in form.fields:
             value = state["values"].get(f.key)
             if f.key in state["answered"] and value is not None:
                 lines.append(f"• {f.label.get(t.locale)}: {display_value(ctx, f, value)}")
         lines.append(t("Send this report?"))
-        options = [Option("confirm", t("Send")), Option("edit", t("Change an answer")), Option("cancel", t("Cancel"))]
+        options = [
+            Option("confirm", t("Send")),
+            Option("edit", t("Change an answer")),
+            Option("cancel", t("Cancel")),
+        ]
         return ask(state, "\n".join(lines), options)
 
     async def _on_summary(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
@@ -398,12 +519,17 @@ class FormRunner(Flow):
             state["phase"] = "edit"
             options = [Option(f"f:{k}", form.field(k).label.get(t.locale)) for k in state["answered"]]
             return Step([ask(state, t("Which answer do you want to change?"), options)], state)
-        return Step([Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state)
+        return Step(
+            [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+        )
 
     async def _on_edit(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
         pick = chosen(state, msg)
         if pick is None or not pick.startswith("f:"):
-            return Step([Reply(ctx.t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state)
+            return Step(
+                [Reply(ctx.t("Please answer with one of the choices."))] + await self.reprompt(ctx, state),
+                state,
+            )
         state["editing"] = True
         f = form.field(pick[2:])
         state["defaults"] = {**state.get("defaults", {}), f.key: state["values"].get(f.key)}
@@ -421,22 +547,54 @@ class FormRunner(Flow):
             )
         before = await ctx.uow.submissions.latest(form.key, state["record_key"])
         fv = await ctx.uow.submissions.form_version(form.key, form.digest, form.definition, ctx.now)
-        saved = await ctx.uow.submissions.add_version(Submission(
-            form_key=form.key, record_key=state["record_key"], unit_id=unit.id, period=state["period"],
-            form_version_id=fv.id, values=values, submitted_by_contact_id=ctx.contact.id,
-            submitted_at=ctx.now, channel=ctx.channel, version=0,
-        ))
-        ctx.uow.audit.add(ctx.now, "submission.create", ctx.contact.id, unit.id, form=form.key,
-                          record=state["record_key"], version=saved.version, submission_id=saved.id)
+        saved = await ctx.uow.submissions.add_version(
+            Submission(
+                form_key=form.key,
+                record_key=state["record_key"],
+                unit_id=unit.id,
+                period=state["period"],
+                form_version_id=fv.id,
+                values=values,
+                submitted_by_contact_id=ctx.contact.id,
+                submitted_at=ctx.now,
+                channel=ctx.channel,
+                version=0,
+            )
+        )
+        ctx.uow.audit.add(
+            ctx.now,
+            "submission.create",
+            ctx.contact.id,
+            unit.id,
+            form=form.key,
+            record=state["record_key"],
+            version=saved.version,
+            submission_id=saved.id,
+        )
         where = await describe_unit(ctx, unit)
-        lines = [t("✅ Saved: {form}, {unit}, {period} (version {version}). Thank you!",
-                   form=form.title.get(t.locale), unit=where, period=Period.parse(state["period"]).label(t), version=saved.version)]
+        lines = [
+            t(
+                "✅ Saved: {form}, {unit}, {period} (version {version}). Thank you!",
+                form=form.title.get(t.locale),
+                unit=where,
+                period=Period.parse(state["period"]).label(t),
+                version=saved.version,
+            )
+        ]
         if values.get("is_lifelong_learning_week"):
             lines.append(t("This activity counts for the Lifelong Learning Week."))
         if before is not None:
-            changes = [f"• {f.label.get(t.locale)}: {display_value(ctx, f, before.values.get(f.key))} → {display_value(ctx, f, values.get(f.key))}"
-                       for f in form.fields if before.values.get(f.key) != values.get(f.key)]
-            lines.append(t("Changes from version {version}:", version=before.version) if changes else t("No changes from version {version}.", version=before.version))
+            changes = [
+                f"• {f.label.get(t.locale)}: "
+                f"{display_value(ctx, f, before.values.get(f.key))} → {display_value(ctx, f, values.get(f.key))}"
+                for f in form.fields
+                if before.values.get(f.key) != values.get(f.key)
+            ]
+            lines.append(
+                t("Changes from version {version}:", version=before.version)
+                if changes
+                else t("No changes from version {version}.", version=before.version)
+            )
             lines += changes
         return Step([Reply("\n".join(lines))], None, ("menu", {"quiet": True}))
 
@@ -454,7 +612,9 @@ class FormRunner(Flow):
     def leave_warning(self, ctx: Context, state: State) -> str:
         form = ctx.forms.get(state.get("form", ""))
         title = form.title.get(ctx.t.locale) if form else ""
-        return ctx.t("You have an unfinished report ({form}). If you leave, your answers are not saved.", form=title)
+        return ctx.t(
+            "You have an unfinished report ({form}). If you leave, your answers are not saved.", form=title
+        )
 
     def _typed(self, form: Form, values: dict[str, Any]) -> dict[str, object]:
         """State values as the rules see them: dates as dates."""

@@ -21,9 +21,14 @@ class Language(Flow):
     async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
         pick = chosen(state, msg)
         if pick not in ("vi", "en"):
-            return Step([Reply("Vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")] + await self.reprompt(ctx, state), state)
+            return Step(
+                [Reply("Vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")] + await self.reprompt(ctx, state),
+                state,
+            )
         ctx.set_locale(translator(pick))
-        return Step([Reply(ctx.t("Language changed: I will write in English."))], None, ("menu", {"quiet": True}))
+        return Step(
+            [Reply(ctx.t("Language changed: I will write in English."))], None, ("menu", {"quiet": True})
+        )
 
 
 register(Language())

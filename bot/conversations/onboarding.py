@@ -35,7 +35,10 @@ class Onboarding(Flow):
     async def _on_language(self, ctx: Context, state: State, msg: Incoming) -> Step:
         pick = chosen(state, msg) or {"tieng viet": "vi", "viet": "vi", "english": "en"}.get(word_of(msg))
         if pick not in ("vi", "en"):
-            return Step([Reply("Vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")] + await self.reprompt(ctx, state), state)
+            return Step(
+                [Reply("Vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")] + await self.reprompt(ctx, state),
+                state,
+            )
         ctx.set_locale(translator(pick))
         return Step([self._ask_consent(ctx, state)], state)
 
@@ -44,8 +47,12 @@ class Onboarding(Flow):
         state["step"] = "consent"
         text = "\n".join(
             [
-                t("Khuyến học Bot helps village and commune officers report study-promotion figures, and sends members learning tips."),
-                t("We store your chat name, the area and role you choose, and the reports you send. You can stop messages at any time."),
+                t(
+                    "Khuyến học Bot helps village and commune officers report study-promotion figures, and sends members learning tips."
+                ),
+                t(
+                    "We store your chat name, the area and role you choose, and the reports you send. You can stop messages at any time."
+                ),
                 t("Do you agree?"),
             ]
         )
@@ -58,9 +65,19 @@ class Onboarding(Flow):
             yn = parse_yes_no(msg.text) if msg.kind is Kind.TEXT else None
             pick = None if yn is None else ("yes" if yn else "no")
         if pick is None:
-            return Step([Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state)
+            return Step(
+                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+            )
         if pick == "no":
-            return Step([Reply(t("Understood: nothing more is stored and we will not message you. Send /start if you change your mind."))])
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "Understood: nothing more is stored and we will not message you. Send /start if you change your mind."
+                        )
+                    )
+                ]
+            )
         ctx.contact.consent_at = ctx.now
         ctx.uow.audit.add(ctx.now, "contact.consent", ctx.contact.id)
         if state.get("code"):
@@ -81,14 +98,18 @@ class Onboarding(Flow):
         pick = chosen(state, msg)
         if pick == "member":
             state["step"] = "province"
-            return Step([ask(state, t("Type the name of your province or city (for example: Cao Bằng)."))], state)
+            return Step(
+                [ask(state, t("Type the name of your province or city (for example: Cao Bằng)."))], state
+            )
         if pick == "officer":
             state["step"] = "code"
             state["tries"] = 0
             return Step([ask(state, t("Type your invite code (for example: ABCD-EFGH)."))], state)
         if msg.kind is Kind.TEXT and len(msg.text.strip()) in (8, 9):  # typed a code straight away
             return await self._redeem(ctx, state, msg.text)
-        return Step([Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state)
+        return Step(
+            [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+        )
 
     async def _on_code(self, ctx: Context, state: State, msg: Incoming) -> Step:
         t = ctx.t
@@ -96,7 +117,9 @@ class Onboarding(Flow):
             return Step([Reply(t("Please type the code as text."))] + await self.reprompt(ctx, state), state)
         if chosen(state, msg) == "member":
             state["step"] = "province"
-            return Step([ask(state, t("Type the name of your province or city (for example: Cao Bằng)."))], state)
+            return Step(
+                [ask(state, t("Type the name of your province or city (for example: Cao Bằng)."))], state
+            )
         return await self._redeem(ctx, state, msg.text)
 
     async def _redeem(self, ctx: Context, state: State, code: str) -> Step:
@@ -107,14 +130,20 @@ class Onboarding(Flow):
             where = await describe_unit(ctx, unit) if unit else ""
             ctx.contact.home_unit_id = invite.unit_id
             await ctx.refresh_grants()
-            done = t("Welcome! You are registered as {role} of {unit}.", role=role_label(t, invite.role), unit=where)
+            done = t(
+                "Welcome! You are registered as {role} of {unit}.",
+                role=role_label(t, invite.role),
+                unit=where,
+            )
             return Step([Reply(done)], None, ("menu", {}))
         state["step"] = "code"
         state["tries"] = int(state.get("tries", 0)) + 1
         problem = {
             RedeemOutcome.UNKNOWN: t("This code is not valid. Check the letters and try again."),
             RedeemOutcome.EXPIRED: t("This code has expired. Ask your commune officer for a new one."),
-            RedeemOutcome.USED_UP: t("This code has already been used. Ask your commune officer for a new one."),
+            RedeemOutcome.USED_UP: t(
+                "This code has already been used. Ask your commune officer for a new one."
+            ),
         }[outcome]
         if state["tries"] >= MAX_CODE_TRIES:
             return Step([Reply(problem + "\n" + t("Too many attempts. Send /start to begin again."))])
@@ -145,7 +174,14 @@ class Onboarding(Flow):
         if len(found) == 1:
             return found[0], []
         if not found:
-            return None, [Reply(t("Nothing found for “{query}”. Try another spelling or part of the name.", query=msg.text.strip()[:60]))]
+            return None, [
+                Reply(
+                    t(
+                        "Nothing found for “{query}”. Try another spelling or part of the name.",
+                        query=msg.text.strip()[:60],
+                    )
+                )
+            ]
         options = [Option(f"unit:{u.id}", u.name) for u in found]
         return None, [ask(state, t("Which one do you mean?"), options)]
 
@@ -155,7 +191,10 @@ class Onboarding(Flow):
             return Step(replies, state)
         state["province_id"] = unit.id
         state["step"] = "commune"
-        return Step([ask(state, ctx.t("{province}. Now type the name of your commune or ward.", province=unit.name))], state)
+        return Step(
+            [ask(state, ctx.t("{province}. Now type the name of your commune or ward.", province=unit.name))],
+            state,
+        )
 
     async def _on_commune(self, ctx: Context, state: State, msg: Incoming) -> Step:
         unit, replies = await self._pick_unit(ctx, state, msg, (COMMUNE,), int(state["province_id"]))

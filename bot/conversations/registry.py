@@ -21,4 +21,4 @@ def _load() -> None:
     """Import the dialogue modules once, so that each registers its flows."""
     if _FLOWS:
         return
-    from bot.conversations import form_runner, language, onboarding, villages  # noqa: F401
+    from bot.conversations import form_runner, language, linking, onboarding, villages  # noqa: F401

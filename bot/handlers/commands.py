@@ -30,9 +30,11 @@ ALIASES = {
     "thon": "thon",
     "villages": "thon",
     "menu": "menu",
+    "lienket": "lienket",
+    "link": "lienket",
 }
 # Commands that need no registration first.
-OPEN_COMMANDS = frozenset({"start", "trogiup", "ngonngu", "huy", "menu"})
+OPEN_COMMANDS = frozenset({"start", "trogiup", "ngonngu", "huy", "menu", "lienket"})
 _COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 
 
@@ -78,6 +80,8 @@ async def run_command(ctx: Context, cmd: Command) -> Step:
         return Step([menu_reply(ctx, t("There is nothing to cancel."))])
     if cmd.name == "toi":
         return Step([await whoami(ctx)])
+    if cmd.name == "lienket":
+        return await _start_flow(ctx, "linking", {"code": cmd.arg} if cmd.arg else {})
     return Step([menu_reply(ctx)])
 
 

@@ -37,11 +37,20 @@ async def dispatch(ctx: Context, row: DialogueState | None, msg: Incoming) -> Ou
         out.flow, out.state = row.flow, dict(row.state or {})
         expiry = timedelta(hours=ctx.settings.dialogue_expiry_hours)
         if row.updated_at + expiry < ctx.now:
-            out.replies.append(Reply(t("Your unfinished conversation from earlier has expired; nothing from it was saved.")))
+            out.replies.append(
+                Reply(t("Your unfinished conversation from earlier has expired; nothing from it was saved."))
+            )
             out.flow, out.state = None, {}
 
     if msg.kind is Kind.TEXT and len(msg.text) > MAX_MESSAGE_CHARS:
-        out.replies.append(Reply(t("Your message is too long ({n} characters). Please send a short answer.", n=t.number(len(msg.text)))))
+        out.replies.append(
+            Reply(
+                t(
+                    "Your message is too long ({n} characters). Please send a short answer.",
+                    n=t.number(len(msg.text)),
+                )
+            )
+        )
         await _reprompt_or_menu(ctx, out)
         return out
 
@@ -92,11 +101,15 @@ async def _in_dialogue(ctx: Context, out: Outcome, msg: Incoming, cmd: Command |
             out.replies += await flow.reprompt(ctx, state)
         else:
             state["leave"] = {
-                "cmd": cmd.name, "arg": cmd.arg, "known": cmd.known,
+                "cmd": cmd.name,
+                "arg": cmd.arg,
+                "known": cmd.known,
                 "saved": {k: state.get(k) for k in ("options", "numbered", "last_prompt")},
             }
             warning = flow.leave_warning(ctx, state) + "\n" + t("Leave it for /{name}?", name=cmd.name)
-            out.replies.append(ask(state, warning, [Option("leave", t("Leave")), Option("stay", t("Continue"))]))
+            out.replies.append(
+                ask(state, warning, [Option("leave", t("Leave")), Option("stay", t("Continue"))])
+            )
         return
     if msg.kind not in (Kind.TEXT, Kind.OPTION):
         out.replies.append(Reply(t("I can only read text messages. Please type your answer.")))
