@@ -112,11 +112,12 @@ async def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--officers", type=int, default=200)
     ap.add_argument("--rate", type=float, default=250.0, help="offered load of the paced run, steps/s")
+    ap.add_argument("--driver", choices=["inline", "aiosqlite"], default="inline", help="SQLite driver")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
         await upgrade_async(url)
-        app = make_app(url)
+        app = make_app(url, sqlite_driver=args.driver)
         tree = await seed_tree(app)
         async with app.uow() as uow:
             villages = [
@@ -147,6 +148,7 @@ async def main() -> None:
             saved = await uow.submissions.count("village_report")
         await app.db.dispose()
 
+    print(f"SQLite driver: {args.driver}")
     print(f"officers: {args.officers}, steps per report: {len(script())}, reports saved: {saved}")
     print(f"baseline (bare storage step): {base:8.0f} steps/s")
     print(

@@ -87,15 +87,16 @@ def demo(
 async def _seed_demo(bot: App) -> tuple[str, str, str]:
     from bot.invites import create_invite, format_code
     from bot.units import seed_demo
-    from storage.models import COMMUNE_OFFICER, VILLAGE_OFFICER
+    from storage.models import COMMUNE_OFFICER, VILLAGE, VILLAGE_OFFICER
 
     now = bot.clock.now()
     async with bot.uow() as uow:
         seed = await seed_demo(uow, bot.content_dir, now)
         days = bot.settings.invite_expiry_days
-        village = await create_invite(uow, seed.villages[0], VILLAGE_OFFICER, now, days)
+        demo_village = next((v for v in seed.villages if v.kind == VILLAGE), seed.villages[0])
+        village = await create_invite(uow, demo_village, VILLAGE_OFFICER, now, days)
         commune = await create_invite(uow, seed.commune, COMMUNE_OFFICER, now, days)
-        where = f"{seed.villages[0].name}, {seed.commune.name}, {seed.province.name}"
+        where = f"{demo_village.name}, {seed.commune.name}, {seed.province.name}"
         await uow.commit()
     await bot.db.dispose()
     return format_code(village.code), format_code(commune.code), where

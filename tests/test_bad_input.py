@@ -130,3 +130,19 @@ async def test_unregistered_person_reporting_is_sent_to_onboarding(
             assert await uow.submissions.count() == 0
     finally:
         await app.db.dispose()
+
+
+async def test_the_threaded_sqlite_driver_still_works(sqlite_db: object, sqlite_url: str) -> None:
+    """`sqlite_driver=aiosqlite` is the fallback to the inline driver: it must keep working."""
+    app = make_app(sqlite_url, sqlite_driver="aiosqlite")
+    try:
+        tree = await seed_tree(app)
+        await make_contact(app, "u2", "village_officer", tree.village, "en")
+        chat = Chat(app, "u2")
+        await _start_report(chat)
+        await chat.say("120")
+        assert "Question 2/24" in chat.text
+        await chat.say("120")  # a new delivery (new update id), not a duplicate
+        assert "Question 3/24" in chat.text
+    finally:
+        await app.db.dispose()
