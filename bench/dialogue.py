@@ -34,34 +34,9 @@ from bot.service import handle_incoming
 from bot.units import add_village
 from storage.migrate import upgrade_async
 from storage.models import VILLAGE
-from tests.support import make_app, make_contact, seed_tree
+from tests.support import VILLAGE_REPORT_ANSWERS, make_app, make_contact, seed_tree
 
-ANSWERS = [
-    "120",
-    "500",
-    "80",
-    "60",
-    "10",
-    "6",
-    "5",
-    "3",
-    "đã đăng ký",
-    "100",
-    "10",
-    "300",
-    "50",
-    "40",
-    "5tr",
-    "3tr",
-    "2tr",
-    "10",
-    "2tr5",
-    "5",
-    "1tr",
-    "4",
-    "120",
-    "bỏ qua",
-]
+ANSWERS = VILLAGE_REPORT_ANSWERS
 
 
 def script() -> list[tuple[Kind, str]]:

@@ -16,5 +16,8 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> A
     settings = settings or Settings()
     forms = load_forms(Path(settings.content_dir) / "forms")
     return App(
-        settings=settings, db=Database(settings.database_url, settings.sqlite_driver), clock=clock or SystemClock(), forms=forms
+        settings=settings,
+        db=Database(settings.database_url, settings.sqlite_driver),
+        clock=clock or SystemClock(),
+        forms=forms,
     )

@@ -27,6 +27,8 @@ telegram_app = typer.Typer(help="Telegram: webhook and bot checks (docs/channels
 zalo_app = typer.Typer(help="Zalo: webhook and bot checks (docs/channels.md).", no_args_is_help=True)
 app.add_typer(telegram_app, name="telegram")
 app.add_typer(zalo_app, name="zalo")
+content_app = typer.Typer(help="The content library (content/articles).", no_args_is_help=True)
+app.add_typer(content_app, name="content")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -34,7 +36,7 @@ def _settings(**overrides: object) -> Settings:
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
-def _serve(bot: App) -> None:
+def _serve(bot: App, *, scheduler: bool = False) -> None:
     import uvicorn
 
     from bot.http import create_http_app, install_log_redaction
@@ -43,8 +45,13 @@ def _serve(bot: App) -> None:
         level=bot.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_log_redaction()
+    api = create_http_app(bot)
+    if scheduler:  # reports: scheduled jobs on the instance elected by the lease (bot/scheduler.py)
+        from bot.scheduler import attach_to
+
+        attach_to(api, bot)
     uvicorn.run(
-        create_http_app(bot),
+        api,
         host=bot.settings.host,
         port=bot.settings.port,
         log_level=bot.settings.log_level.lower(),
@@ -63,7 +70,7 @@ def run(
     """
     settings = _settings(host=host, port=port)
     upgrade(settings.database_url)
-    _serve(bootstrap(settings))
+    _serve(bootstrap(settings), scheduler=True)
 
 
 @app.command()
@@ -81,10 +88,11 @@ def demo(
     typer.echo(f"  Invite code, commune officer : {commune_code}")
     typer.echo(f"Open http://{settings.host}:{settings.port}/ , press “Bắt đầu”, choose “Tôi có mã mời”.")
     if serve:
-        _serve(bot)
+        _serve(bot, scheduler=True)  # as `run` does: reminders, tips, digests, the outbox
 
 
 async def _seed_demo(bot: App) -> tuple[str, str, str]:
+    from bot.content import sync_content
     from bot.invites import create_invite, format_code
     from bot.units import seed_demo
     from storage.models import COMMUNE_OFFICER, VILLAGE, VILLAGE_OFFICER
@@ -97,9 +105,33 @@ async def _seed_demo(bot: App) -> tuple[str, str, str]:
         village = await create_invite(uow, demo_village, VILLAGE_OFFICER, now, days)
         commune = await create_invite(uow, seed.commune, COMMUNE_OFFICER, now, days)
         where = f"{demo_village.name}, {seed.commune.name}, {seed.province.name}"
+        await sync_content(uow.session, bot.content_dir, now)  # articles for /tin and /guitin
         await uow.commit()
     await bot.db.dispose()
     return format_code(village.code), format_code(commune.code), where
+
+
+@content_app.command("sync")
+def content_sync() -> None:
+    """Load content/articles into the database: new and changed items; removed ones retired."""
+    from bot.content import ContentError, sync_content
+
+    async def go(bot: App) -> str:
+        try:
+            async with bot.uow() as uow:
+                result = await sync_content(uow.session, bot.content_dir, bot.clock.now())
+                await uow.commit()
+        finally:
+            await bot.db.dispose()
+        return str(result)
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    try:
+        typer.echo(asyncio.run(go(bootstrap(settings))))
+    except ContentError as exc:
+        typer.echo(f"Nothing synced: {exc}", err=True)
+        raise typer.Exit(1) from None
 
 
 @db_app.command("upgrade")
@@ -249,6 +281,65 @@ def zalo_delete_webhook() -> None:
 def zalo_info() -> None:
     """Check the token and show the registered webhook."""
     _channel_admin("zalo", "info", None)
+
+
+@app.command()
+def report(
+    unit: Annotated[
+        str,
+        typer.Option("--unit", help="Unit id, or national code of a province or commune; 'all': the nation."),
+    ],
+    period: Annotated[
+        str, typer.Option("--period", help="Period: 2026-H1, 2026-H2, 2026 (or 2026-W07, 2026-03, 2026-2027)")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx, csv or png.")] = "xlsx",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write; default: a name from the unit and period.")
+    ] = None,
+    locale: Annotated[str, typer.Option(help="Language of the labels: vi or en.")] = "vi",
+) -> None:
+    """Write a compiled report: the .xlsx, chart or CSV officers receive (no role check: an admin's tool)."""
+    from bot.deadlines import ReportPeriod
+    from bot.i18n import translator
+    from bot.reports.service import FORMATS, compile_unit, render, summary_text
+    from storage.models import Unit
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"format must be one of {', '.join(FORMATS)}")
+    try:
+        wanted = ReportPeriod.parse(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def go(bot: App) -> tuple[str, bytes, str]:
+        try:
+            async with bot.db.sessions() as session:
+                found: Unit | None = None
+                if unit.lower() != "all":
+                    by_code = select(Unit).where(Unit.code == unit)
+                    found = (await session.execute(by_code)).scalar_one_or_none()
+                    if found is None and unit.isdigit():
+                        found = await session.get(Unit, int(unit))
+                    if found is None:
+                        raise typer.BadParameter(f"no unit {unit!r}")
+                compiled = await compile_unit(
+                    session, found, wanted, content_dir=bot.content_dir, forms=bot.forms, now=bot.clock.now()
+                )
+        finally:
+            await bot.db.dispose()
+        t = translator(locale)
+        (file,) = render(compiled, t, [fmt])
+        return file.filename, file.data, summary_text(compiled, t, files_attached=False)
+
+    from sqlalchemy import select
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    filename, data, summary = asyncio.run(go(bootstrap(settings)))
+    target = out or Path(filename)
+    target.write_bytes(data)
+    typer.echo(summary)
+    typer.echo(f"Written: {target} ({len(data):,} bytes)")
 
 
 def main() -> None:

@@ -55,6 +55,10 @@ def channel_routers(app: App) -> list[APIRouter]:
         from bot.channels import webchat
 
         routers.append(webchat.create_router(app))
+    if app.settings.telegram_token is not None or app.settings.zalo_token is not None:
+        from bot.channels.runtime import channel_runtime
+
+        routers += channel_runtime(app).routers()
     return routers
 
 

@@ -25,9 +25,7 @@ __all__ = [
     "parse_yes_no",
 ]
 
-CODES: Final = frozenset(
-    {"empty", "not_a_number", "negative", "not_whole", "too_large", "bad_date"}
-)
+CODES: Final = frozenset({"empty", "not_a_number", "negative", "not_whole", "too_large", "bad_date"})
 """Every value :attr:`ParseError.code` can take."""
 
 MAX_VALUE: Final = 10**15
@@ -99,9 +97,7 @@ _COUNT_UNITS: Final = (
     "lan",
     "cai",
 )
-_COUNT_UNIT_SUFFIX: Final = re.compile(
-    r"\s*(?:" + "|".join(re.escape(u) for u in _COUNT_UNITS) + r")$"
-)
+_COUNT_UNIT_SUFFIX: Final = re.compile(r"\s*(?:" + "|".join(re.escape(u) for u in _COUNT_UNITS) + r")$")
 
 # Number shapes, matched with fullmatch on a folded token.
 _PLAIN: Final = re.compile(r"[0-9]+")
@@ -304,12 +300,8 @@ def parse_money(text: str) -> int:
 
 _DATE_PREFIX: Final = re.compile(r"^ngay\s*")
 _ISO_DATE: Final = re.compile(r"([0-9]{4})\s*([-/.])\s*([0-9]{1,2})\s*\2\s*([0-9]{1,2})")
-_DMY_DATE: Final = re.compile(
-    r"([0-9]{1,2})\s*([-/.])\s*([0-9]{1,2})(?:\s*\2\s*([0-9]{4}|[0-9]{2}))?"
-)
-_WORDY_DATE: Final = re.compile(
-    r"([0-9]{1,2})\s*thang\s*([0-9]{1,2})(?:\s*(?:nam\s*)?([0-9]{4}|[0-9]{2}))?"
-)
+_DMY_DATE: Final = re.compile(r"([0-9]{1,2})\s*([-/.])\s*([0-9]{1,2})(?:\s*\2\s*([0-9]{4}|[0-9]{2}))?")
+_WORDY_DATE: Final = re.compile(r"([0-9]{1,2})\s*thang\s*([0-9]{1,2})(?:\s*(?:nam\s*)?([0-9]{4}|[0-9]{2}))?")
 _RELATIVE_DAYS: Final = {
     "hom nay": 0,
     "nay": 0,

@@ -160,9 +160,7 @@ def _admin_rows() -> list[_AdminRow]:
         rows.append(_AdminRow(pcode, PROVINCE, province.name, province.division_type.value, None))
         for ward in sorted(Ward.iter_by_province(province.code), key=lambda w: int(w.code)):
             rows.append(
-                _AdminRow(
-                    f"{int(ward.code):05d}", COMMUNE, ward.name, ward.division_type.value, pcode
-                )
+                _AdminRow(f"{int(ward.code):05d}", COMMUNE, ward.name, ward.division_type.value, pcode)
             )
     return rows
 
@@ -230,9 +228,7 @@ async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
             }
             unit = existing.get(row.code)
             if unit is None:
-                new.append(
-                    wanted | {"code": row.code, "source": source, "created_at": now, "path": ""}
-                )
+                new.append(wanted | {"code": row.code, "source": source, "created_at": now, "path": ""})
                 result.inserted += 1
                 continue
             diff = {k: v for k, v in wanted.items() if getattr(unit, k) != v}
@@ -328,11 +324,7 @@ async def _units_by_code(uow: UnitOfWork, codes: Iterable[str], kind: str) -> di
 async def _villages_of(uow: UnitOfWork, commune_ids: Iterable[int]) -> dict[tuple[int, str], Unit]:
     found: dict[tuple[int, str], Unit] = {}
     for batch in _batches(sorted(set(commune_ids)), _IN_BATCH):
-        q = (
-            select(Unit)
-            .where(Unit.parent_id.in_(batch), Unit.kind.in_(VILLAGE_KINDS))
-            .order_by(Unit.id)
-        )
+        q = select(Unit).where(Unit.parent_id.in_(batch), Unit.kind.in_(VILLAGE_KINDS)).order_by(Unit.id)
         for unit in (await uow.session.execute(q)).scalars():
             if unit.parent_id is not None:
                 found.setdefault((unit.parent_id, unit.name_folded), unit)

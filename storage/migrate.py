@@ -101,9 +101,7 @@ def revision(message: str, url: str | None = None) -> None:
         upgrade(target)
         cfg = make_config(target)
         _outside_loop(
-            lambda: command.revision(
-                cfg, message=message, autogenerate=True, rev_id=next_revision_id()
-            )
+            lambda: command.revision(cfg, message=message, autogenerate=True, rev_id=next_revision_id())
         )
 
 

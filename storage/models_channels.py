@@ -64,7 +64,11 @@ class ChannelRepository:
         q = update(ChannelIdentity).where(
             ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
         )
-        q = q.where(ChannelIdentity.blocked_at.is_(None) if at is not None else ChannelIdentity.blocked_at.is_not(None))
+        q = q.where(
+            ChannelIdentity.blocked_at.is_(None)
+            if at is not None
+            else ChannelIdentity.blocked_at.is_not(None)
+        )
         result = await self.s.execute(q.values(blocked_at=at))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 

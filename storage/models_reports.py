@@ -10,13 +10,25 @@ Import Base from storage.models; storage.schema imports this module.
   paused old leader wakes up after a new one took over.
 - `notices_sent`: every reminder, escalation, digest and compiled report sent to an officer, so
   that none is ever sent twice (the unique key), whichever instance or run tries again.
+- `report_files`: rendered files (.xlsx, .png, .csv) stored once by content hash; outbox payloads
+  refer to them by id ({"filename", "content_type", "file_id"}) instead of carrying the bytes, so
+  the report a hundred officers receive is kept once.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models import Base
@@ -77,3 +89,17 @@ class NoticeSent(Base):
     unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     sent_at: Mapped[datetime]
+
+
+class ReportFile(Base):
+    """A rendered report file, kept once whoever receives it."""
+
+    __tablename__ = "report_files"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime]

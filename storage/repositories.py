@@ -390,14 +390,31 @@ class OutboxRepository:
             )
         )
 
-    async def pending_for(self, channel: str, external_id: str, after_id: int = 0) -> list[OutboxMessage]:
-        q = (
-            select(OutboxMessage)
-            .where(
-                OutboxMessage.channel == channel,
-                OutboxMessage.external_id == external_id,
-                OutboxMessage.id > after_id,
-            )
-            .order_by(OutboxMessage.id)
+    async def pending_for(
+        self, channel: str, external_id: str, now: datetime, after_id: int = 0, limit: int = 100
+    ) -> tuple[list[OutboxMessage], int]:
+        """What a polling client (the web chat page) should show: its rows after `after_id`
+        that are due and neither failed nor cancelled, and the cursor to poll from next.
+
+        The cursor never passes a row that is still scheduled (a broadcast for later), so the
+        row shows once it is due; rows after it may then come again, and the page skips the ids
+        it has shown.
+        """
+        mine = (
+            OutboxMessage.channel == channel,
+            OutboxMessage.external_id == external_id,
+            OutboxMessage.id > after_id,
+            OutboxMessage.failed_at.is_(None),
         )
-        return list((await self.s.execute(q)).scalars())
+        due = or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now)
+        q = select(OutboxMessage).where(*mine, due).order_by(OutboxMessage.id).limit(limit)
+        rows = list((await self.s.execute(q)).scalars())
+        waiting = (
+            await self.s.execute(
+                select(func.min(OutboxMessage.id)).where(*mine, OutboxMessage.not_before > now)
+            )
+        ).scalar()
+        cursor = rows[-1].id if rows else after_id
+        if waiting is not None:
+            cursor = min(cursor, waiting - 1)
+        return rows, max(cursor, after_id)

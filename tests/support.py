@@ -130,3 +130,33 @@ class Chat:
     @property
     def option_labels(self) -> list[str]:
         return [o.label for r in self.replies for o in r.options]
+
+
+# Answers to the 24 questions of content/forms/village_report.yaml that pass every rule, typed
+# the ways officers type them (the benchmarks file this report again and again).
+VILLAGE_REPORT_ANSWERS = [
+    "120",
+    "500",
+    "80",
+    "60",
+    "10",
+    "6",
+    "5",
+    "3",
+    "đã đăng ký",
+    "100",
+    "10",
+    "300",
+    "50",
+    "40",
+    "5tr",
+    "3tr",
+    "2tr",
+    "10",
+    "2tr5",
+    "5",
+    "1tr",
+    "4",
+    "120",
+    "bỏ qua",
+]

@@ -420,8 +420,7 @@ def test_hard_message_names_the_figures_in_both_languages(village: Form) -> None
         "Số hộ được công nhận Gia đình học tập (201) không thể lớn hơn tổng số hộ (200)."
     )
     assert en[0].message == (
-        "Households recognised as Learning Family (201) cannot exceed the total number of "
-        "households (200)."
+        "Households recognised as Learning Family (201) cannot exceed the total number of households (200)."
     )
 
 
@@ -556,9 +555,7 @@ def _village_definition() -> dict[str, Any]:
 
 
 def _write(path: Path, definition: dict[str, Any]) -> Path:
-    path.write_text(
-        yaml.safe_dump(definition, allow_unicode=True, sort_keys=False), encoding="utf-8"
-    )
+    path.write_text(yaml.safe_dump(definition, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -596,9 +593,7 @@ def test_a_new_field_and_rule_need_no_code(tmp_path: Path, village: Form) -> Non
     assert rule.fields == ("households_total", "reading_corners")
 
     values = VILLAGE_VALID | {"reading_corners": 201}
-    found = check_rules(
-        form, values, {}, {}, answered=form.field_keys, focus="reading_corners", locale="vi"
-    )
+    found = check_rules(form, values, {}, {}, answered=form.field_keys, focus="reading_corners", locale="vi")
     assert [(v.rule.id, v.message) for v in found] == [
         ("reading_corners_within_households", "Số tủ sách (201) nhiều hơn số hộ (200).")
     ]

@@ -24,9 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def _load_script() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "update_catalogs", ROOT / "scripts" / "update_catalogs.py"
-    )
+    spec = importlib.util.spec_from_file_location("update_catalogs", ROOT / "scripts" / "update_catalogs.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules.setdefault("update_catalogs", module)
@@ -77,8 +75,7 @@ def test_translations_keep_placeholders(locale: str) -> None:
     wrong = [
         f"{m.id!r} -> {m.string!r}"
         for m in _catalog(locale)
-        if m.id and m.string
-        and catalogs.placeholders(str(m.string)) != catalogs.placeholders(str(m.id))
+        if m.id and m.string and catalogs.placeholders(str(m.string)) != catalogs.placeholders(str(m.id))
     ]
     assert not wrong, "placeholders differ:\n" + "\n".join(wrong)
 
@@ -128,9 +125,7 @@ def test_key_messages_come_out_in_vietnamese() -> None:
     assert t("Skip") == "Bỏ qua"
     assert t("Back") == "Quay lại"
     assert t("Keep: {value}", value="120") == "Giữ nguyên: 120"
-    assert t("Question {n}/{total}: {label}", n=3, total=24, label="Tổng số hộ") == (
-        "Câu 3/24: Tổng số hộ"
-    )
+    assert t("Question {n}/{total}: {label}", n=3, total=24, label="Tổng số hộ") == ("Câu 3/24: Tổng số hộ")
     assert t("First half of {year}", year=2026) == "6 tháng đầu năm 2026"
     assert t("Village report") == "Báo cáo thôn"
     vietnamese = re.compile("[đĐ\u0300-\u0323]")  # after NFD: đ or a Vietnamese diacritic

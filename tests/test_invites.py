@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -27,22 +25,12 @@ from storage.models import (
     MEMBER,
     VILLAGE,
     VILLAGE_OFFICER,
-    Base,
     Invite,
     Unit,
 )
 from storage.uow import UnitOfWork
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture

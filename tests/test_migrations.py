@@ -38,8 +38,7 @@ def describe(connection: Connection) -> dict[str, Any]:
             },
             "unique": {tuple(u["column_names"]) for u in insp.get_unique_constraints(table)},
             "foreign_keys": {
-                (tuple(f["constrained_columns"]), f["referred_table"])
-                for f in insp.get_foreign_keys(table)
+                (tuple(f["constrained_columns"]), f["referred_table"]) for f in insp.get_foreign_keys(table)
             },
         }
     return schema
@@ -61,9 +60,7 @@ def expected_schema() -> dict[str, Any]:
             "columns": {(c.name, bool(c.nullable)) for c in table.columns},
             "indexes": {(i.name, tuple(c.name for c in i.columns)) for i in table.indexes},
             "unique": {
-                tuple(c.name for c in u.columns)
-                for u in table.constraints
-                if isinstance(u, UniqueConstraint)
+                tuple(c.name for c in u.columns) for u in table.constraints if isinstance(u, UniqueConstraint)
             },
             "foreign_keys": {
                 (tuple(c.name for c in fk.columns), fk.referred_table.name)
@@ -125,9 +122,7 @@ def test_revisions_form_one_numbered_line() -> None:
     heads = script.get_heads()
     assert len(heads) == 1, f"several heads, merge them: {heads}"
     revisions = list(script.walk_revisions())  # head first
-    assert [r.revision for r in reversed(revisions)] == [
-        f"{n:04d}" for n in range(1, len(revisions) + 1)
-    ]
+    assert [r.revision for r in reversed(revisions)] == [f"{n:04d}" for n in range(1, len(revisions) + 1)]
     assert migrate.next_revision_id() == f"{len(revisions) + 1:04d}"
     for rev in revisions:
         source = Path(rev.path).read_text(encoding="utf-8")

@@ -122,9 +122,7 @@ async def test_units_search_on_folded_names(db: Database) -> None:
             ids["na_ma"],
         }
         assert await uow.units.search("xom", [COMMUNE]) == []
-        assert [u.id for u in await uow.units.search("", [VILLAGE], parent_id=ids["ward"])] == [
-            ids["group"]
-        ]
+        assert [u.id for u in await uow.units.search("", [VILLAGE], parent_id=ids["ward"])] == [ids["group"]]
         assert len(await uow.units.search("", [VILLAGE, COMMUNE, PROVINCE], limit=2)) == 2
         # LIKE wildcards typed by a user are not wildcards.
         assert len(await uow.units.search("%", [VILLAGE])) == 3
@@ -153,9 +151,7 @@ async def test_contacts_and_identities(db: Database) -> None:
         assert await uow.contacts.by_identity("zalo", "tg-42") is None
         # The same person on another channel: a second identity for one contact.
         uow.session.add(
-            ChannelIdentity(
-                contact_id=contact_id, channel="zalo", external_id="z-42", created_at=NOW
-            )
+            ChannelIdentity(contact_id=contact_id, channel="zalo", external_id="z-42", created_at=NOW)
         )
         await uow.commit()
     async with UnitOfWork(db) as uow:
@@ -355,9 +351,7 @@ async def test_submission_versions_and_history(db: Database) -> None:
         assert latest is not None and latest.version == 3
         by_unit = await uow.submissions.latest_for_unit("village_report", ids["pac_bo"])
         assert by_unit is not None and by_unit.version == 3
-        other = await uow.submissions.latest_for_unit(
-            "village_report", ids["pac_bo"], exclude_record=record
-        )
+        other = await uow.submissions.latest_for_unit("village_report", ids["pac_bo"], exclude_record=record)
         assert other is None
         assert await uow.submissions.count("village_report") == 3
         assert await uow.submissions.latest("village_report", "no-such") is None
@@ -441,15 +435,16 @@ async def test_outbox_add(db: Database) -> None:
         uow.outbox.add(contact_id, "zalo", "z-1", {"text": "other"}, NOW)
         await uow.commit()
     async with UnitOfWork(db) as uow:
-        pending = await uow.outbox.pending_for("telegram", "tg-1")
-        assert [m.payload["text"] for m in pending] == ["Xin chào", "Nhắc lại"]
-        first, second = pending
+        pending, cursor = await uow.outbox.pending_for("telegram", "tg-1", NOW)
+        # The reminder for tomorrow is not shown yet, and the cursor stays before it.
+        assert [m.payload["text"] for m in pending] == ["Xin chào"]
+        first = pending[0]
         assert first.sent_at is None and first.attempts == 0 and first.not_before is None
-        assert second.not_before == NOW + timedelta(days=1)
-        assert await uow.outbox.pending_for("telegram", "tg-1", after_id=second.id) == []
-        assert [m.id for m in await uow.outbox.pending_for("telegram", "tg-1", first.id)] == [
-            second.id
-        ]
+        assert cursor == first.id
+        later, cursor = await uow.outbox.pending_for("telegram", "tg-1", NOW + timedelta(days=1), first.id)
+        assert [m.payload["text"] for m in later] == ["Nhắc lại"]
+        assert later[0].not_before == NOW + timedelta(days=1)
+        assert await uow.outbox.pending_for("telegram", "tg-1", NOW + timedelta(2), cursor) == ([], cursor)
         total = (await uow.session.execute(select(OutboxMessage))).scalars().all()
         assert len(total) == 3
 
@@ -460,7 +455,7 @@ async def test_outbox_rolled_back_with_its_transaction(db: Database) -> None:
         uow.outbox.add(contact_id, "telegram", "tg-1", {"text": "lost"}, NOW)
         await uow.session.flush()
     async with UnitOfWork(db) as uow:
-        assert await uow.outbox.pending_for("telegram", "tg-1") == []
+        assert await uow.outbox.pending_for("telegram", "tg-1", NOW) == ([], 0)
 
 
 async def test_audit_log(db: Database) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -32,7 +31,6 @@ from storage.models import (
     RESIDENTIAL_GROUP,
     VILLAGE,
     VILLAGE_KINDS,
-    Base,
     Unit,
 )
 from storage.uow import UnitOfWork
@@ -42,15 +40,6 @@ CONTENT = Path(__file__).resolve().parent.parent / "content"
 CAO_BANG = "04"
 THUC_PHAN = "01273"  # Phường Thục Phán, Cao Bằng
 TRUONG_HA = "01392"  # Xã Trường Hà, Cao Bằng
-
-
-@pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    yield database
-    await database.dispose()
 
 
 @pytest.fixture
@@ -120,9 +109,7 @@ async def test_imported_units_carry_codes_names_types_and_paths(imported: Databa
         assert ward.source == "vietnam-provinces 2025.10.1"
         assert ward.created_at == NOW
 
-        assert [u.name for u in await uow.units.search("thuc phan", [COMMUNE])] == [
-            "Phường Thục Phán"
-        ]
+        assert [u.name for u in await uow.units.search("thuc phan", [COMMUNE])] == ["Phường Thục Phán"]
         # Codes are zero-padded: two digits for provinces, five for communes.
         codes = (await uow.session.execute(select(Unit.kind, Unit.code))).all()
         assert {len(c or "") for k, c in codes if k == PROVINCE} == {2}
@@ -136,9 +123,7 @@ async def test_imported_units_carry_codes_names_types_and_paths(imported: Databa
         assert bad == []
         # Đặc khu (island special zones) are communes too.
         types = (
-            await uow.session.execute(
-                select(Unit.division_type).where(Unit.kind == COMMUNE).distinct()
-            )
+            await uow.session.execute(select(Unit.division_type).where(Unit.kind == COMMUNE).distinct())
         ).scalars()
         assert set(types) == {"xã", "phường", "đặc khu"}
 
@@ -152,9 +137,7 @@ async def test_reimport_changes_nothing(imported: Database) -> None:
     async with UnitOfWork(imported) as uow:
         assert await unit_count(uow) == before == 3355
         dupes = (
-            await uow.session.execute(
-                select(Unit.code).group_by(Unit.code).having(func.count(Unit.id) > 1)
-            )
+            await uow.session.execute(select(Unit.code).group_by(Unit.code).having(func.count(Unit.id) > 1))
         ).all()
         assert dupes == []
         assert len(await uow.audit.actions("units.import")) == 2
@@ -210,9 +193,7 @@ GOOD_CSV = """commune_code,village_name,kind
 """
 
 
-async def test_csv_import_inserts_villages_under_their_communes(
-    imported: Database, tmp_path: Path
-) -> None:
+async def test_csv_import_inserts_villages_under_their_communes(imported: Database, tmp_path: Path) -> None:
     path = write_csv(tmp_path / "v.csv", GOOD_CSV)
     async with UnitOfWork(imported) as uow:
         result = await import_villages_csv(uow, path, NOW)
@@ -246,9 +227,7 @@ async def test_csv_import_is_idempotent(imported: Database, tmp_path: Path) -> N
         assert await unit_count(uow) == 3355 + 5
 
 
-async def test_csv_reimport_matches_by_folded_name_and_updates(
-    imported: Database, tmp_path: Path
-) -> None:
+async def test_csv_reimport_matches_by_folded_name_and_updates(imported: Database, tmp_path: Path) -> None:
     async with UnitOfWork(imported) as uow:
         await import_villages_csv(uow, write_csv(tmp_path / "a.csv", GOOD_CSV), NOW)
         await uow.commit()
@@ -266,9 +245,7 @@ async def test_csv_reimport_matches_by_folded_name_and_updates(
         assert await unit_count(uow) == 3355 + 5
 
 
-async def test_csv_bad_rows_are_reported_with_line_numbers(
-    imported: Database, tmp_path: Path
-) -> None:
+async def test_csv_bad_rows_are_reported_with_line_numbers(imported: Database, tmp_path: Path) -> None:
     text = (
         "commune_code,village_name,kind\n"  # line 1
         "01392,Xóm Pác Bó,xóm\n"  # 2 fine

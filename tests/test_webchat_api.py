@@ -9,7 +9,7 @@ import hashlib
 import logging
 import re
 from collections.abc import AsyncIterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -136,9 +136,7 @@ async def test_webchat_can_be_disabled(app: App) -> None:
     app.settings.webchat_enabled = False
     async with client_for(app) as client:
         assert (await client.get("/")).status_code == 404
-        assert (
-            await client.post(MESSAGES, json={"client_id": CLIENT, "text": "hi"})
-        ).status_code == 404
+        assert (await client.post(MESSAGES, json={"client_id": CLIENT, "text": "hi"})).status_code == 404
         assert (await client.get("/health")).status_code == 200
 
 
@@ -195,9 +193,7 @@ async def test_bad_poll_parameters_are_refused(fake: httpx.AsyncClient) -> None:
 # ----------------------------------------------------------------------------- translation
 
 
-async def test_text_becomes_an_incoming_text_message(
-    fake: httpx.AsyncClient, recorder: Recorder
-) -> None:
+async def test_text_becomes_an_incoming_text_message(fake: httpx.AsyncClient, recorder: Recorder) -> None:
     r = await fake.post(
         MESSAGES, json={"client_id": CLIENT, "text": "Xin chào\nbot", "message_id": "m1234567"}
     )
@@ -212,9 +208,7 @@ async def test_text_becomes_an_incoming_text_message(
     )
 
 
-async def test_option_becomes_an_incoming_option(
-    fake: httpx.AsyncClient, recorder: Recorder
-) -> None:
+async def test_option_becomes_an_incoming_option(fake: httpx.AsyncClient, recorder: Recorder) -> None:
     r = await fake.post(MESSAGES, json={"client_id": CLIENT, "option_id": "lang:vi"})
     assert r.status_code == 200
     (msg,) = recorder.seen
@@ -223,9 +217,7 @@ async def test_option_becomes_an_incoming_option(
     assert msg.update_id is None
 
 
-async def test_long_text_is_cut_before_the_engine(
-    fake: httpx.AsyncClient, recorder: Recorder
-) -> None:
+async def test_long_text_is_cut_before_the_engine(fake: httpx.AsyncClient, recorder: Recorder) -> None:
     r = await fake.post(MESSAGES, json={"client_id": CLIENT, "text": "a" * 25_000})
     assert r.status_code == 200
     assert len(recorder.seen[0].text) == 20_000
@@ -346,3 +338,51 @@ async def test_poll_returns_this_clients_queued_messages(app: App, real: httpx.A
 
     r = await real.get("/api/webchat/poll", params={"client_id": "nobody-has-this-id-0000"})
     assert r.json() == {"messages": [], "last_id": 0}
+
+
+async def test_poll_delivers_the_file_of_a_compiled_report(app: App, real: httpx.AsyncClient) -> None:
+    data = b"PK\x03\x04 workbook"
+    async with app.uow() as uow:
+        mine = await uow.contacts.create("webchat", CLIENT, NOW)
+        file = {"filename": "bao-cao.xlsx", "content_type": "application/octet-stream"}
+        payload = {"text": "Báo cáo", "attachments": [{**file, "data_b64": base64.b64encode(data).decode()}]}
+        uow.outbox.add(mine.id, "webchat", CLIENT, payload, NOW)
+        await uow.commit()
+    (message,) = (await real.get("/api/webchat/poll", params={"client_id": CLIENT})).json()["messages"]
+    assert message["text"] == "Báo cáo"
+    assert [(a["filename"], base64.b64decode(a["data"])) for a in message["attachments"]] == [
+        ("bao-cao.xlsx", data)
+    ]
+
+
+async def test_poll_holds_a_scheduled_message_until_it_is_due(app: App, real: httpx.AsyncClient) -> None:
+    """A broadcast scheduled for tomorrow is not shown today, and is not skipped tomorrow;
+    a message the outbox gave up on (the member opted out) is never shown."""
+    async with app.uow() as uow:
+        mine = await uow.contacts.create("webchat", CLIENT, NOW)
+        tomorrow = NOW + timedelta(days=1)
+        uow.outbox.add(mine.id, "webchat", CLIENT, {"text": "Ngày mai"}, NOW, not_before=tomorrow)
+        uow.outbox.add(mine.id, "webchat", CLIENT, {"text": "Hôm nay"}, NOW)
+        uow.outbox.add(mine.id, "webchat", CLIENT, {"text": "Đã hủy"}, NOW)
+        await uow.session.flush()
+        cancelled = (await uow.outbox.pending_for("webchat", CLIENT, NOW))[0][-1]
+        cancelled.failed_at = NOW
+        await uow.commit()
+
+    today = (await real.get("/api/webchat/poll", params={"client_id": CLIENT})).json()
+    assert [m["text"] for m in today["messages"]] == ["Hôm nay"]
+    again = (
+        await real.get("/api/webchat/poll", params={"client_id": CLIENT, "after": today["last_id"]})
+    ).json()
+    assert [m["text"] for m in again["messages"]] == ["Hôm nay"]  # the page skips ids it has shown
+
+    assert isinstance(app.clock, FixedClock)
+    app.clock.advance(timedelta(days=1))
+    later = (
+        await real.get("/api/webchat/poll", params={"client_id": CLIENT, "after": today["last_id"]})
+    ).json()
+    assert [m["text"] for m in later["messages"]] == ["Ngày mai", "Hôm nay"]
+    done = (
+        await real.get("/api/webchat/poll", params={"client_id": CLIENT, "after": later["last_id"]})
+    ).json()
+    assert done["messages"] == []

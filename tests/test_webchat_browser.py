@@ -108,9 +108,7 @@ async def app(sqlite_url: str) -> AsyncIterator[App]:
 @pytest.fixture
 async def browser(chromium_path: str) -> AsyncIterator[Browser]:
     async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(
-            executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS
-        )
+        chromium = await pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
@@ -249,9 +247,7 @@ async def test_page_loads_with_vietnamese_ui(site: str, phone: Phone) -> None:
     assert phone.errors == []
 
 
-async def test_start_button_sends_start_and_shows_the_reply(
-    site: str, phone: Phone, script: Script
-) -> None:
+async def test_start_button_sends_start_and_shows_the_reply(site: str, phone: Phone, script: Script) -> None:
     page = phone.page
     await page.goto(site)
     await page.get_by_test_id("start-button").click()
@@ -342,9 +338,7 @@ async def test_attachments_show_as_pictures_and_downloads(site: str, phone: Phon
     assert phone.errors == []
 
 
-async def test_typing_indicator_shows_while_waiting(
-    site: str, phone: Phone, script: Script
-) -> None:
+async def test_typing_indicator_shows_while_waiting(site: str, phone: Phone, script: Script) -> None:
     page = phone.page
     await page.goto(site)
     await phone.say("chậm")
@@ -482,9 +476,7 @@ async def test_a_network_that_stays_down_is_reported(site: str, phone: Phone) ->
     await expect(page.get_by_test_id("typing-indicator")).to_be_hidden()
 
 
-async def test_pushed_messages_arrive_by_polling(
-    site: str, phone: Phone, app: App, script: Script
-) -> None:
+async def test_pushed_messages_arrive_by_polling(site: str, phone: Phone, app: App, script: Script) -> None:
     page = phone.page
     await page.goto(site)
     await page.get_by_test_id("start-button").click()
@@ -567,9 +559,7 @@ class Conversation:
 
     async def press(self, option_id: str) -> str:
         before = await self.phone.bot().count()
-        button = self.page.locator(
-            f"[data-testid=option-button][data-option-id='{option_id}']:enabled"
-        )
+        button = self.page.locator(f"[data-testid=option-button][data-option-id='{option_id}']:enabled")
         await button.click()
         return await self.wait_for_reply(before)
 

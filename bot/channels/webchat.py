@@ -14,7 +14,7 @@ import re
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import HTMLResponse
@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from bot.app import App
 from bot.messages import Incoming, Kind, Reply
+from bot.outbox import load_replies
 from storage.repositories import OutboxRepository
 
 log = logging.getLogger(__name__)
@@ -118,14 +119,9 @@ def render_reply(reply: Reply) -> MessageOut:
     )
 
 
-def render_pushed(message_id: int, payload: dict[str, Any]) -> PushedMessageOut:
-    """An outbox payload ({"text", "options": [{"id", "label"}]}) → what the page renders."""
-    options = [
-        OptionOut(id=str(o.get("id", "")), label=str(o.get("label", "")))
-        for o in payload.get("options") or []
-        if isinstance(o, dict)
-    ]
-    return PushedMessageOut(id=message_id, text=str(payload.get("text", "")), options=options)
+def render_pushed(message_id: int, reply: Reply) -> PushedMessageOut:
+    """An outbox message, read back as a reply (bot.outbox.load_replies) → what the page renders."""
+    return PushedMessageOut(id=message_id, **render_reply(reply).model_dump())
 
 
 def short_id(client_id: str) -> str:
@@ -144,8 +140,7 @@ def _page() -> tuple[bytes, str]:
     def hashes(tag: str) -> str:
         blocks = re.findall(rf"<{tag}>(.*?)</{tag}>", html, flags=re.DOTALL)
         return " ".join(
-            "'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'"
-            for b in blocks
+            "'sha256-" + base64.b64encode(hashlib.sha256(b.encode()).digest()).decode() + "'" for b in blocks
         )
 
     csp = (
@@ -199,11 +194,14 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
     ) -> PollOut:
         # A plain read: no unit of work, so polling never queues behind SQLite's writer lock.
         async with app.db.sessions() as session:
-            pending = await OutboxRepository(session).pending_for(CHANNEL, client_id, after)
-        batch = pending[:MAX_POLL_BATCH]
-        return PollOut(
-            messages=[render_pushed(m.id, m.payload) for m in batch],
-            last_id=batch[-1].id if batch else after,
-        )
+            batch, cursor = await OutboxRepository(session).pending_for(
+                CHANNEL, client_id, app.clock.now(), after, MAX_POLL_BATCH
+            )
+            messages = [
+                render_pushed(m.id, reply)
+                for m in batch
+                for reply in await load_replies(session, m.payload, app.content_dir)
+            ]
+        return PollOut(messages=messages, last_id=cursor)
 
     return router

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from bot.access import REPORTING_ROLES, VILLAGE_MANAGER_ROLES
+from bot.broadcasts import BROADCAST_ROLES
 from bot.conversations.engine import Context
 from bot.i18n import N_, Translator
 from bot.messages import Option, Reply
+from bot.reports import SUMMARY_ROLES
 from storage.models import (
     ADMIN,
     COMMUNE_OFFICER,
@@ -49,8 +51,17 @@ def menu_reply(ctx: Context, intro: str | None = None) -> Reply:
         ]
     if any(g.role in VILLAGE_MANAGER_ROLES for g in ctx.grants):
         options += [Option("cmd:thon", t("Villages and invite codes"))]
+    if any(g.role in SUMMARY_ROLES for g in ctx.grants):
+        options += [Option("cmd:baocaotonghop", t("Compiled report"))]
+    if any(g.role in BROADCAST_ROLES for g in ctx.grants):
+        options += [
+            Option("cmd:guitin", t("Send a broadcast")),
+            Option("cmd:tinhtrang", t("Broadcast status")),
+        ]
     if ctx.contact.consent_at is None:
         options.append(Option("cmd:start", t("Get started")))
+    else:
+        options.append(Option("cmd:tin", t("News")))
     options += [Option("cmd:toi", t("My role and area")), Option("cmd:trogiup", t("Help"))]
     text = intro or t("What would you like to do?")
     return Reply(text=text, options=options)
@@ -66,7 +77,22 @@ def help_text(ctx: Context) -> str:
         ]
     if any(g.role in VILLAGE_MANAGER_ROLES for g in ctx.grants):
         lines.append(t("/thon — add or rename villages, create invite codes"))
+    if any(g.role in SUMMARY_ROLES for g in ctx.grants):
+        lines.append(
+            t("/baocaotonghop — compiled report of your commune or province: summary, Excel file, chart")
+        )
+    if any(g.role in BROADCAST_ROLES for g in ctx.grants):
+        lines += [
+            t("/guitin — send an article or a message to people of your area"),
+            t("/tinhtrang — delivery counts of your broadcasts; cancel one"),
+        ]
     lines += [
+        t("/tin — the newest article for you"),
+        t("/chude — choose the topics of your weekly article"),
+        t("/dung — stop all messages (or type “dừng”); /batdau — receive them again"),
+    ]
+    lines += [
+        t("/lienket — use this account on Zalo, Telegram or the web chat too"),
         t("/ngonngu — change language"),
         t("/huy — cancel what you are doing"),
         t("/trogiup — this help"),

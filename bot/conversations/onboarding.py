@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.conversations.common import describe_unit, role_label
 from bot.conversations.engine import Context, Flow, State, Step, ask, chosen, word_of
+from bot.conversations.outreach_flows import topics_invitation
 from bot.conversations.registry import register
 from bot.i18n import translator
 from bot.invites import RedeemOutcome, redeem_invite
@@ -230,7 +231,8 @@ class Onboarding(Flow):
         ctx.uow.audit.add(ctx.now, "contact.register_member", ctx.contact.id, unit.id)
         where = await describe_unit(ctx, unit)
         done = t("Thank you! You are registered as a member in {unit}.", unit=where)
-        return Step([Reply(done)], None, ("menu", {}))
+        # Topics are offered as commands, not as a question: nothing is left waiting for an answer.
+        return Step([Reply(done), topics_invitation(ctx)])
 
 
 register(Onboarding())

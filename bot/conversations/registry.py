@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.conversations.engine import Flow
 
 _FLOWS: dict[str, Flow] = {}
+_loaded = False
 
 
 def register(flow: Flow) -> Flow:
@@ -18,7 +19,22 @@ def get_flow(name: str) -> Flow | None:
 
 
 def _load() -> None:
-    """Import the dialogue modules once, so that each registers its flows."""
-    if _FLOWS:
+    """Import the dialogue modules once, so that each registers its flows.
+
+    Guarded by a flag, not by `_FLOWS` being non-empty: a module imported early (by a handler)
+    registers its flows before the first lookup, and the others must still be loaded.
+    """
+    global _loaded
+    if _loaded:
         return
-    from bot.conversations import form_runner, language, linking, onboarding, villages  # noqa: F401
+    _loaded = True
+    from bot.conversations import (  # noqa: F401
+        broadcast,
+        form_runner,
+        language,
+        linking,
+        onboarding,
+        outreach_flows,
+        summary,
+        villages,
+    )

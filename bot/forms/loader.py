@@ -96,9 +96,7 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _c
 
 
 def _digest(definition: dict[str, Any]) -> str:
-    canonical = json.dumps(
-        definition, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str
-    )
+    canonical = json.dumps(definition, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
@@ -132,9 +130,7 @@ class _Reader:
     def identifier(self, value: object, where: str, what: str, *, name: bool = True) -> str:
         """A lower_case identifier; `name` when expressions will use it as a name."""
         if not isinstance(value, str) or not _IDENTIFIER.match(value):
-            raise self.fail(
-                where, f"{what} must be lower_case letters, digits and '_', got {value!r}"
-            )
+            raise self.fail(where, f"{what} must be lower_case letters, digits and '_', got {value!r}")
         if name and keyword.iskeyword(value):
             raise self.fail(where, f"{what} {value!r} is a reserved word")
         return value
@@ -294,17 +290,13 @@ class _Reader:
         owner: dict[str, str] = {}  # every word that picks a choice -> that choice's value
         for index, item in enumerate(raw):
             data = self.mapping(item, f"{where} choices[{index}]", _CHOICE_KEYS)
-            value = self.identifier(
-                data.get("value"), f"{where} choices[{index}]", "the value", name=False
-            )
+            value = self.identifier(data.get("value"), f"{where} choices[{index}]", "the value", name=False)
             here = f"{where} choice {value!r}"
             if "label" not in data:
                 raise self.fail(here, "missing 'label'")
             label = self.text(data["label"], f"{here} label")
             aliases = data.get("aliases", [])
-            if not isinstance(aliases, list) or not all(
-                isinstance(a, str) and a.strip() for a in aliases
-            ):
+            if not isinstance(aliases, list) or not all(isinstance(a, str) and a.strip() for a in aliases):
                 raise self.fail(here, "'aliases' must be a list of non-empty strings")
             for word in (value, label.vi, label.en, *aliases):
                 folded = word.strip().casefold()
@@ -355,9 +347,7 @@ class _Reader:
         for language, template in (("vi", message.vi), ("en", message.en)):
             for name in _BRACES.findall(template):
                 if name not in keys:
-                    raise self.fail(
-                        where, f"the {language!r} message names {{{name}}}, which is not a field"
-                    )
+                    raise self.fail(where, f"the {language!r} message names {{{name}}}, which is not a field")
 
 
 def load_form(path: Path) -> Form:

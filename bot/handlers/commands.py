@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from bot.access import REPORTING_ROLES
 from bot.conversations.common import describe_unit, help_text, menu_reply, role_label
 from bot.conversations.engine import Context, Step
+from bot.conversations.outreach_flows import news_reply, resume_reply, stop_reply
 from bot.conversations.registry import get_flow
 from bot.messages import Reply
 
 # command word → canonical name
 ALIASES = {
     "start": "start",
-    "batdau": "start",
     "baocao": "baocao",
     "report": "baocao",
     "hoatdong": "hoatdong",
@@ -32,9 +32,26 @@ ALIASES = {
     "menu": "menu",
     "lienket": "lienket",
     "link": "lienket",
+    # Outreach. /batdau ("begin") restarts messages; before registering it still leads to /start.
+    "tin": "tin",
+    "news": "tin",
+    "chude": "chude",
+    "topics": "chude",
+    "dung": "dung",
+    "stop": "dung",
+    "batdau": "resume",
+    "resume": "resume",
+    "guitin": "guitin",
+    "broadcast": "guitin",
+    "tinhtrang": "tinhtrang",
+    "status": "tinhtrang",
+    # Compiled reports (bot/conversations/summary.py).
+    "baocaotonghop": "baocaotonghop",
+    "summary": "baocaotonghop",
 }
 # Commands that need no registration first.
-OPEN_COMMANDS = frozenset({"start", "trogiup", "ngonngu", "huy", "menu", "lienket"})
+# /dung too: whoever asks to stop is obeyed, registered or not.
+OPEN_COMMANDS = frozenset({"start", "trogiup", "ngonngu", "huy", "menu", "lienket", "dung"})
 _COMMAND = re.compile(r"^/([A-Za-z_]+)(?:@\w+)?(?:\s+(.*))?$", re.DOTALL)
 
 
@@ -80,6 +97,20 @@ async def run_command(ctx: Context, cmd: Command) -> Step:
         return Step([menu_reply(ctx, t("There is nothing to cancel."))])
     if cmd.name == "toi":
         return Step([await whoami(ctx)])
+    if cmd.name == "tin":
+        return Step([await news_reply(ctx)])
+    if cmd.name == "chude":
+        return await _start_flow(ctx, "topics", {"toggle": cmd.arg} if cmd.arg else {})
+    if cmd.name == "dung":
+        return Step([await stop_reply(ctx)])
+    if cmd.name == "resume":
+        return Step([await resume_reply(ctx)])
+    if cmd.name == "guitin":
+        return await _start_flow(ctx, "broadcast", {})
+    if cmd.name == "tinhtrang":
+        return await _start_flow(ctx, "status", {"arg": cmd.arg})
+    if cmd.name == "baocaotonghop":
+        return await _start_flow(ctx, "summary", {})
     if cmd.name == "lienket":
         return await _start_flow(ctx, "linking", {"code": cmd.arg} if cmd.arg else {})
     return Step([menu_reply(ctx)])

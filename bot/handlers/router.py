@@ -11,6 +11,7 @@ from typing import Any
 
 from bot.conversations.common import help_text, menu_reply
 from bot.conversations.engine import Context, State, Step, ask, chosen
+from bot.conversations.outreach_flows import is_stop_word
 from bot.conversations.registry import get_flow
 from bot.handlers.commands import Command, parse_command, run_command
 from bot.messages import Incoming, Kind, Option, Reply
@@ -55,6 +56,8 @@ async def dispatch(ctx: Context, row: DialogueState | None, msg: Incoming) -> Ou
         return out
 
     cmd = _command_of(msg, out.state if out.flow else {})
+    if cmd is None and not out.flow and is_stop_word(msg):  # plain "dừng" / "stop" stops outreach
+        cmd = Command("dung")
     if out.flow:
         await _in_dialogue(ctx, out, msg, cmd)
     elif cmd is not None:

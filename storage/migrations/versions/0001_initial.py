@@ -72,9 +72,7 @@ def upgrade() -> None:
         sa.Column("home_unit_id", sa.Integer(), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["home_unit_id"], ["units.id"], name=op.f("fk_contacts_home_unit_id_units")
-        ),
+        sa.ForeignKeyConstraint(["home_unit_id"], ["units.id"], name=op.f("fk_contacts_home_unit_id_units")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
     )
     op.create_table(
@@ -106,9 +104,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("channel", "external_id", name=op.f("uq_channel_identities_channel")),
     )
     with op.batch_alter_table("channel_identities", schema=None) as batch_op:
-        batch_op.create_index(
-            batch_op.f("ix_channel_identities_contact_id"), ["contact_id"], unique=False
-        )
+        batch_op.create_index(batch_op.f("ix_channel_identities_contact_id"), ["contact_id"], unique=False)
 
     op.create_table(
         "dialogue_states",
@@ -154,9 +150,7 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("failed_at", sa.DateTime(timezone=True), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
-        sa.ForeignKeyConstraint(
-            ["contact_id"], ["contacts.id"], name=op.f("fk_outbox_contact_id_contacts")
-        ),
+        sa.ForeignKeyConstraint(["contact_id"], ["contacts.id"], name=op.f("fk_outbox_contact_id_contacts")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_outbox")),
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
@@ -186,19 +180,13 @@ def upgrade() -> None:
             ["contacts.id"],
             name=op.f("fk_submissions_submitted_by_contact_id_contacts"),
         ),
-        sa.ForeignKeyConstraint(
-            ["unit_id"], ["units.id"], name=op.f("fk_submissions_unit_id_units")
-        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_submissions_unit_id_units")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_submissions")),
-        sa.UniqueConstraint(
-            "form_key", "record_key", "version", name=op.f("uq_submissions_form_key")
-        ),
+        sa.UniqueConstraint("form_key", "record_key", "version", name=op.f("uq_submissions_form_key")),
     )
     with op.batch_alter_table("submissions", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_submissions_unit_id"), ["unit_id"], unique=False)
-        batch_op.create_index(
-            "ix_submissions_unit_period", ["form_key", "unit_id", "period"], unique=False
-        )
+        batch_op.create_index("ix_submissions_unit_period", ["form_key", "unit_id", "period"], unique=False)
 
     op.create_table(
         "role_grants",
@@ -212,16 +200,10 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_role_grants_contact_id_contacts")
         ),
-        sa.ForeignKeyConstraint(
-            ["invite_id"], ["invites.id"], name=op.f("fk_role_grants_invite_id_invites")
-        ),
-        sa.ForeignKeyConstraint(
-            ["unit_id"], ["units.id"], name=op.f("fk_role_grants_unit_id_units")
-        ),
+        sa.ForeignKeyConstraint(["invite_id"], ["invites.id"], name=op.f("fk_role_grants_invite_id_invites")),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_role_grants_unit_id_units")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_role_grants")),
-        sa.UniqueConstraint(
-            "contact_id", "role", "unit_id", name=op.f("uq_role_grants_contact_id")
-        ),
+        sa.UniqueConstraint("contact_id", "role", "unit_id", name=op.f("uq_role_grants_contact_id")),
     )
     with op.batch_alter_table("role_grants", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_role_grants_contact_id"), ["contact_id"], unique=False)

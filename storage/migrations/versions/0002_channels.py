@@ -1,6 +1,6 @@
 """channels: one-time link codes (/lienket)
 
-Revision ID: 0002_channels
+Revision ID: 0002
 Revises: 0001
 Create Date: 2026-11-22 09:00:00+00:00
 """
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0002_channels"
+revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None

@@ -1,7 +1,7 @@
 """outreach: content library, subscriptions, sent items and notices, broadcasts, deliveries
 
-Revision ID: 0003_outreach
-Revises: 0002_channels
+Revision ID: 0003
+Revises: 0002
 Create Date: 2026-11-22 03:18:11.367256+00:00
 """
 
@@ -13,8 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0003_outreach"
-down_revision: str | None = "0002_channels"
+revision: str = "0003"
+down_revision: str | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -122,9 +122,7 @@ def upgrade() -> None:
     )
     op.create_table(
         "deliveries",
-        sa.Column(
-            "outbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False
-        ),
+        sa.Column("outbox_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("contact_id", sa.Integer(), nullable=False),
         sa.Column("channel", sa.String(length=16), nullable=False),
         sa.Column("kind", sa.String(length=16), nullable=False),
@@ -141,19 +139,13 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_deliveries_contact_id_contacts")
         ),
-        sa.ForeignKeyConstraint(
-            ["outbox_id"], ["outbox.id"], name=op.f("fk_deliveries_outbox_id_outbox")
-        ),
+        sa.ForeignKeyConstraint(["outbox_id"], ["outbox.id"], name=op.f("fk_deliveries_outbox_id_outbox")),
         sa.PrimaryKeyConstraint("outbox_id", name=op.f("pk_deliveries")),
         sa.UniqueConstraint("broadcast_id", "contact_id", name=op.f("uq_deliveries_broadcast_id")),
     )
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_deliveries_broadcast_status", ["broadcast_id", "status"], unique=False
-        )
-        batch_op.create_index(
-            "ix_deliveries_contact_status", ["contact_id", "status"], unique=False
-        )
+        batch_op.create_index("ix_deliveries_broadcast_status", ["broadcast_id", "status"], unique=False)
+        batch_op.create_index("ix_deliveries_contact_status", ["contact_id", "status"], unique=False)
         batch_op.create_index("ix_deliveries_due", ["channel", "status", "due_at"], unique=False)
 
     # ### end Alembic commands ###

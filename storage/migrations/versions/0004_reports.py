@@ -1,8 +1,8 @@
-"""reports: the scheduler's lease and job runs, and the log of notices sent to officers
+"""reports: the scheduler's lease and job runs, the log of notices sent to officers, report files
 
-Revision ID: 0004_reports
-Revises: 0003_outreach
-Create Date: 2026-11-22 03:16:34.471098+00:00
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-22 03:29:04.325612+00:00
 """
 
 from __future__ import annotations
@@ -13,18 +13,25 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0004_reports"
-# TEMPORARY while 0003_outreach is being written: FINAL must be the literal "0003_outreach".
-from pathlib import Path as _P  # noqa: E402
-
-down_revision: str | None = (
-    "0003_outreach" if any(_P(__file__).parent.glob("0003_outreach*.py")) else "0002_channels"
-)
+revision: str = "0004"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.create_table(
+        "report_files",
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("filename", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=128), nullable=False),
+        sa.Column("size", sa.Integer(), nullable=False),
+        sa.Column("data", sa.LargeBinary(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_report_files")),
+        sa.UniqueConstraint("sha256", name=op.f("uq_report_files_sha256")),
+    )
     op.create_table(
         "scheduler_job_runs",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
@@ -59,9 +66,7 @@ def upgrade() -> None:
         sa.ForeignKeyConstraint(
             ["contact_id"], ["contacts.id"], name=op.f("fk_notices_sent_contact_id_contacts")
         ),
-        sa.ForeignKeyConstraint(
-            ["unit_id"], ["units.id"], name=op.f("fk_notices_sent_unit_id_units")
-        ),
+        sa.ForeignKeyConstraint(["unit_id"], ["units.id"], name=op.f("fk_notices_sent_unit_id_units")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_notices_sent")),
         sa.UniqueConstraint(
             "kind", "subject", "period", "unit_id", "contact_id", name=op.f("uq_notices_sent_kind")
@@ -71,7 +76,6 @@ def upgrade() -> None:
         batch_op.create_index("ix_notices_sent_contact", ["contact_id", "sent_at"], unique=False)
 
 
-
 def downgrade() -> None:
     with op.batch_alter_table("notices_sent", schema=None) as batch_op:
         batch_op.drop_index("ix_notices_sent_contact")
@@ -79,3 +83,4 @@ def downgrade() -> None:
     op.drop_table("notices_sent")
     op.drop_table("scheduler_leases")
     op.drop_table("scheduler_job_runs")
+    op.drop_table("report_files")

@@ -1,0 +1,242 @@
+"""Sending within the platforms' limits: a rate limiter, retries with backoff, per-chat ordering.
+
+Limits are per bot token (Telegram: about 30 messages/s overall and 1 per chat per second), so
+each channel has one `RateLimiter` per process and every message to that platform goes through
+it. The limiter is a GCRA ("virtual scheduling"): each call reserves the earliest slot allowed by
+both the overall and the per-chat rate and then sleeps until that slot, so concurrent senders
+never race for the same slot and no background task is needed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TypeVar
+
+from bot.app import App
+from bot.channels.base import Blocked, RateLimited, SendError, TransientError
+from bot.messages import Reply
+from storage.models_channels import ChannelRepository, IdentityState
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Idle chats are forgotten once this many are tracked (a chat is idle when its slot lies in the past).
+_PRUNE_AT = 4096
+
+
+class _Gcra:
+    """One rate: `rate` events per second with bursts of `burst`; rate 0 means no limit."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self.tolerance = self.interval * (max(burst, 1) - 1)
+        self.tat: dict[Hashable, float] = {}  # theoretical arrival time per key
+
+    def reserve(self, key: Hashable, now: float, not_before: float) -> float:
+        """Reserve the first slot at or after `not_before`; return its time."""
+        if not self.interval:
+            return not_before
+        tat = self.tat.get(key, now)
+        slot = max(not_before, tat - self.tolerance)
+        self.tat[key] = max(tat, slot) + self.interval
+        return slot
+
+    def prune(self, now: float) -> None:
+        if len(self.tat) > _PRUNE_AT:
+            self.tat = {k: v for k, v in self.tat.items() if v > now}
+
+
+class RateLimiter:
+    """At most `rate` messages/s overall, and `chat_rate`/s (bursts of `chat_burst`) per chat.
+
+    `pause(seconds)` holds every send (a 429's retry_after applies to the whole token).
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        chat_rate: float,
+        chat_burst: int = 1,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._overall = _Gcra(rate, 1)
+        self._per_chat = _Gcra(chat_rate, chat_burst)
+        self._clock = clock
+        self._sleep = sleep
+        self._paused_until = 0.0
+
+    def pause(self, seconds: float) -> None:
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+
+    @property
+    def paused_for(self) -> float:
+        return max(0.0, self._paused_until - self._clock())
+
+    async def acquire(self, chat: Hashable | None = None) -> float:
+        """Wait for a slot to send one message (to `chat`, or to nobody in particular).
+
+        Returns the seconds waited.
+        """
+        start = self._clock()
+        slot = max(start, self._paused_until)
+        if chat is not None:
+            slot = self._per_chat.reserve(chat, start, slot)
+        slot = self._overall.reserve(None, start, slot)
+        self._per_chat.prune(start)
+        while (delay := max(slot, self._paused_until) - self._clock()) > 0:
+            await self._sleep(delay)
+            slot = self._clock()
+        return self._clock() - start
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How hard to try: `retries` more attempts after the first, with doubling backoff."""
+
+    retries: int = 3
+    backoff: float = 1.0
+    max_retry_after: float = 60.0
+
+    def delay(self, attempt: int) -> float:
+        """Exponential backoff with jitter, so that many senders do not retry in step."""
+        base: float = self.backoff * (2**attempt)
+        return base * (1 + 0.25 * random.random())
+
+
+async def with_retries(
+    op: Callable[[], Awaitable[T]],
+    policy: RetryPolicy,
+    limiter: RateLimiter | None = None,
+    chat: Hashable | None = None,
+    *,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> T:
+    """Run `op` (one platform call) within the rate limit, retrying what is worth retrying.
+
+    `RateLimited`: with a limiter, every send waits `retry_after`, then this one is tried again
+    (unless the wait is longer than `policy.max_retry_after`, or retries are used up).
+    `TransientError`: retried after a backoff. Anything else propagates at once.
+    """
+    attempt = 0
+    while True:
+        if limiter is not None:
+            await limiter.acquire(chat)
+        try:
+            return await op()
+        except RateLimited as exc:
+            if limiter is None or attempt >= policy.retries or exc.retry_after > policy.max_retry_after:
+                raise
+            log.warning("rate limited: waiting %.1fs before retrying", exc.retry_after)
+            limiter.pause(exc.retry_after)
+        except TransientError as exc:
+            if attempt >= policy.retries:
+                raise
+            wait = policy.delay(attempt)
+            log.warning("send failed (%s): retrying in %.1fs", exc, wait)
+            await sleep(wait)
+        attempt += 1
+
+
+def person_tag(external_id: str) -> str:
+    """What logs may show of a person's platform id: a short hash, enough to follow one chat."""
+    return hashlib.sha256(external_id.encode()).hexdigest()[:8]
+
+
+class PlatformSender(ABC):
+    """What Telegram's and Zalo's senders share: the recipient's language and block mark.
+
+    `send` is the `ChannelSender` protocol (broadcasts, reminders): it refuses people who
+    blocked the bot. `reply` answers a message the person has just sent, which proves they no
+    longer block us, so the mark is lifted first; its failures are logged, not raised, because
+    the dialogue step they answer is already committed.
+    """
+
+    channel: str
+
+    def __init__(self, app: App, policy: RetryPolicy) -> None:
+        self.app = app
+        self.policy = policy
+
+    @abstractmethod
+    async def deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
+        """Render and send; raise the channel errors of bot.channels.base."""
+
+    async def send(self, external_id: str, replies: list[Reply]) -> None:
+        state = await self._state(external_id)
+        if state is not None and state.blocked_at is not None:
+            raise Blocked(f"{self.channel} {person_tag(external_id)} blocked the bot")
+        await self._deliver(external_id, replies, state)
+
+    async def reply(self, external_id: str, replies: list[Reply]) -> None:
+        state = await self._state(external_id)
+        if state is not None and state.blocked_at is not None:
+            await self.set_blocked(external_id, blocked=False)
+        try:
+            await self._deliver(external_id, replies, state)
+        except SendError as exc:
+            log.warning("%s reply to %s not delivered: %s", self.channel, person_tag(external_id), exc)
+
+    async def set_blocked(self, external_id: str, *, blocked: bool) -> None:
+        async with self.app.uow() as uow:
+            at = self.app.clock.now() if blocked else None
+            if await ChannelRepository(uow.session).set_blocked(self.channel, external_id, at):
+                await uow.commit()
+                log.info(
+                    "%s %s %s",
+                    self.channel,
+                    person_tag(external_id),
+                    "blocked the bot" if blocked else "unblocked",
+                )
+
+    async def _state(self, external_id: str) -> IdentityState | None:
+        # A plain read outside any unit of work: it never waits for SQLite's writer lock.
+        async with self.app.db.sessions() as session:
+            return await ChannelRepository(session).identity_state(self.channel, external_id)
+
+    async def _deliver(self, external_id: str, replies: list[Reply], state: IdentityState | None) -> None:
+        locale = state.locale if state is not None else self.app.settings.default_locale
+        try:
+            await self.deliver(external_id, replies, locale)
+        except Blocked:
+            await self.set_blocked(external_id, blocked=True)
+            raise
+
+
+class KeyedLocks:
+    """One lock per chat: a person's messages are handled one after another, in order.
+
+    Locks are dropped when nobody holds or waits for them, so the map stays small.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: Hashable) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (None, 0))
+        if lock is None:
+            lock = asyncio.Lock()
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users <= 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)

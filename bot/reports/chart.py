@@ -1,0 +1,95 @@
+"""A PNG of progress against the targets by sub-unit (matplotlib, Agg, no pyplot).
+
+One panel per rate (learning families, clans, communities, membership), one bar per sub-unit and
+one for the total, each with its own target mark: disadvantaged communes have lower targets.
+A Figure with its own Agg canvas keeps no global state, so charts can be drawn in a worker thread.
+"""
+
+from __future__ import annotations
+
+import io
+
+from bot.i18n import Translator
+from bot.reports.aggregate import RATE_BY_KEY, Compiled, target_for
+from bot.reports.labels import indicator_label
+
+CONTENT_TYPE = "image/png"
+CHART_RATES = ("learning_families", "learning_clans", "learning_communities", "membership")
+MAX_BARS = 120  # beyond this the names become unreadable: the lowest and highest are kept
+REACHED, SHORT, TARGET, EMPTY = "#2e7d32", "#ef6c00", "#1a1a1a", "#9e9e9e"
+
+
+def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
+    """The chart as PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    rows = c.rows
+    if len(rows) > MAX_BARS:
+        ranked = sorted(rows, key=lambda r: r.figures.rate("learning_families") or -1.0)
+        rows = ranked[: MAX_BARS // 2] + ranked[-MAX_BARS // 2 :]
+    entries = [(t("Total"), c.total, c.targets, True)] + [
+        (r.unit.name, r.figures, r.targets, False) for r in rows
+    ]
+    n = len(entries)
+    height = max(3.2, 1.6 + 0.27 * n)
+    fig = Figure(figsize=(12, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    names = [e[0] if len(e[0]) <= 28 else e[0][:27] + "…" for e in entries]
+    longest = max(len(name) for name in names)
+    # Fixed margins: tight_layout measures every label and takes seconds for a hundred communes.
+    left, right, top, bottom = min(0.35, 0.02 + 0.0068 * longest), 0.97, 1 - 0.8 / height, 0.55 / height
+    fig.subplots_adjust(left=left, right=right, top=top, bottom=bottom, wspace=0.12)
+    axes = fig.subplots(1, len(CHART_RATES))
+    # Bars and target marks are drawn as one line collection per panel: a hundred bar patches
+    # and tick objects per panel cost far more than the picture needs.
+    points_per_row = (top - bottom) * height * 72 / (n + 0.4)
+    positions = list(range(n))
+    for ax, key in zip(axes, CHART_RATES, strict=True):
+        rate = RATE_BY_KEY[key]
+        values, colours, marks = [], [], []
+        for y, (_name, figures, owner, _total) in enumerate(entries):
+            value = figures.rate(key)
+            target = target_for(rate, owner, c.period)
+            if target is not None:
+                marks.append((y, target))
+            values.append(min(value or 0.0, 100.0))
+            if value is None:
+                colours.append(EMPTY)
+                ax.text(1, y, "—", va="center", fontsize=8, color=EMPTY)
+            elif target is not None and value >= target:
+                colours.append(REACHED)
+            else:
+                colours.append(SHORT)
+        ax.hlines(positions, 0, values, colors=colours, linewidth=0.7 * points_per_row)
+        if marks:
+            ax.vlines(
+                [m[1] for m in marks],
+                [m[0] - 0.42 for m in marks],
+                [m[0] + 0.42 for m in marks],
+                colors=TARGET,
+                linewidth=1.6,
+            )
+        ax.set_xlim(0, 100)
+        ax.set_ylim(n - 0.5, -0.7)
+        ax.set_xticks([0, 50, 100], ["0", "50", "100%"], fontsize=8)
+        ax.set_xticks([25, 75], minor=True)
+        ax.set_title(indicator_label(t, key), fontsize=10)
+        ax.grid(axis="x", which="both", linestyle=":", linewidth=0.6, alpha=0.7)
+        ax.set_axisbelow(True)
+        if ax is axes[0]:
+            ax.set_yticks(positions, names, fontsize=8)
+            ax.get_yticklabels()[0].set_fontweight("bold")
+        else:
+            ax.set_yticks([])
+    where = c.unit.name if c.unit else t("Whole country")
+    fig.suptitle(
+        t("Progress against targets — {unit} — {period}", unit=where, period=c.period.label(t)),
+        fontsize=12,
+        y=1 - 0.15 / height,
+    )
+    legend = t("Bar: result (green: target reached, orange: not yet, grey: no data). Black mark: the target.")
+    fig.text(0.01, 0.1 / fig.get_figheight(), legend, fontsize=8, color="#444444")
+    out = io.BytesIO()
+    fig.savefig(out, format="png", dpi=dpi)
+    return out.getvalue()

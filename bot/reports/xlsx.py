@@ -1,0 +1,326 @@
+"""The compiled report as an .xlsx laid out the way Vietnamese offices file reports.
+
+National motto and issuing body at the top, title, unit and period, the reporting situation, a
+table of indicators by sub-unit with a totals line and rates, progress against the targets and
+the previous period, activities, and a signature block. Values are written as numbers with
+number formats (not as formulas) so that any reader, including openpyxl, sees the figures.
+"""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
+from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.worksheet import Worksheet
+
+from bot.clock import VN_TZ
+from bot.i18n import Translator
+from bot.reports.aggregate import RATES, Compiled, Figures, progress, target_for
+from bot.reports.labels import (
+    ACTIVITY_COLUMNS,
+    COLUMNS,
+    Column,
+    formal_name,
+    indicator_label,
+    kind_plural,
+)
+
+CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+# The national motto is part of the form of every official document: never translated.
+MOTTO_STATE = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
+MOTTO = "Độc lập - Tự do - Hạnh phúc"
+
+FONT = "Times New Roman"
+NUMBER_FORMATS = {"count": "#,##0", "money": "#,##0", "per_person": "#,##0", "percent": "0.0%"}
+THIN = Side(style="thin", color="000000")
+BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
+HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
+TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
+CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
+
+
+def _font(size: float = 12, bold: bool = False, italic: bool = False, underline: bool = False) -> Font:
+    return Font(name=FONT, size=size, bold=bold, italic=italic, underline="single" if underline else None)
+
+
+def cell_value(column: Column, figures: Figures) -> float | int | None:
+    """What the spreadsheet holds for a column: percentages as fractions (format 0.0%)."""
+    value = column.value(figures)
+    if value is None:
+        return None
+    return value / 100.0 if column.kind == "percent" else value
+
+
+def _put(
+    ws: Worksheet,
+    row: int,
+    col: int,
+    value: object,
+    *,
+    font: Font | None = None,
+    fmt: str | None = None,
+    align: Alignment | None = None,
+    border: bool = False,
+    fill: PatternFill | None = None,
+) -> None:
+    cell = ws.cell(row=row, column=col, value=value)
+    cell.font = font or _font()
+    if fmt:
+        cell.number_format = fmt
+    if align:
+        cell.alignment = align
+    if border:
+        cell.border = BOX
+    if fill:
+        cell.fill = fill
+
+
+def _line(
+    ws: Worksheet, row: int, first: int, last: int, text: str, font: Font, align: str = "center"
+) -> None:
+    ws.merge_cells(start_row=row, start_column=first, end_row=row, end_column=last)
+    _put(
+        ws, row, first, text, font=font, align=Alignment(horizontal=align, vertical="center", wrap_text=True)
+    )
+
+
+def render_xlsx(c: Compiled, t: Translator) -> bytes:
+    """The report as .xlsx bytes."""
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = t("Report")[:31]
+    width = 2 + len(COLUMNS)
+    half = max(4, width // 3)
+    generated = c.generated_at.astimezone(VN_TZ)
+
+    # Issuing body (left) and national motto (right).
+    body = [formal_name(u).upper() for u in (c.ancestors[-1:] + ([c.unit] if c.unit else []))]
+    upper = (
+        t("STUDY PROMOTION ASSOCIATION OF {unit}", unit=body[0])
+        if body
+        else t("VIETNAM STUDY PROMOTION ASSOCIATION")
+    )
+    lower = t("STUDY PROMOTION ASSOCIATION OF {unit}", unit=body[1]) if len(body) > 1 else ""
+    _line(ws, 1, 1, half, upper, _font(12))
+    _line(ws, 2, 1, half, lower or upper, _font(12, bold=True, underline=True))
+    _line(ws, 1, width - half + 1, width, MOTTO_STATE, _font(12, bold=True))
+    _line(ws, 2, width - half + 1, width, MOTTO, _font(13, bold=True, underline=True))
+    place = c.unit.name if c.unit else "Hà Nội"
+    dated = t(
+        "{place}, day {day} month {month} year {year}",
+        place=place,
+        day=f"{generated.day:02d}",
+        month=f"{generated.month:02d}",
+        year=generated.year,
+    )
+    _line(ws, 4, width - half + 1, width, dated, _font(12, italic=True))
+
+    # Title, period, unit.
+    _line(ws, 6, 1, width, t("REPORT ON BUILDING A LEARNING SOCIETY"), _font(14, bold=True))
+    period_label = c.period.label(t)
+    heading = f"{c.deadline.title.get(t.locale)} — {period_label}" if c.deadline else period_label
+    _line(ws, 7, 1, width, heading, _font(13, bold=True))
+    where = ", ".join(formal_name(u) for u in ([c.unit, *reversed(c.ancestors)] if c.unit else []))
+    _line(ws, 8, 1, width, t("Unit: {unit}", unit=where or t("Whole country")), _font(12, italic=True))
+
+    # I. Reporting situation.
+    row = 10
+    _line(ws, row, 1, width, t("I. REPORTING"), _font(12, bold=True), "left")
+    row += 1
+    total = c.total
+    kinds = kind_plural(t, c.rows[0].unit.kind if c.leaf_rows and c.rows else "village")
+    parts = [
+        t(
+            "To report: {expected} {kinds}; reported: {reported} ({share})",
+            kinds=kinds,
+            expected=t.number(total.expected),
+            reported=t.number(total.reported),
+            share=t.percent(total.completeness or 0.0),
+        )
+    ]
+    if c.due is not None:
+        parts.append(
+            t(
+                "on time (by {date}): {on_time} ({share})",
+                date=t.date(c.due),
+                on_time=t.number(total.on_time),
+                share=t.percent(total.timeliness or 0.0),
+            )
+        )
+    _line(ws, row, 1, width, "; ".join(parts) + ".", _font(12), "left")
+    missing = c.missing
+    if missing:
+        row += 1
+        names = ", ".join(u.name for u in missing[:60]) + (" …" if len(missing) > 60 else "")
+        _line(ws, row, 1, width, t("Not reported: {names}.", names=names), _font(12), "left")
+        ws.row_dimensions[row].height = 15 * (1 + len(names) // 180)
+
+    # II. Indicators by sub-unit.
+    row += 2
+    _line(ws, row, 1, width, t("II. RESULTS BY UNIT"), _font(12, bold=True), "left")
+    row += 1
+    header_row = row
+    _put(ws, row, 1, t("No."), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+    _put(ws, row, 2, t("Unit"), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+    for i, col in enumerate(COLUMNS, start=3):
+        _put(
+            ws, row, i, t(col.header), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL
+        )
+    ws.row_dimensions[row].height = 78
+    for n, r in enumerate(c.rows, start=1):
+        row += 1
+        _put(ws, row, 1, n, align=CENTER, border=True)
+        _put(ws, row, 2, r.unit.name, border=True)
+        for i, col in enumerate(COLUMNS, start=3):
+            _put(ws, row, i, cell_value(col, r.figures), fmt=NUMBER_FORMATS[col.kind], border=True)
+    row += 1
+    bold = _font(12, bold=True)
+    _put(ws, row, 1, "", border=True, fill=TOTAL_FILL)
+    _put(ws, row, 2, t("Total"), font=bold, border=True, fill=TOTAL_FILL)
+    for i, col in enumerate(COLUMNS, start=3):
+        _put(
+            ws,
+            row,
+            i,
+            cell_value(col, total),
+            font=bold,
+            fmt=NUMBER_FORMATS[col.kind],
+            border=True,
+            fill=TOTAL_FILL,
+        )
+    ws.freeze_panes = ws.cell(row=header_row + 1, column=3)
+    ws.print_title_rows = f"{header_row}:{header_row}"
+
+    # III. Progress against the targets and the previous period.
+    row += 2
+    _line(
+        ws,
+        row,
+        1,
+        width,
+        t("III. PROGRESS AGAINST TARGETS AND THE PREVIOUS PERIOD"),
+        _font(12, bold=True),
+        "left",
+    )
+    row += 1
+    year = c.targets.year
+    heads = [
+        t("No."),
+        t("Indicator"),
+        t("This period"),
+        t("Previous period ({period})", period=c.previous_period.key),
+        t("Change"),
+        t("Target ({year})", year=year if year is not None else "—"),
+        t("Share of target"),
+    ]
+    for i, text in enumerate(heads, start=1):
+        _put(ws, row, i, text, font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+    ws.row_dimensions[row].height = 33
+    for n, rate in enumerate(RATES, start=1):
+        row += 1
+        now_v, prev_v = total.rate(rate.key), c.previous_total.rate(rate.key)
+        target = target_for(rate, c.targets, c.period)
+        share = progress(total, rate, c.targets, c.period)
+        scale = 1.0 if rate.per_person else 100.0
+        fmt = "#,##0" if rate.per_person else "0.0%"
+        change = None if now_v is None or prev_v is None else (now_v - prev_v) / scale
+        values: list[tuple[object, str | None]] = [
+            (n, None),
+            (indicator_label(t, rate.key), None),
+            (None if now_v is None else now_v / scale, fmt),
+            (None if prev_v is None else prev_v / scale, fmt),
+            (change, "+#,##0;-#,##0;0" if rate.per_person else "+0.0%;-0.0%;0.0%"),
+            (None if target is None else target / scale, fmt),
+            (None if share is None else share / 100.0, "0%"),
+        ]
+        for i, (value, number_format) in enumerate(values, start=1):
+            _put(ws, row, i, value, fmt=number_format, border=True, align=CENTER if i == 1 else None)
+    row += 1
+    note = t("Targets: {sources}.", sources="; ".join(c.targets.sources) or "—")
+    if c.targets.disadvantaged:
+        note += " " + t("The lower targets for disadvantaged communes apply.")
+    if any(r.flow for r in RATES) and c.period.fraction_of_year < 1:
+        note += " " + t("Money raised is measured against the yearly target scaled to the period.")
+    _line(ws, row, 1, width, note, _font(11, italic=True), "left")
+
+    # IV. Activities.
+    row += 2
+    _line(ws, row, 1, width, t("IV. LEARNING ACTIVITIES"), _font(12, bold=True), "left")
+    row += 1
+    _put(ws, row, 1, t("No."), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+    _put(ws, row, 2, t("Unit"), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+    for i, acol in enumerate(ACTIVITY_COLUMNS, start=3):
+        _put(
+            ws, row, i, t(acol.header), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL
+        )
+    ws.row_dimensions[row].height = 48
+    lines = [(r.unit.name, r.figures.activities) for r in c.rows]
+    if not c.own_activities.empty and c.unit is not None:
+        lines.append((t("{unit} (its own activities)", unit=c.unit.name), c.own_activities))
+    for n, (name, acts) in enumerate(lines, start=1):
+        row += 1
+        _put(ws, row, 1, n, align=CENTER, border=True)
+        _put(ws, row, 2, name, border=True)
+        for i, acol in enumerate(ACTIVITY_COLUMNS, start=3):
+            _put(ws, row, i, acol.value(acts), fmt="#,##0", border=True)
+    row += 1
+    _put(ws, row, 1, "", border=True, fill=TOTAL_FILL)
+    _put(ws, row, 2, t("Total"), font=bold, border=True, fill=TOTAL_FILL)
+    for i, acol in enumerate(ACTIVITY_COLUMNS, start=3):
+        _put(ws, row, i, acol.value(total.activities), font=bold, fmt="#,##0", border=True, fill=TOTAL_FILL)
+
+    # Signature block.
+    row += 2
+    _line(ws, row, 1, half, t("Recipients:"), _font(12, bold=True, italic=True), "left")
+    _line(ws, row, half + 3, width - half - 2, t("PREPARED BY"), _font(12, bold=True))
+    _line(ws, row, width - half + 1, width, t("ON BEHALF OF THE STANDING COMMITTEE"), _font(12, bold=True))
+    row += 1
+    parent = c.ancestors[-1] if c.ancestors else None
+    recipient = (
+        t("- Study Promotion Association of {unit};", unit=formal_name(parent))
+        if parent
+        else t("- The Ministry of Education and Training;")
+    )
+    _line(ws, row, 1, half, recipient, _font(11), "left")
+    _line(ws, row, half + 3, width - half - 2, t("(Signature and full name)"), _font(11, italic=True))
+    _line(ws, row, width - half + 1, width, t("CHAIR"), _font(12, bold=True))
+    row += 1
+    _line(ws, row, 1, half, t("- Filed."), _font(11), "left")
+    _line(ws, row, width - half + 1, width, t("(Signature and seal)"), _font(11, italic=True))
+    row += 5
+    _line(
+        ws,
+        row,
+        1,
+        width,
+        t(
+            "Compiled by Khuyến học Bot at {time} on {date} from the latest version of each report.",
+            time=f"{generated:%H:%M}",
+            date=t.date(generated.date()),
+        ),
+        _font(10, italic=True),
+        "left",
+    )
+
+    # Column widths and printing.
+    ws.column_dimensions["A"].width = 5
+    ws.column_dimensions["B"].width = 26
+    for i, col in enumerate(COLUMNS, start=3):
+        ws.column_dimensions[get_column_letter(i)].width = 14 if col.kind in ("money", "per_person") else 11
+    ws.page_setup.orientation = "landscape"
+    ws.page_setup.paperSize = ws.PAPERSIZE_A3
+    ws.page_setup.fitToWidth = 1
+    ws.page_setup.fitToHeight = 0
+    ws.sheet_properties.pageSetUpPr.fitToPage = True
+    ws.print_options.horizontalCentered = True
+    wb.properties.title = heading
+    wb.properties.creator = "Khuyến học Bot"
+    wb.properties.created = c.generated_at.astimezone(UTC).replace(tzinfo=None)
+    wb.properties.modified = wb.properties.created
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()

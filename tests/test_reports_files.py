@@ -1,0 +1,207 @@
+"""The report files: the .xlsx opens with openpyxl and adds up, the chart is a PNG, the CSV parses,
+and `khuyenhoc report` writes the same files."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+from collections.abc import AsyncIterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from openpyxl import load_workbook
+from PIL import Image
+from typer.testing import CliRunner
+
+from bot.app import App
+from bot.cli import app as cli
+from bot.deadlines import ReportPeriod
+from bot.i18n import translator
+from bot.reports.aggregate import Compiled
+from bot.reports.labels import COLUMNS
+from bot.reports.service import compile_unit, render
+from storage.db import Database
+from storage.migrate import upgrade
+from tests.support import CONTENT, Tree, make_app, seed_tree
+from tests.test_reports_helpers import submit, submit_activity, vn
+
+H1 = ReportPeriod.parse("2026-H1")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+async def fill(app: App) -> Tree:
+    tree = await seed_tree(app)
+    await submit(
+        app,
+        tree.village,
+        "2026-H1",
+        vn(2026, 6, 10),
+        households_total=100,
+        lf_recognized=70,
+        clans_total=5,
+        lc_recognized=3,
+        village_lc_status="recognized",
+        members_total=50,
+        population_total=400,
+        fund_raised_vnd=6_000_000,
+    )
+    await submit(
+        app,
+        tree.group,
+        "2026-H1",
+        vn(2026, 6, 20),
+        households_total=50,
+        lf_recognized=20,
+        clans_total=2,
+        lc_recognized=1,
+        members_total=30,
+        population_total=None,
+        fund_raised_vnd=1_000_000,
+    )
+    await submit(app, tree.village, "2025-H2", vn(2025, 12, 1), households_total=100, lf_recognized=60)
+    await submit_activity(app, tree.village, date(2026, 3, 5), participants=40)
+    await submit_activity(app, tree.commune, date(2026, 5, 1), participants=100)
+    return tree
+
+
+@pytest.fixture
+async def app(sqlite_db: Database) -> AsyncIterator[App]:
+    app = make_app(sqlite_db.url)
+    try:
+        yield app
+    finally:
+        await app.db.dispose()
+
+
+async def compiled(app: App, unit: Any) -> Compiled:
+    async with app.db.sessions() as session:
+        return await compile_unit(
+            session, unit, H1, content_dir=app.content_dir, forms=app.forms, now=app.clock.now()
+        )
+
+
+def table(ws: Any, first_header: str) -> tuple[list[str], list[list[Any]], list[Any]]:
+    """The header, the unit lines and the totals line of the table whose first header is given."""
+    rows = list(ws.iter_rows(values_only=True))
+    start = next(i for i, r in enumerate(rows) if r[0] == first_header and r[1] == translator("vi")("Unit"))
+    header = [str(v) for v in rows[start] if v is not None]
+    body: list[list[Any]] = []
+    for r in rows[start + 1 :]:
+        if r[1] == translator("vi")("Total"):
+            return header, body, list(r)
+        body.append(list(r))
+    raise AssertionError("no totals line")
+
+
+async def test_xlsx_opens_and_its_totals_are_the_sum_of_its_rows(app: App) -> None:
+    tree = await fill(app)
+    t = translator("vi")
+    for unit in (tree.commune, tree.province):
+        c = await compiled(app, unit)
+        (xlsx,) = render(c, t, ["xlsx"])
+        assert xlsx.filename.endswith(".xlsx")
+        wb = load_workbook(io.BytesIO(xlsx.data))
+        ws = wb.active
+        assert ws is not None
+        texts = [str(v) for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
+        assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in texts
+        assert "Độc lập - Tự do - Hạnh phúc" in texts
+        assert any("XÃ HỘI HỌC TẬP" in s for s in texts)  # the title
+        assert any(unit.name in s for s in texts)
+        assert any("6 tháng đầu năm 2026" in s for s in texts)
+        assert any("CHỦ TỊCH" in s for s in texts)  # the signature block
+        header, body, totals = table(ws, t("No."))
+        assert len(body) == len(c.rows)
+        assert header[1:] == [t("Unit"), *(t(col.header) for col in COLUMNS)]
+        for i, col in enumerate(COLUMNS, start=2):
+            if col.summed:
+                assert totals[i] == sum(r[i] or 0 for r in body), col.key
+        # Rates in the totals line are recomputed from the totals, as fractions (format 0.0%).
+        lf = 2 + [col.key for col in COLUMNS].index("learning_families_pct")
+        assert totals[lf] == pytest.approx(90 / 150)
+        per_person = 2 + [col.key for col in COLUMNS].index("fund_per_person_vnd")
+        assert totals[per_person] == pytest.approx(6_000_000 / 400)
+        assert ws.cell(row=1, column=1).font.name == "Times New Roman"
+        # The activities table adds up too (with the commune's own activities on a line).
+        _, acts, acts_total = _activities(ws, t)
+        assert acts_total[2] == sum(r[2] for r in acts) == 2
+
+
+def _activities(ws: Any, t: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
+    rows = list(ws.iter_rows(values_only=True))
+    start = max(i for i, r in enumerate(rows) if r[0] == t("No."))
+    body: list[list[Any]] = []
+    for r in rows[start + 1 :]:
+        if r[1] == t("Total"):
+            return [], body, list(r)
+        body.append(list(r))
+    raise AssertionError("no activities totals")
+
+
+async def test_the_chart_is_a_valid_png(app: App) -> None:
+    tree = await fill(app)
+    for unit in (tree.commune, tree.province, None):
+        c = await compiled(app, unit)
+        (png,) = render(c, translator("vi"), ["png"])
+        assert png.content_type == "image/png"
+        assert png.data.startswith(PNG_MAGIC)
+        with Image.open(io.BytesIO(png.data)) as image:
+            image.verify()
+        with Image.open(io.BytesIO(png.data)) as image:
+            assert image.format == "PNG" and image.size[0] >= 800 and image.size[1] >= 300
+
+
+async def test_csv_for_data_exchange(app: App) -> None:
+    tree = await fill(app)
+    c = await compiled(app, tree.commune)
+    (data,) = render(c, translator("en"), ["csv"])
+    lines = list(csv.DictReader(io.StringIO(data.data.decode("utf-8"))))
+    units, total = lines[:-1], lines[-1]
+    assert total["line"] == "total" and total["unit_id"] == str(tree.commune.id)
+    assert [u["unit_name"] for u in units] == ["Thôn Nà Rụa", "Tổ dân phố 1"]
+    assert int(total["households_total"]) == sum(int(u["households_total"]) for u in units) == 150
+    assert float(total["learning_families_pct"]) == pytest.approx(60.0, abs=1e-3)
+    assert units[1]["membership_pct"] == ""  # no population given: no rate
+
+
+def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+
+    async def seed() -> Tree:
+        app = make_app(url)
+        try:
+            return await fill(app)
+        finally:
+            await app.db.dispose()
+
+    tree = asyncio.run(seed())
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CONTENT_DIR", str(CONTENT))
+    runner = CliRunner()
+    for fmt, magic in (("xlsx", b"PK"), ("png", PNG_MAGIC), ("csv", b"line,unit_id")):
+        out = tmp_path / f"report.{fmt}"
+        result = runner.invoke(
+            cli,
+            [
+                "report",
+                "--unit",
+                tree.commune.code or "",
+                "--period",
+                "2026-H1",
+                "--format",
+                fmt,
+                "--out",
+                str(out),
+            ],
+        )
+        assert result.exit_code == 0, result.output
+        assert out.read_bytes().startswith(magic)
+        assert "Thục Phán" in result.output
+    result = runner.invoke(
+        cli, ["report", "--unit", str(tree.province.id), "--period", "2026-H7", "--format", "xlsx"]
+    )
+    assert result.exit_code != 0
