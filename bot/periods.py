@@ -39,6 +39,15 @@ class Period:
             return Period(self.year - 1, 2)
         return Period(self.year - 1)
 
+    def preceding(self) -> list[Period]:
+        """The periods that end the day before this one starts, the same kind first: what a
+        report for this period is compared with (a stock's change, the fund's opening balance)."""
+        if self.half == 2:
+            return [Period(self.year, 1)]
+        if self.half == 1:
+            return [Period(self.year - 1, 2), Period(self.year - 1)]
+        return [Period(self.year - 1), Period(self.year - 1, 2)]
+
     def label(self, t: Translator) -> str:
         if self.half == 1:
             return t("First half of {year}", year=self.year)

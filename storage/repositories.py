@@ -273,13 +273,9 @@ class SubmissionRepository:
         )
         return (await self.s.execute(q)).scalar_one_or_none()
 
-    async def latest_for_unit(
-        self, form_key: str, unit_id: int, exclude_record: str | None = None
-    ) -> Submission | None:
+    async def latest_for_unit(self, form_key: str, unit_id: int) -> Submission | None:
         """The unit's most recent submission of a form, for carried-over defaults."""
         q = select(Submission).where(Submission.form_key == form_key, Submission.unit_id == unit_id)
-        if exclude_record is not None:
-            q = q.where(Submission.record_key != exclude_record)
         q = q.order_by(Submission.submitted_at.desc(), Submission.id.desc()).limit(1)
         return (await self.s.execute(q)).scalar_one_or_none()
 

@@ -182,13 +182,12 @@ class FormRunner(Flow):
                 )
                 state["defaults"] = dict(previous.values)
                 state["confirmed"] = dict(previous.values)
-                state["prev"] = await self._previous_values(ctx, form, unit_id, state["record_key"])
             else:
                 last = await ctx.uow.submissions.latest_for_unit(form.key, unit_id)
                 state["defaults"] = (
                     {f.key: last.values.get(f.key) for f in form.fields if f.carry_over} if last else {}
                 )
-                state["prev"] = dict(last.values) if last else {}
+            state["prev"] = await self._previous_values(ctx, form, unit_id, period)
         else:
             state["record_key"] = uuid.uuid4().hex
             state["defaults"] = {}
@@ -206,12 +205,15 @@ class FormRunner(Flow):
         replies.append(self._ask_field(ctx, state, form, first))
         return Step(replies, state)
 
-    async def _previous_values(
-        self, ctx: Context, form: Form, unit_id: int, record_key: str
-    ) -> dict[str, Any]:
-        """What the rules' prev() sees when correcting: the latest other period of this unit."""
-        other = await ctx.uow.submissions.latest_for_unit(form.key, unit_id, exclude_record=record_key)
-        return dict(other.values) if other else {}
+    async def _previous_values(self, ctx: Context, form: Form, unit_id: int, period: Period) -> dict[str, Any]:
+        """What the rules' prev() sees: this unit's report for the period just before this one
+        (H1 after H2 of last year, a year after last year), not merely the latest one filed — a
+        year report compared with the second half-year would see the fund "not reconcile"."""
+        for before in period.preceding():
+            other = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{before.key}")
+            if other is not None:
+                return dict(other.values)
+        return {}
 
     # ---- questions ------------------------------------------------------------------------
     def _asked(self, form: Form, state: State, f: Field) -> bool:
