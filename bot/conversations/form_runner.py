@@ -205,7 +205,9 @@ class FormRunner(Flow):
         replies.append(self._ask_field(ctx, state, form, first))
         return Step(replies, state)
 
-    async def _previous_values(self, ctx: Context, form: Form, unit_id: int, period: Period) -> dict[str, Any]:
+    async def _previous_values(
+        self, ctx: Context, form: Form, unit_id: int, period: Period
+    ) -> dict[str, Any]:
         """What the rules' prev() sees: this unit's report for the period just before this one
         (H1 after H2 of last year, a year after last year), not merely the latest one filed — a
         year report compared with the second half-year would see the fund "not reconcile"."""
