@@ -18,6 +18,7 @@ The ratio dialogue/echo (target ≥ 0.5) says what the dialogue costs on top of 
 Rate limits are switched off in both runs (they would measure the limiter, 30 messages/s).
 
     .venv/bin/python bench/channels.py [--officers 50] [--channel telegram|zalo|both]
+    BENCH_PROFILE=/tmp/prof .venv/bin/python bench/channels.py   # cProfile the bot processes
 """
 
 from __future__ import annotations
@@ -115,9 +116,24 @@ def serve_bot(channel: str, mode: str, port: int, api_url: str, database_url: st
                 await client.send_message(message["chat"]["id"], message["text"])
 
             runtime.zalo.process = echo_zalo  # type: ignore[method-assign]
-    uvicorn.run(
-        api, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none", lifespan="on"
-    )
+    profile_to = os.environ.get("BENCH_PROFILE")  # a directory: cProfile the bot process there
+    profiler = None
+    if profile_to:
+        import cProfile
+        import signal
+
+        # uvicorn re-raises the SIGTERM it handled; exit through Python so the stats get written.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        profiler = cProfile.Profile()
+        profiler.enable()
+    try:
+        uvicorn.run(
+            api, host="127.0.0.1", port=port, log_level="warning", access_log=False, ws="none", lifespan="on"
+        )
+    finally:
+        if profiler is not None:
+            profiler.disable()
+            profiler.dump_stats(str(Path(str(profile_to)) / f"{channel}-{mode}.prof"))
 
 
 # ----------------------------------------------------------------------------- the driver

@@ -11,8 +11,11 @@ Scenarios (each on a fresh database, migrated, filled with bulk inserts, then me
              Measured: the national report (one row per province) and one province report.
 
 Each figure is the median of --repeat runs after one warm-up run (the first, cold, run is
-printed too). Times include the SQL and the Python that builds the report objects, not the
-rendering of the .xlsx or the chart (printed separately for the province).
+printed too). Baseline, in the same run: reading every submission row of the period (all
+versions, with their JSON values) and nothing else — the floor any report of the whole area
+pays; the ratio report / baseline is what aggregation costs on top. Times include the SQL and
+the Python that builds the report objects, not the rendering of the .xlsx or the chart (printed
+separately for the province).
 
     .venv/bin/python bench/reports.py                       # SQLite, both scenarios
     .venv/bin/python bench/reports.py --postgres postgresql://postgres@127.0.0.1:5433/postgres
@@ -243,6 +246,21 @@ async def timed(label: str, fn: Callable[[], Awaitable[Any]], repeat: int) -> tu
     return median, cold
 
 
+async def read_rows(db: Database, period: ReportPeriod) -> int:
+    """The baseline: fetch the period's submission rows, decode their values, aggregate nothing."""
+    from sqlalchemy import select
+
+    async with db.sessions() as s:
+        q = select(Submission.unit_id, Submission.version, Submission.values).where(
+            Submission.form_key == "village_report", Submission.period == period.key
+        )
+        return sum(len(values) for _, _, values in (await s.execute(q)).all())
+
+
+def ratio(label: str, report: float, baseline: float) -> None:
+    print(f"  {label:<52} ratio  {report / baseline:8.2f}   (report / baseline)")
+
+
 async def compile_in(db: Database, unit: Unit | None, period: ReportPeriod) -> Compiled:
     async with db.sessions() as s:
         return await compile_report(
@@ -266,9 +284,11 @@ async def province_scenario(url: str, repeat: int) -> None:
             f"filled in {time.perf_counter() - t0:.1f} s"
         )
         latest = periods[-1]
-        await timed(
+        base, _ = await timed(f"baseline: read the {latest.key} rows", lambda: read_rows(db, latest), repeat)
+        report, _ = await timed(
             f"province report {latest.key} (100 communes)", lambda: compile_in(db, province, latest), repeat
         )
+        ratio("province report", report, base)
         await timed(
             f"commune report {latest.key} (30 villages)", lambda: compile_in(db, commune, latest), repeat
         )
@@ -305,9 +325,11 @@ async def national_scenario(url: str, repeat: int) -> None:
             f"national: 34 provinces, 3,321 communes, 64,000 villages × 2 periods filled in "
             f"{time.perf_counter() - t0:.1f} s"
         )
-        await timed(
+        base, _ = await timed("baseline: read the 2026-H2 rows", lambda: read_rows(db, periods[-1]), repeat)
+        report, _ = await timed(
             "national report 2026-H2 (34 provinces)", lambda: compile_in(db, None, periods[-1]), repeat
         )
+        ratio("national report", report, base)
         await timed(
             "one province 2026-H2 (~98 communes, ~1,900 villages)",
             lambda: compile_in(db, province, periods[-1]),
