@@ -45,6 +45,8 @@ def _serve(bot: App, *, scheduler: bool = False) -> None:
         level=bot.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     install_log_redaction()
+    # APScheduler logs every run of every job at INFO; bot.scheduler logs the runs that did something.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
     api = create_http_app(bot)
     if scheduler:  # reports: scheduled jobs on the instance elected by the lease (bot/scheduler.py)
         from bot.scheduler import attach_to

@@ -411,7 +411,9 @@ class Scheduler:
                 .execution_options(synchronize_session=False)
             )
             await uow.commit()
-        log.info(
+        # A run that did nothing (the outbox every 30 s with nothing queued) is not news.
+        log.log(
+            logging.INFO if result or error else logging.DEBUG,
             "job %s (%s) done: %s",
             spec.name,
             slot.astimezone(UTC).isoformat(),
