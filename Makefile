@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-BENCH ?= bench/run.py
+BENCH ?= bench/dialogue.py bench/channels.py bench/broadcast.py bench/reports.py
 
 PYTHON_OK := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 11)))' 2>/dev/null)
 ifneq ($(PYTHON_OK),1)
@@ -59,8 +59,9 @@ migration: $(STAMP)
 migrate: $(STAMP)
 	$(BIN)/python -m storage.migrate upgrade "$${DATABASE_URL:-sqlite:///data/khuyenhoc.db}"
 
+# Every benchmark, one after another (see BENCHMARKS.md); `make bench BENCH=bench/reports.py` for one.
 bench: $(STAMP)
-	$(BIN)/python $(BENCH)
+	set -e; for script in $(BENCH); do echo "== $$script"; $(BIN)/python $$script; done
 
 ci:
 	bash .ci/run
