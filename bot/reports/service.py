@@ -20,7 +20,7 @@ from bot.deadlines import ReportPeriod, load_schedules
 from bot.i18n import Translator
 from bot.messages import Attachment
 from bot.parsing import fold
-from bot.reports import SUMMARY_KINDS, SUMMARY_ROLES, chart, csv_export, xlsx
+from bot.reports import SUMMARY_KINDS, SUMMARY_ROLES
 from bot.reports.aggregate import (
     RATES,
     VILLAGE_FORM,
@@ -100,6 +100,10 @@ def file_stem(c: Compiled) -> str:
 
 def render(c: Compiled, t: Translator, formats: Sequence[str] = ("xlsx", "png")) -> list[Attachment]:
     """The report files (CPU-bound: call it in a worker thread from async code)."""
+    # openpyxl and matplotlib load here, not with the dialogue modules: ~0.4 s that the first
+    # message after a start would otherwise wait for.
+    from bot.reports import chart, csv_export, xlsx
+
     out: list[Attachment] = []
     stem = file_stem(c)
     for fmt in formats:
