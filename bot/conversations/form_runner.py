@@ -421,6 +421,16 @@ class FormRunner(Flow):
             state.pop("candidate", None)
             state.pop("soft_rule", None)
             return Step([self._ask_field(ctx, state, form, f)], state)
+        if pick is None and msg.kind is Kind.TEXT and f.type in ("integer", "money", "date"):
+            # People answer "are you sure?" by typing the corrected figure: take it as the answer.
+            try:
+                value = self._parse(ctx, f, msg, None)
+            except (ParseError, AnswerRefused):
+                pass
+            else:
+                state.pop("candidate", None)
+                state.pop("soft_rule", None)
+                return await self._check_and_accept(ctx, state, form, f, value)
         return Step(
             [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
         )
