@@ -35,12 +35,12 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import insert, select  # noqa: E402
 
-from bot.access import load_grants  # noqa: E402
-from bot.app import App  # noqa: E402
-from bot.broadcasts import Audience, Message, queue_broadcast  # noqa: E402
 from bot.channels.ratelimit import RateLimiter  # noqa: E402
-from bot.clock import SystemClock  # noqa: E402
-from bot.outbox import OutboxSender  # noqa: E402
+from bot.domain.app import App  # noqa: E402
+from bot.domain.clock import SystemClock  # noqa: E402
+from bot.domain.permissions import load_grants  # noqa: E402
+from bot.messaging.outbox import OutboxSender  # noqa: E402
+from bot.services.broadcasts import Audience, Message, queue_broadcast  # noqa: E402
 from storage.migrate import upgrade_async  # noqa: E402
 from storage.models import COMMUNE_OFFICER, MEMBER, ChannelIdentity, Contact, RoleGrant  # noqa: E402
 from storage.models_outreach import SENT, Delivery  # noqa: E402

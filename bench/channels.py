@@ -78,8 +78,8 @@ def serve_fake(channel: str, port: int) -> None:
 def serve_bot(channel: str, mode: str, port: int, api_url: str, database_url: str) -> None:
     import uvicorn
 
-    from bot.channels.runtime import channel_runtime
-    from bot.http import create_http_app
+    from bot.channels.manager import channel_runtime
+    from bot.runtime.http import create_http_app
     from tests.support import make_app
 
     tokens: dict[str, Any] = (
@@ -172,7 +172,8 @@ class Platform:
     ids = itertools.count(1)
 
     def __init__(self, channel: str) -> None:
-        from bot.channels import telegram, zalo
+        from bot.channels.telegram import channel as telegram
+        from bot.channels.zalo import channel as zalo
 
         self.channel = channel
         self.path = telegram.WEBHOOK_PATH if channel == "telegram" else zalo.WEBHOOK_PATH
@@ -282,7 +283,7 @@ async def webhook_ready(url: str, platform: Platform) -> bool:
 
 
 async def seeded_database(directory: str, name: str, officers: int, channel: str, platform: Platform) -> str:
-    from bot.units import add_village
+    from bot.services.units import add_village
     from storage.migrate import upgrade_async
     from storage.models import VILLAGE, VILLAGE_OFFICER
     from tests.support import make_app, make_contact, seed_tree

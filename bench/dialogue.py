@@ -28,10 +28,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import App
-from bot.messages import Incoming, Kind
-from bot.service import handle_incoming
-from bot.units import add_village
+from bot.domain.app import App
+from bot.domain.messages import Incoming, Kind
+from bot.handlers.router import handle_message as handle_incoming
+from bot.services.units import add_village
 from storage.migrate import upgrade_async
 from storage.models import VILLAGE
 from tests.support import VILLAGE_REPORT_ANSWERS, make_app, make_contact, seed_tree

@@ -44,10 +44,10 @@ import asyncpg
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
-from bot.clock import VN_TZ
-from bot.deadlines import ReportPeriod, load_schedules
-from bot.forms.loader import load_forms
-from bot.i18n import translator
+from bot.domain.clock import VN_TZ
+from bot.domain.forms.loader import load_forms
+from bot.domain.i18n import translator
+from bot.domain.schedules import ReportPeriod, load_schedules
 from bot.reports.aggregate import Compiled, compile_report
 from bot.reports.chart import render_png
 from bot.reports.targets import load_targets

@@ -9,7 +9,7 @@ Python). The extraction reads the syntax tree with `ast`: Babel's tokenizing ext
 `ctx.t(...)`, but it also turns `t("a" if x else "b")` into the msgid "ab" and `t("x" + y)` into
 "x". A `t(f"...")` cannot be translated and is reported as a problem.
 
-Updating writes bot/locales/messages.pot and merges it into vi and en messages.po with Babel:
+Updating writes bot/domain/locales/messages.pot and merges it into vi and en messages.po with Babel:
 existing translations are kept, new msgids get an empty msgstr (en: msgstr = msgid, since the
 msgids are English), a changed msgid gets the old translation marked fuzzy (which counts as
 missing until a translator checks it and removes the flag), and msgids no longer in the code are
@@ -36,7 +36,7 @@ from babel.messages.pofile import read_po, write_po
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCE = ROOT / "bot"
-LOCALES = SOURCE / "locales"
+LOCALES = SOURCE / "domain" / "locales"
 POT = LOCALES / "messages.pot"
 LOCALE_NAMES = ("vi", "en")
 SOURCE_LOCALE = "en"  # msgids are English: its catalog starts as msgstr = msgid

@@ -34,7 +34,7 @@ CAMPAIGN = "campaign"
 CONTENT_KINDS = (TIP, STORY, EXPLAINER, CAMPAIGN)
 
 # Delivery statuses. `sending` is the claim: the row was handed to a channel and the process
-# may have died before it learned the outcome (see bot/outbox.py).
+# may have died before it learned the outcome (see bot/messaging/outbox.py).
 QUEUED = "queued"
 SENDING = "sending"
 SENT = "sent"

@@ -6,13 +6,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from bot.app import App
-from bot.bootstrap import bootstrap
-from bot.clock import VN_TZ, FixedClock
-from bot.messages import Incoming, Kind, Reply
-from bot.service import handle_incoming
-from bot.settings import Settings
-from bot.units import add_village
+from bot.domain.app import App
+from bot.domain.clock import VN_TZ, FixedClock
+from bot.domain.messages import Incoming, Kind, Reply
+from bot.domain.settings import Settings
+from bot.handlers.router import handle_message as handle_incoming
+from bot.runtime.bootstrap import bootstrap
+from bot.services.units import add_village
 from storage.models import COMMUNE, PROVINCE, VILLAGE, Unit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -40,7 +40,7 @@ class Tree:
 async def seed_tree(app: App) -> Tree:
     """A small tree (a real province and two communes, three villages): fast to create."""
     now = app.clock.now()
-    from bot.parsing import fold
+    from bot.domain.parsing import fold
 
     def unit(kind: str, name: str, code: str | None, parent: Unit | None) -> Unit:
         return Unit(

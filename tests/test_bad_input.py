@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import App
-from bot.messages import Incoming, Kind
-from bot.service import handle_incoming
+from bot.domain.app import App
+from bot.domain.messages import Incoming, Kind
+from bot.handlers.router import handle_message as handle_incoming
 from storage.repositories import DialogueRepository
 from tests.support import Chat, Tree, make_app, make_contact, seed_tree
 

@@ -11,9 +11,16 @@ from datetime import date, datetime, timedelta
 import pytest
 from sqlalchemy import select, update
 
-from bot.access import Grant, load_grants
-from bot.app import App
-from bot.broadcasts import (
+from bot.conversations.flows.broadcast import parse_when
+from bot.domain.app import App
+from bot.domain.clock import VN_TZ, FixedClock
+from bot.domain.parsing import fold
+from bot.domain.permissions import Grant, load_grants
+from bot.messaging.content import sync_content
+from bot.messaging.outbox import OutboxSender
+from bot.messaging.outreach import set_topics, stop_outreach
+from bot.messaging.sending import Blocked, PermanentError
+from bot.services.broadcasts import (
     MEMBERS,
     OFFICERS,
     Audience,
@@ -24,13 +31,6 @@ from bot.broadcasts import (
     delivery_counts,
     queue_broadcast,
 )
-from bot.channels.base import Blocked, PermanentError
-from bot.clock import VN_TZ, FixedClock
-from bot.content import sync_content
-from bot.conversations.broadcast import parse_when
-from bot.outbox import OutboxSender
-from bot.outreach import set_topics, stop_outreach
-from bot.parsing import fold
 from storage.db import Database
 from storage.models import (
     COMMUNE,

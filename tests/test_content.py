@@ -12,7 +12,8 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from bot.content import (
+from bot.domain.i18n import SUPPORTED
+from bot.messaging.content import (
     ARTICLES_DIR,
     MAX_BODY_CHARS,
     ContentError,
@@ -22,7 +23,6 @@ from bot.content import (
     sync_content,
     to_plain_text,
 )
-from bot.i18n import SUPPORTED
 from storage.db import Database
 from storage.models import ROLES
 from storage.models_outreach import CAMPAIGN, CONTENT_KINDS, ContentItem
@@ -163,7 +163,7 @@ async def test_sync_adds_changes_retires_and_restores(db: Database, tmp_path: Pa
 
 
 def test_cli_content_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.cli import app
+    from bot.runtime.cli import app
 
     monkeypatch.setenv("DATABASE_URL", f"sqlite:///{tmp_path / 'cli.db'}")
     monkeypatch.setenv("CONTENT_DIR", str(CONTENT))

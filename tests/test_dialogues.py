@@ -17,9 +17,9 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.app import App
-from bot.clock import FixedClock
-from bot.messages import Kind
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Kind
 from storage.models import Submission
 from tests.support import START, Chat, Tree, make_app, make_contact, seed_tree
 
@@ -104,7 +104,7 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
 
 async def _make_invites(app: App, tree: Tree, wanted: dict[str, str]) -> dict[str, str]:
     """`invites: {code1: village_officer@village}` → the codes, for `{code1}` in what users say."""
-    from bot.invites import create_invite, format_code
+    from bot.services.invites import create_invite, format_code
 
     codes: dict[str, str] = {}
     async with app.uow() as uow:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from bot.clock import FixedClock
+from bot.domain.clock import FixedClock
 from tests.support import CONTENT, START, Chat, make_app, make_contact, seed_tree
 
 EXTRA_FIELD = {

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from bot.forms import (
+from bot.domain.forms import (
     Form,
     FormError,
     Text,
@@ -21,7 +21,7 @@ from bot.forms import (
     load_forms,
     should_ask,
 )
-from bot.forms.rules import format_message
+from bot.domain.forms.rules import format_message
 
 FORMS_DIR = Path(__file__).resolve().parents[1] / "content" / "forms"
 

@@ -2,7 +2,7 @@
 
 The msgids come from the code by the extraction of scripts/update_catalogs.py; when a test here
 fails after adding a message, run `.venv/bin/python scripts/update_catalogs.py` and translate the
-new (empty or fuzzy) entries of bot/locales/vi/LC_MESSAGES/messages.po.
+new (empty or fuzzy) entries of bot/domain/locales/vi/LC_MESSAGES/messages.po.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from types import ModuleType
 import pytest
 from babel.messages.catalog import Catalog
 
-from bot.i18n import SUPPORTED, Translator, translator
+from bot.domain.i18n import SUPPORTED, Translator, translator
 
 ROOT = Path(__file__).resolve().parent.parent
 

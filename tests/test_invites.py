@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
-from bot.invites import (
+from bot.services.invites import (
     ALPHABET,
     RedeemOutcome,
     create_invite,

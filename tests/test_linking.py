@@ -13,8 +13,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
-from bot.clock import FixedClock
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, VILLAGE_OFFICER, AuditEntry, ChannelIdentity, RoleGrant
 from storage.models_channels import LinkCode

@@ -1,6 +1,6 @@
 """The outbox sender, on both backends: due rows delivered once, retries with backoff then
 failure with the reason, 429s honoured, blocks recorded, one message at a time per chat, and
-what happens to rows left "sending" by a process that died (bot/outbox.py explains why)."""
+what happens to rows left "sending" by a process that died (bot/messaging/outbox.py explains why)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,18 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
-from bot.channels.base import Blocked, PermanentError, RateLimited, TransientError
-from bot.clock import FixedClock
-from bot.outbox import IN_DOUBT_ERROR, OutboxSender, Outgoing, enqueue, payload_replies, send_outbox
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.messaging.outbox import (
+    IN_DOUBT_ERROR,
+    OutboxSender,
+    Outgoing,
+    WebchatSender,
+    enqueue,
+    payload_replies,
+    send_outbox,
+)
+from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
 from storage.db import Database
 from storage.models import MEMBER, ChannelIdentity, Contact, OutboxMessage
 from storage.models_outreach import (
@@ -171,7 +179,7 @@ async def test_one_message_at_a_time_per_chat_in_order(app: App) -> None:
 async def test_web_chat_rows_are_marked_sent_without_a_platform_call(app: App) -> None:
     await queue(app, "w1", channel="webchat")
     await queue(app, "p1")  # no sender for "test" here: left alone
-    outbox = OutboxSender(app, {"webchat": __import__("bot.outbox").outbox.WebchatSender()})
+    outbox = OutboxSender(app, {"webchat": WebchatSender()})
     assert await outbox.drain() == 1
     assert await statuses(app) == {"w1": SENT, "p1": QUEUED}
     async with app.db.sessions() as session:  # the page still sees it (it polls every row)
@@ -284,7 +292,7 @@ async def test_the_scheduler_job_sends_with_the_channels_senders_and_recovers_ol
     await _leave_in_flight(app, "p1")  # a claim by a sender that died…
     await queue(app, "p2")
     sender = RecordingSender(idempotent=True)
-    app.extras["senders"] = {"test": sender}  # what bot.channels.runtime publishes
+    app.extras["senders"] = {"test": sender}  # what bot.channels.manager publishes
     assert await send_outbox(app) == 2  # w1 and p2; p1 might still be in a live run's hands
     assert isinstance(app.clock, FixedClock)
     app.clock.advance(timedelta(minutes=3))  # …longer ago than a run lasts: recovered, resent
@@ -293,19 +301,19 @@ async def test_the_scheduler_job_sends_with_the_channels_senders_and_recovers_ol
 
 
 def test_the_jobs_are_registered_for_the_scheduler() -> None:
-    from bot.scheduler import registered_jobs
+    from bot.runtime.scheduler import default_jobs
 
-    jobs = registered_jobs()
+    jobs = default_jobs()
     assert {"outreach.weekly_tips", "outreach.lifelong_learning_week", "outbox.send"} <= set(jobs)
     assert jobs["outbox.send"].func is send_outbox
 
 
 async def test_a_compiled_report_goes_out_with_its_file(app: App) -> None:
-    """Reports queue their .xlsx by reference (bot.reports.notify); the sender reads it back."""
-    from bot.messages import Attachment
+    """Reports queue their .xlsx by reference (bot.messaging.notices); the sender reads it back."""
+    from bot.domain.messages import Attachment
+    from bot.messaging.notices import Recipient
+    from bot.messaging.notices import enqueue as notify
     from bot.reports.aggregate import UnitRef
-    from bot.reports.notify import Recipient
-    from bot.reports.notify import enqueue as notify
 
     xlsx = Attachment("bao-cao.xlsx", "application/vnd.ms-excel", b"PK\x03\x04 workbook bytes")
     cid = await contact_id(app, "p1")

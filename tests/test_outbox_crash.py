@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import App
-from bot.broadcasts import Audience, Message, queue_broadcast
-from bot.clock import FixedClock
-from bot.outbox import IN_DOUBT_ERROR
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.messaging.outbox import IN_DOUBT_ERROR
+from bot.services.broadcasts import Audience, Message, queue_broadcast
 from storage.models import COMMUNE_OFFICER, MEMBER, OutboxMessage
 from storage.models_outreach import FAILED, SENT, Delivery
 from tests.fakes.fake_sink import FakeSink
@@ -48,7 +48,7 @@ async def seed(app: App) -> Tree:
             contact.consent_at = now
             await uow.contacts.grant(contact.id, MEMBER, tree.village.id, now)
         await uow.commit()
-    from bot.access import load_grants
+    from bot.domain.permissions import load_grants
 
     async with app.uow() as uow:
         officer = await uow.contacts.by_identity("test", "officer")

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, update
 
-from bot.app import App
-from bot.clock import VN_TZ, FixedClock
-from bot.content import load_library, sync_content
-from bot.outreach import run_lifelong_learning_week_campaign, send_weekly_tips, tip_slot
+from bot.domain.app import App
+from bot.domain.clock import VN_TZ, FixedClock
+from bot.messaging.content import load_library, sync_content
+from bot.messaging.outreach import run_lifelong_learning_week_campaign, send_weekly_tips, tip_slot
 from storage.db import Database
 from storage.models import (
     COMMUNE_OFFICER,
@@ -350,7 +350,7 @@ async def test_lifelong_learning_week_campaign(world: World) -> None:
 
 
 def test_campaign_dates_come_from_the_yaml(tmp_path: Path) -> None:
-    from bot.outreach import campaign_plan
+    from bot.messaging.outreach import campaign_plan
 
     (tmp_path / "campaigns").mkdir()
     (tmp_path / "campaigns" / "lifelong-learning-week.yaml").write_text(

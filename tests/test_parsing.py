@@ -1,4 +1,4 @@
-"""Tests for bot.parsing: example tables for every accepted form, error codes, properties."""
+"""Tests for bot.domain.parsing: example tables for every accepted form, error codes, properties."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from babel.numbers import format_decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.parsing import (
+from bot.domain.parsing import (
     CODES,
     MAX_VALUE,
     ParseError,

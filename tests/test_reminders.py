@@ -9,9 +9,9 @@ from datetime import date
 
 import pytest
 
-from bot.app import App
-from bot.clock import FixedClock
-from bot.reminders import send_reminders
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.messaging.reminders import send_reminders
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER
 from tests.support import Tree, make_app, make_contact, seed_tree
@@ -112,7 +112,9 @@ async def test_lifelong_learning_week_escalates_communes_without_week_activities
     app, tree = world.app, world.tree
     await submit_activity(app, tree.village, date(2026, 10, 2), llw=True)  # counts for Phường Thục Phán
     await submit_activity(app, tree.other_village, date(2026, 9, 20), llw=False)  # before the Week
-    world.clock.set(vn(2026, 10, 9, 8))  # the campaign (bot/outreach.py) reminds before the due date
+    world.clock.set(
+        vn(2026, 10, 9, 8)
+    )  # the campaign (bot/messaging/outreach.py) reminds before the due date
     assert await send_reminders(app) == 0
     world.clock.set(vn(2026, 10, 13, 8))  # the day after 12/10
     await send_reminders(app)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from bot.app import App
-from bot.deadlines import ReportPeriod, load_schedules
+from bot.domain.app import App
+from bot.domain.schedules import ReportPeriod, load_schedules
 from bot.reports.aggregate import Compiled, missing_units
-from bot.reports.service import compile_unit
+from bot.reports.compiled import compile_unit
 from bot.reports.targets import load_targets, parse_targets
 from storage.db import Database
 from storage.models import Unit

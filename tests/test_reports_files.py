@@ -16,13 +16,13 @@ from openpyxl import load_workbook
 from PIL import Image
 from typer.testing import CliRunner
 
-from bot.app import App
-from bot.cli import app as cli
-from bot.deadlines import ReportPeriod
-from bot.i18n import translator
+from bot.domain.app import App
+from bot.domain.i18n import translator
+from bot.domain.schedules import ReportPeriod
 from bot.reports.aggregate import Compiled
+from bot.reports.compiled import compile_unit, render
 from bot.reports.labels import COLUMNS
-from bot.reports.service import compile_unit, render
+from bot.runtime.cli import app as cli
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.support import CONTENT, Tree, make_app, seed_tree

@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.access import Grant, load_grants
-from bot.app import App
-from bot.clock import VN_TZ
-from bot.i18n import translator
-from bot.reports.notify import attachments_of
-from bot.reports.service import sum_fields
+from bot.domain.app import App
+from bot.domain.clock import VN_TZ
+from bot.domain.i18n import translator
+from bot.domain.permissions import Grant, load_grants
+from bot.messaging.notices import attachments_of
+from bot.reports.compiled import sum_fields
 from storage.models import ChannelIdentity, Contact, OutboxMessage, Submission, Unit
 
 BASE_VALUES: dict[str, Any] = {

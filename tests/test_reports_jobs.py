@@ -10,11 +10,11 @@ from datetime import date
 import pytest
 from openpyxl import load_workbook
 
-from bot.app import App
-from bot.clock import FixedClock
-from bot.reminders import send_reminders
-from bot.reports.delivery import send_period_reports
-from bot.reports.digest import send_weekly_digest
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.messaging.digest import send_weekly_digest
+from bot.messaging.reminders import send_reminders
+from bot.messaging.report_delivery import send_period_reports
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER
 from tests.support import make_app, make_contact, seed_tree

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from bot.forms.rules import Expression
+from bot.domain.forms.rules import Expression
 
 NAMES = {"a", "b", "c", "s", "d", "flag"}
 

@@ -12,24 +12,25 @@ import pytest
 from apscheduler.triggers.interval import IntervalTrigger
 from fastapi import FastAPI
 
-from bot import scheduler as scheduling
-from bot.app import App
-from bot.bootstrap import bootstrap
-from bot.clock import VN_TZ, FixedClock, SystemClock
-from bot.scheduler import (
+from bot.domain.app import App
+from bot.domain.clock import VN_TZ, FixedClock, SystemClock
+from bot.domain.settings import Settings
+from bot.messaging.jobs import Job
+from bot.runtime.bootstrap import bootstrap
+from bot.runtime.scheduler import (
     JobSpec,
     Lease,
     Scheduler,
     attach_to,
+    default_jobs,
     job_runs,
     jobs_for,
     last_fire_time,
     parse_trigger,
     prune_job_runs,
-    register_job,
     scheduled_for,
+    spec_of,
 )
-from bot.settings import Settings
 from storage.db import Database
 from tests.support import CONTENT, make_app
 from tests.test_reports_helpers import vn
@@ -64,10 +65,9 @@ def test_triggers_and_their_last_slot() -> None:
 def test_the_report_jobs_are_registered_and_their_times_are_data(
     sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(scheduling, "_JOBS", dict(scheduling._JOBS))
-    register_job("outreach.example", probe, "*/15 * * * *")
     app = make_app(sqlite_url)
-    jobs = jobs_for(app)
+    extra = Job("outreach.example", probe, "*/15 * * * *")
+    jobs = jobs_for(app, {**default_jobs(), extra.name: spec_of(extra)})
     assert {"reminders", "period_reports", "weekly_digest", "scheduler.prune", "outreach.example"} <= set(
         jobs
     )

@@ -1,7 +1,7 @@
 """Every setting is described in the code and documented in docs/channels.md's reference table.
 
 When this fails after adding a setting, the message lists the table rows to paste (generated
-from `bot.settings.Settings`); keep the table in the order of the class.
+from `bot.domain.settings.Settings`); keep the table in the order of the class.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from bot.settings import Settings
+from bot.domain.settings import Settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "channels.md"
 HEADING = "## Settings reference"
@@ -71,5 +71,6 @@ def test_the_table_matches_the_code() -> None:
         ):
             wrong.append(render_row(name))
     assert not wrong, (
-        "these rows of docs/channels.md differ from bot/settings.py; they should read:\n" + "\n".join(wrong)
+        "these rows of docs/channels.md differ from bot/domain/settings.py; they should read:\n"
+        + "\n".join(wrong)
     )

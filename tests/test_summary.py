@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import pytest
 from openpyxl import load_workbook
 
-from bot.app import App
-from bot.deadlines import ReportPeriod
-from bot.reports.service import ReportNotAllowed, compile_for
+from bot.domain.app import App
+from bot.domain.schedules import ReportPeriod
+from bot.reports.compiled import ReportNotAllowed, compile_for
 from storage.db import Database
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_OFFICER, Unit
 from tests.support import Chat, Tree, make_app, make_contact, seed_tree

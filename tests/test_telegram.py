@@ -17,10 +17,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.base import Blocked
-from bot.channels.telegram import BY_POSITION, CHOSEN_MARK, TelegramChannel, callback_data, keyboard
-from bot.invites import create_invite, format_code
-from bot.messages import Incoming, Kind, Option, Reply
+from bot.channels.telegram.channel import BY_POSITION, CHOSEN_MARK, TelegramChannel, callback_data, keyboard
+from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.messaging.sending import Blocked
+from bot.services.invites import create_invite, format_code
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
 from tests.fakes.harness import TELEGRAM_TOKEN, Running, eventually, running_bot
@@ -416,7 +416,7 @@ async def test_sends_respect_the_per_chat_rate(sqlite_db: Database, fake: FakeTe
 async def test_the_cli_helpers_register_and_remove_the_webhook(
     sqlite_db: Database, fake: FakeTelegram
 ) -> None:
-    from bot.channels.telegram import run_admin
+    from bot.channels.telegram.channel import run_admin
     from tests.support import make_app
 
     app = make_app(

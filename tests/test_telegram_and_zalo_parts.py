@@ -14,16 +14,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.channels.base import Blocked, PermanentError, RateLimited, TransientError
+from bot.channels.manager import RedactSecrets, install_token_redaction
 from bot.channels.ratelimit import KeyedLocks, RateLimiter, RetryPolicy, with_retries
 from bot.channels.render import options_as_text, split_text
-from bot.channels.runtime import RedactSecrets, install_token_redaction
-from bot.channels.telegram import secret_matches
-from bot.channels.telegram import webhook_secret as telegram_secret
-from bot.channels.zalo import webhook_secret as zalo_secret
-from bot.channels.zalo_client import ZaloApiError, ZaloClient, unwrap_update
-from bot.i18n import translator
-from bot.messages import Option, Reply
+from bot.channels.telegram.channel import secret_matches
+from bot.channels.telegram.channel import webhook_secret as telegram_secret
+from bot.channels.zalo.channel import webhook_secret as zalo_secret
+from bot.channels.zalo.client import ZaloApiError, ZaloClient, unwrap_update
+from bot.domain.i18n import translator
+from bot.domain.messages import Option, Reply
+from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
 from tests.fakes.harness import ZALO_TOKEN
 from tests.fakes.serving import serving
 from tests.fakes.zalo_api import FakeZalo
@@ -257,7 +257,7 @@ def test_redaction_is_installed_on_the_loggers_that_see_urls() -> None:
         "telegram.Bot",
         "telegram.ext.ExtBot",
         "telegram.ext.Updater",
-        "bot.channels.zalo_client",
+        "bot.channels.zalo.client",
     ):
         assert redact in logging.getLogger(name).filters
     assert "a-zalo-token-value" in redact.secrets

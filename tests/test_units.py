@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.units import (
+from bot.services.units import (
     DEMO_COMMUNE_CODE,
     BadVillageCsv,
     BadVillageKind,

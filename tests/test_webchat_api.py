@@ -17,13 +17,13 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from bot.app import App
-from bot.bootstrap import bootstrap
-from bot.channels import webchat
-from bot.clock import FixedClock
-from bot.http import ACCESS_LOGGER, RedactClientIds, create_http_app, install_log_redaction
-from bot.messages import Attachment, Incoming, Kind, Option, Reply
-from bot.settings import Settings
+from bot.channels.webchat import channel as webchat
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Attachment, Incoming, Kind, Option, Reply
+from bot.domain.settings import Settings
+from bot.runtime.bootstrap import bootstrap
+from bot.runtime.http import ACCESS_LOGGER, RedactClientIds, create_http_app, install_log_redaction
 from storage.migrate import upgrade
 from storage.models import ChannelIdentity, DialogueState
 

@@ -35,13 +35,13 @@ from playwright.async_api import (
     expect,
 )
 
-from bot.app import App
-from bot.bootstrap import bootstrap
-from bot.channels import webchat
-from bot.clock import FixedClock
-from bot.http import create_http_app
-from bot.messages import Attachment, Incoming, Kind, Option, Reply
-from bot.settings import Settings
+from bot.channels.webchat import channel as webchat
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.domain.messages import Attachment, Incoming, Kind, Option, Reply
+from bot.domain.settings import Settings
+from bot.runtime.bootstrap import bootstrap
+from bot.runtime.http import create_http_app
 from storage.migrate import upgrade
 
 pytestmark = pytest.mark.browser
@@ -572,8 +572,8 @@ class Conversation:
 async def test_an_officer_registers_and_sends_a_village_report(
     app: App, phone: Phone, browser: Browser
 ) -> None:
-    from bot.invites import create_invite, format_code
-    from bot.units import seed_demo
+    from bot.services.invites import create_invite, format_code
+    from bot.services.units import seed_demo
     from storage.models import VILLAGE_OFFICER
 
     async with app.uow() as uow:

@@ -16,10 +16,10 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from bot.channels.base import Blocked
-from bot.channels.zalo import ZaloChannel, to_incoming
-from bot.invites import create_invite, format_code
-from bot.messages import Kind, Option, Reply
+from bot.channels.zalo.channel import ZaloChannel, to_incoming
+from bot.domain.messages import Kind, Option, Reply
+from bot.messaging.sending import Blocked
+from bot.services.invites import create_invite, format_code
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
 from tests.fakes.harness import ZALO_TOKEN, Running, eventually, running_bot
@@ -343,7 +343,7 @@ def test_translation_of_updates() -> None:
 
 
 async def test_the_channel_works_without_a_public_url_setting(sqlite_db: Database) -> None:
-    from bot.channels.zalo_client import ZaloClient
+    from bot.channels.zalo.client import ZaloClient
     from tests.support import make_app
 
     app = make_app(sqlite_db.url, zalo_token=ZALO_TOKEN)
@@ -354,7 +354,7 @@ async def test_the_channel_works_without_a_public_url_setting(sqlite_db: Databas
 
 
 async def test_the_cli_helpers_register_and_remove_the_webhook(sqlite_db: Database, fake: FakeZalo) -> None:
-    from bot.channels.zalo import run_admin
+    from bot.channels.zalo.channel import run_admin
     from tests.support import make_app
 
     app = make_app(

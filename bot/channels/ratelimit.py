@@ -20,9 +20,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
-from bot.app import App
-from bot.channels.base import Blocked, RateLimited, SendError, TransientError
-from bot.messages import Reply
+from bot.domain.app import App
+from bot.domain.messages import Reply
+from bot.messaging.sending import Blocked, RateLimited, SendError, TransientError
 from storage.models_channels import ChannelRepository, IdentityState
 
 log = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ class PlatformSender(ABC):
 
     @abstractmethod
     async def deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
-        """Render and send; raise the channel errors of bot.channels.base."""
+        """Render and send; raise the channel errors of bot.messaging.sending."""
 
     async def send(self, external_id: str, replies: list[Reply]) -> None:
         state = await self._state(external_id)

@@ -6,8 +6,8 @@ become lines of the message and a hint says what to type. Nothing here talks to 
 
 from __future__ import annotations
 
-from bot.i18n import Translator
-from bot.messages import Reply
+from bot.domain.i18n import Translator
+from bot.domain.messages import Reply
 
 TELEGRAM_MAX_CHARS = 4096
 COMMAND_PREFIX = "cmd:"  # an option that runs a command ("cmd:baocao" is /baocao)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.access import REPORTING_ROLES, VILLAGE_MANAGER_ROLES
-from bot.broadcasts import BROADCAST_ROLES
 from bot.conversations.engine import Context
-from bot.i18n import N_, Translator
-from bot.messages import Option, Reply
+from bot.domain.i18n import N_, Translator
+from bot.domain.messages import Option, Reply
+from bot.domain.permissions import REPORTING_ROLES, VILLAGE_MANAGER_ROLES
 from bot.reports import SUMMARY_ROLES
+from bot.services.broadcasts import BROADCAST_ROLES
 from storage.models import (
     ADMIN,
     COMMUNE_OFFICER,

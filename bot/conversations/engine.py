@@ -14,12 +14,12 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, ClassVar
 
-from bot.access import Grant, load_grants
-from bot.clock import VN_TZ
-from bot.i18n import Translator
-from bot.messages import Incoming, Kind, Option, Reply
-from bot.parsing import fold
-from bot.settings import Settings
+from bot.domain.clock import VN_TZ
+from bot.domain.i18n import Translator
+from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.parsing import fold
+from bot.domain.permissions import Grant, load_grants
+from bot.domain.settings import Settings
 from storage.models import Contact
 from storage.uow import UnitOfWork
 

@@ -28,7 +28,7 @@ def _load() -> None:
     if _loaded:
         return
     _loaded = True
-    from bot.conversations import (  # noqa: F401
+    from bot.conversations.flows import (  # noqa: F401
         broadcast,
         form_runner,
         language,

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from bot.access import REPORTING_ROLES
 from bot.conversations.common import describe_unit, help_text, menu_reply, role_label
 from bot.conversations.engine import Context, Step
-from bot.conversations.outreach_flows import news_reply, resume_reply, stop_reply
+from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
 from bot.conversations.registry import get_flow
-from bot.messages import Reply
+from bot.domain.messages import Reply
+from bot.domain.permissions import REPORTING_ROLES
 
 # command word → canonical name
 ALIASES = {
@@ -45,7 +45,7 @@ ALIASES = {
     "broadcast": "guitin",
     "tinhtrang": "tinhtrang",
     "status": "tinhtrang",
-    # Compiled reports (bot/conversations/summary.py).
+    # Compiled reports (bot/conversations/flows/summary.py).
     "baocaotonghop": "baocaotonghop",
     "summary": "baocaotonghop",
 }

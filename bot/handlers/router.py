@@ -11,11 +11,13 @@ from typing import Any
 
 from bot.conversations.common import help_text, menu_reply
 from bot.conversations.engine import Context, State, Step, ask, chosen
-from bot.conversations.outreach_flows import is_stop_word
+from bot.conversations.flows.outreach_flows import is_stop_word
 from bot.conversations.registry import get_flow
+from bot.domain.app import App
+from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.parsing import parse_yes_no
 from bot.handlers.commands import Command, parse_command, run_command
-from bot.messages import Incoming, Kind, Option, Reply
-from bot.parsing import parse_yes_no
+from bot.services.incoming import Turn, handle_incoming
 from storage.models import DialogueState
 
 # A message longer than this is not read at all: it is no answer to any question we ask.
@@ -29,6 +31,26 @@ class Outcome:
         self.replies: list[Reply] = []
         self.flow: str | None = None
         self.state: State = {}
+
+
+async def handle_message(app: App, msg: Incoming) -> list[Reply]:
+    """What every channel calls for every incoming message: the service, stepping through `step`."""
+    return await handle_incoming(app, msg, step)
+
+
+async def step(turn: Turn) -> Outcome:
+    """One turn of the dialogue, inside the service's unit of work."""
+    ctx = Context(
+        uow=turn.uow,
+        settings=turn.app.settings,
+        forms=turn.app.forms,
+        contact=turn.contact,
+        grants=turn.grants,
+        t=turn.t,
+        now=turn.now,
+        channel=turn.msg.channel,
+    )
+    return await dispatch(ctx, turn.row, turn.msg)
 
 
 async def dispatch(ctx: Context, row: DialogueState | None, msg: Incoming) -> Outcome:

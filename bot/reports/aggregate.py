@@ -35,7 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.deadlines import Deadline, ReportPeriod, Schedules
+from bot.domain.schedules import Deadline, ReportPeriod, Schedules
 from bot.reports.targets import TargetBook, TargetSet
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Submission, Unit
 

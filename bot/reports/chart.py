@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 
-from bot.i18n import Translator
+from bot.domain.i18n import Translator
 from bot.reports.aggregate import RATE_BY_KEY, Compiled, target_for
 from bot.reports.labels import indicator_label
 

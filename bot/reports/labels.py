@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.i18n import N_, Translator
+from bot.domain.i18n import N_, Translator
 from bot.reports.aggregate import VILLAGES_RECOGNIZED, Activities, Figures, UnitRef
 from storage.models import COMMUNE, DISTRICT, PROVINCE, RESIDENTIAL_GROUP, VILLAGE
 

@@ -16,8 +16,8 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bot.clock import VN_TZ
-from bot.i18n import Translator
+from bot.domain.clock import VN_TZ
+from bot.domain.i18n import Translator
 from bot.reports.aggregate import RATES, Compiled, Figures, progress, target_for
 from bot.reports.labels import (
     ACTIVITY_COLUMNS,

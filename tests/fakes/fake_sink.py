@@ -28,8 +28,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.channels.base import Blocked, PermanentError, RateLimited, TransientError
-from bot.messages import Reply
+from bot.domain.messages import Reply
+from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
 
 
 @dataclass

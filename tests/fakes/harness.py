@@ -13,9 +13,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.app import App
-from bot.channels.runtime import ChannelRuntime, channel_runtime
-from bot.http import create_http_app
+from bot.channels.manager import ChannelRuntime, channel_runtime
+from bot.domain.app import App
+from bot.runtime.http import create_http_app
 from tests.fakes.serving import bound_socket, serving, url_of
 from tests.support import make_app
 

@@ -19,10 +19,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from bot.bootstrap import bootstrap  # noqa: E402
-from bot.clock import FixedClock  # noqa: E402
-from bot.outbox import OutboxSender  # noqa: E402
-from bot.settings import Settings  # noqa: E402
+from bot.domain.clock import FixedClock  # noqa: E402
+from bot.domain.settings import Settings  # noqa: E402
+from bot.messaging.outbox import OutboxSender  # noqa: E402
+from bot.runtime.bootstrap import bootstrap  # noqa: E402
 from tests.fakes.fake_sink import SinkSender  # noqa: E402
 
 

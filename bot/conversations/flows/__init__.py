@@ -1,0 +1,1 @@
+"""The dialogues, one module each. They call services and repositories, never the session."""

@@ -1,0 +1,678 @@
+"""The guided report dialogue: unit → period → one question at a time → summary → confirm.
+
+It walks any form of `content/forms/` (village report, activity report, or a new one): the
+questions, bounds, defaults and rules all come from the YAML, so adding a field is a YAML edit.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date
+from functools import lru_cache
+from typing import Any
+
+from bot.conversations.common import describe_unit
+from bot.conversations.engine import (
+    BACK_WORDS,
+    CANCEL_WORDS,
+    KEEP_WORDS,
+    SKIP_WORDS,
+    Context,
+    Flow,
+    State,
+    Step,
+    ask,
+    chosen,
+    word_of,
+)
+from bot.conversations.registry import register
+from bot.domain.calendar import is_lifelong_learning_week
+from bot.domain.forms.model import Field, Form
+from bot.domain.forms.rules import Expression, check_rules
+from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
+from bot.domain.periods import Period, period_choices
+from bot.domain.permissions import REPORTING_ROLES, may_act_on
+from storage.models import COMMUNE, PROVINCE, Submission, Unit
+
+Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
+
+
+class AnswerRefused(ValueError):
+    """An answer that is not a number problem: not one of the choices, too long, empty."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+LIST_LIMIT = 10
+
+
+class FormRunner(Flow):
+    name = "form"
+
+    # ---- start: which unit, which period -------------------------------------------------
+    async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
+        t = ctx.t
+        form = ctx.forms[str(args["form"])]
+        if not any(g.role in REPORTING_ROLES for g in ctx.grants):
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "Reports are sent by officers. If you are an officer, ask your commune officer for an invite code and send /start."
+                        )
+                    )
+                ]
+            )
+        state: State = {"form": form.key, "values": {}, "answered": [], "history": [], "acked": []}
+        units = await self._candidate_units(ctx, form)
+        if len(units) == 1:
+            return await self._unit_chosen(ctx, state, form, units[0])
+        state["phase"] = "unit"
+        return Step([self._ask_unit(ctx, state, form, units)], state)
+
+    async def _candidate_units(self, ctx: Context, form: Form) -> list[Unit]:
+        """Units in the officer's area that report this form, listed when there are few."""
+        out: list[Unit] = []
+        for g in ctx.grants:
+            if g.role not in REPORTING_ROLES:
+                continue
+            if g.unit.kind in form.unit_kinds:
+                out.append(g.unit)
+            if g.unit.kind == COMMUNE:
+                kids = await ctx.uow.units.children(g.unit.id, form.unit_kinds, on=ctx.today)
+                out += kids
+            elif g.unit.kind == PROVINCE:
+                out += await ctx.uow.units.children(g.unit.id, form.unit_kinds, on=ctx.today)
+        return list({u.id: u for u in out}.values())
+
+    def _ask_unit(self, ctx: Context, state: State, form: Form, units: list[Unit]) -> Reply:
+        t = ctx.t
+        options = [Option(f"unit:{u.id}", u.name) for u in units[:LIST_LIMIT]]
+        text = t("{form}: which unit are you reporting for?", form=form.title.get(t.locale))
+        if len(units) > LIST_LIMIT or not units:
+            text += "\n" + t("Type part of its name.")
+        return ask(state, text, options)
+
+    async def _on_unit(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+        t = ctx.t
+        pick = chosen(state, msg)
+        unit: Unit | None = None
+        if pick and pick.startswith("unit:"):
+            unit = await ctx.uow.units.get(int(pick[5:]))
+        elif msg.kind is Kind.TEXT and fold(msg.text):
+            query = fold(msg.text)[:60]
+            area = [g.unit for g in ctx.grants if g.role in REPORTING_ROLES]
+            found = await ctx.uow.units.search(query, form.unit_kinds, within=area, on=ctx.today)
+            if len(found) == 1:
+                unit = found[0]
+            elif found:
+                return Step([self._ask_unit(ctx, state, form, found)], state)
+            else:
+                elsewhere = await ctx.uow.units.search(query, form.unit_kinds, limit=1)
+                if elsewhere:
+                    text = t(
+                        "{unit} is outside your area: you can report only for the units you are responsible for.",
+                        unit=elsewhere[0].name,
+                    )
+                else:
+                    text = t(
+                        "Nothing found for “{query}”. Try another spelling or part of the name.",
+                        query=msg.text.strip()[:60],
+                    )
+                return Step([Reply(text)] + await self.reprompt(ctx, state), state)
+        if unit is None:
+            return Step(
+                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+            )
+        if not may_act_on(ctx.grants, unit, REPORTING_ROLES) or unit.kind not in form.unit_kinds:
+            text = t(
+                "{unit} is outside your area: you can report only for the units you are responsible for.",
+                unit=unit.name,
+            )
+            return Step([Reply(text)] + await self.reprompt(ctx, state), state)
+        return await self._unit_chosen(ctx, state, form, unit)
+
+    async def _unit_chosen(self, ctx: Context, state: State, form: Form, unit: Unit) -> Step:
+        t = ctx.t
+        state["unit_id"] = unit.id
+        state["unit_name"] = unit.name
+        choices = period_choices(ctx.today, form.period_kinds)
+        if len(choices) == 1:
+            return await self._period_chosen(ctx, state, form, choices[0])
+        state["phase"] = "period"
+        options = [Option(p.key, p.label(t)) for p in choices]
+        options[0] = Option(choices[0].key, t("{period} (default)", period=choices[0].label(t)))
+        text = t("{form} for {unit}. Which period?", form=form.title.get(t.locale), unit=unit.name)
+        return Step([ask(state, text, options)], state)
+
+    async def _on_period(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+        t = ctx.t
+        pick = chosen(state, msg)
+        if pick is None and msg.kind is Kind.TEXT:
+            typed = msg.text.strip().upper().replace(" ", "")
+            offered = [o[0] for o in state.get("options", [])]
+            pick = typed if typed in offered else None
+        if pick is None:
+            return Step(
+                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+            )
+        return await self._period_chosen(ctx, state, form, Period.parse(pick))
+
+    async def _period_chosen(self, ctx: Context, state: State, form: Form, period: Period) -> Step:
+        t = ctx.t
+        unit_id = int(state["unit_id"])
+        state["period"] = period.key
+        replies: list[Reply] = []
+        previous: Submission | None
+        if form.record == "per_period":
+            state["record_key"] = f"{unit_id}:{period.key}"
+            previous = await ctx.uow.submissions.latest(form.key, state["record_key"])
+            if previous is not None:
+                replies.append(
+                    Reply(
+                        t(
+                            "A report for this period was already sent (version {version}). What you send now becomes version {next}; the earlier one is kept.",
+                            version=previous.version,
+                            next=previous.version + 1,
+                        )
+                    )
+                )
+                state["defaults"] = dict(previous.values)
+                state["confirmed"] = dict(previous.values)
+            else:
+                last = await ctx.uow.submissions.latest_for_unit(form.key, unit_id)
+                state["defaults"] = (
+                    {f.key: last.values.get(f.key) for f in form.fields if f.carry_over} if last else {}
+                )
+            state["prev"] = await self._previous_values(ctx, form, unit_id, period)
+        else:
+            state["record_key"] = uuid.uuid4().hex
+            state["defaults"] = {}
+            state["prev"] = {}
+        first = self._next_field(form, state, None)
+        intro = t(
+            "{form} — {unit} — {period}.",
+            form=form.title.get(t.locale),
+            unit=state["unit_name"],
+            period=period.label(t),
+        )
+        intro += "\n" + t("One question at a time. Type “quay lại” to go back, “hủy” to cancel.")
+        replies.append(Reply(intro))
+        assert first is not None, "a form has at least one question"
+        replies.append(self._ask_field(ctx, state, form, first))
+        return Step(replies, state)
+
+    async def _previous_values(
+        self, ctx: Context, form: Form, unit_id: int, period: Period
+    ) -> dict[str, Any]:
+        """What the rules' prev() sees: this unit's report for the period just before this one
+        (H1 after H2 of last year, a year after last year), not merely the latest one filed — a
+        year report compared with the second half-year would see the fund "not reconcile"."""
+        for before in period.preceding():
+            other = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{before.key}")
+            if other is not None:
+                return dict(other.values)
+        return {}
+
+    # ---- questions ------------------------------------------------------------------------
+    def _asked(self, form: Form, state: State, f: Field) -> bool:
+        if not f.ask_if:
+            return True
+        return bool(
+            _expression(form.key, f.ask_if, form.field_keys).evaluate(
+                self._env(form, state), state.get("prev", {})
+            )
+        )
+
+    def _next_field(self, form: Form, state: State, after: str | None) -> Field | None:
+        keys = form.field_keys
+        start = 0 if after is None else keys.index(after) + 1
+        for f in form.fields[start:]:
+            if self._asked(form, state, f):
+                return f
+            state["values"][f.key] = None
+        return None
+
+    def _ask_field(self, ctx: Context, state: State, form: Form, f: Field, prefix: str = "") -> Reply:
+        t = ctx.t
+        state["phase"] = "field"
+        state["field"] = f.key
+        asked = [g for g in form.fields if self._asked(form, state, g)]
+        number = next((i for i, g in enumerate(asked, 1) if g.key == f.key), len(asked))
+        lines = [prefix] if prefix else []
+        lines.append(
+            t("Question {n}/{total}: {label}", n=number, total=len(asked), label=f.label.get(t.locale))
+        )
+        if f.help:
+            lines.append(f.help.get(t.locale))
+        options: list[Option] = []
+        default = state.get("defaults", {}).get(f.key)
+        if f.type == "choice":
+            options = [Option(f"c:{c.value}", c.label.get(t.locale)) for c in f.choices]
+        if default is not None and default != "":
+            shown = display_value(ctx, f, default)
+            lines.append(t("Last time: {value}. Type “giữ nguyên” to keep it.", value=shown))
+            options.insert(0, Option("keep", t("Keep: {value}", value=shown)))
+        if f.optional:
+            options.append(Option("skip", t("Skip")))
+        if state["history"]:
+            options.append(Option("back", t("Back")))
+        hint = {
+            "integer": t("Type a whole number."),
+            "money": t("Type an amount, e.g. 500k, 2tr5 or 1.200.000."),
+            "date": t("Type a date as day/month/year, e.g. 05/10/2026."),
+        }.get(f.type)
+        if hint:
+            lines.append(hint)
+        return ask(state, "\n".join(lines), options, numbered=f.type == "choice")
+
+    async def _on_field(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+        t = ctx.t
+        f = form.field(state["field"])
+        pick = chosen(state, msg)
+        word = word_of(msg)
+        if pick == "back" or word in BACK_WORDS:
+            return self._go_back(ctx, state, form)
+        if pick == "skip" or word in SKIP_WORDS:
+            if not f.optional:
+                return Step(
+                    [Reply(t("This question cannot be skipped."))] + await self.reprompt(ctx, state), state
+                )
+            return await self._accept(ctx, state, form, f, None)
+        default = state.get("defaults", {}).get(f.key)
+        if (pick == "keep" or word in KEEP_WORDS) and default is not None:
+            return await self._check_and_accept(ctx, state, form, f, default)
+        if msg.kind not in (Kind.TEXT, Kind.OPTION):
+            return Step(
+                [Reply(t("I can only read typed answers here."))] + await self.reprompt(ctx, state), state
+            )
+        try:
+            value = self._parse(ctx, f, msg, pick)
+        except (ParseError, AnswerRefused) as err:
+            return Step([Reply(self._parse_problem(ctx, f, err))] + await self.reprompt(ctx, state), state)
+        return await self._check_and_accept(ctx, state, form, f, value)
+
+    def _parse(self, ctx: Context, f: Field, msg: Incoming, pick: str | None) -> Value:
+        if f.type == "choice":
+            if pick and pick.startswith("c:"):
+                return pick[2:]
+            typed = fold(msg.text)
+            for c in f.choices:
+                if typed in {
+                    fold(c.value),
+                    fold(c.label.vi),
+                    fold(c.label.en),
+                    *(fold(a) for a in c.aliases),
+                }:
+                    return c.value
+            raise AnswerRefused("not_a_choice")
+        text = msg.text.strip()
+        if f.type == "integer":
+            return parse_integer(text)
+        if f.type == "money":
+            return parse_money(text)
+        if f.type == "date":
+            return parse_date(text, ctx.today).isoformat()
+        if not text:
+            raise AnswerRefused("empty")
+        limit = f.max_length or ctx.settings.max_text_length
+        if len(text) > limit:
+            raise AnswerRefused("too_long")
+        return text
+
+    def _parse_problem(self, ctx: Context, f: Field, err: ParseError | AnswerRefused) -> str:
+        t = ctx.t
+        code = err.code
+        if code == "not_a_choice":
+            return t("Please answer with one of the choices.")
+        if code == "too_long":
+            return t(
+                "That is too long: at most {limit} characters, please.",
+                limit=f.max_length or ctx.settings.max_text_length,
+            )
+        if code == "empty":
+            return t("Please type an answer.")
+        if code == "negative":
+            return t("The number cannot be negative.")
+        if code == "not_whole":
+            return t("Please type a whole number, without decimals.")
+        if code == "too_large":
+            return t("This number is too large.")
+        if code == "bad_date":
+            return t("I could not read this date. Type day/month/year, e.g. 05/10/2026.")
+        if f.type == "money":
+            return t("This is not an amount. Type e.g. 500k, 2tr5, 1,2 triệu or 1.200.000.")
+        return t("This is not a number. Type a whole number, e.g. 120 (or “không” for zero).")
+
+    async def _check_and_accept(self, ctx: Context, state: State, form: Form, f: Field, value: Value) -> Step:
+        """Bounds and hard rules refuse the answer; a soft rule asks to confirm it first."""
+        t = ctx.t
+        if isinstance(value, int) and f.type in ("integer", "money"):
+            if f.min is not None and value < f.min:
+                return Step(
+                    [
+                        Reply(
+                            t(
+                                "{label} must be at least {min}.",
+                                label=f.label.get(t.locale),
+                                min=display_value(ctx, f, f.min),
+                            )
+                        )
+                    ]
+                    + await self.reprompt(ctx, state),
+                    state,
+                )
+            if f.max is not None and value > f.max:
+                return Step(
+                    [
+                        Reply(
+                            t(
+                                "{label} must be at most {max}.",
+                                label=f.label.get(t.locale),
+                                max=display_value(ctx, f, f.max),
+                            )
+                        )
+                    ]
+                    + await self.reprompt(ctx, state),
+                    state,
+                )
+        trial = dict(state["values"])
+        trial[f.key] = value
+        answered = {*state["answered"], f.key}
+        violations = check_rules(
+            form,
+            self._typed(form, trial),
+            self._typed(form, state.get("prev", {})),
+            self._context(state),
+            answered=answered,
+            focus=f.key,
+            locale=t.locale,
+        )
+        hard = [v for v in violations if v.rule.severity == "hard"]
+        if hard:
+            return Step([Reply("⚠️ " + hard[0].message)] + await self.reprompt(ctx, state), state)
+        soft = [v for v in violations if not self._acknowledged(state, v.rule.id, v.rule.fields, trial)]
+        if soft:
+            state["phase"] = "soft"
+            state["candidate"] = value
+            state["soft_rule"] = soft[0].rule.id
+            prompt = ask(
+                state,
+                "❓ " + soft[0].message,
+                [Option("yes", t("Yes, keep it")), Option("no", t("No, re-enter"))],
+            )
+            return Step([prompt], state)
+        return await self._accept(ctx, state, form, f, value)
+
+    async def _on_soft(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+        t = ctx.t
+        pick = chosen(state, msg)
+        if pick is None and msg.kind is Kind.TEXT:
+            yn = parse_yes_no(msg.text)
+            pick = None if yn is None else ("yes" if yn else "no")
+        f = form.field(state["field"])
+        if pick == "yes":
+            state["acked"].append(state.pop("soft_rule"))
+            return await self._check_and_accept(ctx, state, form, f, state.pop("candidate"))
+        if pick == "no" or word_of(msg) in BACK_WORDS:
+            state.pop("candidate", None)
+            state.pop("soft_rule", None)
+            return Step([self._ask_field(ctx, state, form, f)], state)
+        if pick is None and msg.kind is Kind.TEXT and f.type in ("integer", "money", "date"):
+            # People answer "are you sure?" by typing the corrected figure: take it as the answer.
+            try:
+                value = self._parse(ctx, f, msg, None)
+            except (ParseError, AnswerRefused):
+                pass
+            else:
+                state.pop("candidate", None)
+                state.pop("soft_rule", None)
+                return await self._check_and_accept(ctx, state, form, f, value)
+        return Step(
+            [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+        )
+
+    async def _accept(self, ctx: Context, state: State, form: Form, f: Field, value: Value) -> Step:
+        state["values"][f.key] = value
+        if f.key not in state["answered"]:
+            state["answered"].append(f.key)
+        if state.get("editing"):
+            state["editing"] = False
+            return await self._finish_questions(ctx, state, form)
+        state["history"].append(f.key)
+        nxt = self._next_field(form, state, f.key)
+        if nxt is None:
+            return await self._finish_questions(ctx, state, form)
+        return Step([self._ask_field(ctx, state, form, nxt)], state)
+
+    def _acknowledged(
+        self, state: State, rule_id: str, fields: tuple[str, ...], values: dict[str, Any]
+    ) -> bool:
+        """A soft warning is settled when confirmed in this dialogue, or, in a correction, when
+        the version being corrected was sent with the same values (it was confirmed then)."""
+        if rule_id in state["acked"]:
+            return True
+        confirmed: dict[str, Any] = state.get("confirmed") or {}
+        return bool(confirmed) and all(confirmed.get(k) == values.get(k) for k in fields)
+
+    def _go_back(self, ctx: Context, state: State, form: Form) -> Step:
+        t = ctx.t
+        if not state["history"]:
+            return Step(
+                [
+                    Reply(t("This is the first question.")),
+                    self._ask_field(ctx, state, form, form.field(state["field"])),
+                ],
+                state,
+            )
+        previous = form.field(state["history"].pop())
+        return Step([self._ask_field(ctx, state, form, previous)], state)
+
+    # ---- summary and confirmation ------------------------------------------------------------
+    async def _finish_questions(self, ctx: Context, state: State, form: Form) -> Step:
+        """Every rule once more on the whole form (an edit can break a rule checked earlier)."""
+        t = ctx.t
+        violations = check_rules(
+            form,
+            self._typed(form, state["values"]),
+            self._typed(form, state.get("prev", {})),
+            self._context(state),
+            answered=set(state["answered"]),
+            focus=None,
+            locale=t.locale,
+        )
+        for v in violations:
+            if v.rule.severity == "hard" or not self._acknowledged(
+                state, v.rule.id, v.rule.fields, state["values"]
+            ):
+                target = next(
+                    (k for k in reversed(state["answered"]) if k in v.rule.fields), state["answered"][-1]
+                )
+                state["editing"] = True
+                icon = "⚠️ " if v.rule.severity == "hard" else "❓ "
+                return Step(
+                    [self._ask_field(ctx, state, form, form.field(target), prefix=icon + v.message)], state
+                )
+        return Step([self._summary(ctx, state, form)], state)
+
+    def _summary(self, ctx: Context, state: State, form: Form) -> Reply:
+        t = ctx.t
+        state["phase"] = "summary"
+        period = Period.parse(state["period"])
+        lines = [
+            t("Please check your report — {unit}, {period}:", unit=state["unit_name"], period=period.label(t))
+        ]
+        for f in form.fields:
+            value = state["values"].get(f.key)
+            if f.key in state["answered"] and value is not None:
+                lines.append(f"• {f.label.get(t.locale)}: {display_value(ctx, f, value)}")
+        lines.append(t("Send this report?"))
+        options = [
+            Option("confirm", t("Send")),
+            Option("edit", t("Change an answer")),
+            Option("cancel", t("Cancel")),
+        ]
+        return ask(state, "\n".join(lines), options)
+
+    async def _on_summary(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+        t = ctx.t
+        pick = chosen(state, msg)
+        if pick is None and msg.kind is Kind.TEXT:
+            yn = parse_yes_no(msg.text)
+            pick = "confirm" if yn else None
+            if word_of(msg) in ("sua", "edit", "thay doi"):
+                pick = "edit"
+        if pick == "confirm":
+            return await self._save(ctx, state, form)
+        if pick == "cancel":
+            return Step([Reply(t("Cancelled. Nothing was saved."))])
+        if pick == "edit":
+            state["phase"] = "edit"
+            options = [Option(f"f:{k}", form.field(k).label.get(t.locale)) for k in state["answered"]]
+            return Step([ask(state, t("Which answer do you want to change?"), options)], state)
+        return Step(
+            [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+        )
+
+    async def _on_edit(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+        pick = chosen(state, msg)
+        if pick is None or not pick.startswith("f:"):
+            return Step(
+                [Reply(ctx.t("Please answer with one of the choices."))] + await self.reprompt(ctx, state),
+                state,
+            )
+        state["editing"] = True
+        f = form.field(pick[2:])
+        state["defaults"] = {**state.get("defaults", {}), f.key: state["values"].get(f.key)}
+        return Step([self._ask_field(ctx, state, form, f)], state)
+
+    async def _save(self, ctx: Context, state: State, form: Form) -> Step:
+        t = ctx.t
+        unit = await ctx.uow.units.get(int(state["unit_id"]))
+        if unit is None or not may_act_on(ctx.grants, unit, REPORTING_ROLES):  # roles may change mid-dialogue
+            return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
+        values: dict[str, Any] = {f.key: state["values"].get(f.key) for f in form.fields}
+        if form.key == "activity_report" and values.get("activity_date"):
+            values["is_lifelong_learning_week"] = is_lifelong_learning_week(
+                date.fromisoformat(values["activity_date"]), ctx.app_content_dir
+            )
+        before = await ctx.uow.submissions.latest(form.key, state["record_key"])
+        fv = await ctx.uow.submissions.form_version(form.key, form.digest, form.definition, ctx.now)
+        saved = await ctx.uow.submissions.add_version(
+            Submission(
+                form_key=form.key,
+                record_key=state["record_key"],
+                unit_id=unit.id,
+                period=state["period"],
+                form_version_id=fv.id,
+                values=values,
+                submitted_by_contact_id=ctx.contact.id,
+                submitted_at=ctx.now,
+                channel=ctx.channel,
+                version=0,
+            )
+        )
+        ctx.uow.audit.add(
+            ctx.now,
+            "submission.create",
+            ctx.contact.id,
+            unit.id,
+            form=form.key,
+            record=state["record_key"],
+            version=saved.version,
+            submission_id=saved.id,
+        )
+        where = await describe_unit(ctx, unit)
+        lines = [
+            t(
+                "✅ Saved: {form}, {unit}, {period} (version {version}). Thank you!",
+                form=form.title.get(t.locale),
+                unit=where,
+                period=Period.parse(state["period"]).label(t),
+                version=saved.version,
+            )
+        ]
+        if values.get("is_lifelong_learning_week"):
+            lines.append(t("This activity counts for the Lifelong Learning Week."))
+        if before is not None:
+            changes = [
+                f"• {f.label.get(t.locale)}: "
+                f"{display_value(ctx, f, before.values.get(f.key))} → {display_value(ctx, f, values.get(f.key))}"
+                for f in form.fields
+                if before.values.get(f.key) != values.get(f.key)
+            ]
+            lines.append(
+                t("Changes from version {version}:", version=before.version)
+                if changes
+                else t("No changes from version {version}.", version=before.version)
+            )
+            lines += changes
+        return Step([Reply("\n".join(lines))], None, ("menu", {"quiet": True}))
+
+    # ---- plumbing ---------------------------------------------------------------------------
+    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+        form = ctx.forms.get(state.get("form", ""))
+        if form is None:  # the form was removed from content/ while a dialogue was open
+            return Step([Reply(ctx.t("This form is no longer available. Nothing was saved."))])
+        if word_of(msg) in CANCEL_WORDS or chosen(state, msg) == "cancel":
+            return Step([Reply(ctx.t("Cancelled. Nothing was saved."))])
+        handler = getattr(self, f"_on_{state['phase']}")
+        step: Step = await handler(ctx, state, form, msg)
+        return step
+
+    def leave_warning(self, ctx: Context, state: State) -> str:
+        form = ctx.forms.get(state.get("form", ""))
+        title = form.title.get(ctx.t.locale) if form else ""
+        return ctx.t(
+            "You have an unfinished report ({form}). If you leave, your answers are not saved.", form=title
+        )
+
+    def _typed(self, form: Form, values: dict[str, Any]) -> dict[str, object]:
+        """State values as the rules see them: dates as dates."""
+        out: dict[str, object] = {}
+        for key, value in values.items():
+            try:
+                f = form.field(key)
+            except KeyError:
+                continue
+            out[key] = date.fromisoformat(value) if f.type == "date" and isinstance(value, str) else value
+        return out
+
+    def _env(self, form: Form, state: State) -> dict[str, object]:
+        return {**self._typed(form, state["values"]), **self._context(state)}
+
+    def _context(self, state: State) -> dict[str, object]:
+        if "period" not in state:
+            return {}
+        period = Period.parse(state["period"])
+        return {"period_start": period.start, "period_end": period.end}
+
+
+def display_value(ctx: Context, f: Field, value: Any) -> str:
+    """A value as the user should read it back: money as '1.250.000 ₫', choices by label."""
+    t = ctx.t
+    if value is None:
+        return "—"
+    if f.type == "money" and isinstance(value, int):
+        return t.money(value)
+    if f.type == "integer" and isinstance(value, int):
+        return t.number(value)
+    if f.type == "choice":
+        try:
+            return f.choice(str(value)).label.get(t.locale)
+        except KeyError:
+            return str(value)
+    if f.type == "date" and isinstance(value, str):
+        return t.date(date.fromisoformat(value))
+    return str(value)
+
+
+@lru_cache(maxsize=256)
+def _expression(form_key: str, source: str, names: tuple[str, ...]) -> Expression:
+    return Expression.parse(source, {*names, "period_start", "period_end"})
+
+
+register(FormRunner())

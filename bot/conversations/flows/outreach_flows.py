@@ -1,0 +1,302 @@
+"""Members' side of outreach: /chude (topics), /tin (newest article), /dung and the plain words
+"dừng"/"stop" (stop everything), /batdau (start again), and /tinhtrang (for staff: the delivery
+counts of their broadcasts, with cancel; for everyone else: what they receive)."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from typing import Any
+
+from bot.conversations.engine import Context, Flow, State, Step, ask, chosen
+from bot.conversations.registry import register
+from bot.domain.clock import VN_TZ
+from bot.domain.i18n import Translator
+from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.parsing import fold, parse_yes_no
+from bot.messaging.content import Topic, item_text, load_topics
+from bot.messaging.outreach import (
+    footer,
+    newest_item_for,
+    record_sent,
+    resume_outreach,
+    set_topics,
+    stop_outreach,
+    subscription,
+)
+from bot.services.broadcasts import (
+    Counts,
+    NotAllowed,
+    cancel_broadcast,
+    delivery_counts,
+    may_broadcast,
+    may_manage,
+    visible_broadcasts,
+)
+from storage.models_outreach import Broadcast
+
+# Compared on the lower-cased text WITH diacritics: folded, "đúng" (right) would read as "dung".
+STOP_WORDS = frozenset(
+    {"dừng", "dung", "dừng lại", "dung lai", "ngừng", "ngừng nhận tin", "stop", "unsubscribe"}
+)
+
+
+def is_stop_word(msg: Incoming) -> bool:
+    """The plain words that stop all outreach when no dialogue is open."""
+    if msg.kind is not Kind.TEXT:
+        return False
+    text = unicodedata.normalize("NFC", msg.text).strip().strip(".!").lower()
+    return text in STOP_WORDS
+
+
+def topics_of(ctx: Context) -> list[Topic]:
+    return load_topics(ctx.app_content_dir)
+
+
+def topic_names(ctx: Context, keys: list[str]) -> str:
+    """The topics' labels in the order of topics.yaml ("all topics" for none)."""
+    if not keys:
+        return ctx.t("all topics")
+    known = [t for t in topics_of(ctx) if t.key in keys]
+    unknown = [k for k in keys if k not in {t.key for t in known}]
+    return ", ".join([t.label(ctx.t.locale) for t in known] + unknown)
+
+
+def topics_invitation(ctx: Context) -> Reply:
+    """After a member registers: topics to pick, as commands, so that nothing has to be answered."""
+    t = ctx.t
+    options = [Option(f"cmd:chude {topic.key}", topic.label(t.locale)) for topic in topics_of(ctx)]
+    options.append(Option("cmd:menu", t("All topics are fine")))
+    text = t(
+        "Each week we will send you one short article. Which topics interest you most? "
+        "Pick one to choose your topics, or keep them all. Send /dung at any time to stop."
+    )
+    return Reply(text, options)
+
+
+class Topics(Flow):
+    """/chude: press topics to add or remove them, then save. No topic chosen means all."""
+
+    name = "topics"
+
+    async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
+        sub = await subscription(ctx.uow.session, ctx.contact.id)
+        selected = list(sub.topics) if sub is not None else []
+        known = {t.key for t in topics_of(ctx)}
+        toggle = str(args.get("toggle") or "").strip()
+        if toggle == "all":
+            return await self._save(ctx, [])
+        if toggle in known:
+            selected = sorted(set(selected) ^ {toggle})
+        state: State = {"selected": selected}
+        return Step([self._ask(ctx, state)], state)
+
+    def _ask(self, ctx: Context, state: State) -> Reply:
+        t = ctx.t
+        selected = list(state.get("selected") or [])
+        options = [
+            Option(f"t:{topic.key}", ("✓ " if topic.key in selected else "") + topic.label(t.locale))
+            for topic in topics_of(ctx)
+        ]
+        options += [Option("all", t("All topics")), Option("done", t("Save"))]
+        text = t(
+            "Press a topic to add or remove it, then Save. Chosen now: {topics}.",
+            topics=topic_names(ctx, selected),
+        )
+        return ask(state, text, options)
+
+    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+        pick = chosen(state, msg)
+        if pick == "done":
+            return await self._save(ctx, list(state.get("selected") or []))
+        if pick == "all":
+            return await self._save(ctx, [])
+        if pick and pick.startswith("t:"):
+            state["selected"] = sorted(set(state.get("selected") or []) ^ {pick[2:]})
+            return Step([self._ask(ctx, state)], state)
+        return Step(
+            [Reply(ctx.t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+        )
+
+    async def _save(self, ctx: Context, selected: list[str]) -> Step:
+        t = ctx.t
+        sub = await set_topics(ctx.uow.session, ctx.contact.id, selected, ctx.now)
+        lines = [t("Saved. Your topics: {topics}.", topics=topic_names(ctx, sub.topics))]
+        if sub.stopped_at is not None:
+            lines.append(t("You have stopped all messages: send /batdau to receive them again."))
+        return Step([Reply("\n".join(lines))], None, ("menu", {"quiet": True}))
+
+
+async def news_reply(ctx: Context) -> Reply:
+    """/tin: the newest article for this person (language, roles, topics)."""
+    t = ctx.t
+    sub = await subscription(ctx.uow.session, ctx.contact.id)
+    roles = [g.role for g in ctx.grants]
+    item = await newest_item_for(
+        ctx.uow.session, ctx.contact, roles, list(sub.topics) if sub else [], ctx.today
+    )
+    if item is None:
+        return Reply(t("There is no article for you yet."))
+    await record_sent(ctx.uow.session, [(ctx.contact.id, item.item_key)], ctx.now)
+    return Reply(f"📰 {item_text(item)}\n\n{footer(t)}")
+
+
+async def stop_reply(ctx: Context) -> Reply:
+    """/dung, "dừng", "stop": nothing more is sent to this person, queued messages included."""
+    await stop_outreach(ctx.uow.session, ctx.contact.id, ctx.now)
+    ctx.uow.audit.add(ctx.now, "outreach.stop", ctx.contact.id)
+    return Reply(
+        ctx.t(
+            "Stopped: you will receive no more articles, news or broadcasts. "
+            "You can still use the bot. Send /batdau to receive them again."
+        )
+    )
+
+
+async def resume_reply(ctx: Context) -> Reply:
+    """/batdau: outreach again."""
+    t = ctx.t
+    was_stopped = await resume_outreach(ctx.uow.session, ctx.contact.id, ctx.now)
+    if was_stopped:
+        ctx.uow.audit.add(ctx.now, "outreach.resume", ctx.contact.id)
+        return Reply(
+            t("Welcome back: you will receive articles and news again. Send /chude to choose topics.")
+        )
+    return Reply(t("You already receive articles and news. Send /chude to choose topics, /dung to stop."))
+
+
+def when_text(t: Translator, at: Any) -> str:
+    local = at.astimezone(VN_TZ)
+    return f"{t.date(local.date())} {local:%H:%M}"
+
+
+def describe_broadcast(ctx: Context, b: Broadcast, c: Counts) -> str:
+    t = ctx.t
+    if b.cancelled_at is not None:
+        state = t("cancelled")
+    elif b.send_at > ctx.now and c.queued:
+        state = t("scheduled for {when}", when=when_text(t, b.send_at))
+    elif c.queued:
+        state = t("sending")
+    else:
+        state = t("finished")
+    head = f"#{b.id} · {when_text(t, b.created_at)} · “{b.title[:60]}” · {state}"
+    counts = t(
+        "recipients {total}: sent {sent}, waiting {queued}, failed {failed}, blocked {blocked}",
+        total=t.number(b.recipients),
+        sent=t.number(c.sent),
+        queued=t.number(c.queued),
+        failed=t.number(c.failed),
+        blocked=t.number(c.blocked),
+    )
+    if c.cancelled:
+        counts += t(", cancelled {n}", n=t.number(c.cancelled))
+    return f"{head}\n   {counts}"
+
+
+_CANCEL_ARG = re.compile(r"^(?:huy|cancel)\s*#?(\d+)$")
+
+
+class Status(Flow):
+    """/tinhtrang: staff see their broadcasts' counts; others see what they receive.
+
+    The list is a plain answer, not a question: its buttons are commands ("/tinhtrang huy 12"
+    cancels broadcast 12, which people can also type), so nothing waits for an answer except
+    the confirmation of a cancel.
+    """
+
+    name = "status"
+
+    async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
+        if not may_broadcast(ctx.grants):
+            return Step([await self._member_status(ctx)])
+        m = _CANCEL_ARG.match(fold(str(args.get("arg") or "")))
+        if m is None:
+            return Step([await self._list(ctx, None)])
+        b = await ctx.uow.session.get(Broadcast, int(m.group(1)))
+        if b is None or not may_manage(ctx.grants, ctx.contact.id, b):
+            return Step(
+                [await self._list(ctx, ctx.t("There is no broadcast #{id} of yours.", id=m.group(1)))]
+            )
+        t = ctx.t
+        state: State = {"broadcast_id": b.id}
+        text = t(
+            "Cancel broadcast #{id} “{title}”? Messages not yet sent will not be sent; those already sent stay.",
+            id=b.id,
+            title=b.title[:60],
+        )
+        return Step(
+            [ask(state, text, [Option("yes", t("Cancel it")), Option("no", t("Keep sending"))])], state
+        )
+
+    async def _member_status(self, ctx: Context) -> Reply:
+        t = ctx.t
+        sub = await subscription(ctx.uow.session, ctx.contact.id)
+        if sub is not None and sub.stopped_at is not None:
+            return Reply(
+                t(
+                    "You stopped all messages on {date}. Send /batdau to receive them again.",
+                    date=t.date(sub.stopped_at.astimezone(VN_TZ).date()),
+                )
+            )
+        topics = topic_names(ctx, list(sub.topics) if sub else [])
+        return Reply(
+            t(
+                "You receive one article a week and the association's news. Topics: {topics}. "
+                "Send /chude to change them, /dung to stop.",
+                topics=topics,
+            )
+        )
+
+    async def _list(self, ctx: Context, note: str | None) -> Reply:
+        t = ctx.t
+        broadcasts = await visible_broadcasts(ctx.uow.session, ctx.contact.id, ctx.grants)
+        lines = [note] if note else []
+        if not broadcasts:
+            lines.append(t("No broadcasts yet. Send one with /guitin."))
+            return Reply("\n".join(lines))
+        counts = await delivery_counts(ctx.uow.session, [b.id for b in broadcasts])
+        lines.append(t("Your latest broadcasts:"))
+        lines += [describe_broadcast(ctx, b, counts[b.id]) for b in broadcasts]
+        cancellable = [
+            b
+            for b in broadcasts
+            if b.cancelled_at is None and counts[b.id].queued and may_manage(ctx.grants, ctx.contact.id, b)
+        ]
+        options = [Option(f"cmd:tinhtrang huy {b.id}", t("Cancel #{id}", id=b.id)) for b in cancellable]
+        if cancellable:
+            lines.append(
+                t(
+                    "To cancel one, send /tinhtrang huy and its number, e.g. /tinhtrang huy {id}.",
+                    id=cancellable[0].id,
+                )
+            )
+        options.append(Option("cmd:tinhtrang", t("Refresh")))
+        return Reply("\n".join(lines), options)
+
+    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+        t = ctx.t
+        pick = chosen(state, msg)
+        if pick is None and msg.kind is Kind.TEXT:
+            yn = parse_yes_no(msg.text)
+            pick = None if yn is None else ("yes" if yn else "no")
+        if pick == "no":
+            return Step([await self._list(ctx, t("Nothing was cancelled."))])
+        if pick != "yes":
+            return Step(
+                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+            )
+        try:
+            n = await cancel_broadcast(
+                ctx.uow.session, int(state["broadcast_id"]), ctx.contact.id, ctx.grants, ctx.now
+            )
+        except NotAllowed:
+            return Step([await self._list(ctx, t("You can no longer cancel this broadcast."))])
+        ctx.uow.audit.add(
+            ctx.now, "broadcast.cancel", ctx.contact.id, broadcast=state["broadcast_id"], rows=n
+        )
+        return Step([await self._list(ctx, t("Cancelled: {n} messages will not be sent.", n=t.number(n)))])
+
+
+register(Topics())
+register(Status())

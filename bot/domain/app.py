@@ -1,0 +1,31 @@
+"""The application object built once by `bot.runtime.bootstrap.bootstrap` (the composition root)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bot.domain.clock import Clock
+from bot.domain.settings import Settings
+from storage.db import Database
+from storage.uow import UnitOfWork
+
+if TYPE_CHECKING:
+    from bot.domain.forms.model import Form
+
+
+@dataclass
+class App:
+    settings: Settings
+    db: Database
+    clock: Clock
+    forms: dict[str, Form] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    def uow(self) -> UnitOfWork:
+        return UnitOfWork(self.db)
+
+    @property
+    def content_dir(self) -> Path:
+        return Path(self.settings.content_dir)

@@ -1,0 +1,613 @@
+"""Outreach to members and officers: subscriptions (/chude, /dung, /batdau), the newest item
+(/tin), the weekly tip and the Lifelong Learning Week campaign.
+
+Service functions take a session (inside the caller's unit of work) and `now`; the job functions
+at the end (`send_weekly_tips`, `run_lifelong_learning_week_campaign`) each take the App, open
+their own units of work and return how many messages they queued. The scheduler may call them
+as often as it likes (hourly is fine): every message a job queues is recorded as a notice keyed
+by what it is ("tip:2026-11-22", "llw:2026:day:3"), so a job that runs twice, or dies halfway
+and runs again, queues each message once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy import and_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.app import App
+from bot.domain.calendar import CAMPAIGN_FILE, Week, lifelong_learning_week
+from bot.domain.clock import VN_TZ
+from bot.domain.i18n import Translator, translator
+from bot.messaging.content import item_text, live_items, suits
+from bot.messaging.jobs import Job
+from bot.messaging.outbox import Outgoing, enqueue, send_outbox
+from storage.models import (
+    COMMUNE_OFFICER,
+    MEMBER,
+    PROVINCE_STAFF,
+    VILLAGE_OFFICER,
+    ChannelIdentity,
+    Contact,
+    OutboxMessage,
+    RoleGrant,
+    Submission,
+    Unit,
+)
+from storage.models_outreach import (
+    CANCELLED,
+    KIND_CAMPAIGN,
+    KIND_TIP,
+    OUTREACH_KINDS,
+    QUEUED,
+    ContentItem,
+    Delivery,
+    Notice,
+    SentItem,
+    Subscription,
+)
+
+# Zalo first: the messenger officers and villagers use every day (DOMAIN.md); Telegram is
+# restricted in Vietnam; the web chat is for demos. Other channels come after, newest first.
+CHANNEL_PREFERENCE = ("zalo", "telegram", "webchat")
+CHUNK = 1000
+_IN_CHUNK = 5000
+LLW = "lifelong_learning_week"
+OFFICER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF)
+REPORTER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER)
+
+
+def _insert(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def footer(t: Translator) -> str:
+    """How to stop: in every outreach message, because channels without buttons need words."""
+    return t("Send /dung to stop these messages, /chude to choose topics.")
+
+
+# ------------------------------------------------------------------------------ identities
+
+
+def pick_identity(rows: Sequence[tuple[str, str, datetime]]) -> tuple[str, str] | None:
+    """The identity to write to, from (channel, external_id, created_at) of unblocked ones."""
+    if not rows:
+        return None
+
+    def rank(row: tuple[str, str, datetime]) -> tuple[int, float]:
+        channel, _, created = row
+        known = channel in CHANNEL_PREFERENCE
+        order = CHANNEL_PREFERENCE.index(channel) if known else len(CHANNEL_PREFERENCE)
+        return order, -created.timestamp()
+
+    channel, external_id, _ = min(rows, key=rank)
+    return channel, external_id
+
+
+async def reachable(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+    """Each contact's preferred identity that has not blocked the bot; absent when none."""
+    found: dict[int, list[tuple[str, str, datetime]]] = {}
+    for ids in _chunks(list(contact_ids)):
+        q = select(
+            ChannelIdentity.contact_id,
+            ChannelIdentity.channel,
+            ChannelIdentity.external_id,
+            ChannelIdentity.created_at,
+        ).where(ChannelIdentity.contact_id.in_(ids), ChannelIdentity.blocked_at.is_(None))
+        for cid, channel, ext, created in (await session.execute(q)).all():
+            found.setdefault(cid, []).append((channel, ext, created))
+    out: dict[int, tuple[str, str]] = {}
+    for cid, rows in found.items():
+        picked = pick_identity(rows)
+        if picked is not None:
+            out[cid] = picked
+    return out
+
+
+# ------------------------------------------------------------------------------ subscriptions
+
+
+async def subscription(session: AsyncSession, contact_id: int) -> Subscription | None:
+    return await session.get(Subscription, contact_id)
+
+
+async def ensure_subscription(session: AsyncSession, contact_id: int, now: datetime) -> Subscription:
+    sub = await subscription(session, contact_id)
+    if sub is None:
+        sub = Subscription(contact_id=contact_id, topics=[], created_at=now, updated_at=now)
+        session.add(sub)
+        await session.flush()
+    return sub
+
+
+async def set_topics(
+    session: AsyncSession, contact_id: int, topics: Sequence[str], now: datetime
+) -> Subscription:
+    """Choose topics (empty: every topic). Choosing is no opt-out: a stop stays a stop."""
+    sub = await ensure_subscription(session, contact_id, now)
+    sub.topics = sorted(set(topics))
+    sub.updated_at = now
+    return sub
+
+
+async def cancel_queued(session: AsyncSession, conditions: Sequence[Any], now: datetime, reason: str) -> int:
+    """Cancel deliveries still queued that match `conditions`; messages in flight go on."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.status == QUEUED, *conditions)
+        .values(status=CANCELLED, updated_at=now)
+        .returning(Delivery.outbox_id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list((await session.execute(stmt)).scalars())
+    for chunk in _chunks(ids):
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(chunk))
+            .values(failed_at=now, error=reason)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
+async def stop_outreach(session: AsyncSession, contact_id: int, now: datetime) -> int:
+    """/dung: nothing more is sent, including what is already queued. Returns rows cancelled."""
+    sub = await ensure_subscription(session, contact_id, now)
+    if sub.stopped_at is None:
+        sub.stopped_at = now
+    sub.updated_at = now
+    return await cancel_queued(
+        session, [Delivery.contact_id == contact_id, Delivery.kind.in_(OUTREACH_KINDS)], now, "opted out"
+    )
+
+
+async def resume_outreach(session: AsyncSession, contact_id: int, now: datetime) -> bool:
+    """/batdau: messages again. False when they were not stopped."""
+    sub = await ensure_subscription(session, contact_id, now)
+    was_stopped = sub.stopped_at is not None
+    sub.stopped_at = None
+    sub.updated_at = now
+    return was_stopped
+
+
+# ------------------------------------------------------------------------------ items
+
+
+def choose_item(candidates: Sequence[ContentItem], sent: dict[str, datetime]) -> ContentItem | None:
+    """The first candidate never sent; when all were sent, the one sent longest ago.
+
+    Candidates come newest first, so new articles go out before old ones.
+    """
+    for item in candidates:
+        if item.item_key not in sent:
+            return item
+    if not candidates:
+        return None
+    return min(candidates, key=lambda i: (sent[i.item_key], i.item_key))
+
+
+async def sent_items(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, dict[str, datetime]]:
+    out: dict[int, dict[str, datetime]] = {}
+    for ids in _chunks(list(contact_ids)):
+        q = select(SentItem.contact_id, SentItem.item_key, SentItem.last_sent_at)
+        q = q.where(SentItem.contact_id.in_(ids))
+        for cid, key, at in (await session.execute(q)).all():
+            out.setdefault(cid, {})[key] = at
+    return out
+
+
+async def record_sent(session: AsyncSession, pairs: Sequence[tuple[int, str]], now: datetime) -> None:
+    """Remember that these (contact, item) pairs were sent."""
+    if not pairs:
+        return
+    ins = _insert(session)
+    for chunk in _chunks(list(pairs), 1000):
+        stmt = ins(SentItem).values(
+            [
+                {"contact_id": c, "item_key": k, "first_sent_at": now, "last_sent_at": now, "times": 1}
+                for c, k in chunk
+            ]
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["contact_id", "item_key"],
+            set_={"last_sent_at": stmt.excluded.last_sent_at, "times": SentItem.times + 1},
+        )
+        await session.execute(stmt)
+
+
+async def newest_item_for(
+    session: AsyncSession, contact: Contact, roles: Sequence[str], topics: Sequence[str], today: date
+) -> ContentItem | None:
+    """/tin: the newest item in the contact's language for their roles and topics (any topic
+    when none of theirs has an item)."""
+    items = await live_items(session, contact.locale)
+    roles = list(roles) or [MEMBER]
+    for wanted in (topics, ()):
+        for item in items:
+            if suits(item, today, roles, wanted):
+                return item
+    return None
+
+
+def item_payload(item: ContentItem, t: Translator, icon: str) -> dict[str, Any]:
+    payload: dict[str, Any] = {"text": f"{icon} {item_text(item)}\n\n{footer(t)}", "item": item.item_key}
+    if item.image:
+        payload["image"] = item.image
+    return payload
+
+
+# ------------------------------------------------------------------------------ notices
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Someone a job may write to: their language, topics and the units of their roles."""
+
+    contact_id: int
+    locale: str
+    topics: tuple[str, ...]
+    unit_paths: tuple[str, ...]
+
+
+Builder = Callable[[Target], dict[str, Any] | None]
+
+
+async def _targets(
+    session: AsyncSession, roles: Sequence[str], key: str, after: int, limit: int
+) -> list[Target]:
+    """The next contacts (by id, after `after`) holding one of `roles`, who agreed, did not stop,
+    and have no notice `key` yet."""
+    grant = and_(
+        RoleGrant.contact_id == Contact.id, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None)
+    )
+    stopped = select(Subscription.contact_id).where(
+        Subscription.contact_id == Contact.id, Subscription.stopped_at.is_not(None)
+    )
+    noticed = select(Notice.id).where(Notice.contact_id == Contact.id, Notice.key == key)
+    ids_q = (
+        select(Contact.id)
+        .where(Contact.id > after, Contact.consent_at.is_not(None))
+        .where(select(RoleGrant.id).where(grant).exists())
+        .where(~stopped.exists(), ~noticed.exists())
+        .order_by(Contact.id)
+        .limit(limit)
+    )
+    ids = list((await session.execute(ids_q)).scalars())
+    if not ids:
+        return []
+    q = (
+        select(Contact.id, Contact.locale, Subscription.topics, Unit.path)
+        .join(RoleGrant, grant)
+        .join(Unit, Unit.id == RoleGrant.unit_id)
+        .outerjoin(Subscription, Subscription.contact_id == Contact.id)
+        .where(Contact.id.in_(ids))
+    )
+    rows: dict[int, tuple[str, tuple[str, ...], list[str]]] = {}
+    for cid, locale, topics, path in (await session.execute(q)).all():
+        entry = rows.setdefault(cid, (locale, tuple(topics or ()), []))
+        entry[2].append(path)
+    return [Target(cid, rows[cid][0], rows[cid][1], tuple(rows[cid][2])) for cid in ids if cid in rows]
+
+
+async def queue_notices(
+    session: AsyncSession, targets: Sequence[Target], key: str, build: Builder, *, kind: str, now: datetime
+) -> int:
+    """Queue a message (from `build`; None skips) to each target, with the notice `key`.
+
+    The notice rows go in first with ON CONFLICT DO NOTHING; only the targets whose notice was
+    new get a message, so even two jobs racing send each notice once.
+    """
+    where = await reachable(session, [t.contact_id for t in targets])
+    payloads: dict[int, dict[str, Any]] = {}
+    for target in targets:
+        if target.contact_id not in where:
+            continue
+        payload = build(target)
+        if payload is not None:
+            payloads[target.contact_id] = payload
+    if not payloads:
+        return 0
+    stmt = (
+        _insert(session)(Notice)
+        .values([{"contact_id": c, "key": key, "created_at": now} for c in payloads])
+        .on_conflict_do_nothing(index_elements=["contact_id", "key"])
+        .returning(Notice.contact_id)
+    )
+    fresh = set((await session.execute(stmt)).scalars())
+    messages = [Outgoing(c, *where[c], p) for c, p in payloads.items() if c in fresh]
+    await enqueue(session, messages, kind=kind, now=now)
+    items = [(m.contact_id, str(m.payload["item"])) for m in messages if m.payload.get("item")]
+    await record_sent(session, items, now)
+    return len(messages)
+
+
+BuilderFactory = Callable[[AsyncSession, list[Target]], Awaitable[Builder]]
+
+
+async def _run_notice(
+    app: App,
+    roles: Sequence[str],
+    key: str,
+    factory: BuilderFactory,
+    *,
+    kind: str,
+    keep: Callable[[Target], bool] | None = None,
+) -> int:
+    """Queue notice `key` to everyone with `roles` (and `keep`), a chunk per transaction."""
+    total, after = 0, 0
+    while True:
+        async with app.uow() as uow:
+            now = app.clock.now()
+            targets = await _targets(uow.session, roles, key, after, CHUNK)
+            if not targets:
+                return total
+            after = targets[-1].contact_id
+            chosen = [t for t in targets if keep is None or keep(t)]
+            build = await factory(uow.session, chosen)
+            total += await queue_notices(uow.session, chosen, key, build, kind=kind, now=now)
+            await uow.commit()
+
+
+# ------------------------------------------------------------------------------ weekly tip
+
+
+def tip_slot(now: datetime, weekday: int, hour: int) -> datetime:
+    """The latest weekly slot (weekday 0 = Monday … 6 = Sunday, at `hour` in Vietnam) ≤ now."""
+    local = now.astimezone(VN_TZ)
+    slot_day = local.date() - timedelta(days=(local.weekday() - weekday) % 7)
+    slot = datetime.combine(slot_day, time(hour), tzinfo=VN_TZ)
+    return slot if slot <= local else slot - timedelta(days=7)
+
+
+def tip_builder(items: list[ContentItem], sent: dict[int, dict[str, datetime]], today: date) -> Builder:
+    def build(target: Target) -> dict[str, Any] | None:
+        candidates = [
+            i for i in items if i.language == target.locale and suits(i, today, [MEMBER], target.topics)
+        ]
+        item = choose_item(candidates, sent.get(target.contact_id, {}))
+        return None if item is None else item_payload(item, translator(target.locale), "💡")
+
+    return build
+
+
+async def send_weekly_tips(app: App) -> int:
+    """Job: each subscribed member gets this week's item (topics, language, no repeats until
+    every suitable item was sent). Before the week's slot (default Sunday 19:00), or more than
+    `weekly_tip_window_hours` after it, it does nothing. Returns the messages queued."""
+    s = app.settings
+    now = app.clock.now()
+    slot = tip_slot(now, s.weekly_tip_weekday, s.weekly_tip_hour)
+    if now - slot > timedelta(hours=s.weekly_tip_window_hours):
+        return 0
+    today = now.astimezone(VN_TZ).date()
+
+    async def factory(session: AsyncSession, targets: list[Target]) -> Builder:
+        items = await live_items(session)
+        sent = await sent_items(session, [t.contact_id for t in targets])
+        return tip_builder(items, sent, today)
+
+    return await _run_notice(app, (MEMBER,), f"tip:{slot.date().isoformat()}", factory, kind=KIND_TIP)
+
+
+# ------------------------------------------------------------------------------ the Week
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignPlan:
+    """The Week of one year with its reminders (days before) and report deadline."""
+
+    year: int
+    week: Week
+    reminder_days: tuple[int, ...]
+    deadline: date
+
+
+def _campaign_data(content_dir: Path) -> dict[str, Any]:
+    path = content_dir / CAMPAIGN_FILE
+    if not path.exists():
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return data if isinstance(data, dict) else {}
+
+
+def campaign_plan(year: int, content_dir: Path) -> CampaignPlan:
+    """Dates from content/campaigns/lifelong-learning-week.yaml (defaults: 14 and 3 days
+    before; reports due 12 October)."""
+    data = _campaign_data(content_dir)
+    outreach = data.get("outreach") or {}
+    entry = (data.get("years") or {}).get(year) or {}
+    days = entry.get("reminder_days_before") or outreach.get("reminder_days_before") or [14, 3]
+    deadline = str(entry.get("report_deadline") or outreach.get("report_deadline") or "10-12")
+    month, day = (int(x) for x in deadline.split("-"))
+    return CampaignPlan(
+        year,
+        lifelong_learning_week(year, content_dir),
+        tuple(sorted({int(d) for d in days}, reverse=True)),
+        date(year, month, day),
+    )
+
+
+def _theme(week: Week, locale: str) -> str | None:
+    return week.theme_en if locale == "en" and week.theme_en else week.theme_vi
+
+
+def _officer_text(plan: CampaignPlan, target: Target, kind: str, today: date) -> dict[str, Any]:
+    t = translator(target.locale)
+    week = plan.week
+    start, end, deadline = t.date(week.start), t.date(week.end), t.date(plan.deadline)
+    lines: list[str] = []
+    if kind == "remind":
+        lines.append(
+            t(
+                "📅 Lifelong Learning Week {year}: from {start} to {end}, in {days} days.",
+                year=plan.year,
+                start=start,
+                end=end,
+                days=(week.start - today).days,
+            )
+        )
+        if theme := _theme(week, target.locale):
+            lines.append(t("Theme: “{theme}”.", theme=theme))
+        lines.append(
+            t(
+                "Plan your area's activities now: an opening ceremony, reading festivals, classes "
+                "and thematic sessions, contests, honouring learning families and clans."
+            )
+        )
+        lines.append(
+            t(
+                "Report each activity with /hoatdong: activities dated inside the Week "
+                "count for it automatically."
+            )
+        )
+    elif kind == "report":
+        if today == week.end:
+            lines.append(t("🗓 Today is the last day of the Lifelong Learning Week {year}.", year=plan.year))
+        else:
+            lines.append(t("🗓 The Lifelong Learning Week {year} ended on {end}.", year=plan.year, end=end))
+        lines.append(
+            t(
+                "Please report the Week's activities of your area with /hoatdong, one report per "
+                "activity: those dated {start}–{end} are counted for the Week automatically.",
+                start=start,
+                end=end,
+            )
+        )
+        lines.append(t("Please send them by {deadline}.", deadline=deadline))
+    else:
+        lines.append(
+            t(
+                "⏰ The reports of the Lifelong Learning Week {year} are due on {deadline}, "
+                "and we have no Week activity from your area yet. Please send them with /hoatdong.",
+                year=plan.year,
+                deadline=deadline,
+            )
+        )
+    lines += ["", footer(t)]
+    payload: dict[str, Any] = {"text": "\n".join(lines)}
+    if kind != "remind":  # a button (Zalo: the command to type) that opens the activity form
+        payload["options"] = [{"id": "cmd:hoatdong", "label": t("Activity report")}]
+    return payload
+
+
+def _week_item_builder(
+    items: list[ContentItem], sent: dict[int, dict[str, datetime]], day: int, today: date
+) -> Builder:
+    def build(target: Target) -> dict[str, Any] | None:
+        ours = [
+            i
+            for i in items
+            if i.language == target.locale
+            and i.campaign == LLW
+            and suits(i, today, [MEMBER], (), campaigns=True)
+        ]
+        seen = sent.get(target.contact_id, {})
+        todays = [i for i in ours if i.campaign_day == day and i.item_key not in seen]
+        others = [i for i in ours if i.item_key not in seen]
+        pick = todays or others
+        return item_payload(pick[0], translator(target.locale), "📚") if pick else None
+
+    return build
+
+
+async def _reported_paths(session: AsyncSession, plan: CampaignPlan) -> list[str]:
+    """Units with an activity report flagged for this year's Week."""
+    since = datetime.combine(plan.week.start - timedelta(days=30), time(), tzinfo=VN_TZ)
+    q = (
+        select(Submission.values, Unit.path)
+        .join(Unit, Unit.id == Submission.unit_id)
+        .where(Submission.form_key == "activity_report", Submission.submitted_at >= since)
+    )
+    paths = []
+    for values, path in (await session.execute(q)).all():
+        day = str((values or {}).get("activity_date") or "")
+        if (values or {}).get("is_lifelong_learning_week") and day.startswith(str(plan.year)):
+            paths.append(path)
+    return paths
+
+
+async def run_lifelong_learning_week_campaign(app: App) -> int:
+    """Job: the Lifelong Learning Week around today (call it daily, or hourly).
+
+    From `campaign_send_hour` (Vietnam time) on the day: reminders to officers 14 and 3 days
+    before the Week (from the YAML), an item a day to members during the Week, the request to
+    report the Week's activities on its last day, and on the deadline a reminder to the
+    officers whose area has reported no Week activity yet. A day missed (the bot was down)
+    is caught up while the next step has not begun. Returns the messages queued.
+    """
+    now = app.clock.now()
+    local = now.astimezone(VN_TZ)
+    if local.hour < app.settings.campaign_send_hour:
+        return 0
+    today = local.date()
+    plan = campaign_plan(today.year, app.content_dir)
+    week, year = plan.week, plan.year
+    total = 0
+
+    def officer_factory(kind: str) -> BuilderFactory:
+        async def factory(session: AsyncSession, targets: list[Target]) -> Builder:
+            return lambda target: _officer_text(plan, target, kind, today)
+
+        return factory
+
+    # Reminders: the 14-day one is due from 14 days before until the 3-day one is.
+    for i, days in enumerate(plan.reminder_days):
+        begins = week.start - timedelta(days=days)
+        following = plan.reminder_days[i + 1] if i + 1 < len(plan.reminder_days) else 0
+        if begins <= today < week.start - timedelta(days=following):
+            total += await _run_notice(
+                app, OFFICER_ROLES, f"llw:{year}:remind:{days}", officer_factory("remind"), kind=KIND_CAMPAIGN
+            )
+    if week.start <= today <= week.end:
+        day = (today - week.start).days + 1
+
+        async def items_factory(session: AsyncSession, targets: list[Target]) -> Builder:
+            items = await live_items(session)
+            sent = await sent_items(session, [t.contact_id for t in targets])
+            return _week_item_builder(items, sent, day, today)
+
+        total += await _run_notice(app, (MEMBER,), f"llw:{year}:day:{day}", items_factory, kind=KIND_CAMPAIGN)
+    if week.end <= today < plan.deadline:
+        total += await _run_notice(
+            app, REPORTER_ROLES, f"llw:{year}:report", officer_factory("report"), kind=KIND_CAMPAIGN
+        )
+    if plan.deadline <= today <= plan.deadline + timedelta(days=2):
+        async with app.uow() as uow:
+            reported = await _reported_paths(uow.session, plan)
+
+        def not_reported(target: Target) -> bool:
+            return not any(r.startswith(p) for p in target.unit_paths for r in reported)
+
+        total += await _run_notice(
+            app,
+            REPORTER_ROLES,
+            f"llw:{year}:deadline",
+            officer_factory("deadline"),
+            kind=KIND_CAMPAIGN,
+            keep=not_reported,
+        )
+    return total
+
+
+# ------------------------------------------------------------------------------ scheduling
+
+
+# Every job is idempotent, so these times only decide how soon after its moment a message goes
+# out; content/schedules.yaml `jobs:` may override them.
+JOBS = (
+    Job("outreach.weekly_tips", send_weekly_tips, "*/15 * * * *"),
+    Job("outreach.lifelong_learning_week", run_lifelong_learning_week_campaign, "5 * * * *"),
+    Job("outbox.send", send_outbox, "every 30s"),
+)

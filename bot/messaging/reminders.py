@@ -1,0 +1,245 @@
+"""Reminders before a due date, and escalation after it, only about units that have not reported.
+
+Every day (the `reminders` job) each deadline of content/schedules.yaml is looked at:
+
+- `remind_before_days` (3 and 0 by default): the officers of each unit still missing (the
+  village officer of a village, the commune officer of a commune for a commune-level report) get
+  one message naming their missing units. Officers whose units have all reported get nothing.
+- `escalate_after_days` (1): officers above the missing units get the list: a commune officer
+  the villages of the commune still missing, province staff the communes that still have
+  missing villages (with how many of how many).
+
+Every message is logged in `notices_sent` per (deadline and offset, period, unit, officer) in
+the same transaction as the outbox rows, so a re-run, a second instance or a retry after a crash
+never sends the same reminder twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from datetime import date, datetime
+
+from bot.domain.app import App
+from bot.domain.clock import VN_TZ
+from bot.domain.i18n import Translator, translator
+from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.messaging.jobs import Job, scheduled_for
+from bot.messaging.notices import Recipient, already_sent, enqueue, mark_sent, officers
+from bot.reports.aggregate import UnitRef, expected_by_child, missing_units, unit_refs
+from bot.reports.labels import kind_plural
+from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_KINDS, VILLAGE_OFFICER
+from storage.models_reports import ESCALATION, REMINDER
+
+log = logging.getLogger(__name__)
+
+# Who answers for a unit of each kind, and which command sends each form.
+DIRECT_ROLES = {
+    **dict.fromkeys(VILLAGE_KINDS, VILLAGE_OFFICER),
+    COMMUNE: COMMUNE_OFFICER,
+    PROVINCE: PROVINCE_STAFF,
+}
+ESCALATION_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+FORM_COMMANDS = {"village_report": "/baocao", "activity_report": "/hoatdong"}
+LIST_LIMIT = 30
+BATCH = 200  # recipients per transaction
+
+
+def names(t: Translator, units: list[UnitRef], limit: int = LIST_LIMIT) -> str:
+    shown = ", ".join(u.name for u in units[:limit])
+    if len(units) > limit:
+        shown += " " + t("and {n} more", n=t.number(len(units) - limit))
+    return shown
+
+
+def reminder_text(
+    t: Translator, deadline: Deadline, period: ReportPeriod, units: list[UnitRef], days_left: int
+) -> str:
+    title = deadline.title.get(t.locale)
+    due = t.date(deadline.due_date(period))
+    command = FORM_COMMANDS.get(deadline.form, "/baocao")
+    if days_left > 0:
+        return t(
+            "⏰ Reminder: {title}, {period}. Due on {date} ({days} days left). Not yet received from: {units}. Send {command} to report.",
+            title=title,
+            period=period.label(t),
+            date=due,
+            days=days_left,
+            units=names(t, units),
+            command=command,
+        )
+    return t(
+        "⏰ Today ({date}) is the deadline for {title}, {period}. Not yet received from: {units}. Send {command} to report now.",
+        date=due,
+        title=title,
+        period=period.label(t),
+        units=names(t, units),
+        command=command,
+    )
+
+
+def escalation_text(
+    t: Translator,
+    deadline: Deadline,
+    period: ReportPeriod,
+    area: UnitRef,
+    missing: list[UnitRef],
+    grouped: list[tuple[UnitRef, int, int]] | None,
+) -> str:
+    """`grouped`: (child of the area, missing inside it, expected inside it), for wider areas."""
+    title = deadline.title.get(t.locale)
+    due = t.date(deadline.due_date(period))
+    command = FORM_COMMANDS.get(deadline.form, "/baocao")
+    if grouped is None:
+        return t(
+            "⚠️ {title}, {period}: the deadline was {date}. Not yet reported in {unit} ({count}): {units}. Please remind them, or send the report for them with {command}.",
+            title=title,
+            period=period.label(t),
+            date=due,
+            unit=area.name,
+            count=t.number(len(missing)),
+            units=names(t, missing),
+            command=command,
+        )
+    lines = [
+        t(
+            "⚠️ {title}, {period}: the deadline was {date}. In {unit}, {count} {kinds} have units that have not reported:",
+            title=title,
+            period=period.label(t),
+            date=due,
+            unit=area.name,
+            count=t.number(len(grouped)),
+            kinds=kind_plural(t, grouped[0][0].kind) if grouped else "",
+        )
+    ]
+    for child, n_missing, n_expected in grouped[:LIST_LIMIT]:
+        lines.append(
+            t(
+                "• {unit}: {missing} of {expected} not reported",
+                unit=child.name,
+                missing=t.number(n_missing),
+                expected=t.number(n_expected),
+            )
+        )
+    if len(grouped) > LIST_LIMIT:
+        lines.append(t("and {n} more", n=t.number(len(grouped) - LIST_LIMIT)))
+    return "\n".join(lines)
+
+
+async def _deliver(
+    app: App,
+    kind: str,
+    subject: str,
+    period: ReportPeriod,
+    plan: list[tuple[Recipient, list[int], str]],
+    now: datetime,
+) -> int:
+    """Queue the planned messages in batches, each with its notices; skip what was sent already."""
+    sent = 0
+    for i in range(0, len(plan), BATCH):
+        async with app.uow() as uow:
+            for recipient, unit_ids, text in plan[i : i + BATCH]:
+                done = await already_sent(
+                    uow.session, kind, subject, period.key, recipient.contact_id, unit_ids
+                )
+                if done.issuperset(unit_ids):
+                    continue
+                sent += await enqueue(uow, recipient, text, now)
+                mark_sent(
+                    uow,
+                    kind,
+                    subject,
+                    period.key,
+                    [u for u in unit_ids if u not in done],
+                    recipient.contact_id,
+                    now,
+                )
+            await uow.commit()
+    return sent
+
+
+async def remind(app: App, deadline: Deadline, period: ReportPeriod, days_left: int, now: datetime) -> int:
+    """Remind the officers of the units that have not reported; the number of messages queued."""
+    subject = f"{deadline.id}@-{days_left}"
+    async with app.db.sessions() as session:
+        missing = {u.id: u for u in await missing_units(session, deadline, period)}
+        roles = sorted({DIRECT_ROLES[k] for k in deadline.expected if k in DIRECT_ROLES})
+        holders = await officers(session, roles, unit_ids=list(missing)) if missing else []
+        by_contact: dict[int, tuple[Recipient, list[UnitRef]]] = {}
+        for r in holders:
+            if DIRECT_ROLES.get(r.unit.kind) != r.role or r.unit.id not in missing:
+                continue
+            by_contact.setdefault(r.contact_id, (r, []))[1].append(r.unit)
+        plan = []
+        for recipient, units in by_contact.values():
+            done = await already_sent(
+                session, REMINDER, subject, period.key, recipient.contact_id, [u.id for u in units]
+            )
+            todo = [u for u in units if u.id not in done]
+            if todo:
+                text = reminder_text(translator(recipient.locale), deadline, period, todo, days_left)
+                plan.append((recipient, [u.id for u in todo], text))
+    return await _deliver(app, REMINDER, subject, period, plan, now)
+
+
+async def escalate(app: App, deadline: Deadline, period: ReportPeriod, days_after: int, now: datetime) -> int:
+    """Tell the officers above the missing units which ones are still missing."""
+    subject = f"{deadline.id}@+{days_after}"
+    async with app.db.sessions() as session:
+        missing = await missing_units(session, deadline, period)
+        above = {a for u in missing for a in u.path_ids[:-1]}
+        holders = [
+            r
+            for r in await officers(session, ESCALATION_ROLES, unit_ids=sorted(above))
+            if r.role == DIRECT_ROLES.get(r.unit.kind)
+        ]
+        inside: dict[int, list[UnitRef]] = defaultdict(list)
+        for u in missing:
+            for a in u.path_ids[:-1]:
+                inside[a].append(u)
+        plan = []
+        for r in holders:
+            area = r.unit
+            units = inside.get(area.id, [])
+            if not units or area.id in await already_sent(
+                session, ESCALATION, subject, period.key, r.contact_id, [area.id]
+            ):
+                continue
+            t = translator(r.locale)
+            depth = len(area.path_ids)
+            children = defaultdict(list)
+            for u in units:
+                children[u.path_ids[depth]].append(u)
+            if all(len(u.path_ids) == depth + 1 for u in units):
+                text = escalation_text(t, deadline, period, area, units, None)
+            else:
+                expected = await expected_by_child(session, deadline.expected, period, area)
+                refs = await unit_refs(session, children)
+                grouped = sorted(
+                    ((refs[c], len(us), expected.get(c, len(us))) for c, us in children.items() if c in refs),
+                    key=lambda g: (-g[1], g[0].name),
+                )
+                text = escalation_text(t, deadline, period, area, units, grouped)
+            plan.append((r, [area.id], text))
+    return await _deliver(app, ESCALATION, subject, period, plan, now)
+
+
+async def send_reminders(app: App) -> int:
+    """The daily job: reminders and escalations due today for every deadline."""
+    now = scheduled_for(app)
+    today: date = now.astimezone(VN_TZ).date()
+    queued = 0
+    for deadline in load_schedules(app.content_dir).deadlines:
+        before = max(deadline.remind_before_days, default=0)
+        after = max(deadline.escalate_after_days, default=0)
+        for period in deadline.periods_due_near(today, before, after):
+            days_left = (deadline.due_date(period) - today).days
+            if days_left in deadline.remind_before_days:
+                queued += await remind(app, deadline, period, days_left, now)
+            if -days_left in deadline.escalate_after_days:
+                queued += await escalate(app, deadline, period, -days_left, now)
+    log.info("reminders for %s: %d messages queued", today.isoformat(), queued)
+    return queued
+
+
+JOBS = (Job("reminders", send_reminders, "0 8 * * *"),)

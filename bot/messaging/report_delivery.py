@@ -1,0 +1,89 @@
+"""Half-year and annual reports sent without asking, after the due date.
+
+The `period_reports` job runs daily. For each deadline with `report_after_days` (schedules.yaml),
+from that many days after the due date and for two weeks more, every commune officer and
+province staff member who has not had it yet gets the compiled report of their unit: the chat
+summary, the .xlsx and the chart. Each unit is compiled and drawn once per language, whoever and
+however many receive it, and the files are stored once (report_files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+
+from bot.domain.app import App
+from bot.domain.clock import VN_TZ
+from bot.domain.i18n import translator
+from bot.domain.messages import Attachment
+from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.messaging.jobs import Job, scheduled_for
+from bot.messaging.notices import Recipient, already_sent, enqueue, mark_sent, officers
+from bot.reports.aggregate import VILLAGE_FORM, Compiled
+from bot.reports.compiled import compile_unit, render, summary_text
+from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF
+from storage.models_reports import PERIOD_REPORT
+
+log = logging.getLogger(__name__)
+
+RECIPIENT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
+WINDOW_DAYS = 14  # an officer who joins (or a run missed) within this window still gets it
+
+
+async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod) -> int:
+    """Send the compiled report of `period` to every commune officer and province staff member
+    who has not had it; the number of messages queued."""
+    now = scheduled_for(app)
+    async with app.db.sessions() as session:
+        recipients: list[Recipient] = []
+        for r in await officers(session, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES)):
+            if RECIPIENT_ROLES.get(r.unit.kind) != r.role:
+                continue
+            if not await already_sent(
+                session, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
+            ):
+                recipients.append(r)
+        compiled: dict[int, Compiled] = {}
+        for r in recipients:
+            if r.unit.id not in compiled:
+                compiled[r.unit.id] = await compile_unit(
+                    session, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
+                )
+    rendered: dict[tuple[int, str], tuple[str, list[Attachment]]] = {}
+    queued = 0
+    for r in recipients:
+        t = translator(r.locale)
+        key = (r.unit.id, t.locale)
+        if key not in rendered:
+            c = compiled[r.unit.id]
+            files = await asyncio.to_thread(render, c, t)
+            rendered[key] = (summary_text(c, t), files)
+        text, files = rendered[key]
+        async with app.uow() as uow:
+            if await already_sent(
+                uow.session, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
+            ):
+                continue
+            queued += await enqueue(uow, r, text, now, files)
+            mark_sent(uow, PERIOD_REPORT, deadline.id, period.key, [r.unit.id], r.contact_id, now)
+            await uow.commit()
+    return queued
+
+
+async def send_period_reports(app: App) -> int:
+    """The daily job: compiled reports whose time has come."""
+    now = scheduled_for(app)
+    today = now.astimezone(VN_TZ).date()
+    queued = 0
+    for deadline in load_schedules(app.content_dir).deadlines:
+        if deadline.report_after_days is None or deadline.form != VILLAGE_FORM or deadline.where:
+            continue
+        for period in deadline.periods_due_near(today, 0, deadline.report_after_days + WINDOW_DAYS):
+            if today - deadline.due_date(period) >= timedelta(days=deadline.report_after_days):
+                queued += await send_period_report(app, deadline, period)
+    log.info("compiled reports for %s: %d messages queued", today.isoformat(), queued)
+    return queued
+
+
+JOBS = (Job("period_reports", send_period_reports, "30 8 * * *"),)

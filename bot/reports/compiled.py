@@ -1,0 +1,221 @@
+"""Compiled reports as a service: who may have which report, and the report in every form.
+
+Authorisation lives here, not in the dialogue: an officer gets the report of a unit only inside
+the subtree of a unit where they hold a commune, province or admin role (DESIGN.md boundary 7).
+The dialogue (/baocaotonghop), the CLI and the jobs all compile through `compile_unit`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.i18n import Translator
+from bot.domain.messages import Attachment
+from bot.domain.parsing import fold
+from bot.domain.permissions import Grant, may_act_on
+from bot.domain.schedules import ReportPeriod, load_schedules
+from bot.reports import SUMMARY_KINDS, SUMMARY_ROLES
+from bot.reports.aggregate import (
+    RATES,
+    VILLAGE_FORM,
+    Compiled,
+    UnitRef,
+    compile_report,
+    progress,
+    target_for,
+)
+from bot.reports.labels import format_rate, indicator_label, kind_plural
+from bot.reports.targets import load_targets
+from storage.models import Unit
+
+FORMATS = ("xlsx", "png", "csv")
+LIST_LIMIT = 15
+
+
+class ReportNotAllowed(PermissionError):
+    """The unit lies outside every area where the officer may read compiled reports."""
+
+
+def sum_fields(forms: dict[str, Any], form_key: str = VILLAGE_FORM) -> tuple[str, ...]:
+    """The number fields of a form (integer and money): what a compiled report adds up."""
+    form = forms.get(form_key)
+    if form is None:
+        return ()
+    return tuple(f.key for f in form.fields if f.type in ("integer", "money"))
+
+
+async def compile_unit(
+    session: AsyncSession,
+    unit: Unit | UnitRef | None,
+    period: ReportPeriod,
+    *,
+    content_dir: Path,
+    forms: dict[str, Any],
+    now: datetime,
+) -> Compiled:
+    """The compiled village-report figures of `unit` (None: the whole country) for `period`."""
+    return await compile_report(
+        session,
+        unit=unit,
+        period=period,
+        schedules=load_schedules(content_dir),
+        targets=load_targets(content_dir),
+        sum_fields=sum_fields(forms),
+        now=now,
+    )
+
+
+def may_compile(grants: Sequence[Grant], unit: Unit) -> bool:
+    return unit.kind in SUMMARY_KINDS and may_act_on(list(grants), unit, SUMMARY_ROLES)
+
+
+async def compile_for(
+    session: AsyncSession,
+    grants: Sequence[Grant],
+    unit_id: int,
+    period: ReportPeriod,
+    *,
+    content_dir: Path,
+    forms: dict[str, Any],
+    now: datetime,
+) -> Compiled:
+    """The report of `unit_id` for an officer; ReportNotAllowed outside their area."""
+    unit = await session.get(Unit, unit_id)
+    if unit is None or not may_compile(grants, unit):
+        raise ReportNotAllowed(unit_id)
+    return await compile_unit(session, unit, period, content_dir=content_dir, forms=forms, now=now)
+
+
+def file_stem(c: Compiled) -> str:
+    """'bao-cao-phuong-thuc-phan-2026-H1': ASCII, safe on every platform and in every chat."""
+    name = fold(c.unit.name) if c.unit else "toan-quoc"
+    return "bao-cao-" + re.sub(r"[^a-z0-9]+", "-", name).strip("-") + "-" + c.period.key
+
+
+def render(c: Compiled, t: Translator, formats: Sequence[str] = ("xlsx", "png")) -> list[Attachment]:
+    """The report files (CPU-bound: call it in a worker thread from async code)."""
+    # openpyxl and matplotlib load here, not with the dialogue modules: ~0.4 s that the first
+    # message after a start would otherwise wait for.
+    from bot.reports import chart, csv_export, xlsx
+
+    out: list[Attachment] = []
+    stem = file_stem(c)
+    for fmt in formats:
+        if fmt == "xlsx":
+            out.append(Attachment(f"{stem}.xlsx", xlsx.CONTENT_TYPE, xlsx.render_xlsx(c, t)))
+        elif fmt == "png":
+            out.append(Attachment(f"{stem}.png", chart.CONTENT_TYPE, chart.render_png(c, t)))
+        elif fmt == "csv":
+            out.append(Attachment(f"{stem}.csv", csv_export.CONTENT_TYPE, csv_export.render_csv(c)))
+        else:
+            raise ValueError(f"unknown format {fmt!r}")
+    return out
+
+
+def format_change(t: Translator, key: str, now: float | None, before: float | None) -> str | None:
+    if now is None or before is None:
+        return None
+    delta = now - before
+    sign = "+" if delta > 0 else ("−" if delta < 0 else "±")
+    if key == "fund_per_person_vnd":
+        return f"{sign}{t.money(round(abs(delta)))}"
+    return t("{sign}{value} points", sign=sign, value=t.number(round(abs(delta), 1)))
+
+
+def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> str:
+    """The chat summary of a compiled report."""
+    title = c.deadline.title.get(t.locale) if c.deadline else t("Compiled report")
+    where = c.unit.name if c.unit else t("Whole country")
+    lines = [f"📑 {title}", f"{where} — {c.period.label(t)}"]
+    total = c.total
+    kinds = kind_plural(t, c.rows[0].unit.kind if c.leaf_rows and c.rows else "village")
+    line = t(
+        "Reported: {reported} of {expected} {kinds} ({share}).",
+        reported=t.number(total.reported),
+        expected=t.number(total.expected),
+        kinds=kinds,
+        share=t.percent(total.completeness or 0.0),
+    )
+    if c.due is not None:
+        line += " " + t(
+            "On time (by {date}): {on_time} ({share}).",
+            date=t.date(c.due),
+            on_time=t.number(total.on_time),
+            share=t.percent(total.timeliness or 0.0),
+        )
+    lines.append(line)
+    for rate in RATES:
+        value = total.rate(rate.key)
+        if value is None:
+            continue
+        parts = [f"• {indicator_label(t, rate.key)}: {format_rate(t, rate.key, value)}"]
+        details = []
+        target = target_for(rate, c.targets, c.period)
+        share = progress(total, rate, c.targets, c.period)
+        if target is not None and share is not None:
+            details.append(
+                t(
+                    "target {target}, {share} of it",
+                    target=format_rate(t, rate.key, target),
+                    share=t.percent(share),
+                )
+            )
+        change = format_change(t, rate.key, value, c.previous_total.rate(rate.key))
+        if change is not None:
+            details.append(t("{change} on {period}", change=change, period=c.previous_period.label(t)))
+        if details:
+            parts.append(f" ({'; '.join(details)})")
+        lines.append("".join(parts))
+    acts = total.activities
+    if acts.lifelong_learning_week:
+        lines.append(
+            t(
+                "• Learning activities: {count}, {participants} attendances ({llw} in the Lifelong Learning Week).",
+                count=t.number(acts.count),
+                participants=t.number(acts.participants),
+                llw=t.number(acts.lifelong_learning_week),
+            )
+        )
+    elif acts.count:
+        lines.append(
+            t(
+                "• Learning activities: {count}, {participants} attendances.",
+                count=t.number(acts.count),
+                participants=t.number(acts.participants),
+            )
+        )
+    if c.leaf_rows:
+        missing = c.missing
+        if missing:
+            shown = ", ".join(u.name for u in missing[:LIST_LIMIT]) + (
+                " …" if len(missing) > LIST_LIMIT else ""
+            )
+            lines.append(t("Not reported: {units}.", units=shown))
+    else:
+        behind = [r for r in c.rows if r.figures.reported < r.figures.expected]
+        if behind:
+            shown = "; ".join(
+                t(
+                    "{unit}: {reported} of {expected} reported",
+                    unit=r.unit.name,
+                    reported=t.number(r.figures.reported),
+                    expected=t.number(r.figures.expected),
+                )
+                for r in behind[:LIST_LIMIT]
+            )
+            lines.append(
+                t(
+                    "Units with reports missing ({count}): {units}.",
+                    count=t.number(len(behind)),
+                    units=shown + (" …" if len(behind) > LIST_LIMIT else ""),
+                )
+            )
+    if files_attached:
+        lines.append(t("The spreadsheet (.xlsx) and the chart are attached."))
+    return "\n".join(lines)

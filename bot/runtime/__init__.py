@@ -1,0 +1,1 @@
+"""The process: the composition root, the HTTP app, the scheduler, the CLI."""

@@ -1,0 +1,358 @@
+"""The `khuyenhoc` command: run the bot, set up the database, import units, create invites."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from bot.domain.app import App
+from bot.domain.settings import Settings
+from bot.runtime.bootstrap import bootstrap
+from storage.migrate import upgrade
+
+app = typer.Typer(
+    help="Khuyến học Bot — guided reporting for the learning-society movement.", no_args_is_help=True
+)
+db_app = typer.Typer(help="Database commands.", no_args_is_help=True)
+units_app = typer.Typer(help="Administrative units and villages.", no_args_is_help=True)
+invite_app = typer.Typer(help="Invite codes for officers.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(units_app, name="units")
+app.add_typer(invite_app, name="invite")
+telegram_app = typer.Typer(help="Telegram: webhook and bot checks (docs/channels.md).", no_args_is_help=True)
+zalo_app = typer.Typer(help="Zalo: webhook and bot checks (docs/channels.md).", no_args_is_help=True)
+app.add_typer(telegram_app, name="telegram")
+app.add_typer(zalo_app, name="zalo")
+content_app = typer.Typer(help="The content library (content/articles).", no_args_is_help=True)
+app.add_typer(content_app, name="content")
+
+
+def _settings(**overrides: object) -> Settings:
+    base = Settings()
+    return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _serve(bot: App, *, scheduler: bool = False) -> None:
+    import uvicorn
+
+    from bot.runtime.http import create_http_app, install_log_redaction
+
+    logging.basicConfig(
+        level=bot.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    install_log_redaction()
+    # APScheduler logs every run of every job at INFO; bot.runtime.scheduler logs the runs that did something.
+    logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
+    api = create_http_app(bot)
+    if scheduler:  # reports: scheduled jobs on the instance elected by the lease (bot/runtime/scheduler.py)
+        from bot.runtime.scheduler import attach_to
+
+        attach_to(api, bot)
+    uvicorn.run(
+        api,
+        host=bot.settings.host,
+        port=bot.settings.port,
+        log_level=bot.settings.log_level.lower(),
+    )
+
+
+@app.command()
+def run(
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+) -> None:
+    """Run the bot: web chat, webhooks and health on one HTTP port.
+
+    Telegram and Zalo start with it when their tokens are set: through webhooks when PUBLIC_URL
+    is set, by polling otherwise (bot.channels.manager, started by the HTTP app's lifespan).
+    """
+    settings = _settings(host=host, port=port)
+    upgrade(settings.database_url)
+    _serve(bootstrap(settings), scheduler=True)
+
+
+@app.command()
+def demo(
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    serve: Annotated[bool, typer.Option(help="Serve the web chat after seeding.")] = True,
+) -> None:
+    """Set up a demo on SQLite (units, sample villages, invite codes) and serve the web chat."""
+    settings = _settings(port=port)
+    upgrade(settings.database_url)
+    bot = bootstrap(settings)
+    village_code, commune_code, where = asyncio.run(_seed_demo(bot))
+    typer.echo(f"Demo ready: {where}")
+    typer.echo(f"  Invite code, village officer : {village_code}")
+    typer.echo(f"  Invite code, commune officer : {commune_code}")
+    typer.echo(f"Open http://{settings.host}:{settings.port}/ , press “Bắt đầu”, choose “Tôi có mã mời”.")
+    if serve:
+        _serve(bot, scheduler=True)  # as `run` does: reminders, tips, digests, the outbox
+
+
+async def _seed_demo(bot: App) -> tuple[str, str, str]:
+    from bot.messaging.content import sync_content
+    from bot.services.invites import create_invite, format_code
+    from bot.services.units import seed_demo
+    from storage.models import COMMUNE_OFFICER, VILLAGE, VILLAGE_OFFICER
+
+    now = bot.clock.now()
+    async with bot.uow() as uow:
+        seed = await seed_demo(uow, bot.content_dir, now)
+        days = bot.settings.invite_expiry_days
+        demo_village = next((v for v in seed.villages if v.kind == VILLAGE), seed.villages[0])
+        village = await create_invite(uow, demo_village, VILLAGE_OFFICER, now, days)
+        commune = await create_invite(uow, seed.commune, COMMUNE_OFFICER, now, days)
+        where = f"{demo_village.name}, {seed.commune.name}, {seed.province.name}"
+        await sync_content(uow.session, bot.content_dir, now)  # articles for /tin and /guitin
+        await uow.commit()
+    await bot.db.dispose()
+    return format_code(village.code), format_code(commune.code), where
+
+
+@content_app.command("sync")
+def content_sync() -> None:
+    """Load content/articles into the database: new and changed items; removed ones retired."""
+    from bot.messaging.content import ContentError, sync_content
+
+    async def go(bot: App) -> str:
+        try:
+            async with bot.uow() as uow:
+                result = await sync_content(uow.session, bot.content_dir, bot.clock.now())
+                await uow.commit()
+        finally:
+            await bot.db.dispose()
+        return str(result)
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    try:
+        typer.echo(asyncio.run(go(bootstrap(settings))))
+    except ContentError as exc:
+        typer.echo(f"Nothing synced: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
+    """Apply the database migrations."""
+    settings = Settings()
+    upgrade(settings.database_url, revision)
+    typer.echo("Database is up to date.")
+
+
+@units_app.command("import")
+def units_import() -> None:
+    """Load the 34 provinces and 3,321 communes (package vietnam-provinces)."""
+    from bot.services.units import import_admin_units
+
+    async def go(bot: App) -> str:
+        async with bot.uow() as uow:
+            result = await import_admin_units(uow, bot.clock.now())
+            await uow.commit()
+        await bot.db.dispose()
+        counts = f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged"
+        return f"{counts} (data {result.data_version})"
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    typer.echo(asyncio.run(go(bootstrap(settings))))
+
+
+@units_app.command("import-villages")
+def units_import_villages(
+    path: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="CSV: commune_code,village_name,kind")
+    ],
+) -> None:
+    """Load villages and residential groups from a CSV file (idempotent)."""
+    from bot.services.units import import_villages_csv
+
+    async def go(bot: App) -> list[str]:
+        async with bot.uow() as uow:
+            result = await import_villages_csv(uow, path, bot.clock.now())
+            await uow.commit()
+        await bot.db.dispose()
+        return [
+            f"{result.inserted} inserted, {result.updated} updated, {result.unchanged} unchanged",
+            *result.errors,
+        ]
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    for line in asyncio.run(go(bootstrap(settings))):
+        typer.echo(line)
+
+
+@invite_app.command("create")
+def invite_create(
+    unit: Annotated[str, typer.Option("--unit", help="Unit id, or national code of a province/commune.")],
+    role: Annotated[
+        str, typer.Option("--role", help="village_officer, commune_officer, province_staff or admin.")
+    ],
+    uses: Annotated[int, typer.Option(help="How many people may use the code.")] = 1,
+    days: Annotated[int | None, typer.Option(help="Days until the code expires.")] = None,
+) -> None:
+    """Create an invite code for an officer of a unit."""
+    from bot.services.invites import create_invite, format_code
+    from storage.models import OFFICER_ROLES
+
+    if role not in OFFICER_ROLES:
+        raise typer.BadParameter(f"role must be one of {', '.join(OFFICER_ROLES)}")
+
+    async def go(bot: App) -> str:
+        async with bot.uow() as uow:
+            found = await uow.units.by_code(unit)
+            if found is None and unit.isdigit():
+                found = await uow.units.get(int(unit))
+            if found is None:
+                raise typer.BadParameter(f"no unit {unit!r}")
+            invite = await create_invite(
+                uow,
+                found,
+                role,
+                bot.clock.now(),
+                days or bot.settings.invite_expiry_days,
+                max_uses=uses,
+            )
+            await uow.commit()
+        await bot.db.dispose()
+        return f"{format_code(invite.code)}  ({role}, {found.name}, expires {invite.expires_at:%Y-%m-%d})"
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    typer.echo(asyncio.run(go(bootstrap(settings))))
+
+
+def _channel_admin(channel: str, action: str, public_url: str | None) -> None:
+    """Run one webhook or info call for `channel` and print what it says."""
+    settings = _settings(public_url=public_url)
+    token = settings.telegram_token if channel == "telegram" else settings.zalo_token
+    if token is None:
+        raise typer.BadParameter(f"{channel.upper()}_TOKEN is not set (in the environment or .env)")
+    if action == "set-webhook" and not settings.public_url:
+        raise typer.BadParameter("set PUBLIC_URL (or --public-url): the HTTPS address the platform can reach")
+    if channel == "telegram":
+        from bot.channels.telegram.channel import run_admin
+    else:
+        from bot.channels.zalo.channel import run_admin
+
+    async def go(bot: App) -> list[str]:
+        try:
+            return await run_admin(bot, action)
+        finally:
+            await bot.db.dispose()
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for line in asyncio.run(go(bootstrap(settings))):
+        typer.echo(line)
+
+
+PublicUrl = Annotated[str | None, typer.Option("--public-url", help="Overrides PUBLIC_URL.")]
+
+
+@telegram_app.command("set-webhook")
+def telegram_set_webhook(public_url: PublicUrl = None) -> None:
+    """Register {PUBLIC_URL}/telegram/webhook (with its secret) and the command menu (vi, en)."""
+    _channel_admin("telegram", "set-webhook", public_url)
+
+
+@telegram_app.command("delete-webhook")
+def telegram_delete_webhook() -> None:
+    """Remove the webhook, so that `khuyenhoc run` without PUBLIC_URL can poll."""
+    _channel_admin("telegram", "delete-webhook", None)
+
+
+@telegram_app.command("info")
+def telegram_info() -> None:
+    """Check the token and show the registered webhook and its last error."""
+    _channel_admin("telegram", "info", None)
+
+
+@zalo_app.command("set-webhook")
+def zalo_set_webhook(public_url: PublicUrl = None) -> None:
+    """Register {PUBLIC_URL}/zalo/webhook with its secret token."""
+    _channel_admin("zalo", "set-webhook", public_url)
+
+
+@zalo_app.command("delete-webhook")
+def zalo_delete_webhook() -> None:
+    """Remove the webhook, so that `khuyenhoc run` without PUBLIC_URL can poll."""
+    _channel_admin("zalo", "delete-webhook", None)
+
+
+@zalo_app.command("info")
+def zalo_info() -> None:
+    """Check the token and show the registered webhook."""
+    _channel_admin("zalo", "info", None)
+
+
+@app.command()
+def report(
+    unit: Annotated[
+        str,
+        typer.Option("--unit", help="Unit id, or national code of a province or commune; 'all': the nation."),
+    ],
+    period: Annotated[
+        str, typer.Option("--period", help="Period: 2026-H1, 2026-H2, 2026 (or 2026-W07, 2026-03, 2026-2027)")
+    ],
+    fmt: Annotated[str, typer.Option("--format", help="xlsx, csv or png.")] = "xlsx",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="File to write; default: a name from the unit and period.")
+    ] = None,
+    locale: Annotated[str, typer.Option(help="Language of the labels: vi or en.")] = "vi",
+) -> None:
+    """Write a compiled report: the .xlsx, chart or CSV officers receive (no role check: an admin's tool)."""
+    from bot.domain.i18n import translator
+    from bot.domain.schedules import ReportPeriod
+    from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
+    from storage.models import Unit
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"format must be one of {', '.join(FORMATS)}")
+    try:
+        wanted = ReportPeriod.parse(period)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+
+    async def go(bot: App) -> tuple[str, bytes, str]:
+        try:
+            async with bot.db.sessions() as session:
+                found: Unit | None = None
+                if unit.lower() != "all":
+                    by_code = select(Unit).where(Unit.code == unit)
+                    found = (await session.execute(by_code)).scalar_one_or_none()
+                    if found is None and unit.isdigit():
+                        found = await session.get(Unit, int(unit))
+                    if found is None:
+                        raise typer.BadParameter(f"no unit {unit!r}")
+                compiled = await compile_unit(
+                    session,
+                    found,
+                    wanted,
+                    content_dir=bot.content_dir,
+                    forms=bot.forms,
+                    now=bot.clock.now(),
+                )
+        finally:
+            await bot.db.dispose()
+        t = translator(locale)
+        (file,) = render(compiled, t, [fmt])
+        return file.filename, file.data, summary_text(compiled, t, files_attached=False)
+
+    from sqlalchemy import select
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    filename, data, summary = asyncio.run(go(bootstrap(settings)))
+    target = out or Path(filename)
+    target.write_bytes(data)
+    typer.echo(summary)
+    typer.echo(f"Written: {target} ({len(data):,} bytes)")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,82 @@
+"""The one ASGI app: health, the web chat, and (as they arrive) the channels' webhooks.
+
+Each channel contributes an `APIRouter`; `channel_routers` decides which are mounted, so adding
+Telegram or Zalo webhooks is one more entry there.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from fastapi import APIRouter, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from bot.domain.app import App
+
+log = logging.getLogger(__name__)
+
+ACCESS_LOGGER = "uvicorn.access"
+
+
+class RedactClientIds(logging.Filter):
+    """Access logs print request paths, and the web chat's poll path carries the client id (the
+    contact's only credential there): replace it with a short hash before anything is written."""
+
+    _pattern = re.compile(r"(client_id=)([^&\s]+)")
+
+    def _redact(self, value: object) -> object:
+        if not isinstance(value, str) or "client_id=" not in value:
+            return value
+        from bot.channels.webchat.channel import short_id
+
+        return self._pattern.sub(lambda m: f"{m.group(1)}#{short_id(m.group(2))}", value)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(self._redact(a) for a in record.args)
+        elif isinstance(record.msg, str):
+            record.msg = str(self._redact(record.msg))
+        return True
+
+
+def install_log_redaction() -> None:
+    """Idempotent; logger filters survive uvicorn's own logging configuration."""
+    access = logging.getLogger(ACCESS_LOGGER)
+    if not any(isinstance(f, RedactClientIds) for f in access.filters):
+        access.addFilter(RedactClientIds())
+
+
+def channel_routers(app: App) -> list[APIRouter]:
+    """The routers of the channels enabled in the settings."""
+    routers: list[APIRouter] = []
+    if app.settings.webchat_enabled:
+        from bot.channels.webchat import channel as webchat
+
+        routers.append(webchat.create_router(app))
+    if app.settings.telegram_token is not None or app.settings.zalo_token is not None:
+        from bot.channels.manager import channel_runtime
+
+        routers += channel_runtime(app).routers()
+    return routers
+
+
+def create_http_app(app: App, routers: list[APIRouter] | None = None) -> FastAPI:
+    """The HTTP app. `routers` replaces the channels chosen from the settings (tests use this)."""
+    install_log_redaction()
+    api = FastAPI(title="Khuyến học Bot", version="0.1.0", docs_url=None, redoc_url=None)
+
+    @api.get("/health", tags=["ops"])
+    async def health() -> JSONResponse:
+        try:
+            async with app.db.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        except Exception:
+            log.exception("health check: database unreachable")
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    for router in channel_routers(app) if routers is None else routers:
+        api.include_router(router)
+    return api

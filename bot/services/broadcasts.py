@@ -1,0 +1,327 @@
+"""Staff broadcasts: who may send to whom, the audience, queueing, cancelling, counting.
+
+Authorisation lives here, not in the dialogue: a member cannot broadcast, a commune officer
+reaches only their commune, province staff only their province. `queue_broadcast` checks the
+audience against the sender's roles again whatever the dialogue offered, resolves it, and
+writes the broadcast and one outbox row per recipient in the caller's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.domain.i18n import translator
+from bot.domain.permissions import Grant, may_act_on
+from bot.messaging.content import item_text, item_translations
+from bot.messaging.outbox import Outgoing, enqueue
+from bot.messaging.outreach import cancel_queued, footer, pick_identity
+from storage.models import (
+    COMMUNE_OFFICER,
+    MEMBER,
+    PROVINCE_STAFF,
+    VILLAGE_OFFICER,
+    ChannelIdentity,
+    Contact,
+    RoleGrant,
+    Unit,
+)
+from storage.models_outreach import (
+    BLOCKED,
+    CANCELLED,
+    FAILED,
+    KIND_BROADCAST,
+    QUEUED,
+    SENDING,
+    SENT,
+    Broadcast,
+    ContentItem,
+    Delivery,
+    Subscription,
+)
+
+BROADCAST_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+MEMBERS = "members"
+OFFICERS = "officers"
+GROUP_ROLES = {
+    MEMBERS: (MEMBER,),
+    OFFICERS: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF),
+}
+MAX_TEXT = 1500  # with the sender line and footer, under Zalo's 2,000 characters
+
+
+class NotAllowed(Exception):
+    """The contact may not broadcast, or not to that audience."""
+
+
+@dataclass(frozen=True, slots=True)
+class Audience:
+    """Who receives: everyone of `groups` in the subtrees of `unit_ids` (subscribed to one of
+    `topics`, when given)."""
+
+    unit_ids: tuple[int, ...]
+    groups: tuple[str, ...] = (MEMBERS,)
+    topics: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"unit_ids": list(self.unit_ids), "groups": list(self.groups), "topics": list(self.topics)}
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A content item, or a text written by the sender (optionally with a photo link)."""
+
+    item_key: str | None = None
+    text: str | None = None
+    image_url: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    contact_id: int
+    locale: str
+    channel: str
+    external_id: str
+
+
+@dataclass
+class Counts:
+    queued: int = 0
+    sent: int = 0
+    failed: int = 0
+    blocked: int = 0
+    cancelled: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        return self.queued + self.sent + self.failed + self.blocked + self.cancelled
+
+
+def broadcast_areas(grants: Sequence[Grant]) -> list[Unit]:
+    """The units a contact may broadcast to (their commune, their province)."""
+    return [g.unit for g in grants if g.role in BROADCAST_ROLES]
+
+
+def may_broadcast(grants: Sequence[Grant]) -> bool:
+    return bool(broadcast_areas(grants))
+
+
+async def audience_units(session: AsyncSession, grants: Sequence[Grant], audience: Audience) -> list[Unit]:
+    """The audience's units, each checked to lie inside the sender's area. Raises NotAllowed."""
+    if not may_broadcast(grants):
+        raise NotAllowed("only commune officers and province staff broadcast")
+    if not audience.unit_ids or not audience.groups or set(audience.groups) - set(GROUP_ROLES):
+        raise NotAllowed("empty or unknown audience")
+    units = list((await session.execute(select(Unit).where(Unit.id.in_(audience.unit_ids)))).scalars())
+    if len(units) != len(set(audience.unit_ids)):
+        raise NotAllowed("unknown unit")
+    outside = [u.name for u in units if not may_act_on(list(grants), u, BROADCAST_ROLES)]
+    if outside:
+        raise NotAllowed(f"outside the sender's area: {', '.join(outside)}")
+    return units
+
+
+async def resolve(
+    session: AsyncSession, units: Sequence[Unit], audience: Audience, exclude_contact_id: int | None = None
+) -> list[Recipient]:
+    """Everyone the audience names who agreed, did not stop, and has an unblocked identity."""
+    roles = [r for g in audience.groups for r in GROUP_ROLES[g]]
+    in_area = (
+        select(RoleGrant.id)
+        .join(Unit, Unit.id == RoleGrant.unit_id)
+        .where(RoleGrant.contact_id == Contact.id, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None))
+        .where(or_(*(Unit.path.like(u.path + "%") for u in units)))
+    )
+    q = (
+        select(
+            Contact.id,
+            Contact.locale,
+            Subscription.topics,
+            ChannelIdentity.channel,
+            ChannelIdentity.external_id,
+            ChannelIdentity.created_at,
+        )
+        .join(
+            ChannelIdentity,
+            and_(ChannelIdentity.contact_id == Contact.id, ChannelIdentity.blocked_at.is_(None)),
+        )
+        .outerjoin(Subscription, Subscription.contact_id == Contact.id)
+        .where(Contact.consent_at.is_not(None), Subscription.stopped_at.is_(None), in_area.exists())
+    )
+    if exclude_contact_id is not None:
+        q = q.where(Contact.id != exclude_contact_id)
+    wanted = set(audience.topics)
+    people: dict[int, tuple[str, list[tuple[str, str, datetime]]]] = {}
+    for cid, locale, topics, channel, ext, created in (await session.execute(q)).all():
+        if wanted and topics and not wanted & set(topics):
+            continue  # chose topics, none of them this broadcast's (no topics chosen: all)
+        people.setdefault(cid, (locale, []))[1].append((channel, ext, created))
+    out = []
+    for cid, (locale, identities) in sorted(people.items()):
+        picked = pick_identity(identities)
+        if picked is not None:
+            out.append(Recipient(cid, locale, *picked))
+    return out
+
+
+async def count_recipients(
+    session: AsyncSession, grants: Sequence[Grant], audience: Audience, sender_id: int
+) -> int:
+    units = await audience_units(session, grants, audience)
+    return len(await resolve(session, units, audience, sender_id))
+
+
+def _sender_line(area: Unit, locale: str) -> str:
+    return translator(locale)("📢 From the Study Promotion Association of {area}:", area=area.name)
+
+
+def compose(
+    message: Message, area: Unit, locale: str, items: dict[str, ContentItem], default_locale: str = "vi"
+) -> dict[str, Any]:
+    """The payload for one language: sender line, the item (in that language when it exists)
+    or the text, the photo link, and how to stop."""
+    t = translator(locale)
+    parts = [_sender_line(area, locale)]
+    payload: dict[str, Any] = {}
+    if message.item_key is not None:
+        item = items.get(locale) or items.get(default_locale) or next(iter(items.values()))
+        parts.append(item_text(item))
+        payload["item"] = item.item_key
+        if item.image:
+            payload["image"] = item.image
+    else:
+        parts.append((message.text or "").strip())
+    if message.image_url:
+        parts.append("📷 " + message.image_url)
+    parts.append(footer(t))
+    payload["text"] = "\n\n".join(parts)
+    return payload
+
+
+def _area_of(grants: Sequence[Grant], units: Sequence[Unit]) -> Unit:
+    """The sender's broadcast area that holds the audience (the narrowest when several)."""
+    areas = [a for a in broadcast_areas(grants) if all(u.path.startswith(a.path) for u in units)]
+    return max(areas, key=lambda a: len(a.path))
+
+
+async def queue_broadcast(
+    session: AsyncSession,
+    sender: Contact,
+    grants: Sequence[Grant],
+    audience: Audience,
+    message: Message,
+    *,
+    now: datetime,
+    send_at: datetime | None = None,
+) -> Broadcast:
+    """Check, resolve and queue: the broadcast and its deliveries in the caller's transaction.
+
+    Raises NotAllowed for a sender or audience outside the rules, ValueError for an empty
+    message or an unknown content item.
+    """
+    units = await audience_units(session, grants, audience)
+    items: dict[str, ContentItem] = {}
+    if message.item_key is not None:
+        items = await item_translations(session, message.item_key)
+        if not items:
+            raise ValueError(f"no content item {message.item_key!r}")
+        title = (items.get(sender.locale) or next(iter(items.values()))).title
+    elif message.text and message.text.strip():
+        if len(message.text) > MAX_TEXT:
+            raise ValueError("text too long")
+        title = message.text.strip().splitlines()[0]
+    else:
+        raise ValueError("empty message")
+    area = _area_of(grants, units)
+    recipients = await resolve(session, units, audience, sender.id)
+    when = send_at if send_at is not None and send_at > now else now
+    broadcast = Broadcast(
+        created_by_contact_id=sender.id,
+        area_unit_id=area.id,
+        area_path=area.path,
+        audience=audience.as_json(),
+        item_key=message.item_key,
+        text=message.text,
+        image_url=message.image_url,
+        title=title[:120],
+        recipients=len(recipients),
+        send_at=when,
+        created_at=now,
+    )
+    session.add(broadcast)
+    await session.flush()
+    payloads = {loc: compose(message, area, loc, items) for loc in {r.locale for r in recipients}}
+    outgoing = [Outgoing(r.contact_id, r.channel, r.external_id, payloads[r.locale]) for r in recipients]
+    await enqueue(
+        session,
+        outgoing,
+        kind=KIND_BROADCAST,
+        now=now,
+        not_before=when if when > now else None,
+        broadcast_id=broadcast.id,
+    )
+    return broadcast
+
+
+def may_manage(grants: Sequence[Grant], contact_id: int, broadcast: Broadcast) -> bool:
+    """Its author, or staff whose broadcast area holds the broadcast's area."""
+    if broadcast.created_by_contact_id == contact_id:
+        return True
+    return any(broadcast.area_path.startswith(a.path) for a in broadcast_areas(grants))
+
+
+async def cancel_broadcast(
+    session: AsyncSession, broadcast_id: int, contact_id: int, grants: Sequence[Grant], now: datetime
+) -> int:
+    """Stop what is not yet sent (messages in flight still arrive). Returns rows cancelled."""
+    broadcast = await session.get(Broadcast, broadcast_id)
+    if broadcast is None or not may_manage(grants, contact_id, broadcast):
+        raise NotAllowed("not your broadcast")
+    if broadcast.cancelled_at is None:
+        broadcast.cancelled_at = now
+        broadcast.cancelled_by_contact_id = contact_id
+    return await cancel_queued(session, [Delivery.broadcast_id == broadcast_id], now, "cancelled")
+
+
+async def visible_broadcasts(
+    session: AsyncSession, contact_id: int, grants: Sequence[Grant], limit: int = 5
+) -> list[Broadcast]:
+    """The newest broadcasts the contact wrote or that lie inside their broadcast area."""
+    conditions = [Broadcast.created_by_contact_id == contact_id]
+    conditions += [Broadcast.area_path.like(a.path + "%") for a in broadcast_areas(grants)]
+    q = select(Broadcast).where(or_(*conditions)).order_by(Broadcast.created_at.desc(), Broadcast.id.desc())
+    return list((await session.execute(q.limit(limit))).scalars())
+
+
+async def delivery_counts(session: AsyncSession, broadcast_ids: Sequence[int]) -> dict[int, Counts]:
+    """Queued (waiting or being sent), sent, failed, blocked and cancelled, per broadcast."""
+    out = {bid: Counts() for bid in broadcast_ids}
+    if not broadcast_ids:
+        return out
+    q = (
+        select(Delivery.broadcast_id, Delivery.status, func.count())
+        .where(Delivery.broadcast_id.in_(broadcast_ids))
+        .group_by(Delivery.broadcast_id, Delivery.status)
+    )
+    for bid, status, n in (await session.execute(q)).all():
+        if bid is None:
+            continue
+        c = out[bid]
+        c.by_status[status] = int(n)
+        if status in (QUEUED, SENDING):
+            c.queued += int(n)
+        elif status == SENT:
+            c.sent += int(n)
+        elif status == FAILED:
+            c.failed += int(n)
+        elif status == BLOCKED:
+            c.blocked += int(n)
+        elif status == CANCELLED:
+            c.cancelled += int(n)
+    return out

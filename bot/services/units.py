@@ -1,0 +1,500 @@
+"""The unit tree: national provinces and communes, villages from CSV files or from chat.
+
+Provinces and communes come from the `vietnam-provinces` package and carry national codes.
+Villages have no national code (DOMAIN.md): they are keyed by their internal id and matched by
+(commune, folded name), because commune councils merge and rename them.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.metadata
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import insert, select, update
+
+from bot.domain.parsing import fold
+from storage.models import (
+    COMMUNE,
+    PROVINCE,
+    RESIDENTIAL_GROUP,
+    VILLAGE,
+    VILLAGE_KINDS,
+    Unit,
+)
+from storage.uow import UnitOfWork
+
+# The 34 provinces and 3,321 communes took effect on this date (Resolution 202/2025/QH15).
+ADMIN_VALID_FROM = date(2025, 7, 1)
+ADMIN_PACKAGE = "vietnam-provinces"
+MAX_VILLAGE_NAME = 100
+VILLAGE_CSV_COLUMNS = ("commune_code", "village_name", "kind")
+DEMO_VILLAGES_CSV = Path("units") / "demo_villages.csv"
+# Xã Trường Hà, Cao Bằng (Pác Bó): the demo commune; the CSV also holds villages of a second one.
+DEMO_COMMUNE_CODE = "01392"
+
+_FLUSH_BATCH = 1000
+_IN_BATCH = 500  # well under SQLite's bound-parameter limit
+_SPACES = re.compile(r"\s+")
+
+# Vietnamese designations accepted for a village kind, with their display form. Longest first,
+# so "tổ dân phố" wins over "tổ" when read off the front of a name.
+_DESIGNATIONS: tuple[tuple[str, str], ...] = (
+    ("tổ dân phố", RESIDENTIAL_GROUP),
+    ("khu phố", RESIDENTIAL_GROUP),
+    ("khóm", RESIDENTIAL_GROUP),
+    ("thôn", VILLAGE),
+    ("bản", VILLAGE),
+    ("buôn", VILLAGE),
+    ("làng", VILLAGE),
+    ("xóm", VILLAGE),
+    ("plei", VILLAGE),
+    ("sóc", VILLAGE),
+    ("ấp", VILLAGE),
+    ("tổ", RESIDENTIAL_GROUP),
+)
+
+
+class BadVillageName(ValueError):
+    """Empty, or longer than MAX_VILLAGE_NAME characters."""
+
+
+class DuplicateVillage(ValueError):
+    """The commune already has a village with the same folded name."""
+
+    def __init__(self, existing: Unit) -> None:
+        super().__init__(f"village {existing.name!r} already exists (id {existing.id})")
+        self.existing = existing
+
+
+class BadVillageKind(ValueError):
+    """Not one of village, residential_group or a Vietnamese designation."""
+
+
+class BadVillageCsv(ValueError):
+    """The file cannot be read as a village list at all (wrong header)."""
+
+
+@dataclass
+class ImportResult:
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    data_version: str | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DemoSeed:
+    province: Unit
+    commune: Unit
+    villages: list[Unit]
+    admin_import: ImportResult | None  # None when the units were already there
+    villages_import: ImportResult
+
+
+def admin_data_version() -> str:
+    """The installed `vietnam-provinces` version, e.g. "2025.10.1"."""
+    return importlib.metadata.version(ADMIN_PACKAGE)
+
+
+def clean_village_name(name: str) -> str:
+    """Strip and collapse spaces; refuse empty or over-long names."""
+    cleaned = _SPACES.sub(" ", name).strip()
+    if not cleaned:
+        raise BadVillageName("empty village name")
+    if len(cleaned) > MAX_VILLAGE_NAME:
+        raise BadVillageName(f"village name longer than {MAX_VILLAGE_NAME} characters")
+    return cleaned
+
+
+def parse_village_kind(text: str) -> tuple[str, str | None]:
+    """Map "village", "residential_group" or a designation ("thôn", "tổ dân phố") to
+    (kind, designation); the designation is None for the English kinds."""
+    folded = fold(text).replace("-", "_")
+    if folded in ("village", "residential_group", "residential group"):
+        return (VILLAGE if folded == "village" else RESIDENTIAL_GROUP), None
+    for word, kind in _DESIGNATIONS:
+        if folded == fold(word):
+            return kind, word
+    raise BadVillageKind(f"unknown village kind {text.strip()!r}")
+
+
+def designation_from_name(name: str, kind: str) -> str | None:
+    """The designation a name starts with ("Xóm Pác Bó" → "xóm"), when it agrees with `kind`."""
+    folded = fold(name)
+    for word, word_kind in _DESIGNATIONS:
+        fw = fold(word)
+        if folded == fw or folded.startswith(fw + " "):
+            return word if word_kind == kind else None
+    return None
+
+
+def _village_designation(name: str, kind: str, given: str | None) -> str | None:
+    return given if given is not None else designation_from_name(name, kind)
+
+
+# --- provinces and communes -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _AdminRow:
+    code: str
+    kind: str
+    name: str
+    division_type: str
+    parent_code: str | None
+
+
+def _admin_rows() -> list[_AdminRow]:
+    from vietnam_provinces import Province, Ward
+
+    rows: list[_AdminRow] = []
+    for province in sorted(Province.iter_all(), key=lambda p: int(p.code)):
+        pcode = f"{int(province.code):02d}"
+        rows.append(_AdminRow(pcode, PROVINCE, province.name, province.division_type.value, None))
+        for ward in sorted(Ward.iter_by_province(province.code), key=lambda w: int(w.code)):
+            rows.append(
+                _AdminRow(f"{int(ward.code):05d}", COMMUNE, ward.name, ward.division_type.value, pcode)
+            )
+    return rows
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def _bulk_insert(uow: UnitOfWork, values: list[dict[str, Any]], kinds: Sequence[str]) -> None:
+    """Insert units, then give each its materialised path, which needs its id.
+
+    Plain executemany without RETURNING: SQLite cannot return a batch's ids in order, so an
+    ORM flush of new objects would insert row by row (3,355 round trips for the national list).
+    New rows are found again by their still empty path.
+    """
+    if not values:
+        return
+    for batch in _batches(values, _FLUSH_BATCH):
+        await uow.session.execute(insert(Unit), list(batch))
+    parent_paths: dict[int, str] = {}
+    parent_ids = sorted({v["parent_id"] for v in values if v["parent_id"] is not None})
+    for ids in _batches(parent_ids, _IN_BATCH):
+        q = select(Unit.id, Unit.path).where(Unit.id.in_(ids))
+        parent_paths.update((uid, path) for uid, path in (await uow.session.execute(q)).all())
+    q2 = select(Unit.id, Unit.parent_id).where(Unit.path == "", Unit.kind.in_(kinds))
+    paths = [
+        {"id": uid, "path": f"{parent_paths[pid] if pid is not None else '/'}{uid}/"}
+        for uid, pid in (await uow.session.execute(q2)).all()
+    ]
+    for batch in _batches(paths, _FLUSH_BATCH):
+        await uow.session.execute(update(Unit), list(batch))
+
+
+async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
+    """Load or refresh the 34 provinces and 3,321 communes; idempotent, matched by code."""
+    import vietnam_provinces
+
+    version = admin_data_version()
+    source = f"{ADMIN_PACKAGE} {version}"
+    result = ImportResult(data_version=version)
+    rows = _admin_rows()
+
+    existing: dict[str, Unit] = {
+        u.code: u
+        for u in (await uow.session.execute(select(Unit).where(Unit.code.is_not(None)))).scalars()
+        if u.code is not None
+    }
+
+    for kind in (PROVINCE, COMMUNE):  # provinces first: communes need their ids
+        new: list[dict[str, Any]] = []
+        moved: list[tuple[Unit, Unit | None]] = []
+        for row in rows:
+            if row.kind != kind:
+                continue
+            parent = existing[row.parent_code] if row.parent_code is not None else None
+            wanted: dict[str, Any] = {
+                "kind": row.kind,
+                "name": row.name,
+                "name_folded": fold(row.name),
+                "division_type": row.division_type,
+                "parent_id": parent.id if parent is not None else None,
+                "valid_from": ADMIN_VALID_FROM,
+                "valid_to": None,
+            }
+            unit = existing.get(row.code)
+            if unit is None:
+                new.append(wanted | {"code": row.code, "source": source, "created_at": now, "path": ""})
+                result.inserted += 1
+                continue
+            diff = {k: v for k, v in wanted.items() if getattr(unit, k) != v}
+            if not diff:
+                result.unchanged += 1
+                continue
+            for key, value in diff.items():
+                setattr(unit, key, value)
+            unit.source = source
+            if "parent_id" in diff:
+                moved.append((unit, parent))
+            result.updated += 1
+        for unit, parent in moved:
+            # Only communes move between provinces, and they have no coded children to carry.
+            unit.path = f"{parent.path if parent is not None else '/'}{unit.id}/"
+        await uow.session.flush()
+        await _bulk_insert(uow, new, (kind,))
+        if kind == PROVINCE and new:
+            existing.update(await _units_by_code(uow, (v["code"] for v in new), PROVINCE))
+
+    counts = {k: sum(1 for r in rows if r.kind == k) for k in (PROVINCE, COMMUNE)}
+    uow.audit.add(
+        now,
+        "units.import",
+        source=source,
+        data_version=version,
+        data_date=str(getattr(vietnam_provinces, "__data_version__", "")),
+        provinces=counts[PROVINCE],
+        communes=counts[COMMUNE],
+        inserted=result.inserted,
+        updated=result.updated,
+        unchanged=result.unchanged,
+    )
+    await uow.session.flush()
+    return result
+
+
+# --- villages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _VillageRow:
+    line: int
+    commune_code: str
+    name: str
+    kind: str
+    designation: str | None
+
+
+def _read_village_csv(path: Path, result: ImportResult) -> list[_VillageRow]:
+    rows: list[_VillageRow] = []
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if header is None or tuple(h.strip().lower() for h in header) != VILLAGE_CSV_COLUMNS:
+            raise BadVillageCsv(
+                f"{path.name}: the header must be {','.join(VILLAGE_CSV_COLUMNS)}, got {header!r}"
+            )
+        line = reader.line_num
+        for record in reader:
+            start, line = line + 1, reader.line_num
+            if not any(cell.strip() for cell in record):
+                continue
+            if len(record) != len(VILLAGE_CSV_COLUMNS):
+                result.errors.append(
+                    f"line {start}: expected {len(VILLAGE_CSV_COLUMNS)} columns, got {len(record)}"
+                )
+                continue
+            raw_code, raw_name, raw_kind = (cell.strip() for cell in record)
+            if not raw_code.isdigit() or len(raw_code) > 5:
+                result.errors.append(f"line {start}: bad commune code {raw_code!r}")
+                continue
+            try:
+                name = clean_village_name(raw_name)
+                kind, designation = parse_village_kind(raw_kind)
+            except ValueError as exc:
+                result.errors.append(f"line {start}: {exc}")
+                continue
+            rows.append(_VillageRow(start, raw_code.zfill(5), name, kind, designation))
+    return rows
+
+
+async def _units_by_code(uow: UnitOfWork, codes: Iterable[str], kind: str) -> dict[str, Unit]:
+    found: dict[str, Unit] = {}
+    for batch in _batches(sorted(set(codes)), _IN_BATCH):
+        q = select(Unit).where(Unit.code.in_(batch), Unit.kind == kind)
+        for unit in (await uow.session.execute(q)).scalars():
+            if unit.code is not None:
+                found[unit.code] = unit
+    return found
+
+
+async def _villages_of(uow: UnitOfWork, commune_ids: Iterable[int]) -> dict[tuple[int, str], Unit]:
+    found: dict[tuple[int, str], Unit] = {}
+    for batch in _batches(sorted(set(commune_ids)), _IN_BATCH):
+        q = select(Unit).where(Unit.parent_id.in_(batch), Unit.kind.in_(VILLAGE_KINDS)).order_by(Unit.id)
+        for unit in (await uow.session.execute(q)).scalars():
+            if unit.parent_id is not None:
+                found.setdefault((unit.parent_id, unit.name_folded), unit)
+    return found
+
+
+async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> ImportResult:
+    """Load villages from `commune_code,village_name,kind`; idempotent, matched by
+    (commune, folded name). Bad rows are reported by line number; the others are imported."""
+    result = ImportResult()
+    rows = _read_village_csv(path, result)
+    communes = await _units_by_code(uow, (r.commune_code for r in rows), COMMUNE)
+    existing = await _villages_of(uow, (c.id for c in communes.values()))
+    source = f"csv {path.name}"[:64]
+
+    new: list[dict[str, Any]] = []
+    seen: dict[tuple[int, str], int] = {}
+    for row in rows:
+        commune = communes.get(row.commune_code)
+        if commune is None:
+            result.errors.append(f"line {row.line}: unknown commune code {row.commune_code}")
+            continue
+        folded = fold(row.name)
+        first_line = seen.setdefault((commune.id, folded), row.line)
+        if first_line != row.line:
+            result.errors.append(f"line {row.line}: same village as line {first_line}")
+            continue
+        designation = _village_designation(row.name, row.kind, row.designation)
+        village = existing.get((commune.id, folded))
+        if village is None:
+            new.append(
+                {
+                    "kind": row.kind,
+                    "division_type": designation,
+                    "code": None,
+                    "name": row.name,
+                    "name_folded": folded,
+                    "parent_id": commune.id,
+                    "path": "",
+                    "source": source,
+                    "created_at": now,
+                }
+            )
+            result.inserted += 1
+            continue
+        wanted = {"kind": row.kind, "name": row.name, "division_type": designation}
+        diff = {k: v for k, v in wanted.items() if getattr(village, k) != v}
+        if not diff:
+            result.unchanged += 1
+            continue
+        for key, value in diff.items():
+            setattr(village, key, value)
+        result.updated += 1
+    await uow.session.flush()
+    await _bulk_insert(uow, new, VILLAGE_KINDS)
+
+    result.errors.sort(key=_line_of)
+    uow.audit.add(
+        now,
+        "villages.import",
+        file=path.name,
+        inserted=result.inserted,
+        updated=result.updated,
+        unchanged=result.unchanged,
+        errors=len(result.errors),
+    )
+    await uow.session.flush()
+    return result
+
+
+def _line_of(error: str) -> int:
+    match = re.match(r"line (\d+):", error)
+    return int(match.group(1)) if match else 0
+
+
+async def add_village(
+    uow: UnitOfWork,
+    commune: Unit,
+    name: str,
+    kind: str,
+    now: datetime,
+    by_contact_id: int | None,
+) -> Unit:
+    """Add a village or residential group to a commune (a commune officer, in chat)."""
+    if commune.kind != COMMUNE:
+        raise ValueError(f"villages belong to a commune, not to a {commune.kind}")
+    cleaned = clean_village_name(name)
+    village_kind, given = parse_village_kind(kind)
+    folded = fold(cleaned)
+    duplicate = await uow.units.child_by_folded_name(commune.id, folded)
+    if duplicate is not None and duplicate.kind in VILLAGE_KINDS:
+        raise DuplicateVillage(duplicate)
+    village = await uow.units.add(
+        Unit(
+            kind=village_kind,
+            division_type=_village_designation(cleaned, village_kind, given),
+            code=None,
+            name=cleaned,
+            name_folded=folded,
+            parent_id=commune.id,
+            source="chat",
+            created_at=now,
+        )
+    )
+    uow.audit.add(
+        now,
+        "village.add",
+        contact_id=by_contact_id,
+        unit_id=village.id,
+        commune_id=commune.id,
+        name=cleaned,
+        kind=village_kind,
+    )
+    await uow.session.flush()
+    return village
+
+
+async def rename_village(
+    uow: UnitOfWork,
+    village: Unit,
+    new_name: str,
+    now: datetime,
+    by_contact_id: int | None,
+) -> Unit:
+    """Rename a village in place: its id, and so its reports and officers, stay."""
+    if village.kind not in VILLAGE_KINDS:
+        raise ValueError(f"only villages are renamed here, not a {village.kind}")
+    cleaned = clean_village_name(new_name)
+    if cleaned == village.name:
+        return village
+    folded = fold(cleaned)
+    if village.parent_id is not None and folded != village.name_folded:
+        duplicate = await uow.units.child_by_folded_name(village.parent_id, folded)
+        if duplicate is not None and duplicate.id != village.id and duplicate.kind in VILLAGE_KINDS:
+            raise DuplicateVillage(duplicate)
+    old_name = village.name
+    village.name = cleaned
+    village.name_folded = folded
+    # A designation read off the old name ("Xóm …") follows the name; one given explicitly stays.
+    from_new = designation_from_name(cleaned, village.kind)
+    if from_new is not None or designation_from_name(old_name, village.kind) is not None:
+        village.division_type = from_new
+    uow.audit.add(
+        now,
+        "village.rename",
+        contact_id=by_contact_id,
+        unit_id=village.id,
+        old_name=old_name,
+        new_name=cleaned,
+    )
+    await uow.session.flush()
+    return village
+
+
+# --- demo -----------------------------------------------------------------------------------
+
+
+async def seed_demo(uow: UnitOfWork, content_dir: Path, now: datetime) -> DemoSeed:
+    """Make sure the demo has units: the national list (once) and the demo villages."""
+    admin: ImportResult | None = None
+    if await uow.units.count(PROVINCE) == 0:
+        admin = await import_admin_units(uow, now)
+    villages_result = await import_villages_csv(uow, content_dir / DEMO_VILLAGES_CSV, now)
+    if villages_result.errors:
+        raise ValueError("demo villages: " + "; ".join(villages_result.errors))
+    commune = await uow.units.by_code(DEMO_COMMUNE_CODE)
+    if commune is None or commune.parent_id is None:
+        raise LookupError(f"demo commune {DEMO_COMMUNE_CODE} is missing")
+    province = await uow.units.get(commune.parent_id)
+    if province is None:
+        raise LookupError(f"province of demo commune {DEMO_COMMUNE_CODE} is missing")
+    villages = await uow.units.children(commune.id, VILLAGE_KINDS)
+    return DemoSeed(province, commune, villages, admin, villages_result)
