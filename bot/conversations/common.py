@@ -5,9 +5,7 @@ from __future__ import annotations
 from bot.conversations.engine import Context
 from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Option, Reply
-from bot.domain.permissions import REPORTING_ROLES, VILLAGE_MANAGER_ROLES
-from bot.reports import SUMMARY_ROLES
-from bot.services.broadcasts import BROADCAST_ROLES
+from bot.domain.permissions import Action, holds
 from storage.models import (
     ADMIN,
     COMMUNE_OFFICER,
@@ -37,7 +35,7 @@ async def describe_unit(ctx: Context, unit: Unit) -> str:
 
 
 def is_officer(ctx: Context) -> bool:
-    return any(g.role in REPORTING_ROLES for g in ctx.grants)
+    return holds(ctx.grants, Action.REPORT)
 
 
 def menu_reply(ctx: Context, intro: str | None = None) -> Reply:
@@ -49,11 +47,11 @@ def menu_reply(ctx: Context, intro: str | None = None) -> Reply:
             Option("cmd:baocao", t("Village report")),
             Option("cmd:hoatdong", t("Activity report")),
         ]
-    if any(g.role in VILLAGE_MANAGER_ROLES for g in ctx.grants):
+    if holds(ctx.grants, Action.MANAGE_VILLAGES):
         options += [Option("cmd:thon", t("Villages and invite codes"))]
-    if any(g.role in SUMMARY_ROLES for g in ctx.grants):
+    if holds(ctx.grants, Action.COMPILE_REPORT):
         options += [Option("cmd:baocaotonghop", t("Compiled report"))]
-    if any(g.role in BROADCAST_ROLES for g in ctx.grants):
+    if holds(ctx.grants, Action.BROADCAST):
         options += [
             Option("cmd:guitin", t("Send a broadcast")),
             Option("cmd:tinhtrang", t("Broadcast status")),
@@ -75,13 +73,13 @@ def help_text(ctx: Context) -> str:
             t("/baocao — village report (half-year or year)"),
             t("/hoatdong — report a class, session or event"),
         ]
-    if any(g.role in VILLAGE_MANAGER_ROLES for g in ctx.grants):
+    if holds(ctx.grants, Action.MANAGE_VILLAGES):
         lines.append(t("/thon — add or rename villages, create invite codes"))
-    if any(g.role in SUMMARY_ROLES for g in ctx.grants):
+    if holds(ctx.grants, Action.COMPILE_REPORT):
         lines.append(
             t("/baocaotonghop — compiled report of your commune or province: summary, Excel file, chart")
         )
-    if any(g.role in BROADCAST_ROLES for g in ctx.grants):
+    if holds(ctx.grants, Action.BROADCAST):
         lines += [
             t("/guitin — send an article or a message to people of your area"),
             t("/tinhtrang — delivery counts of your broadcasts; cancel one"),

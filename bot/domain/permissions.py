@@ -1,20 +1,48 @@
-"""Who may do what, where: checked in the service layer from the contact's roles and units."""
+"""Who may do what, where: one table of actions and the roles that may take them.
+
+Every check — the services that write, the menu and help that offer commands, the command table
+— asks this table, so a role's reach is changed in one place. A role is held on a unit and
+reaches that unit's subtree: an officer acts only inside their own area (DESIGN.md, boundary 7).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import StrEnum
 
 from storage.models import (
     ADMIN,
     COMMUNE_OFFICER,
+    MEMBER,
     PROVINCE_STAFF,
     VILLAGE_OFFICER,
     Unit,
 )
 from storage.uow import UnitOfWork
 
-REPORTING_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN)
-VILLAGE_MANAGER_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN)
+
+class Action(StrEnum):
+    REPORT = "report"  # file village and activity reports (/baocao, /hoatdong)
+    MANAGE_VILLAGES = "manage_villages"  # list, add and rename villages (/thon)
+    CREATE_INVITE = "create_invite"  # invite officers to a unit of one's area
+    COMPILE_REPORT = "compile_report"  # compiled reports on demand (/baocaotonghop)
+    BROADCAST = "broadcast"  # send news to the people of one's area (/guitin, /tinhtrang)
+    RECEIVE_OUTREACH = "receive_outreach"  # tips and news (/chude, /tin)
+
+
+PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
+    Action.REPORT: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.MANAGE_VILLAGES: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.CREATE_INVITE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.COMPILE_REPORT: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.BROADCAST: (COMMUNE_OFFICER, PROVINCE_STAFF),
+    Action.RECEIVE_OUTREACH: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+}
+
+
+def roles_for(action: Action) -> tuple[str, ...]:
+    return PERMISSIONS[action]
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,13 +53,37 @@ class Grant:
     unit: Unit
 
 
-def area_units(grants: list[Grant], roles: tuple[str, ...]) -> list[Unit]:
+class NotAllowed(Exception):
+    """The acting contact holds no role that allows the action on that unit."""
+
+    def __init__(self, action: Action, unit: Unit | None = None) -> None:
+        super().__init__(f"{action} not allowed" + (f" on unit {unit.id}" if unit is not None else ""))
+        self.action = action
+        self.unit = unit
+
+
+def holds(grants: Iterable[Grant], action: Action) -> bool:
+    """True when some role allows the action somewhere."""
+    roles = PERMISSIONS[action]
+    return any(g.role in roles for g in grants)
+
+
+def area(grants: Iterable[Grant], action: Action) -> list[Unit]:
+    """The units on which the action is allowed (each with its subtree)."""
+    roles = PERMISSIONS[action]
     return [g.unit for g in grants if g.role in roles]
 
 
-def may_act_on(grants: list[Grant], unit: Unit, roles: tuple[str, ...]) -> bool:
-    """True when one of `roles` is held on `unit` or on one of its ancestors."""
+def may_act_on(grants: Iterable[Grant], unit: Unit, action: Action) -> bool:
+    """True when a role allowing `action` is held on `unit` or on one of its ancestors."""
+    roles = PERMISSIONS[action]
     return any(g.role in roles and unit.path.startswith(g.unit.path) for g in grants)
+
+
+def require(grants: Iterable[Grant], action: Action, unit: Unit) -> None:
+    """Raise NotAllowed unless `may_act_on` — for the services, which check before they write."""
+    if not may_act_on(grants, unit, action):
+        raise NotAllowed(action, unit)
 
 
 async def load_grants(uow: UnitOfWork, contact_id: int) -> list[Grant]:

@@ -10,7 +10,7 @@ from bot.conversations.engine import Context, Step
 from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
 from bot.conversations.registry import get_flow
 from bot.domain.messages import Reply
-from bot.domain.permissions import REPORTING_ROLES
+from bot.domain.permissions import Action, holds
 
 # command word → canonical name
 ALIASES = {
@@ -133,7 +133,7 @@ async def whoami(ctx: Context) -> Reply:
         lines.append(t("You are not registered yet. Send /start."))
     else:
         lines.insert(0, t("Your roles and areas:"))
-        if any(g.role in REPORTING_ROLES for g in ctx.grants):
+        if holds(ctx.grants, Action.REPORT):
             lines.append(t("You can send reports for these areas."))
     lines.append(t("Language: {language}", language="Tiếng Việt" if t.locale == "vi" else "English"))
     return Reply("\n".join(lines))

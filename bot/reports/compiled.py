@@ -18,9 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.domain.i18n import Translator
 from bot.domain.messages import Attachment
 from bot.domain.parsing import fold
-from bot.domain.permissions import Grant, may_act_on
+from bot.domain.permissions import Action, Grant, may_act_on
 from bot.domain.schedules import ReportPeriod, load_schedules
-from bot.reports import SUMMARY_KINDS, SUMMARY_ROLES
+from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import (
     RATES,
     VILLAGE_FORM,
@@ -72,7 +72,7 @@ async def compile_unit(
 
 
 def may_compile(grants: Sequence[Grant], unit: Unit) -> bool:
-    return unit.kind in SUMMARY_KINDS and may_act_on(list(grants), unit, SUMMARY_ROLES)
+    return unit.kind in SUMMARY_KINDS and may_act_on(list(grants), unit, Action.COMPILE_REPORT)
 
 
 async def compile_for(

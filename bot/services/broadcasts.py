@@ -17,7 +17,7 @@ from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.i18n import translator
-from bot.domain.permissions import Grant, may_act_on
+from bot.domain.permissions import Action, Grant, area, may_act_on
 from bot.messaging.content import item_text, item_translations
 from bot.messaging.outbox import Outgoing, enqueue
 from bot.messaging.outreach import cancel_queued, footer, pick_identity
@@ -45,7 +45,6 @@ from storage.models_outreach import (
     Subscription,
 )
 
-BROADCAST_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
 MEMBERS = "members"
 OFFICERS = "officers"
 GROUP_ROLES = {
@@ -105,7 +104,7 @@ class Counts:
 
 def broadcast_areas(grants: Sequence[Grant]) -> list[Unit]:
     """The units a contact may broadcast to (their commune, their province)."""
-    return [g.unit for g in grants if g.role in BROADCAST_ROLES]
+    return area(grants, Action.BROADCAST)
 
 
 def may_broadcast(grants: Sequence[Grant]) -> bool:
@@ -121,7 +120,7 @@ async def audience_units(session: AsyncSession, grants: Sequence[Grant], audienc
     units = list((await session.execute(select(Unit).where(Unit.id.in_(audience.unit_ids)))).scalars())
     if len(units) != len(set(audience.unit_ids)):
         raise NotAllowed("unknown unit")
-    outside = [u.name for u in units if not may_act_on(list(grants), u, BROADCAST_ROLES)]
+    outside = [u.name for u in units if not may_act_on(list(grants), u, Action.BROADCAST)]
     if outside:
         raise NotAllowed(f"outside the sender's area: {', '.join(outside)}")
     return units

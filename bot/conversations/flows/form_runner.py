@@ -32,7 +32,8 @@ from bot.domain.forms.rules import Expression, check_rules
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
 from bot.domain.periods import Period, period_choices
-from bot.domain.permissions import REPORTING_ROLES, may_act_on
+from bot.domain.permissions import Action, holds, may_act_on, roles_for
+from bot.domain.permissions import area as area_of
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
 Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
@@ -56,7 +57,7 @@ class FormRunner(Flow):
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
         form = ctx.forms[str(args["form"])]
-        if not any(g.role in REPORTING_ROLES for g in ctx.grants):
+        if not holds(ctx.grants, Action.REPORT):
             return Step(
                 [
                     Reply(
@@ -77,7 +78,7 @@ class FormRunner(Flow):
         """Units in the officer's area that report this form, listed when there are few."""
         out: list[Unit] = []
         for g in ctx.grants:
-            if g.role not in REPORTING_ROLES:
+            if g.role not in roles_for(Action.REPORT):
                 continue
             if g.unit.kind in form.unit_kinds:
                 out.append(g.unit)
@@ -104,7 +105,7 @@ class FormRunner(Flow):
             unit = await ctx.uow.units.get(int(pick[5:]))
         elif msg.kind is Kind.TEXT and fold(msg.text):
             query = fold(msg.text)[:60]
-            area = [g.unit for g in ctx.grants if g.role in REPORTING_ROLES]
+            area = area_of(ctx.grants, Action.REPORT)
             found = await ctx.uow.units.search(query, form.unit_kinds, within=area, on=ctx.today)
             if len(found) == 1:
                 unit = found[0]
@@ -127,7 +128,7 @@ class FormRunner(Flow):
             return Step(
                 [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
             )
-        if not may_act_on(ctx.grants, unit, REPORTING_ROLES) or unit.kind not in form.unit_kinds:
+        if not may_act_on(ctx.grants, unit, Action.REPORT) or unit.kind not in form.unit_kinds:
             text = t(
                 "{unit} is outside your area: you can report only for the units you are responsible for.",
                 unit=unit.name,
@@ -552,7 +553,7 @@ class FormRunner(Flow):
     async def _save(self, ctx: Context, state: State, form: Form) -> Step:
         t = ctx.t
         unit = await ctx.uow.units.get(int(state["unit_id"]))
-        if unit is None or not may_act_on(ctx.grants, unit, REPORTING_ROLES):  # roles may change mid-dialogue
+        if unit is None or not may_act_on(ctx.grants, unit, Action.REPORT):  # roles may change mid-dialogue
             return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
         values: dict[str, Any] = {f.key: state["values"].get(f.key) for f in form.fields}
         if form.key == "activity_report" and values.get("activity_date"):

@@ -14,8 +14,10 @@ from bot.conversations.engine import CANCEL_WORDS, Context, Flow, State, Step, a
 from bot.conversations.registry import register
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold
+from bot.domain.permissions import Action, roles_for
+from bot.domain.permissions import area as area_of
 from bot.domain.schedules import ReportPeriod, load_schedules
-from bot.reports import SUMMARY_KINDS, SUMMARY_ROLES
+from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
 from bot.reports.compiled import ReportNotAllowed, compile_for, may_compile, render, summary_text
 from storage.models import COMMUNE, Unit
@@ -28,7 +30,11 @@ class Summary(Flow):
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
-        units = [g.unit for g in ctx.grants if g.role in SUMMARY_ROLES and g.unit.kind in SUMMARY_KINDS]
+        units = [
+            g.unit
+            for g in ctx.grants
+            if g.role in roles_for(Action.COMPILE_REPORT) and g.unit.kind in SUMMARY_KINDS
+        ]
         if not units:
             return Step(
                 [
@@ -68,7 +74,7 @@ class Summary(Flow):
             unit = await ctx.uow.units.get(int(pick[5:]))
         elif msg.kind is Kind.TEXT and fold(msg.text):
             query = fold(msg.text)[:60]
-            area = [g.unit for g in ctx.grants if g.role in SUMMARY_ROLES]
+            area = area_of(ctx.grants, Action.COMPILE_REPORT)
             found = await ctx.uow.units.search(query, SUMMARY_KINDS, within=area, on=ctx.today)
             if len(found) == 1:
                 unit = found[0]

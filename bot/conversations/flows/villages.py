@@ -9,7 +9,8 @@ from bot.conversations.registry import register
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold
-from bot.domain.permissions import VILLAGE_MANAGER_ROLES, may_act_on
+from bot.domain.permissions import Action, may_act_on, roles_for
+from bot.domain.permissions import area as area_of
 from bot.services.invites import create_invite, format_code
 from bot.services.units import BadVillageName, DuplicateVillage, add_village, rename_village
 from storage.models import COMMUNE, RESIDENTIAL_GROUP, VILLAGE, VILLAGE_KINDS, VILLAGE_OFFICER, Unit
@@ -20,8 +21,16 @@ class Villages(Flow):
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
-        communes = [g.unit for g in ctx.grants if g.role in VILLAGE_MANAGER_ROLES and g.unit.kind == COMMUNE]
-        wider = [g.unit for g in ctx.grants if g.role in VILLAGE_MANAGER_ROLES and g.unit.kind != COMMUNE]
+        communes = [
+            g.unit
+            for g in ctx.grants
+            if g.role in roles_for(Action.MANAGE_VILLAGES) and g.unit.kind == COMMUNE
+        ]
+        wider = [
+            g.unit
+            for g in ctx.grants
+            if g.role in roles_for(Action.MANAGE_VILLAGES) and g.unit.kind != COMMUNE
+        ]
         if not communes and not wider:
             return Step([Reply(t("Only commune officers manage villages. Send /toi to see your role."))])
         state: State = {}
@@ -45,14 +54,14 @@ class Villages(Flow):
         if pick and pick.startswith("unit:"):
             unit = await ctx.uow.units.get(int(pick[5:]))
         elif msg.kind is Kind.TEXT and fold(msg.text):
-            area = [g.unit for g in ctx.grants if g.role in VILLAGE_MANAGER_ROLES]
+            area = area_of(ctx.grants, Action.MANAGE_VILLAGES)
             found = await ctx.uow.units.search(
                 fold(msg.text)[:60], kinds, parent.id if parent else None, limit=2, within=area
             )
             unit = found[0] if len(found) == 1 else None
         else:
             unit = None
-        if unit is None or unit.kind not in kinds or not may_act_on(ctx.grants, unit, VILLAGE_MANAGER_ROLES):
+        if unit is None or unit.kind not in kinds or not may_act_on(ctx.grants, unit, Action.MANAGE_VILLAGES):
             return None
         return unit
 
