@@ -30,7 +30,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind
-from bot.handlers.router import handle_message as handle_incoming
 from bot.services.units import add_village
 from storage.migrate import upgrade_async
 from storage.models import VILLAGE
@@ -59,7 +58,7 @@ async def officer(app: App, ext: str, latencies: list[float], pause: float) -> N
             update_id=f"{ext}-{n}-{pause}",
         )
         t0 = time.perf_counter()
-        replies = await handle_incoming(app, msg)
+        replies = await app.handle(msg)
         latencies.append(time.perf_counter() - t0)
         if not replies or "something went wrong" in replies[0].text:
             raise RuntimeError(f"{ext} step {n}: {replies[0].text if replies else 'no reply'}")

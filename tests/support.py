@@ -10,7 +10,6 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.messages import Incoming, Kind, Reply
 from bot.domain.settings import Settings
-from bot.handlers.router import handle_message as handle_incoming
 from bot.runtime.bootstrap import bootstrap
 from bot.services.units import add_village
 from storage.models import COMMUNE, PROVINCE, VILLAGE, Unit
@@ -89,7 +88,7 @@ class Chat:
         self._n = 0
 
     async def send(self, msg: Incoming) -> list[Reply]:
-        self.replies = await handle_incoming(self.app, msg)
+        self.replies = await self.app.handle(msg)
         return self.replies
 
     async def say(self, text: str) -> list[Reply]:

@@ -7,7 +7,6 @@ import pytest
 
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind
-from bot.handlers.router import handle_message as handle_incoming
 from storage.repositories import DialogueRepository
 from tests.support import Chat, Tree, make_app, make_contact, seed_tree
 
@@ -74,8 +73,8 @@ async def test_a_duplicated_delivery_is_processed_once(officer: tuple[App, Tree]
     chat = Chat(app, "u1")
     await _start_report(chat)
     msg = Incoming("test", "u1", Kind.TEXT, text="100", update_id="dup-1")
-    first = await handle_incoming(app, msg)
-    second = await handle_incoming(app, msg)
+    first = await app.handle(msg)
+    second = await app.handle(msg)
     assert "Question 2/24" in "\n".join(r.text for r in first)
     assert second == []
     async with app.uow() as uow:

@@ -9,6 +9,7 @@ through the context.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -44,6 +45,7 @@ class Context:
     t: Translator
     now: datetime
     channel: str
+    flows: FlowTable
 
     @property
     def today(self) -> date:
@@ -73,7 +75,7 @@ class Step:
 
 
 class Flow(ABC):
-    """One dialogue. Subclasses are registered by name in `bot.conversations.registry`."""
+    """One dialogue, found by its `name` in the flow table."""
 
     name: ClassVar[str]
 
@@ -93,6 +95,27 @@ class Flow(ABC):
     def leave_warning(self, ctx: Context, state: State) -> str:
         """What the user would lose by leaving; shown before a command interrupts the flow."""
         return ctx.t("You are in the middle of a conversation.")
+
+
+class FlowTable:
+    """Flows by name: the dialogue state row stores the name, the table finds the code.
+
+    Built by the composition root from `bot.conversations.flows.default_flows()` and handed to
+    every turn in its `Context`: nothing registers itself at import.
+    """
+
+    def __init__(self, flows: Iterable[Flow]) -> None:
+        self._flows: dict[str, Flow] = {}
+        for flow in flows:
+            if flow.name in self._flows:
+                raise ValueError(f"two flows named {flow.name!r}")
+            self._flows[flow.name] = flow
+
+    def get(self, name: str) -> Flow | None:
+        return self._flows.get(name)
+
+    def names(self) -> list[str]:
+        return sorted(self._flows)
 
 
 def ask(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.clock import Clock
+from bot.domain.messages import Incoming, Reply
 from bot.domain.settings import Settings
 from storage.db import Database
 from storage.uow import UnitOfWork
@@ -15,13 +17,25 @@ if TYPE_CHECKING:
     from bot.domain.forms.model import Form
 
 
+# What handles one incoming message: the handlers' dialogue over the incoming-message service,
+# wired in by the composition root (the layers below cannot name it).
+MessageHandler = Callable[["App", Incoming], Awaitable[list[Reply]]]
+
+
 @dataclass
 class App:
     settings: Settings
     db: Database
     clock: Clock
     forms: dict[str, Form] = field(default_factory=dict)
+    handler: MessageHandler | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+
+    async def handle(self, msg: Incoming) -> list[Reply]:
+        """Apply one incoming message and return the replies (what every channel calls)."""
+        if self.handler is None:
+            raise RuntimeError("this App has no message handler: build it with bot.runtime.bootstrap")
+        return await self.handler(self, msg)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db)

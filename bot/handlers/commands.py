@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from bot.conversations.common import describe_unit, help_text, menu_reply, role_label
 from bot.conversations.engine import Context, Step
 from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
-from bot.conversations.registry import get_flow
 from bot.domain.messages import Reply
 from bot.domain.permissions import Action, holds
 
@@ -117,7 +116,7 @@ async def run_command(ctx: Context, cmd: Command) -> Step:
 
 
 async def _start_flow(ctx: Context, name: str, args: dict[str, object]) -> Step:
-    flow = get_flow(name)
+    flow = ctx.flows.get(name)
     assert flow is not None, name
     step = await flow.start(ctx, dict(args))
     step.flow = name

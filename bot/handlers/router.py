@@ -10,9 +10,8 @@ from datetime import timedelta
 from typing import Any
 
 from bot.conversations.common import help_text, menu_reply
-from bot.conversations.engine import Context, State, Step, ask, chosen
+from bot.conversations.engine import Context, FlowTable, State, Step, ask, chosen
 from bot.conversations.flows.outreach_flows import is_stop_word
-from bot.conversations.registry import get_flow
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
@@ -33,24 +32,33 @@ class Outcome:
         self.state: State = {}
 
 
-async def handle_message(app: App, msg: Incoming) -> list[Reply]:
-    """What every channel calls for every incoming message: the service, stepping through `step`."""
-    return await handle_incoming(app, msg, step)
+class Dialogue:
+    """The handlers' side of every message: the flow table and the routing below.
 
+    `handle` is the app's message handler (bot.runtime.bootstrap wires it in): the incoming-message
+    service loads and saves inside one unit of work and calls `step` for the turn itself.
+    """
 
-async def step(turn: Turn) -> Outcome:
-    """One turn of the dialogue, inside the service's unit of work."""
-    ctx = Context(
-        uow=turn.uow,
-        settings=turn.app.settings,
-        forms=turn.app.forms,
-        contact=turn.contact,
-        grants=turn.grants,
-        t=turn.t,
-        now=turn.now,
-        channel=turn.msg.channel,
-    )
-    return await dispatch(ctx, turn.row, turn.msg)
+    def __init__(self, flows: FlowTable) -> None:
+        self.flows = flows
+
+    async def handle(self, app: App, msg: Incoming) -> list[Reply]:
+        return await handle_incoming(app, msg, self.step)
+
+    async def step(self, turn: Turn) -> Outcome:
+        """One turn of the dialogue, inside the service's unit of work."""
+        ctx = Context(
+            uow=turn.uow,
+            settings=turn.app.settings,
+            forms=turn.app.forms,
+            contact=turn.contact,
+            grants=turn.grants,
+            t=turn.t,
+            now=turn.now,
+            channel=turn.msg.channel,
+            flows=self.flows,
+        )
+        return await dispatch(ctx, turn.row, turn.msg)
 
 
 async def dispatch(ctx: Context, row: DialogueState | None, msg: Incoming) -> Outcome:
@@ -107,7 +115,7 @@ def _command_of(msg: Incoming, state: State) -> Command | None:
 async def _in_dialogue(ctx: Context, out: Outcome, msg: Incoming, cmd: Command | None) -> None:
     t = ctx.t
     assert out.flow is not None
-    flow = get_flow(out.flow)
+    flow = ctx.flows.get(out.flow)
     if flow is None:  # a flow that no longer exists in this version of the bot
         out.flow, out.state = None, {}
         out.replies.append(menu_reply(ctx))
@@ -155,7 +163,7 @@ async def _on_leave_answer(ctx: Context, out: Outcome, msg: Incoming, cmd: Comma
         out.flow, out.state = None, {}
         await _apply(ctx, out, await run_command(ctx, Command(leave["cmd"], leave["arg"], leave["known"])))
         return
-    flow = get_flow(out.flow or "")
+    flow = ctx.flows.get(out.flow or "")
     assert flow is not None
     if pick == "stay":
         out.replies += await flow.reprompt(ctx, state)
@@ -178,7 +186,7 @@ async def _apply(ctx: Context, out: Outcome, step: Step) -> None:
     if name == "menu":
         out.replies.append(menu_reply(ctx, ctx.t("What would you like to do next?")))
         return
-    flow = get_flow(name)
+    flow = ctx.flows.get(name)
     assert flow is not None, name
     nxt = await flow.start(ctx, args)
     nxt.flow = name
@@ -186,7 +194,7 @@ async def _apply(ctx: Context, out: Outcome, step: Step) -> None:
 
 
 async def _reprompt_or_menu(ctx: Context, out: Outcome) -> None:
-    flow = get_flow(out.flow) if out.flow else None
+    flow = ctx.flows.get(out.flow) if out.flow else None
     if flow is not None:
         out.replies += await flow.reprompt(ctx, out.state)
     else:

@@ -303,9 +303,7 @@ class TelegramChannel:
         if settings.telegram_token is None:
             raise ValueError("TELEGRAM_TOKEN is not set")
         if handler is None:
-            from bot.handlers.router import handle_message as handle_incoming
-
-            handler = handle_incoming
+            handler = App.handle
         token = settings.telegram_token.get_secret_value()
         self.app = app
         self.handle: Handler = handler

@@ -157,11 +157,9 @@ def _page() -> tuple[bytes, str]:
 
 
 def create_router(app: App, handle: Handler | None = None) -> APIRouter:
-    """The web chat's routes. `handle` defaults to the service's `handle_incoming`."""
+    """The web chat's routes. `handle` defaults to the app's own message handler."""
     if handle is None:
-        from bot.handlers.router import handle_message as handle_incoming
-
-        handle = handle_incoming
+        handle = App.handle
     handler: Handler = handle
     router = APIRouter(tags=["webchat"])
 

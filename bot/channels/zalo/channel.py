@@ -151,9 +151,7 @@ class ZaloChannel:
     def __init__(self, app: App, client: ZaloClient, *, handler: Handler | None = None) -> None:
         settings = app.settings
         if handler is None:
-            from bot.handlers.router import handle_message as handle_incoming
-
-            handler = handle_incoming
+            handler = App.handle
         self.app = app
         self.client = client
         self.handle: Handler = handler

@@ -1,1 +1,28 @@
 """The dialogues, one module each. They call services and repositories, never the session."""
+
+from __future__ import annotations
+
+from bot.conversations.engine import Flow
+from bot.conversations.flows.broadcast import BroadcastComposer
+from bot.conversations.flows.form_runner import FormRunner
+from bot.conversations.flows.language import Language
+from bot.conversations.flows.linking import Linking
+from bot.conversations.flows.onboarding import Onboarding
+from bot.conversations.flows.outreach_flows import Status, Topics
+from bot.conversations.flows.summary import Summary
+from bot.conversations.flows.villages import Villages
+
+
+def default_flows() -> list[Flow]:
+    """Every dialogue of the bot, for the composition root's flow table."""
+    return [
+        BroadcastComposer(),
+        FormRunner(),
+        Language(),
+        Linking(),
+        Onboarding(),
+        Topics(),
+        Status(),
+        Summary(),
+        Villages(),
+    ]

@@ -24,7 +24,6 @@ from bot.conversations.engine import (
     word_of,
 )
 from bot.conversations.flows.outreach_flows import topic_names, topics_of, when_text
-from bot.conversations.registry import register
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date
@@ -474,6 +473,3 @@ class BroadcastComposer(Flow):
             done = t("✅ Broadcast #{id} is being sent to {n} people.", id=b.id, n=t.number(b.recipients))
         done += "\n" + t("Follow it, or cancel it, with /tinhtrang.")
         return Step([Reply(done)], None, ("menu", {"quiet": True}))
-
-
-register(BroadcastComposer())

@@ -25,7 +25,6 @@ from bot.conversations.engine import (
     chosen,
     word_of,
 )
-from bot.conversations.registry import register
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Field, Form
 from bot.domain.forms.rules import Expression, check_rules
@@ -674,6 +673,3 @@ def display_value(ctx: Context, f: Field, value: Any) -> str:
 @lru_cache(maxsize=256)
 def _expression(form_key: str, source: str, names: tuple[str, ...]) -> Expression:
     return Expression.parse(source, {*names, "period_start", "period_end"})
-
-
-register(FormRunner())

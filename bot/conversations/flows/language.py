@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bot.conversations.engine import Context, Flow, State, Step, ask, chosen
-from bot.conversations.registry import register
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Option, Reply
 
@@ -29,6 +28,3 @@ class Language(Flow):
         return Step(
             [Reply(ctx.t("Language changed: I will write in English."))], None, ("menu", {"quiet": True})
         )
-
-
-register(Language())

@@ -15,7 +15,6 @@ from typing import Any
 
 from bot.conversations.common import menu_reply
 from bot.conversations.engine import Context, Flow, State, Step
-from bot.conversations.registry import get_flow, register
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Reply
 from bot.domain.permissions import load_grants
@@ -164,17 +163,15 @@ class Linking(Flow):
             t=translator(target.locale),
             now=ctx.now,
             channel=ctx.channel,
+            flows=ctx.flows,
         )
         t = linked.t
         done = Reply(t("✅ Linked. This chat now uses the same account as your other app."))
         row = await ctx.uow.dialogues.get(target.id)
         expiry = timedelta(hours=ctx.settings.dialogue_expiry_hours)
-        flow = get_flow(row.flow) if row is not None and row.flow else None
+        flow = ctx.flows.get(row.flow) if row is not None and row.flow else None
         if row is not None and flow is not None and row.updated_at + expiry >= ctx.now:
             prompt = await flow.reprompt(linked, dict(row.state or {}))
             if prompt:
                 return [done, Reply(t("You can carry on here where you left off:")), *prompt]
         return [done, menu_reply(linked, t("What would you like to do next?"))]
-
-
-register(Linking())

@@ -7,7 +7,6 @@ from typing import Any
 from bot.conversations.common import describe_unit, role_label
 from bot.conversations.engine import Context, Flow, State, Step, ask, chosen, word_of
 from bot.conversations.flows.outreach_flows import topics_invitation
-from bot.conversations.registry import register
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold, parse_yes_no
@@ -233,6 +232,3 @@ class Onboarding(Flow):
         done = t("Thank you! You are registered as a member in {unit}.", unit=where)
         # Topics are offered as commands, not as a question: nothing is left waiting for an answer.
         return Step([Reply(done), topics_invitation(ctx)])
-
-
-register(Onboarding())

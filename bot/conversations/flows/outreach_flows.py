@@ -9,7 +9,6 @@ import unicodedata
 from typing import Any
 
 from bot.conversations.engine import Context, Flow, State, Step, ask, chosen
-from bot.conversations.registry import register
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
@@ -296,7 +295,3 @@ class Status(Flow):
             ctx.now, "broadcast.cancel", ctx.contact.id, broadcast=state["broadcast_id"], rows=n
         )
         return Step([await self._list(ctx, t("Cancelled: {n} messages will not be sent.", n=t.number(n)))])
-
-
-register(Topics())
-register(Status())

@@ -11,7 +11,6 @@ import asyncio
 from typing import Any
 
 from bot.conversations.engine import CANCEL_WORDS, Context, Flow, State, Step, ask, chosen, word_of
-from bot.conversations.registry import register
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold
 from bot.domain.permissions import Action, roles_for
@@ -148,6 +147,3 @@ class Summary(Flow):
 
     def leave_warning(self, ctx: Context, state: State) -> str:
         return ctx.t("You were choosing a compiled report.")
-
-
-register(Summary())

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from bot.conversations.engine import Context, Flow, State, Step, ask, chosen, word_of
-from bot.conversations.registry import register
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold
@@ -197,6 +196,3 @@ class Villages(Flow):
             date=expires,
         )
         return await self._menu(ctx, state, commune, note)
-
-
-register(Villages())
