@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
@@ -33,6 +33,12 @@ SKIP_WORDS = frozenset({"bo qua", "skip", "bq", "khong tra loi", "-"})
 KEEP_WORDS = frozenset({"giu nguyen", "gn", "keep", "giu", "nhu cu", "nhu ky truoc", "same"})
 
 
+class Menu(Protocol):
+    """The main menu for the person in `ctx`: built by the handlers from the command table."""
+
+    def __call__(self, ctx: Context, intro: str | None = None) -> Reply: ...
+
+
 @dataclass
 class Context:
     """What a flow may use while handling one message, inside one transaction."""
@@ -46,6 +52,7 @@ class Context:
     now: datetime
     channel: str
     flows: FlowTable
+    menu: Menu
 
     @property
     def today(self) -> date:

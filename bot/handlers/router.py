@@ -9,13 +9,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.conversations.common import help_text, menu_reply
 from bot.conversations.engine import Context, FlowTable, State, Step, ask, chosen
 from bot.conversations.flows.outreach_flows import is_stop_word
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
-from bot.handlers.commands import Command, parse_command, run_command
+from bot.handlers.command_table import help_text, menu_reply
+from bot.handlers.commands import Command, parse_command, run_command, start_flow
 from bot.services.incoming import Turn, handle_incoming
 from storage.models import DialogueState
 
@@ -57,6 +57,7 @@ class Dialogue:
             now=turn.now,
             channel=turn.msg.channel,
             flows=self.flows,
+            menu=menu_reply,
         )
         return await dispatch(ctx, turn.row, turn.msg)
 
@@ -186,11 +187,7 @@ async def _apply(ctx: Context, out: Outcome, step: Step) -> None:
     if name == "menu":
         out.replies.append(menu_reply(ctx, ctx.t("What would you like to do next?")))
         return
-    flow = ctx.flows.get(name)
-    assert flow is not None, name
-    nxt = await flow.start(ctx, args)
-    nxt.flow = name
-    await _apply(ctx, out, nxt)
+    await _apply(ctx, out, await start_flow(ctx, name, args))
 
 
 async def _reprompt_or_menu(ctx: Context, out: Outcome) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from bot.conversations.common import menu_reply
 from bot.conversations.engine import Context, Flow, State, Step
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Reply
@@ -35,7 +34,7 @@ class Linking(Flow):
 
     async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
         """Linking takes one message; a stored 'linking' state (there should be none) just ends."""
-        return Step([menu_reply(ctx)])
+        return Step([ctx.menu(ctx)])
 
     async def _issue(self, ctx: Context) -> Step:
         """On channel A: a fresh code for this contact."""
@@ -164,6 +163,7 @@ class Linking(Flow):
             now=ctx.now,
             channel=ctx.channel,
             flows=ctx.flows,
+            menu=ctx.menu,
         )
         t = linked.t
         done = Reply(t("✅ Linked. This chat now uses the same account as your other app."))
@@ -174,4 +174,4 @@ class Linking(Flow):
             prompt = await flow.reprompt(linked, dict(row.state or {}))
             if prompt:
                 return [done, Reply(t("You can carry on here where you left off:")), *prompt]
-        return [done, menu_reply(linked, t("What would you like to do next?"))]
+        return [done, linked.menu(linked, t("What would you like to do next?"))]
