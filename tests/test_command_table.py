@@ -137,3 +137,29 @@ async def test_the_menu_and_help_offer_what_the_role_may_do(role: str | None, sq
             assert (line in chat.text) == (c.name in offered or c.action is None), line
     finally:
         await app.db.dispose()
+
+
+async def test_a_stored_question_naming_a_command_by_its_alias_still_runs(sqlite_url: str) -> None:
+    """/batdau was stored as "resume" before the table named commands by their Vietnamese word."""
+    from storage.migrate import upgrade_async
+
+    await upgrade_async(sqlite_url)
+    app = make_app(sqlite_url)
+    try:
+        tree = await seed_tree(app)
+        await make_contact(app, "u1", VILLAGE_OFFICER, tree.village, "en")
+        chat = Chat(app, "u1")
+        await chat.say("/baocao")
+        await chat.say("/batdau")
+        assert "Leave it for /batdau?" in chat.text
+        async with app.uow() as uow:
+            contact = await uow.contacts.by_identity("test", "u1")
+            assert contact is not None
+            row = await uow.dialogues.get(contact.id)
+            assert row is not None and row.state["leave"]["cmd"] == "batdau"
+            row.state = {**row.state, "leave": {**row.state["leave"], "cmd": "resume"}}
+            await uow.commit()
+        await chat.press("leave")
+        assert "You already receive articles and news" in chat.text
+    finally:
+        await app.db.dispose()

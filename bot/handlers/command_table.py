@@ -51,6 +51,14 @@ class Shown(Enum):
     UNREGISTERED = "unregistered"
 
 
+class MidDialogue(Enum):
+    """What the command does when typed while a dialogue is open."""
+
+    ASK = "ask"  # ask first whether to leave the dialogue for it
+    CANCEL = "cancel"  # end the dialogue; nothing of it is saved
+    HELP = "help"  # show the help, then the open question again
+
+
 @dataclass(frozen=True, slots=True)
 class CommandSpec:
     name: str  # the Vietnamese command word, without the slash: what the table is keyed by
@@ -64,6 +72,7 @@ class CommandSpec:
     menu: Shown | None = None  # when the main menu offers it as a button
     menu_label: str | None = None  # msgid: the button, when it differs from `label`
     listed: bool = False  # in the command lists of the platforms (Telegram's setMyCommands)
+    in_dialogue: MidDialogue = MidDialogue.ASK
 
     def __post_init__(self) -> None:
         if (self.menu is not None or self.listed) and self.label is None:
@@ -228,8 +237,9 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "huy",
         "cancel",
         N_("cancel what you are doing"),
-        _nothing_to_cancel,  # in a dialogue, the router cancels it instead
+        _nothing_to_cancel,
         open=True,
+        in_dialogue=MidDialogue.CANCEL,
         label=N_("Cancel what you are doing"),
         listed=True,
     ),
@@ -239,6 +249,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         N_("this help"),
         _help,
         open=True,
+        in_dialogue=MidDialogue.HELP,
         groups=True,
         label=N_("Help"),
         menu=Shown.ALWAYS,

@@ -1,7 +1,8 @@
 """Routes one incoming message: to the open dialogue, to a command, or to the menu.
 
-Commands in the middle of a dialogue are not obeyed blindly: /huy cancels, /trogiup helps and
-re-asks, anything else asks first whether to leave the unfinished report.
+Commands in the middle of a dialogue are not obeyed blindly: the command table says what each
+does there (/huy cancels, /trogiup helps and re-asks, the others ask first whether to leave the
+unfinished report).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from bot.conversations.flows.outreach_flows import is_stop_word
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
-from bot.handlers.command_table import help_text, menu_reply
+from bot.handlers.command_table import MidDialogue, find, help_text, menu_reply
 from bot.handlers.commands import Command, parse_command, run_command, start_flow
 from bot.services.incoming import Turn, handle_incoming
 from storage.models import DialogueState
@@ -126,11 +127,13 @@ async def _in_dialogue(ctx: Context, out: Outcome, msg: Incoming, cmd: Command |
         await _on_leave_answer(ctx, out, msg, cmd)
         return
     if cmd is not None:
-        if cmd.name == "huy":
+        spec = find(cmd.name) if cmd.known else None
+        mid = spec.in_dialogue if spec is not None else MidDialogue.ASK
+        if mid is MidDialogue.CANCEL:
             out.flow, out.state = None, {}
             out.replies.append(Reply(t("Cancelled. Nothing was saved.")))
             out.replies.append(menu_reply(ctx, t("What would you like to do next?")))
-        elif cmd.name == "trogiup":
+        elif mid is MidDialogue.HELP:
             out.replies.append(Reply(help_text(ctx)))
             out.replies += await flow.reprompt(ctx, state)
         else:
