@@ -28,6 +28,7 @@ from storage.models_outreach import (
     BLOCKED,
     FAILED,
     KIND_BROADCAST,
+    KIND_REPLY,
     KIND_TIP,
     QUEUED,
     SENDING,
@@ -349,3 +350,40 @@ async def test_a_compiled_report_goes_out_with_its_file(app: App) -> None:
     assert await OutboxSender(app, {"test": sender}).drain() == 1
     assert sender.sent == [("p1", "Báo cáo 6 tháng")]
     assert sender.attachments == [("p1", "bao-cao.xlsx", xlsx.data)]
+
+
+async def queue_replies(app: App, ext: str, *texts: str, tried: bool = False) -> None:
+    """Replies the channel could not deliver in the request (bot/channels/ratelimit.py)."""
+    cid = await contact_id(app, ext)
+    async with app.uow() as uow:
+        now = app.clock.now()
+        await enqueue(
+            uow.session,
+            [Outgoing(cid, "test", ext, {"text": t}) for t in texts],
+            kind=KIND_REPLY,
+            now=now,
+            not_before=now + timedelta(seconds=60) if tried else None,
+            attempts=1 if tried else 0,
+        )
+        await uow.commit()
+
+
+async def test_replies_go_out_ahead_of_bulk_rows(app: App) -> None:
+    await queue(app, "p1", "p2", "p3", "p4")
+    await queue_replies(app, "p5", "your answer was saved")
+    sender = RecordingSender()
+    assert await OutboxSender(app, {"test": sender}, concurrency=1).drain() == 5
+    assert sender.sent[0] == ("p5", "your answer was saved")
+
+
+async def test_a_reply_waiting_for_its_retry_holds_back_the_later_ones_of_its_chat(app: App) -> None:
+    await queue_replies(app, "p1", "first", tried=True)  # failed in the request: due in 60 s
+    await queue_replies(app, "p1", "second", "third")  # queued behind it
+    await queue(app, "p1", text="news")  # other kinds are not held back
+    sender = RecordingSender()
+    outbox = OutboxSender(app, {"test": sender})
+    assert await outbox.drain() == 1 and sender.sent == [("p1", "news p1")]
+    assert isinstance(app.clock, FixedClock)
+    app.clock.advance(timedelta(seconds=60))
+    assert await outbox.drain() == 3
+    assert sender.texts_for("p1") == ["news p1", "first", "second", "third"]

@@ -587,9 +587,7 @@ class OutboxSender:
         return Outcome(row, QUEUED, error)
 
     def backoff(self, attempts: int) -> timedelta:
-        """60 s, 2 min, 4 min… (with the default base), at most 6 hours."""
-        seconds = self.app.settings.outbox_retry_base_seconds * 2 ** max(0, attempts - 1)
-        return timedelta(seconds=min(seconds, 6 * 3600))
+        return backoff(self.app, attempts)
 
     async def _finish(
         self, session: AsyncSession, ids: list[int], status: str, now: datetime, error: str | None
@@ -720,6 +718,13 @@ class OutboxSender:
                 log.exception("outbox sender pass failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=settings.outbox_poll_seconds)
+
+
+def backoff(app: App, attempts: int) -> timedelta:
+    """The wait after `attempts` failed attempts: 60 s, 2 min, 4 min… (with the default base),
+    at most 6 hours."""
+    seconds = app.settings.outbox_retry_base_seconds * 2 ** max(0, attempts - 1)
+    return timedelta(seconds=min(seconds, 6 * 3600))
 
 
 def senders_for(app: App, senders: Mapping[str, ChannelSender] | None = None) -> dict[str, ChannelSender]:
