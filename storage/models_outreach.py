@@ -1,9 +1,13 @@
-"""Tables added for the outreach work: the content library, members' subscriptions, staff
-broadcasts, and the delivery state of outbox rows.
+"""Tables of what leaves after the request: the content library, members' subscriptions, staff
+broadcasts, the delivery state of outbox rows, and the one log of notices.
 
-`deliveries` sits beside the shared `outbox` table rather than changing it: one row per outbox
-row, holding what the outbox sender needs to deliver it exactly once (its status, its claim by a
-sender process, an idempotency key) and what /tinhtrang counts (which broadcast it belongs to).
+`deliveries` sits beside the `outbox` table: one row per outbox row, always written with it
+(`OutboxRepository`), holding what the outbox sender needs to deliver it exactly once (its
+status, its claim by a sender process, an idempotency key), what it is (`kind`: a broadcast, a
+tip, a reminder, a reply…) and what /tinhtrang counts (which broadcast it belongs to).
+
+`notices` is what keeps a scheduled message from being queued twice, whichever job, instance or
+retry tries again: one row per (contact, key), inserted with the outbox rows.
 """
 
 from __future__ import annotations
@@ -22,9 +26,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from storage.models import Base
+from storage.models import Base, OutboxMessage
 
 # Content kinds (front matter `kind`).
 TIP = "tip"
@@ -43,12 +47,17 @@ BLOCKED = "blocked"
 CANCELLED = "cancelled"
 DELIVERY_STATUSES = (QUEUED, SENDING, SENT, FAILED, BLOCKED, CANCELLED)
 
-# What caused a delivery. Outreach kinds obey /dung; `other` (rows other modules put in the
-# outbox) is delivered as it is.
+# What caused a delivery. Outreach kinds obey /dung (bot/messaging/recipients.py); officers'
+# work notices and replies to a person's own message do not.
 KIND_BROADCAST = "broadcast"
 KIND_TIP = "tip"
 KIND_CAMPAIGN = "campaign"
 KIND_NEWS = "news"
+KIND_REMINDER = "reminder"
+KIND_ESCALATION = "escalation"
+KIND_DIGEST = "digest"
+KIND_REPORT = "period_report"
+KIND_REPLY = "reply"  # a dialogue reply that could not be delivered inside the request
 KIND_OTHER = "other"
 OUTREACH_KINDS = (KIND_BROADCAST, KIND_TIP, KIND_CAMPAIGN, KIND_NEWS)
 
@@ -107,15 +116,20 @@ class SentItem(Base):
 
 
 class Notice(Base):
-    """A scheduled message already queued for a contact ("tip:2026-11-22", "llw:2026:day:3"):
-    jobs may run twice or crash halfway and still send each notice once."""
+    """A scheduled message already queued for a contact: jobs may run twice or crash halfway
+    and still send each notice once.
 
-    __tablename__ = "outreach_notices"
+    The key names what the message is about: "tip:2026-11-22", "llw:2026:day:3", or for an
+    officer's notice about a unit "reminder:village_report.half_year@-3:2026-H1:42"
+    (bot/messaging/outbox.py `notice_key`).
+    """
+
+    __tablename__ = "notices"
     __table_args__ = (UniqueConstraint("contact_id", "key"),)
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    key: Mapped[str] = mapped_column(String(96))
+    key: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime]
 
 
@@ -148,6 +162,7 @@ class Delivery(Base):
     __table_args__ = (
         UniqueConstraint("broadcast_id", "contact_id"),  # a broadcast reaches a person once
         Index("ix_deliveries_due", "channel", "status", "due_at"),
+        Index("ix_deliveries_kind_due", "channel", "kind", "status", "due_at"),  # replies first
         Index("ix_deliveries_broadcast_status", "broadcast_id", "status"),
         Index("ix_deliveries_contact_status", "contact_id", "status"),
     )
@@ -167,3 +182,6 @@ class Delivery(Base):
     claimed_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     updated_at: Mapped[datetime]
+
+    # Lets a single row be added with its message in one `session.add` (OutboxRepository.add).
+    message: Mapped[OutboxMessage] = relationship(lazy="raise")

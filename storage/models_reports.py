@@ -1,4 +1,4 @@
-"""Tables added for the reports work: the scheduler's lease and job runs, and the notices log.
+"""Tables added for the reports work: the scheduler's lease and job runs, and report files.
 
 Import Base from storage.models; storage.schema imports this module.
 
@@ -8,8 +8,6 @@ Import Base from storage.models; storage.schema imports this module.
 - `scheduler_job_runs`: one row per (job, scheduled time), inserted before the job runs. The
   unique key is the fence that keeps a job from running twice for the same slot, even when a
   paused old leader wakes up after a new one took over.
-- `notices_sent`: every reminder, escalation, digest and compiled report sent to an officer, so
-  that none is ever sent twice (the unique key), whichever instance or run tries again.
 - `report_files`: rendered files (.xlsx, .png, .csv) stored once by content hash; outbox payloads
   refer to them by id ({"filename", "content_type", "file_id"}) instead of carrying the bytes, so
   the report a hundred officers receive is kept once.
@@ -21,8 +19,6 @@ from datetime import datetime
 
 from sqlalchemy import (
     BigInteger,
-    ForeignKey,
-    Index,
     Integer,
     LargeBinary,
     String,
@@ -60,35 +56,6 @@ class JobRun(Base):
     finished_at: Mapped[datetime | None]
     result: Mapped[int | None] = mapped_column(Integer)  # what the job counted (messages queued…)
     error: Mapped[str | None] = mapped_column(Text)
-
-
-# Notice kinds.
-REMINDER = "reminder"
-ESCALATION = "escalation"
-DIGEST = "digest"
-PERIOD_REPORT = "period_report"
-
-
-class NoticeSent(Base):
-    """A message about (subject, period, unit) queued for a contact: never queued twice.
-
-    `subject` names what the notice is about: a deadline id with the reminder's offset
-    ("village_report.half_year@-3"), "weekly", or a deadline id for a compiled report.
-    """
-
-    __tablename__ = "notices_sent"
-    __table_args__ = (
-        UniqueConstraint("kind", "subject", "period", "unit_id", "contact_id"),
-        Index("ix_notices_sent_contact", "contact_id", "sent_at"),
-    )
-
-    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
-    kind: Mapped[str] = mapped_column(String(32))
-    subject: Mapped[str] = mapped_column(String(96))
-    period: Mapped[str] = mapped_column(String(16))
-    unit_id: Mapped[int] = mapped_column(ForeignKey("units.id"))
-    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
-    sent_at: Mapped[datetime]
 
 
 class ReportFile(Base):

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy import bindparam, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,6 +25,7 @@ from storage.models import (
     Submission,
     Unit,
 )
+from storage.models_outreach import KIND_OTHER, KIND_REPLY, QUEUED, SENDING, Delivery
 
 
 class UnitRepository:
@@ -363,8 +365,63 @@ class UpdateRepository:
 
 
 class OutboxRepository:
+    """The outbox rows: every message that leaves after the request is one `outbox` row and its
+    `deliveries` row (status, claim, idempotency key), written together here and nowhere else.
+    `bot.messaging.outbox.enqueue` is the way to queue; the sender there moves the rows on."""
+
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
+
+    async def insert(
+        self,
+        rows: Sequence[tuple[int, str, str, dict[str, Any]]],
+        *,
+        kind: str,
+        now: datetime,
+        not_before: datetime | None = None,
+        broadcast_id: int | None = None,
+        attempts: int = 0,
+        error: str | None = None,
+    ) -> list[int]:
+        """Insert (contact_id, channel, external_id, payload) rows, queued; their ids, in order.
+
+        A few multi-row INSERTs whatever the count; the ids come back in the order of `rows`
+        (RETURNING with sort_by_parameter_order), which is also the order they will be sent in.
+        """
+        if not rows:
+            return []
+        due = not_before or now
+        messages = [
+            {
+                "contact_id": contact_id,
+                "channel": channel,
+                "external_id": external_id,
+                "payload": payload,
+                "created_at": now,
+                "not_before": not_before,
+                "attempts": attempts,
+                "error": error,
+            }
+            for contact_id, channel, external_id, payload in rows
+        ]
+        stmt = insert(OutboxMessage).returning(OutboxMessage.id, sort_by_parameter_order=True)
+        ids = list((await self.s.execute(stmt, messages)).scalars())
+        deliveries = [
+            {
+                "outbox_id": outbox_id,
+                "contact_id": contact_id,
+                "channel": channel,
+                "kind": kind,
+                "broadcast_id": broadcast_id,
+                "status": QUEUED,
+                "due_at": due,
+                "idempotency_key": uuid.uuid4().hex,
+                "updated_at": now,
+            }
+            for outbox_id, (contact_id, channel, _, _) in zip(ids, rows, strict=True)
+        ]
+        await self.s.execute(insert(Delivery), deliveries)
+        return ids
 
     def add(
         self,
@@ -375,16 +432,40 @@ class OutboxRepository:
         now: datetime,
         not_before: datetime | None = None,
     ) -> None:
+        """One row (kind "other") through the session, without awaiting: the same two rows as
+        `insert`, for tests and one-off scripts."""
+        message = OutboxMessage(
+            contact_id=contact_id,
+            channel=channel,
+            external_id=external_id,
+            payload=payload,
+            created_at=now,
+            not_before=not_before,
+            attempts=0,
+        )
         self.s.add(
-            OutboxMessage(
+            Delivery(
+                message=message,
                 contact_id=contact_id,
                 channel=channel,
-                external_id=external_id,
-                payload=payload,
-                created_at=now,
-                not_before=not_before,
+                kind=KIND_OTHER,
+                status=QUEUED,
+                due_at=not_before or now,
+                idempotency_key=uuid.uuid4().hex,
+                updated_at=now,
             )
         )
+
+    async def replies_waiting(self, contact_id: int, channel: str) -> bool:
+        """Whether replies to this contact on this channel wait in the outbox (queued or being
+        sent): a newer reply must then queue behind them instead of overtaking them."""
+        q = select(Delivery.outbox_id).where(
+            Delivery.contact_id == contact_id,
+            Delivery.status.in_((QUEUED, SENDING)),
+            Delivery.channel == channel,
+            Delivery.kind == KIND_REPLY,
+        )
+        return (await self.s.execute(q.limit(1))).first() is not None
 
     async def pending_for(
         self, channel: str, external_id: str, now: datetime, after_id: int = 0, limit: int = 100

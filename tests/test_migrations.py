@@ -7,6 +7,7 @@ A model change without a migration fails `test_no_pending_autogenerate_diff`: ru
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -148,3 +149,78 @@ async def test_check_notices_a_model_without_migration(sqlite_url: str) -> None:
     finally:
         Base.metadata.remove(probe)
     await asyncio.to_thread(migrate.check, sqlite_url)
+
+
+# ----------------------------------------------------------------------------- 0005: one outbox
+
+WHEN = datetime(2026, 6, 12, 1, tzinfo=UTC)
+BEFORE_0005 = [
+    "INSERT INTO units (id, kind, name, name_folded, path, created_at) "
+    "VALUES (1, 'commune', 'Xã Hòa An', 'xa hoa an', '/1/', :when)",
+    "INSERT INTO contacts (id, locale, created_at) VALUES (7, 'vi', :when)",
+    # The two notice logs of before: a weekly tip, an officer's reminder about unit 1.
+    "INSERT INTO outreach_notices (contact_id, key, created_at) VALUES (7, 'tip:2026-06-07', :when)",
+    "INSERT INTO notices_sent (kind, subject, period, unit_id, contact_id, sent_at) "
+    "VALUES ('reminder', 'village_report.half_year@-3', '2026-H1', 1, 7, :when)",
+    # Outbox rows of the second enqueue (no delivery): queued, sent, failed; and one with its delivery.
+    "INSERT INTO outbox (id, contact_id, channel, external_id, payload, created_at, attempts) "
+    "VALUES (1, 7, 'zalo', 'z7', '{\"text\": \"queued\"}', :when, 0)",
+    "INSERT INTO outbox (id, contact_id, channel, external_id, payload, created_at, sent_at, attempts) "
+    "VALUES (2, 7, 'zalo', 'z7', '{\"text\": \"sent\"}', :when, :when, 1)",
+    "INSERT INTO outbox (id, contact_id, channel, external_id, payload, created_at, failed_at, attempts) "
+    "VALUES (3, 7, 'zalo', 'z7', '{\"text\": \"failed\"}', :when, :when, 5)",
+    "INSERT INTO outbox (id, contact_id, channel, external_id, payload, created_at, attempts) "
+    "VALUES (4, 7, 'zalo', 'z7', '{\"text\": \"tip\"}', :when, 0)",
+    "INSERT INTO deliveries (outbox_id, contact_id, channel, kind, status, due_at, idempotency_key, "
+    "updated_at) VALUES (4, 7, 'zalo', 'tip', 'queued', :when, 'k4', :when)",
+]
+
+
+async def _run(url: str, *statements: str) -> list[list[tuple[Any, ...]]]:
+    from sqlalchemy import text
+
+    engine = create_async_engine(normalise_url(url), poolclass=NullPool)
+    results: list[list[tuple[Any, ...]]] = []
+    try:
+        async with engine.begin() as conn:
+            for statement in statements:
+                result = await conn.execute(text(statement), {"when": WHEN} if ":when" in statement else {})
+                results.append([tuple(r) for r in result.all()] if result.returns_rows else [])
+    finally:
+        await engine.dispose()
+    return results
+
+
+async def test_0005_keeps_every_notice_and_gives_every_outbox_row_its_delivery(database_url: str) -> None:
+    from bot.messaging.outbox import notice_key
+
+    await asyncio.to_thread(migrate.upgrade, database_url, "0004")
+    await _run(database_url, *BEFORE_0005)
+    await asyncio.to_thread(migrate.upgrade, database_url)
+    notices, deliveries = await _run(
+        database_url,
+        "SELECT contact_id, key FROM notices ORDER BY key",
+        "SELECT outbox_id, kind, status, idempotency_key FROM deliveries ORDER BY outbox_id",
+    )
+    # The keys the code now asks for: the reminder is not sent again, nor the tip.
+    reminder = notice_key("reminder", "village_report.half_year@-3", "2026-H1", 1)
+    assert notices == [(7, reminder), (7, "tip:2026-06-07")]
+    assert [(o, k, s) for o, k, s, _ in deliveries] == [
+        (1, "other", "queued"),
+        (2, "other", "sent"),
+        (3, "other", "failed"),
+        (4, "tip", "queued"),
+    ]
+    keys = [k for *_, k in deliveries]
+    assert keys[3] == "k4" and len(set(keys)) == 4 and all(len(k) == 32 for k in keys[:3])
+    assert {"outreach_notices", "notices_sent"}.isdisjoint(await reflect(database_url))
+
+    # And back: the notices return to the two tables they came from.
+    await asyncio.to_thread(migrate.downgrade, database_url, "0004")
+    outreach, officer = await _run(
+        database_url,
+        "SELECT contact_id, key FROM outreach_notices",
+        "SELECT kind, subject, period, unit_id, contact_id FROM notices_sent",
+    )
+    assert outreach == [(7, "tip:2026-06-07")]
+    assert officer == [("reminder", "village_report.half_year@-3", "2026-H1", 1, 7)]

@@ -23,11 +23,12 @@ from bot.messaging.outbox import (
 )
 from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
 from storage.db import Database
-from storage.models import MEMBER, ChannelIdentity, Contact, OutboxMessage
+from storage.models import MEMBER, ChannelIdentity, OutboxMessage
 from storage.models_outreach import (
     BLOCKED,
     FAILED,
     KIND_BROADCAST,
+    KIND_REPLY,
     KIND_TIP,
     QUEUED,
     SENDING,
@@ -187,14 +188,15 @@ async def test_web_chat_rows_are_marked_sent_without_a_platform_call(app: App) -
         assert [m.payload["text"] for m in rows] == ["hello w1"]
 
 
-async def test_rows_written_by_other_modules_are_adopted(app: App) -> None:
+async def test_a_row_added_through_the_repository_has_its_delivery_and_is_sent(app: App) -> None:
     cid = await contact_id(app, "p5")
     async with app.uow() as uow:
-        uow.outbox.add(cid, "test", "p5", {"text": "reminder"}, app.clock.now())
+        uow.outbox.add(cid, "test", "p5", {"text": "one-off"}, app.clock.now())
         await uow.commit()
+    assert await statuses(app) == {"p5": QUEUED}
     sender = RecordingSender()
     assert await OutboxSender(app, {"test": sender}).drain() == 1
-    assert sender.sent == [("p5", "reminder")]
+    assert sender.sent == [("p5", "one-off")]
 
 
 async def _leave_in_flight(app: App, *externals: str) -> None:
@@ -274,17 +276,40 @@ def test_payload_images_come_from_the_content_folder(tmp_path: object) -> None:
     assert replies[0].options[0].id == "cmd:tin"
 
 
-async def test_contacts_are_not_needed_twice_per_enqueue(app: App) -> None:
+async def test_several_messages_to_one_person_go_out_in_the_order_queued(app: App) -> None:
     cid = await contact_id(app, "p1")
+    texts = [f"part {n}" for n in range(12)]
     async with app.uow() as uow:
-        with pytest.raises(ValueError, match="one message per contact"):
-            await enqueue(
-                uow.session,
-                [Outgoing(cid, "test", "p1", {}), Outgoing(cid, "test", "p1", {})],
-                kind=KIND_TIP,
-                now=app.clock.now(),
-            )
-    assert Contact.__tablename__ == "contacts"
+        queued = await enqueue(
+            uow.session,
+            [Outgoing(cid, "test", "p1", {"text": t}) for t in texts],
+            kind=KIND_TIP,
+            now=app.clock.now(),
+        )
+        await uow.commit()
+    assert len(queued) == 12
+    sender = RecordingSender()
+    assert await OutboxSender(app, {"test": sender}, concurrency=4).drain() == 12
+    assert sender.texts_for("p1") == texts
+
+
+async def test_a_notice_is_queued_once_whoever_queues_it_again(app: App) -> None:
+    """The notice keys make a scheduled message idempotent; a message to each of a person's
+    channels under the same key shares its fate."""
+    p1, p2 = await contact_id(app, "p1"), await contact_id(app, "p2")
+    first = [
+        Outgoing(p1, "test", "p1", {"text": "a"}, ("tip:2026-11-22",)),
+        Outgoing(p1, "webchat", "w-p1", {"text": "a"}, ("tip:2026-11-22",)),
+        Outgoing(p2, "test", "p2", {"text": "b"}, ("tip:2026-11-22",)),
+    ]
+    for expected in (3, 0):
+        async with app.uow() as uow:
+            queued = await enqueue(uow.session, first, kind=KIND_TIP, now=app.clock.now())
+            await uow.commit()
+        assert len(queued) == expected
+    async with app.uow() as uow:  # one new key of two is enough: it is a new message
+        again = Outgoing(p1, "test", "p1", {"text": "c"}, ("tip:2026-11-22", "tip:2026-11-29"))
+        assert len(await enqueue(uow.session, [again], kind=KIND_TIP, now=app.clock.now())) == 1
 
 
 async def test_the_scheduler_job_sends_with_the_channels_senders_and_recovers_old_claims(app: App) -> None:
@@ -309,20 +334,56 @@ def test_the_jobs_are_registered_for_the_scheduler() -> None:
 
 
 async def test_a_compiled_report_goes_out_with_its_file(app: App) -> None:
-    """Reports queue their .xlsx by reference (bot.messaging.notices); the sender reads it back."""
+    """Reports queue their .xlsx by reference (`attach`); the sender reads it back."""
     from bot.domain.messages import Attachment
-    from bot.messaging.notices import Recipient
-    from bot.messaging.notices import enqueue as notify
-    from bot.reports.aggregate import UnitRef
+    from bot.messaging.outbox import attach
 
     xlsx = Attachment("bao-cao.xlsx", "application/vnd.ms-excel", b"PK\x03\x04 workbook bytes")
     cid = await contact_id(app, "p1")
-    where = UnitRef(1, "Xã Hòa An", "commune", None, "1", None)
-    officer = Recipient(cid, "vi", "commune_officer", where, (("test", "p1"),))
     async with app.uow() as uow:
-        assert await notify(uow, officer, "Báo cáo 6 tháng", app.clock.now(), [xlsx]) == 1
+        payload = await attach(uow.session, {"text": "Báo cáo 6 tháng"}, [xlsx], app.clock.now())
+        assert payload["attachments"][0]["file_id"] and "data" not in payload["attachments"][0]
+        message = Outgoing(cid, "test", "p1", payload)
+        assert len(await enqueue(uow.session, [message], kind="period_report", now=app.clock.now())) == 1
         await uow.commit()
     sender = RecordingSender()
     assert await OutboxSender(app, {"test": sender}).drain() == 1
     assert sender.sent == [("p1", "Báo cáo 6 tháng")]
     assert sender.attachments == [("p1", "bao-cao.xlsx", xlsx.data)]
+
+
+async def queue_replies(app: App, ext: str, *texts: str, tried: bool = False) -> None:
+    """Replies the channel could not deliver in the request (bot/channels/ratelimit.py)."""
+    cid = await contact_id(app, ext)
+    async with app.uow() as uow:
+        now = app.clock.now()
+        await enqueue(
+            uow.session,
+            [Outgoing(cid, "test", ext, {"text": t}) for t in texts],
+            kind=KIND_REPLY,
+            now=now,
+            not_before=now + timedelta(seconds=60) if tried else None,
+            attempts=1 if tried else 0,
+        )
+        await uow.commit()
+
+
+async def test_replies_go_out_ahead_of_bulk_rows(app: App) -> None:
+    await queue(app, "p1", "p2", "p3", "p4")
+    await queue_replies(app, "p5", "your answer was saved")
+    sender = RecordingSender()
+    assert await OutboxSender(app, {"test": sender}, concurrency=1).drain() == 5
+    assert sender.sent[0] == ("p5", "your answer was saved")
+
+
+async def test_a_reply_waiting_for_its_retry_holds_back_the_later_ones_of_its_chat(app: App) -> None:
+    await queue_replies(app, "p1", "first", tried=True)  # failed in the request: due in 60 s
+    await queue_replies(app, "p1", "second", "third")  # queued behind it
+    await queue(app, "p1", text="news")  # other kinds are not held back
+    sender = RecordingSender()
+    outbox = OutboxSender(app, {"test": sender})
+    assert await outbox.drain() == 1 and sender.sent == [("p1", "news p1")]
+    assert isinstance(app.clock, FixedClock)
+    app.clock.advance(timedelta(seconds=60))
+    assert await outbox.drain() == 3
+    assert sender.texts_for("p1") == ["news p1", "first", "second", "third"]

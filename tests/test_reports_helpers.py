@@ -16,7 +16,7 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import translator
 from bot.domain.permissions import Grant, load_grants
-from bot.messaging.notices import attachments_of
+from bot.messaging.outbox import attachments_of
 from bot.reports.compiled import sum_fields
 from storage.models import ChannelIdentity, Contact, OutboxMessage, Submission, Unit
 

@@ -1,10 +1,19 @@
-"""Sending within the platforms' limits: a rate limiter, retries with backoff, per-chat ordering.
+"""Sending within the platforms' limits: a rate limiter, retries with backoff, per-chat ordering,
+and replies that survive an outage.
 
 Limits are per bot token (Telegram: about 30 messages/s overall and 1 per chat per second), so
 each channel has one `RateLimiter` per process and every message to that platform goes through
 it. The limiter is a GCRA ("virtual scheduling"): each call reserves the earliest slot allowed by
 both the overall and the per-chat rate and then sleeps until that slot, so concurrent senders
 never race for the same slot and no background task is needed.
+
+A reply to a person's message is tried inside the webhook request for at most
+`REPLY_BUDGET_SECONDS` (retries and 429 waits that would end later are not started), so the
+webhook answers quickly even when the platform is down. What was not delivered by then goes to
+the outbox (kind "reply") and the outbox sender retries it with its backoff; what was delivered
+is never recorded, so never sent twice. Per-chat order: while a chat has replies waiting in the
+outbox, newer replies are queued behind them without being tried, and the sender sends a chat's
+replies strictly in order (bot/messaging/outbox.py).
 """
 
 from __future__ import annotations
@@ -17,13 +26,17 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.domain.app import App
 from bot.domain.messages import Reply
+from bot.messaging.outbox import Outgoing, backoff, enqueue, reply_payload
 from bot.messaging.sending import Blocked, RateLimited, SendError, TransientError
 from storage.models_channels import ChannelRepository, IdentityState
+from storage.models_outreach import KIND_REPLY
+from storage.repositories import OutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +44,18 @@ T = TypeVar("T")
 
 # Idle chats are forgotten once this many are tracked (a chat is idle when its slot lies in the past).
 _PRUNE_AT = 4096
+# How long a reply is tried inside the request before it is left to the outbox.
+REPLY_BUDGET_SECONDS = 3.0
+QUEUED_BEHIND = "queued behind an earlier reply"
+
+# The loop time by which the current send must be over (set around an in-request reply).
+_deadline: ContextVar[float | None] = ContextVar("send_deadline", default=None)
+
+
+def too_late(wait: float) -> bool:
+    """Whether waiting `wait` seconds would overrun the current send's deadline, if any."""
+    deadline = _deadline.get()
+    return deadline is not None and asyncio.get_running_loop().time() + wait > deadline
 
 
 class _Gcra:
@@ -131,18 +156,25 @@ async def with_retries(
     attempt = 0
     while True:
         if limiter is not None:
+            if too_late(limiter.paused_for):
+                raise RateLimited(limiter.paused_for)
             await limiter.acquire(chat)
         try:
             return await op()
         except RateLimited as exc:
-            if limiter is None or attempt >= policy.retries or exc.retry_after > policy.max_retry_after:
+            if (
+                limiter is None
+                or attempt >= policy.retries
+                or exc.retry_after > policy.max_retry_after
+                or too_late(exc.retry_after)
+            ):
                 raise
             log.warning("rate limited: waiting %.1fs before retrying", exc.retry_after)
             limiter.pause(exc.retry_after)
         except TransientError as exc:
-            if attempt >= policy.retries:
-                raise
             wait = policy.delay(attempt)
+            if attempt >= policy.retries or too_late(wait):
+                raise
             log.warning("send failed (%s): retrying in %.1fs", exc, wait)
             await sleep(wait)
         attempt += 1
@@ -154,12 +186,13 @@ def person_tag(external_id: str) -> str:
 
 
 class PlatformSender(ABC):
-    """What Telegram's and Zalo's senders share: the recipient's language and block mark.
+    """What Telegram's and Zalo's senders share: the recipient's language and block mark, and
+    replies that survive an outage.
 
-    `send` is the `ChannelSender` protocol (broadcasts, reminders): it refuses people who
-    blocked the bot. `reply` answers a message the person has just sent, which proves they no
-    longer block us, so the mark is lifted first; its failures are logged, not raised, because
-    the dialogue step they answer is already committed.
+    `send` is the `ChannelSender` protocol (the outbox sender): it refuses people who blocked
+    the bot. `reply` answers a message the person has just sent, which proves they no longer
+    block us, so the mark is lifted first. It is tried within `REPLY_BUDGET_SECONDS`; what the
+    platform did not take by then is queued in the outbox (module docstring).
     """
 
     channel: str
@@ -179,13 +212,57 @@ class PlatformSender(ABC):
         await self._deliver(external_id, replies, state)
 
     async def reply(self, external_id: str, replies: list[Reply]) -> None:
-        state = await self._state(external_id)
+        state, waiting = await self._reply_state(external_id)
         if state is not None and state.blocked_at is not None:
             await self.set_blocked(external_id, blocked=False)
+        if waiting and state is not None:
+            await self._queue(state, external_id, replies, QUEUED_BEHIND, tried=False)
+            return
+        token = _deadline.set(asyncio.get_running_loop().time() + REPLY_BUDGET_SECONDS)
         try:
-            await self._deliver(external_id, replies, state)
-        except SendError as exc:
+            for n, reply in enumerate(replies):
+                try:
+                    await self._deliver(external_id, [reply], state)
+                except (RateLimited, TransientError) as exc:
+                    if state is None:
+                        raise
+                    await self._queue(state, external_id, replies[n:], str(exc) or type(exc).__name__)
+                    return
+        except SendError as exc:  # blocked, refused for good, or nobody to queue it for
             log.warning("%s reply to %s not delivered: %s", self.channel, person_tag(external_id), exc)
+        finally:
+            _deadline.reset(token)
+
+    async def _queue(
+        self, state: IdentityState, external_id: str, replies: list[Reply], error: str, *, tried: bool = True
+    ) -> None:
+        """Leave the replies to the outbox sender, in order; `tried`: the first of them met `error`
+        in the request, which counts as its first attempt (the next comes after the backoff)."""
+        try:
+            async with self.app.uow() as uow:
+                now = self.app.clock.now()
+                payloads = [await reply_payload(uow.session, r, now) for r in replies]
+                messages = [Outgoing(state.contact_id, self.channel, external_id, p) for p in payloads]
+                await enqueue(
+                    uow.session,
+                    messages,
+                    kind=KIND_REPLY,
+                    now=now,
+                    not_before=now + backoff(self.app, 1) if tried else None,
+                    attempts=1 if tried else 0,
+                    error=error,
+                )
+                await uow.commit()
+        except Exception:
+            log.exception("%s reply to %s could not be queued", self.channel, person_tag(external_id))
+            return
+        log.warning(
+            "%s reply to %s queued in the outbox (%d messages): %s",
+            self.channel,
+            person_tag(external_id),
+            len(replies),
+            error,
+        )
 
     async def set_blocked(self, external_id: str, *, blocked: bool) -> None:
         async with self.app.uow() as uow:
@@ -203,6 +280,14 @@ class PlatformSender(ABC):
         # A plain read outside any unit of work: it never waits for SQLite's writer lock.
         async with self.app.db.sessions() as session:
             return await ChannelRepository(session).identity_state(self.channel, external_id)
+
+    async def _reply_state(self, external_id: str) -> tuple[IdentityState | None, bool]:
+        """The recipient's state, and whether replies to them wait in the outbox."""
+        async with self.app.db.sessions() as session:
+            state = await ChannelRepository(session).identity_state(self.channel, external_id)
+            if state is None:
+                return None, False
+            return state, await OutboxRepository(session).replies_waiting(state.contact_id, self.channel)
 
     async def _deliver(self, external_id: str, replies: list[Reply], state: IdentityState | None) -> None:
         locale = state.locale if state is not None else self.app.settings.default_locale

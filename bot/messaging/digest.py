@@ -16,7 +16,8 @@ from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
 from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
-from bot.messaging.notices import already_sent, enqueue, mark_sent, officers
+from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
+from bot.messaging.recipients import officers
 from bot.reports.aggregate import (
     VILLAGE_FORM,
     Activities,
@@ -30,7 +31,7 @@ from bot.reports.aggregate import (
 from bot.reports.compiled import compile_unit
 from bot.reports.labels import kind_plural
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF
-from storage.models_reports import DIGEST
+from storage.models_outreach import KIND_DIGEST as DIGEST
 
 log = logging.getLogger(__name__)
 
@@ -158,7 +159,7 @@ async def send_weekly_digest(app: App) -> int:
     cache: dict[int, tuple[list[Received], Activities, Compiled]] = {}
     for r in recipients:
         async with app.db.sessions() as session:
-            if await already_sent(session, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
+            if await noticed_units(session, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
                 continue
             if r.unit.id not in cache:
                 cache[r.unit.id] = (
@@ -172,11 +173,10 @@ async def send_weekly_digest(app: App) -> int:
         text = digest_text(
             translator(r.locale), r.unit, first_day, last_day, received, activities, compiled, deadline
         )
+        key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
         async with app.uow() as uow:
-            if await already_sent(uow.session, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
-                continue
-            queued += await enqueue(uow, r, text, now)
-            mark_sent(uow, DIGEST, SUBJECT, week.key, [r.unit.id], r.contact_id, now)
+            messages = to_each_channel(r, {"text": text, "options": []}, [key])
+            queued += len(await enqueue(uow.session, messages, kind=DIGEST, now=now))
             await uow.commit()
     log.info("weekly digest %s: %d messages queued", week.key, queued)
     return queued

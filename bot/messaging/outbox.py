@@ -1,8 +1,12 @@
 """The outbox: messages committed with what caused them, and the sender that delivers them.
 
-Queueing (`enqueue`) writes one `outbox` row and one `deliveries` row per recipient inside the
-caller's transaction, so a broadcast, a weekly tip or a reminder exists exactly when the change
-that caused it does.
+Queueing (`enqueue`) is the one way a message leaves after the request: broadcasts, weekly tips
+and the campaign, officers' reminders, escalations, digests and compiled reports, and dialogue
+replies the platform did not take at once (bot/channels/ratelimit.py). It writes one `outbox`
+row and one `deliveries` row per recipient inside the caller's transaction, so a message exists
+exactly when the change that caused it does. A scheduled message carries notice keys
+(`Outgoing.notices`): the `notices` rows written with it keep it from ever being queued twice.
+Who receives what, on which channel, is bot/messaging/recipients.py's business.
 
 Sending (`OutboxSender`) works through due rows, channel by channel, with a few sends in flight
 per channel; the channel senders (bot/channels) keep the platforms' rate limits. Each row goes:
@@ -27,6 +31,10 @@ marked failed with the reason; a 429 postpones the row by its retry_after withou
 attempt; a block marks the identity blocked and the row `blocked`. Rows of people who stopped
 outreach (/dung) are cancelled instead of sent.
 
+Order: one message at a time per chat. Replies are claimed ahead of bulk rows, and a chat's
+replies strictly in the order they were queued: a reply waiting for its retry holds back the
+later ones (the channels queue a new reply behind it rather than sending it at once).
+
 One sender per channel at a time: rate limits are per bot token (DESIGN.md), and recovery
 treats every `sending` row claimed by another process as in doubt. On PostgreSQL claims use
 FOR UPDATE SKIP LOCKED, so a second sender would not double-send a queued row either.
@@ -35,41 +43,49 @@ FOR UPDATE SKIP LOCKED, so a second sender would not double-send a queued row ei
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
 import logging
 import mimetypes
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import and_, func, insert, select, update
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from bot.domain.app import App
 from bot.domain.messages import Attachment, Option, Reply
+from bot.messaging.recipients import Officer, obeys_stop
 from bot.messaging.sending import Blocked, ChannelSender, PermanentError, RateLimited, SendError
 from storage.models import ChannelIdentity, OutboxMessage
 from storage.models_outreach import (
     BLOCKED,
     CANCELLED,
     FAILED,
-    KIND_OTHER,
-    OUTREACH_KINDS,
+    KIND_REPLY,
     QUEUED,
     SENDING,
     SENT,
     Delivery,
+    Notice,
     Subscription,
 )
+from storage.models_reports import ReportFile
+from storage.repositories import OutboxRepository
 
 log = logging.getLogger(__name__)
 
 WEBCHAT = "webchat"
 IN_DOUBT_ERROR = "in doubt: the sender stopped while sending; not resent to avoid a duplicate"
-_ADOPT_BATCH = 1000
+_NOTICE_CHUNK = 1000
 _IDLE_MAX_SECONDS = 5.0
 _SEND_TIMEOUT_SECONDS = 120.0  # longer than any channel's HTTP timeout and retries
 
@@ -79,12 +95,71 @@ _SEND_TIMEOUT_SECONDS = 120.0  # longer than any channel's HTTP timeout and retr
 
 @dataclass(frozen=True, slots=True)
 class Outgoing:
-    """One message for one person on one channel."""
+    """One message for one person on one channel.
+
+    `notices` makes a scheduled message idempotent: it is queued only if one of its keys is new
+    for the contact (see `notice_key`), and the keys are recorded in the same transaction.
+    Messages with the same keys share their fate: an officer's reminder goes to every channel
+    they use, or to none.
+    """
 
     contact_id: int
     channel: str
     external_id: str
     payload: dict[str, Any]
+    notices: tuple[str, ...] = ()
+
+
+def notice_key(kind: str, subject: str, period: str, unit_id: int) -> str:
+    """The notice key of an officer's message about one unit ("reminder:<deadline>@-3:2026-H1:42")."""
+    return f"{kind}:{subject}:{period}:{unit_id}"
+
+
+async def noticed_units(
+    session: AsyncSession, kind: str, subject: str, period: str, contact_id: int, unit_ids: Iterable[int]
+) -> set[int]:
+    """The units about which this notice already went to this contact."""
+    keys = {notice_key(kind, subject, period, u): u for u in unit_ids}
+    return {keys[k] for k in await noticed(session, contact_id, keys)}
+
+
+def to_each_channel(officer: Officer, payload: dict[str, Any], notices: Sequence[str] = ()) -> list[Outgoing]:
+    """The message to every channel the officer uses, under the same notice keys."""
+    return [Outgoing(officer.contact_id, c, e, payload, tuple(notices)) for c, e in officer.identities]
+
+
+def _insert_for(session: AsyncSession) -> Any:
+    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+async def noticed(session: AsyncSession, contact_id: int, keys: Iterable[str]) -> set[str]:
+    """Which of `keys` the contact already had (to skip work before queueing)."""
+    wanted = list(keys)
+    found: set[str] = set()
+    for i in range(0, len(wanted), _NOTICE_CHUNK):
+        q = select(Notice.key).where(
+            Notice.contact_id == contact_id, Notice.key.in_(wanted[i : i + _NOTICE_CHUNK])
+        )
+        found |= set((await session.execute(q)).scalars())
+    return found
+
+
+async def _record_notices(
+    session: AsyncSession, keyed: Sequence[tuple[int, str]], now: datetime
+) -> set[tuple[int, str]]:
+    """Insert the (contact, key) notices; those that were new. ON CONFLICT DO NOTHING: of two
+    jobs racing (two instances, a re-run), only one gets each notice back."""
+    fresh: set[tuple[int, str]] = set()
+    insert_ = _insert_for(session)
+    for i in range(0, len(keyed), _NOTICE_CHUNK):
+        stmt = (
+            insert_(Notice)
+            .values([{"contact_id": c, "key": k, "created_at": now} for c, k in keyed[i : i + _NOTICE_CHUNK]])
+            .on_conflict_do_nothing(index_elements=["contact_id", "key"])
+            .returning(Notice.contact_id, Notice.key)
+        )
+        fresh |= {(c, k) for c, k in (await session.execute(stmt)).all()}
+    return fresh
 
 
 async def enqueue(
@@ -95,49 +170,104 @@ async def enqueue(
     now: datetime,
     not_before: datetime | None = None,
     broadcast_id: int | None = None,
-) -> int:
-    """Queue the messages in the caller's transaction (nothing is committed here).
+    attempts: int = 0,
+    error: str | None = None,
+) -> list[Outgoing]:
+    """Queue the messages in the caller's transaction (nothing is committed here); those queued.
 
-    One message per contact per call: the outbox ids are matched back to their deliveries by
-    contact, which is what lets 100,000 rows go in as a few multi-row INSERTs.
+    Every message that leaves after the request comes through here: broadcasts, tips and the
+    campaign, reminders, digests, compiled reports, and dialogue replies that could not be
+    delivered at once (`attempts`/`error` say what the first try met). A contact's messages go
+    out in the order given.
     """
-    if not messages:
-        return 0
-    by_contact = {m.contact_id: m for m in messages}
-    if len(by_contact) != len(messages):
-        raise ValueError("enqueue takes one message per contact")
-    due = not_before or now
-    rows = [
-        {
-            "contact_id": m.contact_id,
-            "channel": m.channel,
-            "external_id": m.external_id,
-            "payload": m.payload,
-            "created_at": now,
-            "not_before": not_before,
-            "attempts": 0,
-        }
-        for m in messages
-    ]
-    result = await session.execute(
-        insert(OutboxMessage).returning(OutboxMessage.id, OutboxMessage.contact_id), rows
+    queued = list(messages)
+    keyed = sorted({(m.contact_id, k) for m in queued for k in m.notices})
+    if keyed:
+        fresh = await _record_notices(session, keyed, now)
+        queued = [m for m in queued if not m.notices or any((m.contact_id, k) in fresh for k in m.notices)]
+    await OutboxRepository(session).insert(
+        [(m.contact_id, m.channel, m.external_id, m.payload) for m in queued],
+        kind=kind,
+        now=now,
+        not_before=not_before,
+        broadcast_id=broadcast_id,
+        attempts=attempts,
+        error=error,
     )
-    deliveries = [
-        {
-            "outbox_id": outbox_id,
-            "contact_id": contact_id,
-            "channel": by_contact[contact_id].channel,
-            "kind": kind,
-            "broadcast_id": broadcast_id,
-            "status": QUEUED,
-            "due_at": due,
-            "idempotency_key": uuid.uuid4().hex,
-            "updated_at": now,
-        }
-        for outbox_id, contact_id in result.all()
-    ]
-    await session.execute(insert(Delivery), deliveries)
-    return len(deliveries)
+    return queued
+
+
+async def cancel_queued(session: AsyncSession, conditions: Sequence[Any], now: datetime, reason: str) -> int:
+    """Cancel deliveries still queued that match `conditions`; messages in flight go on."""
+    stmt = (
+        update(Delivery)
+        .where(Delivery.status == QUEUED, *conditions)
+        .values(status=CANCELLED, updated_at=now)
+        .returning(Delivery.outbox_id)
+        .execution_options(synchronize_session=False)
+    )
+    ids = list((await session.execute(stmt)).scalars())
+    for i in range(0, len(ids), 5000):
+        await session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id.in_(ids[i : i + 5000]))
+            .values(failed_at=now, error=reason)
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)
+
+
+# ------------------------------------------------------------------------------ payloads
+
+
+async def store_file(session: AsyncSession, attachment: Attachment, now: datetime) -> ReportFile:
+    """The file's row, inserted unless the same bytes are stored already."""
+    digest = hashlib.sha256(attachment.data).hexdigest()
+    found = (
+        await session.execute(select(ReportFile).where(ReportFile.sha256 == digest))
+    ).scalar_one_or_none()
+    if found is not None:
+        return found
+    row = ReportFile(
+        sha256=digest,
+        filename=attachment.filename,
+        content_type=attachment.content_type,
+        size=len(attachment.data),
+        data=attachment.data,
+        created_at=now,
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+async def attach(
+    session: AsyncSession, payload: dict[str, Any], files: Sequence[Attachment], now: datetime
+) -> dict[str, Any]:
+    """The payload with `files` stored once (report_files) and named by id:
+
+        {"text": ..., "attachments": [{"filename", "content_type", "file_id", "size"}]}
+
+    so the report a hundred officers receive is kept once and the rows stay small.
+    """
+    if not files:
+        return payload
+    refs = []
+    for f in files:
+        row = await store_file(session, f, now)
+        refs.append(
+            {"filename": f.filename, "content_type": f.content_type, "file_id": row.id, "size": row.size}
+        )
+    return {**payload, "attachments": refs}
+
+
+async def reply_payload(session: AsyncSession, reply: Reply, now: datetime) -> dict[str, Any]:
+    """A dialogue reply as an outbox payload (the inverse of `load_replies`)."""
+    payload: dict[str, Any] = {
+        "text": reply.text,
+        "options": [{"id": o.id, "label": o.label} for o in reply.options],
+    }
+    return await attach(session, payload, reply.attachments, now)
 
 
 def payload_replies(payload: dict[str, Any], content_dir: Path) -> list[Reply]:
@@ -157,10 +287,23 @@ def payload_replies(payload: dict[str, Any], content_dir: Path) -> list[Reply]:
     return [Reply(str(payload.get("text", "")), options, attachments)]
 
 
+async def attachments_of(session: AsyncSession, payload: dict[str, Any]) -> list[Attachment]:
+    """The attachments a payload names, with their bytes (stored files, or inline data_b64)."""
+    out: list[Attachment] = []
+    for item in payload.get("attachments") or ():
+        if "data_b64" in item:
+            data = base64.b64decode(item["data_b64"])
+        else:
+            row = await session.get(ReportFile, int(item["file_id"]))
+            if row is None:
+                continue
+            data = row.data
+        out.append(Attachment(str(item["filename"]), str(item["content_type"]), data))
+    return out
+
+
 async def load_replies(session: AsyncSession, payload: dict[str, Any], content_dir: Path) -> list[Reply]:
     """`payload_replies`, with the files a payload names by id (compiled reports) read in."""
-    from bot.messaging.notices import attachments_of  # the reports package is heavy; load on use
-
     replies = payload_replies(payload, content_dir)
     if payload.get("attachments"):
         replies[0].attachments.extend(await attachments_of(session, payload))
@@ -262,48 +405,6 @@ class OutboxSender:
 
     # ---- housekeeping ------------------------------------------------------------------
 
-    async def adopt(self) -> int:
-        """Give a deliveries row to outbox rows queued by code that did not use `enqueue`."""
-        total = 0
-        while True:
-            async with self.app.uow() as uow:
-                now = self.app.clock.now()
-                q = (
-                    select(
-                        OutboxMessage.id,
-                        OutboxMessage.contact_id,
-                        OutboxMessage.channel,
-                        OutboxMessage.not_before,
-                        OutboxMessage.created_at,
-                    )
-                    .where(OutboxMessage.sent_at.is_(None), OutboxMessage.failed_at.is_(None))
-                    .where(~select(Delivery.outbox_id).where(Delivery.outbox_id == OutboxMessage.id).exists())
-                    .order_by(OutboxMessage.id)
-                    .limit(_ADOPT_BATCH)
-                )
-                rows = (await uow.session.execute(q)).all()
-                if not rows:
-                    return total
-                await uow.session.execute(
-                    insert(Delivery),
-                    [
-                        {
-                            "outbox_id": r.id,
-                            "contact_id": r.contact_id,
-                            "channel": r.channel,
-                            "kind": KIND_OTHER,
-                            "broadcast_id": None,
-                            "status": QUEUED,
-                            "due_at": r.not_before or r.created_at,
-                            "idempotency_key": uuid.uuid4().hex,
-                            "updated_at": now,
-                        }
-                        for r in rows
-                    ],
-                )
-                await uow.commit()
-                total += len(rows)
-
     async def recover(self, *, older_than: timedelta | None = None) -> Recovery:
         """Deal with rows left `sending` by a sender that died (module docstring: in doubt).
 
@@ -362,6 +463,20 @@ class OutboxSender:
     async def _claim(self, channel: str, limit: int, state: _ChannelState) -> list[Claimed]:
         async with self.app.uow() as uow:
             now = self.app.clock.now()
+            # A chat's replies go out in order: none while an earlier one still waits (even one
+            # not due yet, after a failed attempt).
+            earlier = aliased(Delivery)
+            reply_waiting = (
+                select(earlier.outbox_id)
+                .where(
+                    earlier.contact_id == Delivery.contact_id,
+                    earlier.channel == Delivery.channel,
+                    earlier.kind == KIND_REPLY,
+                    earlier.status.in_((QUEUED, SENDING)),
+                    earlier.outbox_id < Delivery.outbox_id,
+                )
+                .exists()
+            )
             q = (
                 select(
                     Delivery.outbox_id,
@@ -384,19 +499,24 @@ class OutboxSender:
                 )
                 .outerjoin(Subscription, Subscription.contact_id == Delivery.contact_id)
                 .where(Delivery.channel == channel, Delivery.status == QUEUED, Delivery.due_at <= now)
+                .where(or_(Delivery.kind != KIND_REPLY, ~reply_waiting))
                 .order_by(Delivery.due_at, Delivery.outbox_id)
                 .limit(limit * 4 + len(state.busy))
             )
             if self._pg:
                 q = q.with_for_update(skip_locked=True, of=Delivery)
+            # Replies first (RapidPro's courier: replies ahead of bulk sends), then the rest.
+            found = list((await uow.session.execute(q.where(Delivery.kind == KIND_REPLY))).all())
+            seen = {r.outbox_id for r in found}
+            found += [r for r in (await uow.session.execute(q)).all() if r.outbox_id not in seen]
             claimed: list[Claimed] = []
             blocked: list[int] = []
             stopped: list[int] = []
             chats: set[str] = set()
-            for r in (await uow.session.execute(q)).all():
+            for r in found:
                 if r.blocked_at is not None:
                     blocked.append(r.outbox_id)
-                elif r.stopped_at is not None and r.kind in OUTREACH_KINDS:
+                elif r.stopped_at is not None and obeys_stop(r.kind):
                     stopped.append(r.outbox_id)
                 elif r.external_id in state.busy or r.external_id in chats or len(claimed) >= limit:
                     continue
@@ -467,9 +587,7 @@ class OutboxSender:
         return Outcome(row, QUEUED, error)
 
     def backoff(self, attempts: int) -> timedelta:
-        """60 s, 2 min, 4 min… (with the default base), at most 6 hours."""
-        seconds = self.app.settings.outbox_retry_base_seconds * 2 ** max(0, attempts - 1)
-        return timedelta(seconds=min(seconds, 6 * 3600))
+        return backoff(self.app, attempts)
 
     async def _finish(
         self, session: AsyncSession, ids: list[int], status: str, now: datetime, error: str | None
@@ -578,9 +696,7 @@ class OutboxSender:
         return sum(counts)
 
     async def drain(self, budget_seconds: float | None = None) -> int:
-        """Adopt orphans, then send everything due on every channel (for at most
-        `budget_seconds`); rows sent."""
-        await self.adopt()
+        """Send everything due on every channel (for at most `budget_seconds`); rows sent."""
         deadline = None if budget_seconds is None else asyncio.get_running_loop().time() + budget_seconds
         counts = await asyncio.gather(*(self.send_due(c, deadline) for c in self.senders))
         return sum(counts)
@@ -602,6 +718,13 @@ class OutboxSender:
                 log.exception("outbox sender pass failed; trying again")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=settings.outbox_poll_seconds)
+
+
+def backoff(app: App, attempts: int) -> timedelta:
+    """The wait after `attempts` failed attempts: 60 s, 2 min, 4 min… (with the default base),
+    at most 6 hours."""
+    seconds = app.settings.outbox_retry_base_seconds * 2 ** max(0, attempts - 1)
+    return timedelta(seconds=min(seconds, 6 * 3600))
 
 
 def senders_for(app: App, senders: Mapping[str, ChannelSender] | None = None) -> dict[str, ChannelSender]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,25 +29,22 @@ from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
 from bot.messaging.content import item_text, live_items, suits
 from bot.messaging.jobs import Job
-from bot.messaging.outbox import Outgoing, enqueue, send_outbox
+from bot.messaging.outbox import Outgoing, cancel_queued, enqueue, send_outbox
+from bot.messaging.recipients import holds_role, outreach_allowed, reachable
 from storage.models import (
     COMMUNE_OFFICER,
     MEMBER,
     PROVINCE_STAFF,
     VILLAGE_OFFICER,
-    ChannelIdentity,
     Contact,
-    OutboxMessage,
     RoleGrant,
     Submission,
     Unit,
 )
 from storage.models_outreach import (
-    CANCELLED,
     KIND_CAMPAIGN,
     KIND_TIP,
     OUTREACH_KINDS,
-    QUEUED,
     ContentItem,
     Delivery,
     Notice,
@@ -55,9 +52,6 @@ from storage.models_outreach import (
     Subscription,
 )
 
-# Zalo first: the messenger officers and villagers use every day (DOMAIN.md); Telegram is
-# restricted in Vietnam; the web chat is for demos. Other channels come after, newest first.
-CHANNEL_PREFERENCE = ("zalo", "telegram", "webchat")
 CHUNK = 1000
 _IN_CHUNK = 5000
 LLW = "lifelong_learning_week"
@@ -76,44 +70,6 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> list[Sequence[Any]]:
 def footer(t: Translator) -> str:
     """How to stop: in every outreach message, because channels without buttons need words."""
     return t("Send /dung to stop these messages, /chude to choose topics.")
-
-
-# ------------------------------------------------------------------------------ identities
-
-
-def pick_identity(rows: Sequence[tuple[str, str, datetime]]) -> tuple[str, str] | None:
-    """The identity to write to, from (channel, external_id, created_at) of unblocked ones."""
-    if not rows:
-        return None
-
-    def rank(row: tuple[str, str, datetime]) -> tuple[int, float]:
-        channel, _, created = row
-        known = channel in CHANNEL_PREFERENCE
-        order = CHANNEL_PREFERENCE.index(channel) if known else len(CHANNEL_PREFERENCE)
-        return order, -created.timestamp()
-
-    channel, external_id, _ = min(rows, key=rank)
-    return channel, external_id
-
-
-async def reachable(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
-    """Each contact's preferred identity that has not blocked the bot; absent when none."""
-    found: dict[int, list[tuple[str, str, datetime]]] = {}
-    for ids in _chunks(list(contact_ids)):
-        q = select(
-            ChannelIdentity.contact_id,
-            ChannelIdentity.channel,
-            ChannelIdentity.external_id,
-            ChannelIdentity.created_at,
-        ).where(ChannelIdentity.contact_id.in_(ids), ChannelIdentity.blocked_at.is_(None))
-        for cid, channel, ext, created in (await session.execute(q)).all():
-            found.setdefault(cid, []).append((channel, ext, created))
-    out: dict[int, tuple[str, str]] = {}
-    for cid, rows in found.items():
-        picked = pick_identity(rows)
-        if picked is not None:
-            out[cid] = picked
-    return out
 
 
 # ------------------------------------------------------------------------------ subscriptions
@@ -140,26 +96,6 @@ async def set_topics(
     sub.topics = sorted(set(topics))
     sub.updated_at = now
     return sub
-
-
-async def cancel_queued(session: AsyncSession, conditions: Sequence[Any], now: datetime, reason: str) -> int:
-    """Cancel deliveries still queued that match `conditions`; messages in flight go on."""
-    stmt = (
-        update(Delivery)
-        .where(Delivery.status == QUEUED, *conditions)
-        .values(status=CANCELLED, updated_at=now)
-        .returning(Delivery.outbox_id)
-        .execution_options(synchronize_session=False)
-    )
-    ids = list((await session.execute(stmt)).scalars())
-    for chunk in _chunks(ids):
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(chunk))
-            .values(failed_at=now, error=reason)
-            .execution_options(synchronize_session=False)
-        )
-    return len(ids)
 
 
 async def stop_outreach(session: AsyncSession, contact_id: int, now: datetime) -> int:
@@ -267,26 +203,21 @@ Builder = Callable[[Target], dict[str, Any] | None]
 async def _targets(
     session: AsyncSession, roles: Sequence[str], key: str, after: int, limit: int
 ) -> list[Target]:
-    """The next contacts (by id, after `after`) holding one of `roles`, who agreed, did not stop,
-    and have no notice `key` yet."""
-    grant = and_(
-        RoleGrant.contact_id == Contact.id, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None)
-    )
-    stopped = select(Subscription.contact_id).where(
-        Subscription.contact_id == Contact.id, Subscription.stopped_at.is_not(None)
-    )
+    """The next contacts (by id, after `after`) holding one of `roles`, who may receive outreach
+    (bot/messaging/recipients.py), and have no notice `key` yet."""
     noticed = select(Notice.id).where(Notice.contact_id == Contact.id, Notice.key == key)
     ids_q = (
         select(Contact.id)
-        .where(Contact.id > after, Contact.consent_at.is_not(None))
-        .where(select(RoleGrant.id).where(grant).exists())
-        .where(~stopped.exists(), ~noticed.exists())
+        .where(Contact.id > after, outreach_allowed(), holds_role(roles), ~noticed.exists())
         .order_by(Contact.id)
         .limit(limit)
     )
     ids = list((await session.execute(ids_q)).scalars())
     if not ids:
         return []
+    grant = and_(
+        RoleGrant.contact_id == Contact.id, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None)
+    )
     q = (
         select(Contact.id, Contact.locale, Subscription.topics, Unit.path)
         .join(RoleGrant, grant)
@@ -304,33 +235,20 @@ async def _targets(
 async def queue_notices(
     session: AsyncSession, targets: Sequence[Target], key: str, build: Builder, *, kind: str, now: datetime
 ) -> int:
-    """Queue a message (from `build`; None skips) to each target, with the notice `key`.
-
-    The notice rows go in first with ON CONFLICT DO NOTHING; only the targets whose notice was
-    new get a message, so even two jobs racing send each notice once.
-    """
+    """Queue a message (from `build`; None skips) to each target, under the notice `key`:
+    even two jobs racing send each notice once (bot/messaging/outbox.py)."""
     where = await reachable(session, [t.contact_id for t in targets])
-    payloads: dict[int, dict[str, Any]] = {}
+    messages = []
     for target in targets:
         if target.contact_id not in where:
             continue
         payload = build(target)
         if payload is not None:
-            payloads[target.contact_id] = payload
-    if not payloads:
-        return 0
-    stmt = (
-        _insert(session)(Notice)
-        .values([{"contact_id": c, "key": key, "created_at": now} for c in payloads])
-        .on_conflict_do_nothing(index_elements=["contact_id", "key"])
-        .returning(Notice.contact_id)
-    )
-    fresh = set((await session.execute(stmt)).scalars())
-    messages = [Outgoing(c, *where[c], p) for c, p in payloads.items() if c in fresh]
-    await enqueue(session, messages, kind=kind, now=now)
-    items = [(m.contact_id, str(m.payload["item"])) for m in messages if m.payload.get("item")]
+            messages.append(Outgoing(target.contact_id, *where[target.contact_id], payload, (key,)))
+    queued = await enqueue(session, messages, kind=kind, now=now)
+    items = [(m.contact_id, str(m.payload["item"])) for m in queued if m.payload.get("item")]
     await record_sent(session, items, now)
-    return len(messages)
+    return len(queued)
 
 
 BuilderFactory = Callable[[AsyncSession, list[Target]], Awaitable[Builder]]

@@ -9,9 +9,9 @@ Every day (the `reminders` job) each deadline of content/schedules.yaml is looke
   the villages of the commune still missing, province staff the communes that still have
   missing villages (with how many of how many).
 
-Every message is logged in `notices_sent` per (deadline and offset, period, unit, officer) in
-the same transaction as the outbox rows, so a re-run, a second instance or a retry after a crash
-never sends the same reminder twice.
+Every message is queued with a notice per (deadline and offset, period, unit, officer)
+(bot/messaging/outbox.py), so a re-run, a second instance or a retry after a crash never sends
+the same reminder twice. /dung does not stop them: they are the officers' work, not outreach.
 """
 
 from __future__ import annotations
@@ -25,11 +25,13 @@ from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
 from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
-from bot.messaging.notices import Recipient, already_sent, enqueue, mark_sent, officers
+from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
+from bot.messaging.recipients import Officer, officers
 from bot.reports.aggregate import UnitRef, expected_by_child, missing_units, unit_refs
 from bot.reports.labels import kind_plural
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_KINDS, VILLAGE_OFFICER
-from storage.models_reports import ESCALATION, REMINDER
+from storage.models_outreach import KIND_ESCALATION as ESCALATION
+from storage.models_outreach import KIND_REMINDER as REMINDER
 
 log = logging.getLogger(__name__)
 
@@ -131,29 +133,19 @@ async def _deliver(
     kind: str,
     subject: str,
     period: ReportPeriod,
-    plan: list[tuple[Recipient, list[int], str]],
+    plan: list[tuple[Officer, list[int], str]],
     now: datetime,
 ) -> int:
-    """Queue the planned messages in batches, each with its notices; skip what was sent already."""
+    """Queue the planned messages in batches, each under its notices (one per unit): what was
+    sent already is skipped. The number of messages queued."""
     sent = 0
     for i in range(0, len(plan), BATCH):
         async with app.uow() as uow:
-            for recipient, unit_ids, text in plan[i : i + BATCH]:
-                done = await already_sent(
-                    uow.session, kind, subject, period.key, recipient.contact_id, unit_ids
-                )
-                if done.issuperset(unit_ids):
-                    continue
-                sent += await enqueue(uow, recipient, text, now)
-                mark_sent(
-                    uow,
-                    kind,
-                    subject,
-                    period.key,
-                    [u for u in unit_ids if u not in done],
-                    recipient.contact_id,
-                    now,
-                )
+            messages = []
+            for officer, unit_ids, text in plan[i : i + BATCH]:
+                keys = [notice_key(kind, subject, period.key, u) for u in unit_ids]
+                messages += to_each_channel(officer, {"text": text, "options": []}, keys)
+            sent += len(await enqueue(uow.session, messages, kind=kind, now=now))
             await uow.commit()
     return sent
 
@@ -165,14 +157,14 @@ async def remind(app: App, deadline: Deadline, period: ReportPeriod, days_left: 
         missing = {u.id: u for u in await missing_units(session, deadline, period)}
         roles = sorted({DIRECT_ROLES[k] for k in deadline.expected if k in DIRECT_ROLES})
         holders = await officers(session, roles, unit_ids=list(missing)) if missing else []
-        by_contact: dict[int, tuple[Recipient, list[UnitRef]]] = {}
+        by_contact: dict[int, tuple[Officer, list[UnitRef]]] = {}
         for r in holders:
             if DIRECT_ROLES.get(r.unit.kind) != r.role or r.unit.id not in missing:
                 continue
             by_contact.setdefault(r.contact_id, (r, []))[1].append(r.unit)
         plan = []
         for recipient, units in by_contact.values():
-            done = await already_sent(
+            done = await noticed_units(
                 session, REMINDER, subject, period.key, recipient.contact_id, [u.id for u in units]
             )
             todo = [u for u in units if u.id not in done]
@@ -201,7 +193,7 @@ async def escalate(app: App, deadline: Deadline, period: ReportPeriod, days_afte
         for r in holders:
             area = r.unit
             units = inside.get(area.id, [])
-            if not units or area.id in await already_sent(
+            if not units or area.id in await noticed_units(
                 session, ESCALATION, subject, period.key, r.contact_id, [area.id]
             ):
                 continue

@@ -19,11 +19,12 @@ from bot.domain.i18n import translator
 from bot.domain.messages import Attachment
 from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
-from bot.messaging.notices import Recipient, already_sent, enqueue, mark_sent, officers
+from bot.messaging.outbox import attach, enqueue, notice_key, noticed_units, to_each_channel
+from bot.messaging.recipients import Officer, officers
 from bot.reports.aggregate import VILLAGE_FORM, Compiled
 from bot.reports.compiled import compile_unit, render, summary_text
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF
-from storage.models_reports import PERIOD_REPORT
+from storage.models_outreach import KIND_REPORT as PERIOD_REPORT
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +37,11 @@ async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod)
     who has not had it; the number of messages queued."""
     now = scheduled_for(app)
     async with app.db.sessions() as session:
-        recipients: list[Recipient] = []
+        recipients: list[Officer] = []
         for r in await officers(session, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES)):
             if RECIPIENT_ROLES.get(r.unit.kind) != r.role:
                 continue
-            if not await already_sent(
+            if not await noticed_units(
                 session, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
             ):
                 recipients.append(r)
@@ -60,13 +61,11 @@ async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod)
             files = await asyncio.to_thread(render, c, t)
             rendered[key] = (summary_text(c, t), files)
         text, files = rendered[key]
+        notice = notice_key(PERIOD_REPORT, deadline.id, period.key, r.unit.id)
         async with app.uow() as uow:
-            if await already_sent(
-                uow.session, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
-            ):
-                continue
-            queued += await enqueue(uow, r, text, now, files)
-            mark_sent(uow, PERIOD_REPORT, deadline.id, period.key, [r.unit.id], r.contact_id, now)
+            payload = await attach(uow.session, {"text": text, "options": []}, files, now)
+            messages = to_each_channel(r, payload, [notice])
+            queued += len(await enqueue(uow.session, messages, kind=PERIOD_REPORT, now=now))
             await uow.commit()
     return queued
 

@@ -1,8 +1,9 @@
 """What every sending channel offers: one way to deliver replies to one person, and typed errors.
 
-Dialogue replies are sent right after the transaction that produced them commits; broadcasts and
-reminders go through the outbox, whose sender calls the same `ChannelSender.send`. Rate limits
-are per bot token, so each channel has one sender (and one limiter) per process.
+Dialogue replies are sent right after the transaction that produced them commits (what the
+platform does not take at once goes to the outbox); broadcasts and reminders go through the
+outbox, whose sender calls the same `ChannelSender.send`. Rate limits are per bot token, so each
+channel has one sender (and one limiter) per process.
 """
 
 from __future__ import annotations

@@ -13,22 +13,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.i18n import translator
 from bot.domain.permissions import Action, Grant, area, may_act_on
 from bot.messaging.content import item_text, item_translations
-from bot.messaging.outbox import Outgoing, enqueue
-from bot.messaging.outreach import cancel_queued, footer, pick_identity
+from bot.messaging.outbox import Outgoing, cancel_queued, enqueue
+from bot.messaging.outreach import footer
+from bot.messaging.recipients import members_in_areas
 from storage.models import (
     COMMUNE_OFFICER,
     MEMBER,
     PROVINCE_STAFF,
     VILLAGE_OFFICER,
-    ChannelIdentity,
     Contact,
-    RoleGrant,
     Unit,
 )
 from storage.models_outreach import (
@@ -42,7 +41,6 @@ from storage.models_outreach import (
     Broadcast,
     ContentItem,
     Delivery,
-    Subscription,
 )
 
 MEMBERS = "members"
@@ -129,44 +127,18 @@ async def audience_units(session: AsyncSession, grants: Sequence[Grant], audienc
 async def resolve(
     session: AsyncSession, units: Sequence[Unit], audience: Audience, exclude_contact_id: int | None = None
 ) -> list[Recipient]:
-    """Everyone the audience names who agreed, did not stop, and has an unblocked identity."""
+    """Everyone the audience names who agreed, did not stop, and has an unblocked identity
+    (bot/messaging/recipients.py), and chose one of the audience's topics (or none)."""
     roles = [r for g in audience.groups for r in GROUP_ROLES[g]]
-    in_area = (
-        select(RoleGrant.id)
-        .join(Unit, Unit.id == RoleGrant.unit_id)
-        .where(RoleGrant.contact_id == Contact.id, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None))
-        .where(or_(*(Unit.path.like(u.path + "%") for u in units)))
+    members = await members_in_areas(
+        session, [u.path for u in units], roles, exclude_contact_id=exclude_contact_id
     )
-    q = (
-        select(
-            Contact.id,
-            Contact.locale,
-            Subscription.topics,
-            ChannelIdentity.channel,
-            ChannelIdentity.external_id,
-            ChannelIdentity.created_at,
-        )
-        .join(
-            ChannelIdentity,
-            and_(ChannelIdentity.contact_id == Contact.id, ChannelIdentity.blocked_at.is_(None)),
-        )
-        .outerjoin(Subscription, Subscription.contact_id == Contact.id)
-        .where(Contact.consent_at.is_not(None), Subscription.stopped_at.is_(None), in_area.exists())
-    )
-    if exclude_contact_id is not None:
-        q = q.where(Contact.id != exclude_contact_id)
     wanted = set(audience.topics)
-    people: dict[int, tuple[str, list[tuple[str, str, datetime]]]] = {}
-    for cid, locale, topics, channel, ext, created in (await session.execute(q)).all():
-        if wanted and topics and not wanted & set(topics):
-            continue  # chose topics, none of them this broadcast's (no topics chosen: all)
-        people.setdefault(cid, (locale, []))[1].append((channel, ext, created))
-    out = []
-    for cid, (locale, identities) in sorted(people.items()):
-        picked = pick_identity(identities)
-        if picked is not None:
-            out.append(Recipient(cid, locale, *picked))
-    return out
+    return [
+        Recipient(m.contact_id, m.locale, m.channel, m.external_id)
+        for m in members
+        if not (wanted and m.topics and not wanted & set(m.topics))  # no topics chosen: all
+    ]
 
 
 async def count_recipients(

@@ -3,7 +3,8 @@
 It keeps a queue of updates (served by getUpdates, or POSTed to the registered webhook with its
 secret header, as Telegram does), records every call and every message sent, enforces the
 limits the real API enforces (4,096 characters, 64-byte callback data) and lets a test inject
-429s (with retry_after), 5xx answers and users who blocked the bot.
+429s (with retry_after), 5xx answers, users who blocked the bot, and an outage (`down()`: every
+call answers 502 until `up()`).
 
     fake = FakeTelegram(TOKEN)
     async with serving(fake.app, lifespan="off") as url: ...   # base URL for TELEGRAM_API_BASE_URL
@@ -62,6 +63,7 @@ class FakeTelegram:
     blocked: set[int] = field(default_factory=set)
     webhook_statuses: list[int] = field(default_factory=list)
     lenient_edits: bool = False  # the benchmark edits messages it made up itself
+    outage: int | None = None  # while set, every call answers this status (see `down`)
 
     def __post_init__(self) -> None:
         self._pending: deque[dict[str, Any]] = deque()
@@ -71,6 +73,7 @@ class FakeTelegram:
         self._message_ids = itertools.count(1)
         self._failures: dict[str, deque[Failure]] = {}
         self._client: httpx.AsyncClient | None = None
+        self._down_after: tuple[int, int] | None = None
         self.app = Starlette(routes=[Route("/bot{token}/{method}", self._endpoint, methods=["GET", "POST"])])
 
     # ------------------------------------------------------------------ test controls
@@ -80,6 +83,17 @@ class FakeTelegram:
         queue = self._failures.setdefault(method, deque())
         for _ in range(times):
             queue.append(Failure(status, retry_after))
+
+    def down(self, status: int = 502, *, after: int = 0) -> None:
+        """Telegram is unreachable behind its gateway: every call (after the next `after`
+        successful ones) answers `status` until `up()`."""
+        self._down_after = (after, status)
+        if after == 0:
+            self.outage = status
+
+    def up(self) -> None:
+        self.outage = None
+        self._down_after = None
 
     def sent(self, chat_id: int | None = None) -> list[dict[str, Any]]:
         """Messages the bot sent (in order), optionally to one chat."""
@@ -189,6 +203,14 @@ class FakeTelegram:
         params = await _params(request)
         call = Call(method, params, time.monotonic())
         self.calls.append(call)
+        if self.outage is None and self._down_after is not None:
+            left, status = self._down_after
+            if left == 0:
+                self.outage = status
+            self._down_after = (left - 1, status)
+        if self.outage is not None:
+            call.status = self.outage
+            return _error(self.outage, "Bad Gateway")
         failures = self._failures.get(method)
         if failures:
             failure = failures.popleft()

@@ -3,8 +3,8 @@
 `POST /bot{TOKEN}/{method}` with a JSON body, answers `{"ok": true, "result": ...}`. getUpdates
 hands out ONE update per call and answers HTTP 408 when its long poll ends with nothing new, as
 the real API does. Updates go to the webhook (with the X-Bot-Api-Secret-Token header) when one is
-registered. Messages over 2,000 characters are refused; 429s, 5xx and blocked users can be
-injected.
+registered. Messages over 2,000 characters are refused; 429s, 5xx, blocked users and an outage
+(`down()`: every call answers 502 until `up()`) can be injected.
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ class FakeZalo:
     webhook: dict[str, Any] = field(default_factory=dict)
     blocked: set[str] = field(default_factory=set)
     taken: int = 0  # updates handed out by getUpdates
+    outage: int | None = None  # while set, every call answers this status (see `down`)
 
     def __post_init__(self) -> None:
         self._pending: deque[dict[str, Any]] = deque()
@@ -58,6 +59,13 @@ class FakeZalo:
         queue = self._failures.setdefault(method, deque())
         for _ in range(times):
             queue.append((status, retry_after))
+
+    def down(self, status: int = 502) -> None:
+        """The platform is unreachable behind its gateway: every call answers `status` until `up()`."""
+        self.outage = status
+
+    def up(self) -> None:
+        self.outage = None
 
     def sent(self, chat_id: str | None = None) -> list[dict[str, Any]]:
         out = [c.params for c in self.calls if c.method in ("sendMessage", "sendPhoto") and c.status == 200]
@@ -121,6 +129,9 @@ class FakeZalo:
         params: dict[str, Any] = json.loads(body) if body else {}
         call = Call(method, params, time.monotonic())
         self.calls.append(call)
+        if self.outage is not None:
+            call.status = self.outage
+            return _error(self.outage, "Bad Gateway")
         failures = self._failures.get(method)
         if failures:
             status, retry_after = failures.popleft()

@@ -13,6 +13,7 @@ name people and figures that do not belong in a group.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -47,11 +48,13 @@ from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, Conte
 from telegram.request import HTTPXRequest
 
 from bot.channels.ratelimit import (
+    REPLY_BUDGET_SECONDS,
     KeyedLocks,
     PlatformSender,
     RateLimiter,
     RetryPolicy,
     person_tag,
+    too_late,
     with_retries,
 )
 from bot.channels.render import TELEGRAM_MAX_CHARS, split_text
@@ -176,6 +179,8 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
         is_group = isinstance(chat, str) or (isinstance(chat, int) and chat < 0)
         attempt = 0
         while True:
+            if too_late(self.limiter.paused_for):  # a reply in a request: leave it to the outbox
+                raise RetryAfter(timedelta(seconds=max(1, round(self.limiter.paused_for))))
             if is_group:
                 await self.groups.acquire(chat)
             await self.limiter.acquire(None if is_group else chat)
@@ -183,7 +188,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
                 wait = retry_after_seconds(exc)
-                if attempt >= self.policy.retries or wait > self.policy.max_retry_after:
+                if attempt >= self.policy.retries or wait > self.policy.max_retry_after or too_late(wait):
                     raise
                 log.warning("telegram flood limit: waiting %.1fs before retrying %s", wait, endpoint)
                 self.limiter.pause(wait)
@@ -428,11 +433,13 @@ class TelegramChannel:
 
     @staticmethod
     async def _quietly(call: Awaitable[Any]) -> None:
-        """Answering a query and editing a message are niceties: their failure stops nothing."""
+        """Answering a query and editing a message are niceties: their failure stops nothing,
+        and an unreachable Telegram does not hold the webhook for long."""
         try:
-            await call
-        except TelegramError as exc:
-            log.debug("telegram courtesy call failed: %s", exc)
+            async with asyncio.timeout(REPLY_BUDGET_SECONDS):
+                await call
+        except (TelegramError, TimeoutError) as exc:
+            log.debug("telegram courtesy call failed: %r", exc)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         who = ""
