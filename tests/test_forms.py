@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
@@ -22,6 +23,7 @@ from bot.domain.forms import (
     should_ask,
 )
 from bot.domain.forms.rules import format_message
+from bot.domain.i18n import translator
 
 FORMS_DIR = Path(__file__).resolve().parents[1] / "content" / "forms"
 
@@ -424,36 +426,46 @@ def test_hard_message_names_the_figures_in_both_languages(village: Form) -> None
     )
 
 
-def test_money_and_missing_values_in_messages(village: Form) -> None:
+def test_money_in_messages_is_written_as_in_questions_and_summaries(village: Form) -> None:
+    """One format: rule messages write money the way Translator.money (Babel) does everywhere."""
     values = VILLAGE_VALID | {"scholarship_count": 0, "scholarship_amount_vnd": 1_250_000}
     [vi] = check_rules(
         village, values, {}, {}, answered=village.field_keys, focus="scholarship_count", locale="vi"
     )
-    assert "(1.250.000 đ)" in vi.message
+    assert "(1.250.000\u00a0₫)" in vi.message
+    assert translator("vi").money(1_250_000) in vi.message
     [en] = check_rules(
         village, values, {}, {}, answered=village.field_keys, focus="scholarship_count", locale="en"
     )
-    assert "(1,250,000 VND)" in en.message
-    custom = check_rules(
-        village,
-        values,
-        {},
-        {},
-        answered=village.field_keys,
-        focus="scholarship_count",
-        locale="vi",
-        formatter=lambda field, value: f"<{field.key}={value}>",
-    )
-    assert "<scholarship_amount_vnd=1250000>" in custom[0].message
+    assert "(₫1,250,000)" in en.message
+    assert translator("en").money(1_250_000) in en.message
 
 
-def test_values_are_formatted_plainly(village: Form, activity: Form) -> None:
+def test_rule_messages_write_amounts_as_babel_does(forms: dict[str, Form]) -> None:
+    """Amounts typed into a rule's message by hand use the ₫ of the formatted values, not đ or VND."""
+    hand_written = re.compile(r"[0-9] ?(?:đ|VND)\b|VND")
+    wrong = [
+        f"{form.key}.{rule.id} ({locale}): {text}"
+        for form in forms.values()
+        for rule in form.rules
+        for locale, text in (("vi", rule.message.vi), ("en", rule.message.en))
+        if hand_written.search(text)
+    ]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_values_are_formatted_for_the_locale(village: Form, activity: Form) -> None:
     status = village.field("village_lc_status")
     assert format_value(status, "recognized", "vi") == "Đạt Cộng đồng học tập"
     assert format_value(status, "recognized", "en") == "Recognised as Learning Community"
     day = activity.field("activity_date")
     assert format_value(day, date(2025, 10, 2), "vi") == "02/10/2025"
+    assert format_value(day, "2025-10-02", "vi") == "02/10/2025"  # as a dialogue stores it
+    assert format_value(day, date(2025, 10, 2), "en") == "Oct 2, 2025"
     assert format_value(village.field("households_total"), 12345, "vi") == "12.345"
+    assert format_value(village.field("households_total"), 12345, "en") == "12,345"
+    assert format_value(village.field("households_total"), None, "en") == "—"
+    assert format_value(village.field("fund_raised_vnd"), 3_000_000, "vi") == "3.000.000\u00a0₫"
 
 
 def test_missing_value_in_a_message_is_a_dash(activity: Form) -> None:

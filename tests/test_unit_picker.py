@@ -16,6 +16,7 @@ from bot.domain.app import App
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind
 from bot.domain.permissions import Action, load_grants
+from bot.handlers.command_table import menu_reply
 from bot.services.units import add_village
 from storage.models import COMMUNE, VILLAGE, VILLAGE_KINDS
 from tests.support import Tree, make_app, make_contact, seed_tree
@@ -54,6 +55,7 @@ async def _pick(app: App, picker: UnitPicker, msg: Incoming, state: FlowState | 
             now=app.clock.now(),
             channel="test",
             flows=FlowTable(default_flows()),
+            menu=menu_reply,
         )
         p = await picker.pick(ctx, state or FlowState(phase="x"), msg)
         return Seen(

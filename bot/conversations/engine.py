@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -34,6 +34,12 @@ SKIP_WORDS = frozenset({"bo qua", "skip", "bq", "khong tra loi", "-"})
 KEEP_WORDS = frozenset({"giu nguyen", "gn", "keep", "giu", "nhu cu", "nhu ky truoc", "same"})
 
 
+class Menu(Protocol):
+    """The main menu for the person in `ctx`: built by the handlers from the command table."""
+
+    def __call__(self, ctx: Context, intro: str | None = None) -> Reply: ...
+
+
 @dataclass
 class Context:
     """What a flow may use while handling one message, inside one transaction."""
@@ -47,6 +53,7 @@ class Context:
     now: datetime
     channel: str
     flows: FlowTable
+    menu: Menu
 
     @property
     def today(self) -> date:

@@ -1,7 +1,8 @@
 """Routes one incoming message: to the open dialogue, to a command, or to the menu.
 
-Commands in the middle of a dialogue are not obeyed blindly: /huy cancels, /trogiup helps and
-re-asks, anything else asks first whether to leave the unfinished report.
+Commands in the middle of a dialogue are not obeyed blindly: the command table says what each
+does there (/huy cancels, /trogiup helps and re-asks, the others ask first whether to leave the
+unfinished report).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.conversations.common import help_text, menu_reply
 from bot.conversations.engine import (
     Context,
     FlowState,
@@ -27,7 +27,8 @@ from bot.conversations.flows.outreach_flows import is_stop_word
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
-from bot.handlers.commands import Command, parse_command, run_command
+from bot.handlers.command_table import MidDialogue, find, help_text, menu_reply
+from bot.handlers.commands import Command, parse_command, run_command, start_flow
 from bot.services.incoming import Turn, handle_incoming
 from storage.models import DialogueState
 
@@ -88,6 +89,7 @@ class Dialogue:
             now=turn.now,
             channel=turn.msg.channel,
             flows=self.flows,
+            menu=menu_reply,
         )
         return await dispatch(ctx, turn.row, turn.msg)
 
@@ -184,11 +186,13 @@ async def _in_dialogue(ctx: Context, out: _Turn, msg: Incoming, cmd: Command | N
         await _on_leave_answer(ctx, out, msg, cmd)
         return
     if cmd is not None:
-        if cmd.name == "huy":
+        spec = find(cmd.name) if cmd.known else None
+        mid = spec.in_dialogue if spec is not None else MidDialogue.ASK
+        if mid is MidDialogue.CANCEL:
             out.end()
             out.replies.append(Reply(t("Cancelled. Nothing was saved.")))
             out.replies.append(menu_reply(ctx, t("What would you like to do next?")))
-        elif cmd.name == "trogiup":
+        elif mid is MidDialogue.HELP:
             out.replies.append(Reply(help_text(ctx)))
             out.replies += await flow.reprompt(ctx, state)
         else:
@@ -246,11 +250,7 @@ async def _apply(ctx: Context, out: _Turn, step: Step) -> None:
     if name == "menu":
         out.replies.append(menu_reply(ctx, ctx.t("What would you like to do next?")))
         return
-    flow = ctx.flows.get(name)
-    assert flow is not None, name
-    nxt = await flow.start(ctx, args)
-    nxt.flow = name
-    await _apply(ctx, out, nxt)
+    await _apply(ctx, out, await start_flow(ctx, name, args))
 
 
 async def _reprompt_or_menu(ctx: Context, out: _Turn) -> None:

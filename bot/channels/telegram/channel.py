@@ -56,8 +56,9 @@ from bot.channels.ratelimit import (
 )
 from bot.channels.render import TELEGRAM_MAX_CHARS, split_text
 from bot.domain.app import App
-from bot.domain.i18n import N_, SUPPORTED, translator
+from bot.domain.i18n import SUPPORTED, translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.handlers.command_table import group_commands, platform_commands
 from bot.handlers.commands import parse_command
 from bot.messaging.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
 
@@ -78,7 +79,6 @@ MAX_TEXT = 20_000
 # is then sent on as the button's label, which the engine matches like a typed answer.
 BY_POSITION = "#~"
 CHOSEN_MARK = "\n\n✔ "
-GROUP_COMMANDS = frozenset({"start", "trogiup"})
 # Endpoints that put a message in a chat, and so count against the flood limits.
 SENDING_ENDPOINTS = frozenset(
     {
@@ -103,18 +103,6 @@ SENDING_ENDPOINTS = frozenset(
     }
 )
 GROUP_RATE_PER_MINUTE = 20  # Telegram's limit for groups
-
-# The commands shown in Telegram's menu, in the order shown.
-COMMANDS: list[tuple[str, str]] = [
-    ("start", N_("Register or start again")),
-    ("baocao", N_("Village report")),
-    ("hoatdong", N_("Activity report")),
-    ("toi", N_("My role and area")),
-    ("lienket", N_("Use the same account on Zalo and Telegram")),
-    ("ngonngu", N_("Change language")),
-    ("huy", N_("Cancel what you are doing")),
-    ("trogiup", N_("Help")),
-]
 
 Handler = Callable[[App, Incoming], Awaitable[list[Reply]]]
 
@@ -404,9 +392,9 @@ class TelegramChannel:
                 await self.sender.reply(msg.external_id, replies)
 
     async def _in_group(self, message: Message) -> None:
-        """Only /start and /trogiup, addressed to us, get an answer: a pointer to a private chat."""
+        """The group commands of the command table, addressed to us, get a pointer to a private chat."""
         cmd = parse_command(message.text or "")
-        if cmd is None or cmd.name not in GROUP_COMMANDS:
+        if cmd is None or cmd.name not in group_commands():
             return
         addressed = (message.text or "").split()[0].partition("@")[2]
         if addressed and addressed.lower() != (self.bot.username or "").lower():
@@ -488,7 +476,7 @@ class TelegramChannel:
         default = self.app.settings.default_locale
         for language in (*SUPPORTED, None):
             t = translator(language or default)
-            commands = [BotCommand(name, t(description)) for name, description in COMMANDS]
+            commands = [BotCommand(name, description) for name, description in platform_commands(t)]
             await self.sender.call(partial(self.bot.set_my_commands, commands, language_code=language))
 
     async def ensure_webhook(self) -> None:

@@ -31,6 +31,7 @@ from bot.channels.zalo.client import ZaloClient, unwrap_update
 from bot.domain.app import App
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Reply
+from bot.handlers.command_table import group_commands
 from bot.handlers.commands import parse_command
 from bot.messaging.sending import SendError
 
@@ -42,7 +43,6 @@ SECRET_HEADER = "X-Bot-Api-Secret-Token"
 MAX_BODY_BYTES = 1_000_000
 MAX_TEXT = 20_000  # longer texts are cut here; the engine refuses anything over its own limit
 POLL_CONCURRENCY = 32
-GROUP_COMMANDS = frozenset({"start", "trogiup"})
 
 EVENT_KINDS = {
     "message.text.received": Kind.TEXT,
@@ -191,9 +191,9 @@ class ZaloChannel:
                 await self.sender.reply(msg.external_id, replies)
 
     async def _in_group(self, update: dict[str, Any], msg: Incoming) -> None:
-        """Groups are for talking among people: only /start and /trogiup get an answer."""
+        """Groups are for talking among people: only the command table's group commands get an answer."""
         cmd = parse_command(msg.text) if msg.kind is Kind.TEXT else None
-        if cmd is None or cmd.name not in GROUP_COMMANDS:
+        if cmd is None or cmd.name not in group_commands():
             return
         chat = update.get("message", {}).get("chat", {})
         t = translator(self.app.settings.default_locale)

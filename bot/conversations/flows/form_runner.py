@@ -34,7 +34,7 @@ from bot.conversations.engine import (
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Field, Form
-from bot.domain.forms.rules import Expression, check_rules
+from bot.domain.forms.rules import Expression, check_rules, format_value
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
 from bot.domain.periods import Period, period_choices
@@ -712,22 +712,8 @@ class FormRunner(Flow[FormState]):
 
 
 def display_value(ctx: Context, f: Field, value: Any) -> str:
-    """A value as the user should read it back: money as '1.250.000 ₫', choices by label."""
-    t = ctx.t
-    if value is None:
-        return "—"
-    if f.type == "money" and isinstance(value, int):
-        return t.money(value)
-    if f.type == "integer" and isinstance(value, int):
-        return t.number(value)
-    if f.type == "choice":
-        try:
-            return f.choice(str(value)).label.get(t.locale)
-        except KeyError:
-            return str(value)
-    if f.type == "date" and isinstance(value, str):
-        return t.date(date.fromisoformat(value))
-    return str(value)
+    """A value as the user should read it back, as in the rule messages: '1.250.000 ₫', a label."""
+    return format_value(f, value, ctx.t.locale)
 
 
 def _known(value: T | None, what: str) -> T:

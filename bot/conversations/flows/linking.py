@@ -14,7 +14,6 @@ from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any, ClassVar
 
-from bot.conversations.common import menu_reply
 from bot.conversations.engine import Context, Flow, FlowState, Handler, StateLost, Step
 from bot.domain.i18n import translator
 from bot.domain.messages import Reply
@@ -40,7 +39,7 @@ class Linking(Flow[FlowState]):
 
     async def recover(self, ctx: Context, raw: Mapping[str, Any] | None) -> Step:
         """A stored 'linking' state (there should be none) just ends."""
-        return Step([menu_reply(ctx)])
+        return Step([ctx.menu(ctx)])
 
     async def _issue(self, ctx: Context) -> Step:
         """On channel A: a fresh code for this contact."""
@@ -169,6 +168,7 @@ class Linking(Flow[FlowState]):
             now=ctx.now,
             channel=ctx.channel,
             flows=ctx.flows,
+            menu=ctx.menu,
         )
         t = linked.t
         done = Reply(t("✅ Linked. This chat now uses the same account as your other app."))
@@ -182,4 +182,4 @@ class Linking(Flow[FlowState]):
                 prompt = []
             if prompt:
                 return [done, Reply(t("You can carry on here where you left off:")), *prompt]
-        return [done, menu_reply(linked, t("What would you like to do next?"))]
+        return [done, linked.menu(linked, t("What would you like to do next?"))]

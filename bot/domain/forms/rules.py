@@ -11,7 +11,7 @@ and the functions abs, min, max, given, prev and pct_change.
 Unknown values are None and propagate: `None + 1`, `None < 1` and `1 / 0` are None. `and`/`or`
 follow three-valued (SQL) logic: `False and None` is False, `True and None` is None. A rule is
 broken only when its check is exactly False; None means "cannot tell yet" and passes.
-Division of whole numbers is exact (fractions), so boundaries such as "±1,000 đ" or "20 points"
+Division of whole numbers is exact (fractions), so boundaries such as "±1.000 ₫" or "20 points"
 are not blurred by floating point.
 """
 
@@ -29,6 +29,7 @@ from functools import lru_cache
 from typing import Any, TypeGuard
 
 from bot.domain.forms.model import Field, Form, Rule
+from bot.domain.i18n import translator
 
 # Names the caller supplies in `context`, allowed in every expression.
 CONTEXT_NAMES = frozenset({"period_start", "period_end"})
@@ -439,50 +440,39 @@ class Violation:
     message: str  # formatted for the locale
 
 
-ValueFormatter = Callable[[Field, object], str]
-
 _PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 MISSING = "—"
 
 
-def _group(number: int, locale: str) -> str:
-    separator = "," if _is_english(locale) else "."
-    return f"{number:,}".replace(",", separator)
-
-
-def _is_english(locale: str) -> bool:
-    return locale.replace("-", "_").split("_", 1)[0].lower() == "en"
-
-
 def format_value(field: Field, value: object, locale: str) -> str:
-    """A plain rendering for messages: 1.250.000 đ, 15/06/2025, the choice's label."""
-    if field.type == "choice" and isinstance(value, str):
+    """A value as people read it back, the same in rule messages, questions and the summary:
+    money, numbers and dates through Babel for the locale ('1.250.000 ₫', '₫1,250,000'),
+    a choice by its label, a missing value as a dash."""
+    if value is None:
+        return MISSING
+    t = translator(locale)
+    if field.type == "choice":
         for choice in field.choices:
-            if choice.value == value:
+            if choice.value == str(value):
                 return choice.label.get(locale)
-        return value
+        return str(value)
+    if field.type == "date" and isinstance(value, str):  # as a dialogue stores it
+        try:
+            return t.date(date.fromisoformat(value))
+        except ValueError:
+            return value
     if isinstance(value, date):
-        return value.isoformat() if _is_english(locale) else value.strftime("%d/%m/%Y")
+        return t.date(value)
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int) and not isinstance(value, bool):
-        text = _group(value, locale)
-        if field.type == "money":
-            text += " VND" if _is_english(locale) else " đ"
-        return text
+        return t.money(value) if field.type == "money" else t.number(value)
     if isinstance(value, float):
-        text = f"{value:.2f}".rstrip("0").rstrip(".")
-        return text if _is_english(locale) else text.replace(".", ",")
+        return t.number(value)
     return str(value)
 
 
-def format_message(
-    form: Form,
-    template: str,
-    values: Mapping[str, object],
-    locale: str,
-    formatter: ValueFormatter | None = None,
-) -> str:
+def format_message(form: Form, template: str, values: Mapping[str, object], locale: str) -> str:
     """Fill `{field_key}` placeholders; a missing value shows as a dash."""
     keys = set(form.field_keys)
 
@@ -490,11 +480,7 @@ def format_message(
         key = match.group(1)
         if key not in keys:
             return match.group(0)
-        value = values.get(key)
-        if value is None:
-            return MISSING
-        field = form.field(key)
-        return formatter(field, value) if formatter else format_value(field, value, locale)
+        return format_value(form.field(key), values.get(key), locale)
 
     return _PLACEHOLDER.sub(replace, template)
 
@@ -514,13 +500,12 @@ def check_rules(
     answered: Collection[str],
     focus: str | None,
     locale: str,
-    formatter: ValueFormatter | None = None,
 ) -> list[Violation]:
     """The rules the answers break, hard ones first, in form order.
 
     Only rules that read `focus` (every rule when focus is None, for the final summary) and
     whose fields have all been answered are checked; a skipped field counts as answered with
-    the value None. `formatter(field, value)` may replace the plain rendering of placeholders.
+    the value None. Placeholders in the messages are filled by `format_value`.
     """
     allowed = frozenset(form.field_keys)
     env = _environment(values, context)
@@ -534,7 +519,7 @@ def check_rules(
             continue
         if compiled(rule.check, allowed).evaluate(env, prev) is not False:
             continue
-        message = format_message(form, rule.message.get(locale), values, locale, formatter)
+        message = format_message(form, rule.message.get(locale), values, locale)
         (hard if rule.severity == "hard" else soft).append(Violation(rule, message))
     return hard + soft
 
