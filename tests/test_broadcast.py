@@ -118,9 +118,9 @@ async def test_commune_officer_sends_an_article_to_the_members_of_two_villages(w
     await chat.say("/broadcast")
     assert "Who in Phường Thục Phán" in chat.text
     await chat.press("parts")
-    assert {f"u:{tree.village.id}", f"u:{tree.group.id}"} <= set(chat.option_ids)
-    assert f"u:{tree.other_village.id}" not in chat.option_ids  # not their commune
-    await chat.press(f"u:{tree.village.id}")
+    assert {f"unit:{tree.village.id}", f"unit:{tree.group.id}"} <= set(chat.option_ids)
+    assert f"unit:{tree.other_village.id}" not in chat.option_ids  # not their commune
+    await chat.press(f"unit:{tree.village.id}")
     await chat.say("to dan pho")  # typed, without diacritics
     assert "Chosen: Thôn Nà Rụa, Tổ dân phố 1" in chat.text
     await chat.press("done")
@@ -276,7 +276,7 @@ async def test_province_staff_reach_their_province_only(world: World) -> None:
     chat = Chat(app, "ps")
     await chat.say("/guitin")
     await chat.press("parts")  # communes of the province
-    assert {f"u:{tree.commune.id}", f"u:{tree.other_commune.id}"} <= set(chat.option_ids)
+    assert {f"unit:{tree.commune.id}", f"unit:{tree.other_commune.id}"} <= set(chat.option_ids)
 
 
 async def test_opted_out_blocked_unconsented_and_off_topic_people_are_left_out(world: World) -> None:

@@ -1,7 +1,7 @@
 """The dialogue engine's core types.
 
-A dialogue (a `Flow`) is a small state machine whose state is plain JSON kept in the
-`dialogue_states` row of the contact. `start` and `resume` return the replies and the new state;
+A dialogue (a `Flow`) is a small state machine: a table of phases and a typed state
+(`FlowState`), kept as JSON in the `dialogue_states` row of the contact. `start` and `resume` return the replies and the new state;
 the service layer loads, saves and commits, and the channel sends. Flows read the clock only
 through the context.
 """
@@ -9,11 +9,14 @@ through the context.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from types import MappingProxyType
+from typing import Any, ClassVar, Generic, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
@@ -23,8 +26,6 @@ from bot.domain.permissions import Grant, load_grants
 from bot.domain.settings import Settings
 from storage.models import Contact
 from storage.uow import UnitOfWork
-
-State = dict[str, Any]
 
 # Words that steer a dialogue, compared after folding (no diacritics, lower case).
 CANCEL_WORDS = frozenset({"huy", "huy bo", "cancel", "/huy", "/cancel", "thoi"})
@@ -71,35 +72,166 @@ class Context:
         self.contact.locale = t.locale
 
 
+class Prompt(BaseModel):
+    """A question as it was asked: its text, and the options an answer is matched against."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    text: str = ""
+    options: list[tuple[str, str]] = Field(default_factory=list)
+    numbered: bool = True
+
+    @classmethod
+    def of(cls, reply: Reply) -> Prompt:
+        return cls(text=reply.text, options=[(o.id, o.label) for o in reply.options], numbered=reply.numbered)
+
+    def reply(self) -> Reply:
+        return Reply(
+            text=self.text, options=[Option(i, label) for i, label in self.options], numbered=self.numbered
+        )
+
+
+class Leave(BaseModel):
+    """A command typed in the middle of a dialogue, waiting for "leave or continue?"."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    cmd: str
+    arg: str = ""
+    known: bool = True
+    saved: Prompt | None = None  # the question the command interrupted, asked again on "continue"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _older_rows(cls, data: Any) -> Any:
+        """Rows written before typed state kept the interrupted question as saved.last_prompt."""
+        if isinstance(data, dict) and isinstance(data.get("saved"), dict) and "last_prompt" in data["saved"]:
+            return {**data, "saved": data["saved"]["last_prompt"]}
+        return data
+
+
+class FlowState(BaseModel):
+    """What every dialogue keeps between messages; each flow extends it with its own fields.
+
+    Stored as JSON in `dialogue_states.state` and validated when read back: keys a newer or
+    older version wrote and this one does not know are ignored, missing ones take their
+    defaults, and a phase this version has no handler for makes the row `StateLost`.
+    Each flow narrows `phase` to a `Literal` of the phases in its table.
+    """
+
+    model_config = ConfigDict(extra="ignore")
+
+    phase: str
+    last_prompt: Prompt | None = None  # the open question (None: nothing asked yet)
+    leave: Leave | None = None
+
+    def dump(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+
+S = TypeVar("S", bound=FlowState)
+# A phase's handler: (flow, ctx, state, msg) → the next step. Declared in each flow's `phases`.
+Handler = Callable[[Any, "Context", Any, Incoming], Awaitable["Step"]]
+
+
+def phase_table(handlers: Mapping[str, Handler]) -> Mapping[str, Handler]:
+    """A flow's phases, read-only. Each handler's docstring documents its phase in one line."""
+    for phase, handler in handlers.items():
+        doc = (handler.__doc__ or "").strip()
+        if not doc or "\n" in doc:
+            raise TypeError(f"the handler of phase {phase!r} needs a one-line docstring")
+    return MappingProxyType(dict(handlers))
+
+
+class StateLost(Exception):
+    """A stored dialogue this version cannot continue: its phase is gone or its shape changed."""
+
+
 @dataclass
 class Step:
     """The outcome of one turn. `state=None` ends the flow; `then` starts another one."""
 
     replies: list[Reply] = field(default_factory=list)
-    state: State | None = None
+    state: FlowState | None = None
     then: tuple[str, dict[str, Any]] | None = None
     flow: str | None = None  # set by whoever starts a flow; a resumed flow keeps its name
 
 
-class Flow(ABC):
-    """One dialogue, found by its `name` in the flow table."""
+class Flow(ABC, Generic[S]):
+    """One dialogue, found by its `name` in the flow table.
+
+    Like python-telegram-bot's `ConversationHandler(states={...})`, a flow declares its phases
+    as a table, `phases`: phase name → handler, each handler with a one-line docstring. The
+    state's `phase` says which handler reads the next message; `state_type` is the flow's
+    typed state, a `FlowState` whose `phase` is a `Literal` of the table's keys.
+    """
 
     name: ClassVar[str]
+    state_type: ClassVar[type[FlowState]]
+    phases: ClassVar[Mapping[str, Handler]]
 
     @abstractmethod
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step: ...
 
-    @abstractmethod
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step: ...
+    async def resume(self, ctx: Context, state: S, msg: Incoming) -> Step:
+        """The answer to the open question, read by the handler of the state's phase."""
+        return await self.phases[state.phase](self, ctx, state, msg)
 
-    async def reprompt(self, ctx: Context, state: State) -> list[Reply]:
+    def load(self, raw: Mapping[str, Any] | None) -> S:
+        """The stored state, typed; `StateLost` when this version cannot continue it."""
+        try:
+            state = self.state_type.model_validate(raw or {})
+        except ValidationError as err:
+            raise StateLost(str(err)) from err
+        if state.phase not in self.phases:
+            raise StateLost(f"no phase {state.phase!r} in {self.name}")
+        return state  # type: ignore[return-value]
+
+    async def recover(self, ctx: Context, raw: Mapping[str, Any] | None) -> Step:
+        """After a deploy changed the phases or the state's shape: the current question again,
+        if the state still tells which, or else the dialogue from its start. Either way the
+        user is told, and the message that arrived is not read as an answer to a lost question.
+        """
+        t = ctx.t
+        salvaged = self._salvage(raw)
+        if salvaged is not None:
+            step = await self.ask_again(ctx, salvaged)
+            if step is not None:
+                note = t("The bot was updated while you were answering, so here is the question again.")
+                step.replies.insert(0, Reply(note))
+                return step
+        step = await self.restart(ctx, raw or {})
+        note = t("The bot was updated while you were answering, so this starts again from the beginning.")
+        step.replies.insert(0, Reply(note))
+        return step
+
+    def _salvage(self, raw: Mapping[str, Any] | None) -> S | None:
+        """The state's data under a phase this version knows (the first), or None if even that fails."""
+        if not self.phases:
+            return None
+        try:
+            state = self.state_type.model_validate({**(raw or {}), "phase": next(iter(self.phases))})
+        except ValidationError:
+            return None
+        return state  # type: ignore[return-value]
+
+    async def ask_again(self, ctx: Context, state: S) -> Step | None:
+        """The current question asked afresh from the state's data, not its phase (None: cannot)."""
+        return None
+
+    async def restart(self, ctx: Context, raw: Mapping[str, Any]) -> Step:
+        """The dialogue from its start, with what the stored state says it was started with."""
+        step = await self.start(ctx, {})
+        step.flow = self.name
+        return step
+
+    async def reprompt(self, ctx: Context, state: S) -> list[Reply]:
         """The current question again, as it was asked (after help, a photo, a refused command)."""
-        last = state.get("last_prompt")
-        if not last:
+        if state.last_prompt is None:
             return []
-        return [reply_from_json(last)]
+        return [state.last_prompt.reply()]
 
-    def leave_warning(self, ctx: Context, state: State) -> str:
+    def leave_warning(self, ctx: Context, state: S) -> str:
         """What the user would lose by leaving; shown before a command interrupts the flow."""
         return ctx.t("You are in the middle of a conversation.")
 
@@ -111,44 +243,49 @@ class FlowTable:
     every turn in its `Context`: nothing registers itself at import.
     """
 
-    def __init__(self, flows: Iterable[Flow]) -> None:
-        self._flows: dict[str, Flow] = {}
+    def __init__(self, flows: Iterable[Flow[Any]]) -> None:
+        self._flows: dict[str, Flow[Any]] = {}
         for flow in flows:
             if flow.name in self._flows:
                 raise ValueError(f"two flows named {flow.name!r}")
             self._flows[flow.name] = flow
 
-    def get(self, name: str) -> Flow | None:
+    def get(self, name: str) -> Flow[Any] | None:
         return self._flows.get(name)
 
     def names(self) -> list[str]:
         return sorted(self._flows)
 
+    def __iter__(self) -> Iterator[Flow[Any]]:
+        return iter(self._flows.values())
+
 
 def ask(
-    state: State,
+    state: FlowState,
     text: str,
     options: list[Option] | None = None,
     *,
     numbered: bool = True,
 ) -> Reply:
-    """Ask a question and remember its options so that the answer can be matched against them.
+    """Ask a question and remember it, so that the answer can be matched against its options.
 
     `numbered=False` tells channels without buttons not to offer "reply 1, 2, 3": used when the
     expected answer is itself a number, so that "2" is read as the number two.
     """
-    opts = options or []
-    state["options"] = [[o.id, o.label] for o in opts]
-    state["numbered"] = numbered
-    reply = Reply(text=text, options=opts, numbered=numbered)
-    state["last_prompt"] = reply_to_json(reply)
+    reply = Reply(text=text, options=options or [], numbered=numbered)
+    state.last_prompt = Prompt.of(reply)
     return reply
 
 
-def chosen(state: State, msg: Incoming) -> str | None:
+def offered(state: FlowState) -> list[tuple[str, str]]:
+    """The options of the open question: (id, label)."""
+    return state.last_prompt.options if state.last_prompt is not None else []
+
+
+def chosen(state: FlowState, msg: Incoming) -> str | None:
     """The id of the offered option the user picked: by button, label, or number (1-based)."""
-    offered: list[list[str]] = state.get("options") or []
-    ids = [o[0] for o in offered]
+    options = offered(state)
+    ids = [o[0] for o in options]
     if msg.kind is Kind.OPTION and msg.option_id in ids:
         return msg.option_id
     if msg.kind is not Kind.TEXT:
@@ -156,30 +293,15 @@ def chosen(state: State, msg: Incoming) -> str | None:
     typed = fold(msg.text)
     if not typed:
         return None
-    for opt_id, label in offered:
+    for opt_id, label in options:
         if typed == fold(label):
             return opt_id
-    if state.get("numbered", True) and typed.isdigit():
+    numbered = state.last_prompt.numbered if state.last_prompt is not None else True
+    if numbered and typed.isdigit():
         n = int(typed)
         if 1 <= n <= len(ids):
             return ids[n - 1]
     return None
-
-
-def reply_to_json(reply: Reply) -> dict[str, Any]:
-    return {
-        "text": reply.text,
-        "options": [[o.id, o.label] for o in reply.options],
-        "numbered": reply.numbered,
-    }
-
-
-def reply_from_json(data: dict[str, Any]) -> Reply:
-    return Reply(
-        text=str(data.get("text", "")),
-        options=[Option(str(i), str(label)) for i, label in data.get("options", [])],
-        numbered=bool(data.get("numbered", True)),
-    )
 
 
 def word_of(msg: Incoming) -> str:

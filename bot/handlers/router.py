@@ -7,10 +7,22 @@ unfinished report).
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from bot.conversations.engine import Context, FlowTable, State, Step, ask, chosen
+from bot.conversations.engine import (
+    Context,
+    FlowState,
+    FlowTable,
+    Leave,
+    StateLost,
+    Step,
+    ask,
+    chosen,
+    offered,
+)
 from bot.conversations.flows.outreach_flows import is_stop_word
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind, Option, Reply
@@ -20,17 +32,36 @@ from bot.handlers.commands import Command, parse_command, run_command, start_flo
 from bot.services.incoming import Turn, handle_incoming
 from storage.models import DialogueState
 
+log = logging.getLogger(__name__)
+
 # A message longer than this is not read at all: it is no answer to any question we ask.
 MAX_MESSAGE_CHARS = 4000
 
 
+@dataclass
 class Outcome:
-    """The replies to send and the dialogue to store after one message."""
+    """The replies to send and the dialogue to store (as JSON) after one message."""
 
-    def __init__(self) -> None:
-        self.replies: list[Reply] = []
-        self.flow: str | None = None
-        self.state: State = {}
+    replies: list[Reply]
+    flow: str | None
+    state: dict[str, Any]
+
+
+@dataclass
+class _Turn:
+    """The turn being worked out: the replies so far and the open dialogue, typed."""
+
+    replies: list[Reply] = field(default_factory=list)
+    flow: str | None = None
+    state: FlowState | None = None
+
+    def end(self) -> None:
+        self.flow, self.state = None, None
+
+    def outcome(self) -> Outcome:
+        if self.flow is None or self.state is None:
+            return Outcome(self.replies, None, {})
+        return Outcome(self.replies, self.flow, self.state.dump())
 
 
 class Dialogue:
@@ -64,16 +95,22 @@ class Dialogue:
 
 
 async def dispatch(ctx: Context, row: DialogueState | None, msg: Incoming) -> Outcome:
-    out = Outcome()
+    out = _Turn()
+    await _route(ctx, out, row, msg)
+    return out.outcome()
+
+
+async def _route(ctx: Context, out: _Turn, row: DialogueState | None, msg: Incoming) -> None:
     t = ctx.t
+    stale = False
     if row is not None and row.flow:
-        out.flow, out.state = row.flow, dict(row.state or {})
         expiry = timedelta(hours=ctx.settings.dialogue_expiry_hours)
         if row.updated_at + expiry < ctx.now:
             out.replies.append(
                 Reply(t("Your unfinished conversation from earlier has expired; nothing from it was saved."))
             )
-            out.flow, out.state = None, {}
+        else:
+            stale = await _load(ctx, out, row)
 
     if msg.kind is Kind.TEXT and len(msg.text) > MAX_MESSAGE_CHARS:
         out.replies.append(
@@ -84,10 +121,15 @@ async def dispatch(ctx: Context, row: DialogueState | None, msg: Incoming) -> Ou
                 )
             )
         )
-        await _reprompt_or_menu(ctx, out)
-        return out
+        if not stale:
+            await _reprompt_or_menu(ctx, out)
+        return
 
-    cmd = _command_of(msg, out.state if out.flow else {})
+    cmd = _command_of(msg, out.state)
+    if stale and cmd is None:
+        return  # the recovered question is asked; this message answered a question that is gone
+    if stale:
+        out.replies.clear()  # a command is obeyed (or asked about) as in any open dialogue
     if cmd is None and not out.flow and is_stop_word(msg):  # plain "dừng" / "stop" stops outreach
         cmd = Command("dung")
     if out.flow:
@@ -100,49 +142,61 @@ async def dispatch(ctx: Context, row: DialogueState | None, msg: Incoming) -> Ou
         out.replies.append(menu_reply(ctx, t("I can only read text messages.")))
     else:
         out.replies.append(menu_reply(ctx))
-    return out
 
 
-def _command_of(msg: Incoming, state: State) -> Command | None:
+async def _load(ctx: Context, out: _Turn, row: DialogueState) -> bool:
+    """The stored dialogue, typed. True when it had to be recovered: this version of the bot
+    has no such phase or cannot read the state, so the flow asks its question again (or starts
+    over) and says why, instead of failing on every message until the dialogue expires."""
+    assert row.flow is not None
+    flow = ctx.flows.get(row.flow)
+    if flow is None:  # a flow that no longer exists in this version of the bot
+        return False
+    try:
+        out.flow, out.state = row.flow, flow.load(row.state)
+        return False
+    except StateLost as err:
+        log.warning("dialogue %s of contact %s recovered: %s", row.flow, ctx.contact.id, err)
+    out.flow = row.flow
+    await _apply(ctx, out, await flow.recover(ctx, row.state))
+    return True
+
+
+def _command_of(msg: Incoming, state: FlowState | None) -> Command | None:
     """A typed /command, or a menu button ('cmd:baocao') that the open question did not offer."""
     if msg.kind is Kind.TEXT:
         return parse_command(msg.text)
-    if msg.kind is Kind.OPTION and msg.option_id and msg.option_id.startswith("cmd:"):
-        offered = {o[0] for o in state.get("options", [])}
-        if msg.option_id not in offered:
-            return parse_command("/" + msg.option_id[4:])
+    if (
+        msg.kind is Kind.OPTION
+        and msg.option_id
+        and msg.option_id.startswith("cmd:")
+        and (state is None or msg.option_id not in {o[0] for o in offered(state)})
+    ):
+        return parse_command("/" + msg.option_id[4:])
     return None
 
 
-async def _in_dialogue(ctx: Context, out: Outcome, msg: Incoming, cmd: Command | None) -> None:
+async def _in_dialogue(ctx: Context, out: _Turn, msg: Incoming, cmd: Command | None) -> None:
     t = ctx.t
-    assert out.flow is not None
+    assert out.flow is not None and out.state is not None
     flow = ctx.flows.get(out.flow)
-    if flow is None:  # a flow that no longer exists in this version of the bot
-        out.flow, out.state = None, {}
-        out.replies.append(menu_reply(ctx))
-        return
+    assert flow is not None
     state = out.state
-    if "leave" in state:
+    if state.leave is not None:
         await _on_leave_answer(ctx, out, msg, cmd)
         return
     if cmd is not None:
         spec = find(cmd.name) if cmd.known else None
         mid = spec.in_dialogue if spec is not None else MidDialogue.ASK
         if mid is MidDialogue.CANCEL:
-            out.flow, out.state = None, {}
+            out.end()
             out.replies.append(Reply(t("Cancelled. Nothing was saved.")))
             out.replies.append(menu_reply(ctx, t("What would you like to do next?")))
         elif mid is MidDialogue.HELP:
             out.replies.append(Reply(help_text(ctx)))
             out.replies += await flow.reprompt(ctx, state)
         else:
-            state["leave"] = {
-                "cmd": cmd.name,
-                "arg": cmd.arg,
-                "known": cmd.known,
-                "saved": {k: state.get(k) for k in ("options", "numbered", "last_prompt")},
-            }
+            state.leave = Leave(cmd=cmd.name, arg=cmd.arg, known=cmd.known, saved=state.last_prompt)
             warning = flow.leave_warning(ctx, state) + "\n" + t("Leave it for /{name}?", name=cmd.name)
             out.replies.append(
                 ask(state, warning, [Option("leave", t("Leave")), Option("stay", t("Continue"))])
@@ -152,20 +206,26 @@ async def _in_dialogue(ctx: Context, out: Outcome, msg: Incoming, cmd: Command |
         out.replies.append(Reply(t("I can only read text messages. Please type your answer.")))
         out.replies += await flow.reprompt(ctx, state)
         return
-    await _apply(ctx, out, await flow.resume(ctx, state, msg))
+    try:
+        step = await flow.resume(ctx, state, msg)
+    except StateLost as err:  # a handler found the state unusable (a question the form no longer has…)
+        log.warning("dialogue %s of contact %s recovered: %s", out.flow, ctx.contact.id, err)
+        step = await flow.recover(ctx, state.dump())
+    await _apply(ctx, out, step)
 
 
-async def _on_leave_answer(ctx: Context, out: Outcome, msg: Incoming, cmd: Command | None) -> None:
+async def _on_leave_answer(ctx: Context, out: _Turn, msg: Incoming, cmd: Command | None) -> None:
     state = out.state
+    assert state is not None and state.leave is not None
     pick = chosen(state, msg)
     if pick is None and msg.kind is Kind.TEXT and cmd is None:
         yn = parse_yes_no(msg.text)
         pick = None if yn is None else ("leave" if yn else "stay")
-    leave: dict[str, Any] = state.pop("leave")
-    state.update(leave["saved"])
+    leave = state.leave
+    state.leave, state.last_prompt = None, leave.saved
     if pick == "leave":
-        out.flow, out.state = None, {}
-        await _apply(ctx, out, await run_command(ctx, Command(leave["cmd"], leave["arg"], leave["known"])))
+        out.end()
+        await _apply(ctx, out, await run_command(ctx, Command(leave.cmd, leave.arg, leave.known)))
         return
     flow = ctx.flows.get(out.flow or "")
     assert flow is not None
@@ -176,10 +236,10 @@ async def _on_leave_answer(ctx: Context, out: Outcome, msg: Incoming, cmd: Comma
     await _in_dialogue(ctx, out, msg, cmd)
 
 
-async def _apply(ctx: Context, out: Outcome, step: Step) -> None:
+async def _apply(ctx: Context, out: _Turn, step: Step) -> None:
     out.replies += step.replies
     if step.state is None:
-        out.flow, out.state = None, {}
+        out.end()
     else:
         out.flow, out.state = step.flow or out.flow, step.state
         if out.flow is None:
@@ -193,9 +253,9 @@ async def _apply(ctx: Context, out: Outcome, step: Step) -> None:
     await _apply(ctx, out, await start_flow(ctx, name, args))
 
 
-async def _reprompt_or_menu(ctx: Context, out: Outcome) -> None:
+async def _reprompt_or_menu(ctx: Context, out: _Turn) -> None:
     flow = ctx.flows.get(out.flow) if out.flow else None
-    if flow is not None:
+    if flow is not None and out.state is not None:
         out.replies += await flow.reprompt(ctx, out.state)
     else:
         out.replies.append(menu_reply(ctx))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from bot.conversations.engine import Flow
 from bot.conversations.flows.broadcast import BroadcastComposer
 from bot.conversations.flows.form_runner import FormRunner
@@ -13,7 +15,7 @@ from bot.conversations.flows.summary import Summary
 from bot.conversations.flows.villages import Villages
 
 
-def default_flows() -> list[Flow]:
+def default_flows() -> list[Flow[Any]]:
     """Every dialogue of the bot, for the composition root's flow table."""
     return [
         BroadcastComposer(),

@@ -10,20 +10,23 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import Field
 
 from bot.conversations.engine import (
     CANCEL_WORDS,
     Context,
     Flow,
-    State,
+    FlowState,
     Step,
     ask,
     chosen,
-    reply_from_json,
+    phase_table,
     word_of,
 )
 from bot.conversations.flows.outreach_flows import topic_names, topics_of, when_text
+from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, unit_options
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date
@@ -43,7 +46,6 @@ from bot.services.broadcasts import (
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Unit
 from storage.models_outreach import CAMPAIGN
 
-LIST_LIMIT = 10
 MAX_DAYS_AHEAD = 90
 _TIME = re.compile(r"(?:^|\s)(\d{1,2})\s*(?:[:h]\s*(\d{2})?|giờ|gio)\s*(?:phút|phut)?$")
 _AT = re.compile(r"\s*(?:lúc|luc|at)\s*$")
@@ -67,8 +69,38 @@ def parse_when(text: str, today: date) -> datetime | None:
     return datetime.combine(day, time(hour, minute), tzinfo=VN_TZ)
 
 
-class BroadcastComposer(Flow):
+Phase = Literal[
+    "area",
+    "scope",
+    "parts",
+    "groups",
+    "topics",
+    "what",
+    "item",
+    "text",
+    "photo",
+    "preview",
+    "when",
+    "confirm_later",
+]
+
+
+class BroadcastState(FlowState):
+    phase: Phase = "area"
+    area_id: int | None = None
+    unit_ids: list[int] = Field(default_factory=list)  # the whole area, or the communes/villages chosen in it
+    groups: list[str] = Field(default_factory=list)  # MEMBERS and/or OFFICERS
+    topics: list[str] = Field(default_factory=list)
+    item_key: str | None = None  # a library article, or
+    text: str | None = None  # the officer's own message, with
+    image_url: str | None = None  # an optional photo link
+    count: int = 0  # recipients at the preview
+    send_at: datetime | None = None
+
+
+class BroadcastComposer(Flow[BroadcastState]):
     name = "broadcast"
+    state_type = BroadcastState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
@@ -83,50 +115,42 @@ class BroadcastComposer(Flow):
                     )
                 ]
             )
-        state: State = {}
+        state = BroadcastState()
         if len(areas) == 1:
             return self._ask_scope(ctx, state, areas[0])
-        state["phase"] = "area"
+        state.phase = "area"
         return Step(
-            [
-                ask(
-                    state,
-                    t("Which area do you want to write to?"),
-                    [Option(f"unit:{u.id}", u.name) for u in areas],
-                )
-            ],
-            state,
+            [ask(state, t("Which area do you want to write to?"), unit_options(areas, len(areas)))], state
         )
 
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def resume(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
         if word_of(msg) in CANCEL_WORDS or chosen(state, msg) == "cancel":
             return Step([Reply(ctx.t("Cancelled. Nothing was sent."))], None, ("menu", {"quiet": True}))
-        handler = getattr(self, f"_on_{state['phase']}")
-        step: Step = await handler(ctx, state, msg)
-        return step
+        return await super().resume(ctx, state, msg)
 
-    def _again(self, ctx: Context, state: State, problem: str | None = None) -> Step:
-        last = state.get("last_prompt") or {}
+    def _again(self, ctx: Context, state: BroadcastState, problem: str | None = None) -> Step:
         text = problem or ctx.t("Please answer with one of the choices.")
-        return Step([Reply(text), reply_from_json(last)] if last else [Reply(text)], state)
+        last = state.last_prompt
+        return Step([Reply(text), last.reply()] if last is not None else [Reply(text)], state)
 
-    async def _area(self, ctx: Context, state: State) -> Unit:
-        unit = await ctx.uow.units.get(int(state["area_id"]))
+    async def _area(self, ctx: Context, state: BroadcastState) -> Unit:
+        unit = await ctx.uow.units.get(int(state.area_id or 0))
         assert unit is not None
         return unit
 
     # ---- where ----------------------------------------------------------------------------
 
-    async def _on_area(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_area(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """One of the officer's areas, then who in it."""
         pick = chosen(state, msg)
         areas = {f"unit:{u.id}": u for u in broadcast_areas(ctx.grants)}
         if pick not in areas:
             return self._again(ctx, state)
         return self._ask_scope(ctx, state, areas[pick])
 
-    def _ask_scope(self, ctx: Context, state: State, area: Unit) -> Step:
+    def _ask_scope(self, ctx: Context, state: BroadcastState, area: Unit) -> Step:
         t = ctx.t
-        state.update(phase="scope", area_id=area.id, unit_ids=[], topics=[])
+        state.phase, state.area_id, state.unit_ids, state.topics = "scope", area.id, [], []
         parts = t("Some communes") if area.kind == PROVINCE else t("Some villages")
         options = [
             Option("whole", t("All of {area}", area=area.name)),
@@ -140,21 +164,22 @@ class BroadcastComposer(Flow):
     def _part_kinds(self, area: Unit) -> tuple[str, ...]:
         return (COMMUNE,) if area.kind == PROVINCE else VILLAGE_KINDS
 
-    async def _on_scope(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_scope(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """The whole area (then who), or some of its communes or villages."""
         pick = chosen(state, msg)
         if pick == "whole":
-            state["unit_ids"] = [state["area_id"]]
+            state.unit_ids = [int(state.area_id or 0)]
             return self._ask_groups(ctx, state)
         if pick == "parts":
-            state["phase"] = "parts"
+            state.phase = "parts"
             return await self._ask_parts(ctx, state)
         return self._again(ctx, state)
 
-    async def _ask_parts(self, ctx: Context, state: State, note: str | None = None) -> Step:
+    async def _ask_parts(self, ctx: Context, state: BroadcastState, note: str | None = None) -> Step:
         t = ctx.t
         area = await self._area(ctx, state)
         children = await ctx.uow.units.children(area.id, self._part_kinds(area), on=ctx.today)
-        selected: list[int] = list(state.get("unit_ids") or [])
+        selected = state.unit_ids
         names = {u.id: u.name for u in children}
         for uid in selected:
             if uid not in names:
@@ -162,7 +187,8 @@ class BroadcastComposer(Flow):
                 names[uid] = unit.name if unit else str(uid)
         shown = [u for u in children if u.id in selected] + [u for u in children if u.id not in selected]
         options = [
-            Option(f"u:{u.id}", ("✓ " if u.id in selected else "") + u.name) for u in shown[:LIST_LIMIT]
+            Option(o.id, ("✓ " if u.id in selected else "") + o.label)
+            for u, o in zip(shown, unit_options(shown), strict=False)
         ]
         options += [Option("done", t("Continue")), Option("cancel", t("Cancel"))]
         lines = [note] if note else []
@@ -174,39 +200,33 @@ class BroadcastComposer(Flow):
         )
         return Step([ask(state, "\n".join(lines), options)], state)
 
-    async def _on_parts(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_parts(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """A place pressed or typed is added or removed; Continue goes on to who."""
         t = ctx.t
         pick = chosen(state, msg)
-        selected: list[int] = list(state.get("unit_ids") or [])
         if pick == "done":
-            if not selected:
+            if not state.unit_ids:
                 return await self._ask_parts(ctx, state, t("Choose at least one place."))
             return self._ask_groups(ctx, state)
         area = await self._area(ctx, state)
-        unit: Unit | None = None
-        if pick and pick.startswith("u:"):
-            unit = await ctx.uow.units.get(int(pick[2:]))
-        elif msg.kind is Kind.TEXT and fold(msg.text):
-            found = await ctx.uow.units.search(
-                fold(msg.text)[:60], self._part_kinds(area), area.id, limit=2, on=ctx.today
-            )
-            if len(found) != 1:
-                return await self._ask_parts(
-                    ctx, state, t("No single place matches “{query}”.", query=msg.text.strip()[:60])
-                )
-            unit = found[0]
-        if unit is None or unit.parent_id != area.id:
+        picked = await UnitPicker(self._part_kinds(area), area.id).pick(ctx, state, msg)
+        if picked.unit is None:
+            if picked.matches or picked.query:
+                typed = msg.text.strip()[:60]
+                return await self._ask_parts(ctx, state, t("No single place matches “{query}”.", query=typed))
             return await self._ask_parts(ctx, state, t("Please answer with one of the choices."))
-        state["unit_ids"] = (
+        unit = picked.unit
+        selected = state.unit_ids
+        state.unit_ids = (
             [u for u in selected if u != unit.id] if unit.id in selected else [*selected, unit.id]
         )
         return await self._ask_parts(ctx, state)
 
     # ---- who --------------------------------------------------------------------------------
 
-    def _ask_groups(self, ctx: Context, state: State) -> Step:
+    def _ask_groups(self, ctx: Context, state: BroadcastState) -> Step:
         t = ctx.t
-        state["phase"] = "groups"
+        state.phase = "groups"
         options = [
             Option(MEMBERS, t("Members")),
             Option(OFFICERS, t("Officers")),
@@ -215,17 +235,18 @@ class BroadcastComposer(Flow):
         ]
         return Step([ask(state, t("Send it to members, officers, or both?"), options)], state)
 
-    async def _on_groups(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_groups(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """Members, officers or both, then topics."""
         pick = chosen(state, msg)
         if pick not in (MEMBERS, OFFICERS, "both"):
             return self._again(ctx, state)
-        state["groups"] = [MEMBERS, OFFICERS] if pick == "both" else [pick]
-        state["phase"] = "topics"
+        state.groups = [MEMBERS, OFFICERS] if pick == "both" else [pick]
+        state.phase = "topics"
         return Step([self._topics_prompt(ctx, state)], state)
 
-    def _topics_prompt(self, ctx: Context, state: State) -> Reply:
+    def _topics_prompt(self, ctx: Context, state: BroadcastState) -> Reply:
         t = ctx.t
-        chosen_topics = list(state.get("topics") or [])
+        chosen_topics = state.topics
         options = [
             Option(f"t:{topic.key}", ("✓ " if topic.key in chosen_topics else "") + topic.label(t.locale))
             for topic in topics_of(ctx)
@@ -238,15 +259,16 @@ class BroadcastComposer(Flow):
         )
         return ask(state, text, options)
 
-    async def _on_topics(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_topics(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """A topic pressed is added or removed; Continue asks what to send."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick and pick.startswith("t:"):
-            state["topics"] = sorted(set(state.get("topics") or []) ^ {pick[2:]})
+            state.topics = sorted(set(state.topics) ^ {pick[2:]})
             return Step([self._topics_prompt(ctx, state)], state)
         if pick != "done":
             return self._again(ctx, state)
-        state["phase"] = "what"
+        state.phase = "what"
         options = [
             Option("item", t("An article from the library")),
             Option("text", t("Write a message")),
@@ -256,11 +278,12 @@ class BroadcastComposer(Flow):
 
     # ---- what -------------------------------------------------------------------------------
 
-    async def _on_what(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_what(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """An article from the library, or a message of one's own."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick == "text":
-            state["phase"] = "text"
+            state.phase = "text"
             return Step(
                 [ask(state, t("Type your message (at most {n} characters).", n=t.number(MAX_TEXT)))], state
             )
@@ -268,9 +291,9 @@ class BroadcastComposer(Flow):
             return await self._ask_item(ctx, state, None)
         return self._again(ctx, state)
 
-    async def _ask_item(self, ctx: Context, state: State, query: str | None) -> Step:
+    async def _ask_item(self, ctx: Context, state: BroadcastState, query: str | None) -> Step:
         t = ctx.t
-        state["phase"] = "item"
+        state.phase = "item"
         items = [
             i
             for i in await live_items(ctx.uow.session, t.locale)
@@ -288,17 +311,18 @@ class BroadcastComposer(Flow):
         text = t("Which article? The newest are listed; type a word of the title to find another.")
         return Step([ask(state, text, options)], state)
 
-    async def _on_item(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_item(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """An article pressed (then the preview), or a word to search the titles for."""
         pick = chosen(state, msg)
         if pick and pick.startswith("i:"):
-            state["item_key"] = pick[2:]
-            state.pop("text", None)
+            state.item_key, state.text = pick[2:], None
             return await self._preview(ctx, state)
         if msg.kind is Kind.TEXT and fold(msg.text):
             return await self._ask_item(ctx, state, fold(msg.text)[:60])
         return self._again(ctx, state)
 
-    async def _on_text(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_text(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """The officer's message, then an optional photo link."""
         t = ctx.t
         text = msg.text.strip() if msg.kind is Kind.TEXT else ""
         if not text:
@@ -313,35 +337,35 @@ class BroadcastComposer(Flow):
                     max=t.number(MAX_TEXT),
                 ),
             )
-        state["text"] = text
-        state.pop("item_key", None)
-        state["phase"] = "photo"
+        state.text, state.item_key = text, None
+        state.phase = "photo"
         text_q = t("Add a photo? Send a link to it (https://…), or press Skip.")
         return Step([ask(state, text_q, [Option("skip", t("Skip")), Option("cancel", t("Cancel"))])], state)
 
-    async def _on_photo(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_photo(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """A link to a photo, or Skip: then the preview."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick == "skip" or word_of(msg) in ("bo qua", "skip", "khong"):
-            state.pop("image_url", None)
+            state.image_url = None
             return await self._preview(ctx, state)
         link = msg.text.strip() if msg.kind is Kind.TEXT else ""
         if not _URL.match(link) or len(link) > 500:
             return self._again(
                 ctx, state, t("That is not a link. Send a link starting with https://, or press Skip.")
             )
-        state["image_url"] = link
+        state.image_url = link
         return await self._preview(ctx, state)
 
     # ---- check and send ---------------------------------------------------------------------
 
-    def _audience(self, state: State) -> Audience:
-        return Audience(tuple(state["unit_ids"]), tuple(state["groups"]), tuple(state.get("topics") or ()))
+    def _audience(self, state: BroadcastState) -> Audience:
+        return Audience(tuple(state.unit_ids), tuple(state.groups), tuple(state.topics))
 
-    def _message(self, state: State) -> Message:
-        return Message(state.get("item_key"), state.get("text"), state.get("image_url"))
+    def _message(self, state: BroadcastState) -> Message:
+        return Message(state.item_key, state.text, state.image_url)
 
-    async def _preview(self, ctx: Context, state: State) -> Step:
+    async def _preview(self, ctx: Context, state: BroadcastState) -> Step:
         t = ctx.t
         try:
             n = await count_recipients(ctx.uow.session, ctx.grants, self._audience(state), ctx.contact.id)
@@ -351,8 +375,8 @@ class BroadcastComposer(Flow):
         message = self._message(state)
         items = await item_translations(ctx.uow.session, message.item_key) if message.item_key else {}
         preview = compose(message, area, t.locale, items)["text"]
-        state["phase"] = "preview"
-        state["count"] = n
+        state.phase = "preview"
+        state.count = n
         where = await self._where(ctx, state)
         if n == 0:
             options = [Option("restart", t("Choose the audience again")), Option("cancel", t("Cancel"))]
@@ -377,20 +401,21 @@ class BroadcastComposer(Flow):
             state,
         )
 
-    async def _where(self, ctx: Context, state: State) -> str:
+    async def _where(self, ctx: Context, state: BroadcastState) -> str:
         t = ctx.t
         names = []
-        for uid in state["unit_ids"]:
+        for uid in state.unit_ids:
             unit = await ctx.uow.units.get(int(uid))
             names.append(unit.name if unit else str(uid))
         groups = {MEMBERS: t("members"), OFFICERS: t("officers")}
-        who = t(" and ").join(groups[g] for g in state["groups"])
+        who = t(" and ").join(groups[g] for g in state.groups)
         text = t("{who} of {places}", who=who, places=", ".join(names))
-        if state.get("topics"):
-            text += t(", interested in {topics}", topics=topic_names(ctx, list(state["topics"])))
+        if state.topics:
+            text += t(", interested in {topics}", topics=topic_names(ctx, state.topics))
         return text
 
-    async def _on_preview(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_preview(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """Send now, send later (then when), or choose the audience again."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick == "restart":
@@ -398,7 +423,7 @@ class BroadcastComposer(Flow):
         if pick == "now":
             return await self._queue(ctx, state, None)
         if pick == "later":
-            state["phase"] = "when"
+            state.phase = "when"
             return Step(
                 [
                     ask(
@@ -412,7 +437,8 @@ class BroadcastComposer(Flow):
             )
         return self._again(ctx, state)
 
-    async def _on_when(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_when(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """A future date and time, then the confirmation."""
         t = ctx.t
         at = parse_when(msg.text, ctx.today) if msg.kind is Kind.TEXT else None
         if at is None:
@@ -421,23 +447,24 @@ class BroadcastComposer(Flow):
             return self._again(ctx, state, t("That time has passed. Type a time in the future."))
         if at > ctx.now + timedelta(days=MAX_DAYS_AHEAD):
             return self._again(ctx, state, t("At most {n} days ahead, please.", n=MAX_DAYS_AHEAD))
-        state["send_at"] = at.isoformat()
-        state["phase"] = "confirm_later"
+        state.send_at = at
+        state.phase = "confirm_later"
         text = t(
             "It will be sent on {when} to about {n} people. Confirm?",
             when=when_text(t, at),
-            n=t.number(int(state["count"])),
+            n=t.number(state.count),
         )
         return Step(
             [ask(state, text, [Option("confirm", t("Confirm")), Option("cancel", t("Cancel"))])], state
         )
 
-    async def _on_confirm_later(self, ctx: Context, state: State, msg: Incoming) -> Step:
-        if chosen(state, msg) != "confirm":
+    async def _on_confirm_later(self, ctx: Context, state: BroadcastState, msg: Incoming) -> Step:
+        """Confirm: the broadcast is queued for its time."""
+        if chosen(state, msg) != "confirm" or state.send_at is None:
             return self._again(ctx, state)
-        return await self._queue(ctx, state, datetime.fromisoformat(state["send_at"]))
+        return await self._queue(ctx, state, state.send_at)
 
-    async def _queue(self, ctx: Context, state: State, send_at: datetime | None) -> Step:
+    async def _queue(self, ctx: Context, state: BroadcastState, send_at: datetime | None) -> Step:
         t = ctx.t
         try:
             b = await queue_broadcast(
@@ -473,3 +500,20 @@ class BroadcastComposer(Flow):
             done = t("✅ Broadcast #{id} is being sent to {n} people.", id=b.id, n=t.number(b.recipients))
         done += "\n" + t("Follow it, or cancel it, with /tinhtrang.")
         return Step([Reply(done)], None, ("menu", {"quiet": True}))
+
+    phases = phase_table(
+        {
+            "area": _on_area,
+            "scope": _on_scope,
+            "parts": _on_parts,
+            "groups": _on_groups,
+            "topics": _on_topics,
+            "what": _on_what,
+            "item": _on_item,
+            "text": _on_text,
+            "photo": _on_photo,
+            "preview": _on_preview,
+            "when": _on_when,
+            "confirm_later": _on_confirm_later,
+        }
+    )

@@ -7,9 +7,12 @@ questions, bounds, defaults and rules all come from the YAML, so adding a field 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal, TypeVar
+
+import pydantic
 
 from bot.conversations.common import describe_unit
 from bot.conversations.engine import (
@@ -19,12 +22,16 @@ from bot.conversations.engine import (
     SKIP_WORDS,
     Context,
     Flow,
-    State,
+    FlowState,
+    StateLost,
     Step,
     ask,
     chosen,
+    offered,
+    phase_table,
     word_of,
 )
+from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Field, Form
 from bot.domain.forms.rules import Expression, check_rules, format_value
@@ -32,10 +39,10 @@ from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
 from bot.domain.periods import Period, period_choices
 from bot.domain.permissions import Action, holds, may_act_on, roles_for
-from bot.domain.permissions import area as area_of
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
 Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
+T = TypeVar("T")
 
 
 class AnswerRefused(ValueError):
@@ -46,11 +53,40 @@ class AnswerRefused(ValueError):
         self.code = code
 
 
-LIST_LIMIT = 10
+Phase = Literal["unit", "period", "field", "soft", "summary", "edit"]
 
 
-class FormRunner(Flow):
+class FormState(FlowState):
+    phase: Phase = "unit"
+    form: str
+    unit_id: int | None = None
+    unit_name: str = ""
+    period: str | None = None  # Period.key
+    record_key: str = ""
+    values: dict[str, Value] = pydantic.Field(
+        default_factory=dict
+    )  # answers so far (None: skipped or not asked)
+    answered: list[str] = pydantic.Field(default_factory=list)
+    history: list[str] = pydantic.Field(default_factory=list)  # the questions answered in order, for "back"
+    acked: list[str] = pydantic.Field(default_factory=list)  # soft rules confirmed in this dialogue
+    defaults: dict[str, Any] = pydantic.Field(
+        default_factory=dict
+    )  # offered as "keep": the last report's values
+    confirmed: dict[str, Any] = pydantic.Field(
+        default_factory=dict
+    )  # the values of the version being corrected
+    prev: dict[str, Any] = pydantic.Field(
+        default_factory=dict
+    )  # the previous period's values, for the rules' prev()
+    field: str | None = None  # the question open
+    editing: bool = False  # answering one question again from the summary
+    candidate: Value = None  # an answer waiting for a soft warning's confirmation
+    soft_rule: str | None = None
+
+
+class FormRunner(Flow[FormState]):
     name = "form"
+    state_type = FormState
 
     # ---- start: which unit, which period -------------------------------------------------
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
@@ -66,12 +102,30 @@ class FormRunner(Flow):
                     )
                 ]
             )
-        state: State = {"form": form.key, "values": {}, "answered": [], "history": [], "acked": []}
+        state = FormState(form=form.key)
         units = await self._candidate_units(ctx, form)
         if len(units) == 1:
             return await self._unit_chosen(ctx, state, form, units[0])
-        state["phase"] = "unit"
+        state.phase = "unit"
         return Step([self._ask_unit(ctx, state, form, units)], state)
+
+    async def restart(self, ctx: Context, raw: Mapping[str, Any]) -> Step:
+        step = await self.start(ctx, {"form": raw["form"]})
+        step.flow = self.name
+        return step
+
+    async def recover(self, ctx: Context, raw: Mapping[str, Any] | None) -> Step:
+        if not isinstance((raw or {}).get("form"), str) or raw is None or raw["form"] not in ctx.forms:
+            return self._form_gone(ctx)
+        return await super().recover(ctx, raw)
+
+    async def ask_again(self, ctx: Context, state: FormState) -> Step | None:
+        """The open question of the form, with the answers given so far kept."""
+        form = ctx.forms[state.form]
+        if state.unit_id is None or state.period is None or state.field not in form.field_keys:
+            return None
+        state.candidate, state.soft_rule = None, None
+        return Step([self._ask_field(ctx, state, form, form.field(state.field))], state)
 
     async def _candidate_units(self, ctx: Context, form: Form) -> list[Unit]:
         """Units in the officer's area that report this form, listed when there are few."""
@@ -88,88 +142,70 @@ class FormRunner(Flow):
                 out += await ctx.uow.units.children(g.unit.id, form.unit_kinds, on=ctx.today)
         return list({u.id: u for u in out}.values())
 
-    def _ask_unit(self, ctx: Context, state: State, form: Form, units: list[Unit]) -> Reply:
+    def _ask_unit(self, ctx: Context, state: FormState, form: Form, units: list[Unit]) -> Reply:
         t = ctx.t
-        options = [Option(f"unit:{u.id}", u.name) for u in units[:LIST_LIMIT]]
+        options = unit_options(units)
         text = t("{form}: which unit are you reporting for?", form=form.title.get(t.locale))
         if len(units) > LIST_LIMIT or not units:
             text += "\n" + t("Type part of its name.")
         return ask(state, text, options)
 
-    async def _on_unit(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+    async def _on_unit(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        """A unit of the officer's area that reports this form (typed or picked), then the period."""
         t = ctx.t
-        pick = chosen(state, msg)
-        unit: Unit | None = None
-        if pick and pick.startswith("unit:"):
-            unit = await ctx.uow.units.get(int(pick[5:]))
-        elif msg.kind is Kind.TEXT and fold(msg.text):
-            query = fold(msg.text)[:60]
-            area = area_of(ctx.grants, Action.REPORT)
-            found = await ctx.uow.units.search(query, form.unit_kinds, within=area, on=ctx.today)
-            if len(found) == 1:
-                unit = found[0]
-            elif found:
-                return Step([self._ask_unit(ctx, state, form, found)], state)
-            else:
-                elsewhere = await ctx.uow.units.search(query, form.unit_kinds, limit=1)
-                if elsewhere:
-                    text = t(
-                        "{unit} is outside your area: you can report only for the units you are responsible for.",
-                        unit=elsewhere[0].name,
-                    )
-                else:
-                    text = t(
-                        "Nothing found for “{query}”. Try another spelling or part of the name.",
-                        query=msg.text.strip()[:60],
-                    )
-                return Step([Reply(text)] + await self.reprompt(ctx, state), state)
-        if unit is None:
-            return Step(
-                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
-            )
-        if not may_act_on(ctx.grants, unit, Action.REPORT) or unit.kind not in form.unit_kinds:
+        form = ctx.forms[state.form]
+        picked = await UnitPicker(form.unit_kinds, action=Action.REPORT).pick(ctx, state, msg)
+        if picked.unit is not None:
+            return await self._unit_chosen(ctx, state, form, picked.unit)
+        if picked.matches:
+            return Step([self._ask_unit(ctx, state, form, list(picked.matches))], state)
+        if picked.outside is not None:
             text = t(
                 "{unit} is outside your area: you can report only for the units you are responsible for.",
-                unit=unit.name,
+                unit=picked.outside.name,
             )
-            return Step([Reply(text)] + await self.reprompt(ctx, state), state)
-        return await self._unit_chosen(ctx, state, form, unit)
+        elif picked.query:
+            text = nothing_found(t, picked.query)
+        else:
+            text = t("Please answer with one of the choices.")
+        return Step([Reply(text)] + await self.reprompt(ctx, state), state)
 
-    async def _unit_chosen(self, ctx: Context, state: State, form: Form, unit: Unit) -> Step:
+    async def _unit_chosen(self, ctx: Context, state: FormState, form: Form, unit: Unit) -> Step:
         t = ctx.t
-        state["unit_id"] = unit.id
-        state["unit_name"] = unit.name
+        state.unit_id = unit.id
+        state.unit_name = unit.name
         choices = period_choices(ctx.today, form.period_kinds)
         if len(choices) == 1:
             return await self._period_chosen(ctx, state, form, choices[0])
-        state["phase"] = "period"
+        state.phase = "period"
         options = [Option(p.key, p.label(t)) for p in choices]
         options[0] = Option(choices[0].key, t("{period} (default)", period=choices[0].label(t)))
         text = t("{form} for {unit}. Which period?", form=form.title.get(t.locale), unit=unit.name)
         return Step([ask(state, text, options)], state)
 
-    async def _on_period(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+    async def _on_period(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        """A period offered (or its key typed, e.g. 2026-H2), then the first question."""
         t = ctx.t
+        form = ctx.forms[state.form]
         pick = chosen(state, msg)
         if pick is None and msg.kind is Kind.TEXT:
             typed = msg.text.strip().upper().replace(" ", "")
-            offered = [o[0] for o in state.get("options", [])]
-            pick = typed if typed in offered else None
+            pick = typed if typed in {o[0] for o in offered(state)} else None
         if pick is None:
             return Step(
                 [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
             )
         return await self._period_chosen(ctx, state, form, Period.parse(pick))
 
-    async def _period_chosen(self, ctx: Context, state: State, form: Form, period: Period) -> Step:
+    async def _period_chosen(self, ctx: Context, state: FormState, form: Form, period: Period) -> Step:
         t = ctx.t
-        unit_id = int(state["unit_id"])
-        state["period"] = period.key
+        unit_id = _known(state.unit_id, "unit")
+        state.period = period.key
         replies: list[Reply] = []
         previous: Submission | None
         if form.record == "per_period":
-            state["record_key"] = f"{unit_id}:{period.key}"
-            previous = await ctx.uow.submissions.latest(form.key, state["record_key"])
+            state.record_key = f"{unit_id}:{period.key}"
+            previous = await ctx.uow.submissions.latest(form.key, state.record_key)
             if previous is not None:
                 replies.append(
                     Reply(
@@ -180,23 +216,23 @@ class FormRunner(Flow):
                         )
                     )
                 )
-                state["defaults"] = dict(previous.values)
-                state["confirmed"] = dict(previous.values)
+                state.defaults = dict(previous.values)
+                state.confirmed = dict(previous.values)
             else:
                 last = await ctx.uow.submissions.latest_for_unit(form.key, unit_id)
-                state["defaults"] = (
+                state.defaults = (
                     {f.key: last.values.get(f.key) for f in form.fields if f.carry_over} if last else {}
                 )
-            state["prev"] = await self._previous_values(ctx, form, unit_id, period)
+            state.prev = await self._previous_values(ctx, form, unit_id, period)
         else:
-            state["record_key"] = uuid.uuid4().hex
-            state["defaults"] = {}
-            state["prev"] = {}
+            state.record_key = uuid.uuid4().hex
+            state.defaults = {}
+            state.prev = {}
         first = self._next_field(form, state, None)
         intro = t(
             "{form} — {unit} — {period}.",
             form=form.title.get(t.locale),
-            unit=state["unit_name"],
+            unit=state.unit_name,
             period=period.label(t),
         )
         intro += "\n" + t("One question at a time. Type “quay lại” to go back, “hủy” to cancel.")
@@ -218,28 +254,26 @@ class FormRunner(Flow):
         return {}
 
     # ---- questions ------------------------------------------------------------------------
-    def _asked(self, form: Form, state: State, f: Field) -> bool:
+    def _asked(self, form: Form, state: FormState, f: Field) -> bool:
         if not f.ask_if:
             return True
         return bool(
-            _expression(form.key, f.ask_if, form.field_keys).evaluate(
-                self._env(form, state), state.get("prev", {})
-            )
+            _expression(form.key, f.ask_if, form.field_keys).evaluate(self._env(form, state), state.prev)
         )
 
-    def _next_field(self, form: Form, state: State, after: str | None) -> Field | None:
+    def _next_field(self, form: Form, state: FormState, after: str | None) -> Field | None:
         keys = form.field_keys
         start = 0 if after is None else keys.index(after) + 1
         for f in form.fields[start:]:
             if self._asked(form, state, f):
                 return f
-            state["values"][f.key] = None
+            state.values[f.key] = None
         return None
 
-    def _ask_field(self, ctx: Context, state: State, form: Form, f: Field, prefix: str = "") -> Reply:
+    def _ask_field(self, ctx: Context, state: FormState, form: Form, f: Field, prefix: str = "") -> Reply:
         t = ctx.t
-        state["phase"] = "field"
-        state["field"] = f.key
+        state.phase = "field"
+        state.field = f.key
         asked = [g for g in form.fields if self._asked(form, state, g)]
         number = next((i for i, g in enumerate(asked, 1) if g.key == f.key), len(asked))
         lines = [prefix] if prefix else []
@@ -249,7 +283,7 @@ class FormRunner(Flow):
         if f.help:
             lines.append(f.help.get(t.locale))
         options: list[Option] = []
-        default = state.get("defaults", {}).get(f.key)
+        default = state.defaults.get(f.key)
         if f.type == "choice":
             options = [Option(f"c:{c.value}", c.label.get(t.locale)) for c in f.choices]
         if default is not None and default != "":
@@ -258,7 +292,7 @@ class FormRunner(Flow):
             options.insert(0, Option("keep", t("Keep: {value}", value=shown)))
         if f.optional:
             options.append(Option("skip", t("Skip")))
-        if state["history"]:
+        if state.history:
             options.append(Option("back", t("Back")))
         hint = {
             "integer": t("Type a whole number."),
@@ -269,9 +303,11 @@ class FormRunner(Flow):
             lines.append(hint)
         return ask(state, "\n".join(lines), options, numbered=f.type == "choice")
 
-    async def _on_field(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+    async def _on_field(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        """The answer to the open question (or back, skip, keep), checked against bounds and rules."""
         t = ctx.t
-        f = form.field(state["field"])
+        form = ctx.forms[state.form]
+        f = self._open_field(form, state)
         pick = chosen(state, msg)
         word = word_of(msg)
         if pick == "back" or word in BACK_WORDS:
@@ -282,7 +318,7 @@ class FormRunner(Flow):
                     [Reply(t("This question cannot be skipped."))] + await self.reprompt(ctx, state), state
                 )
             return await self._accept(ctx, state, form, f, None)
-        default = state.get("defaults", {}).get(f.key)
+        default = state.defaults.get(f.key)
         if (pick == "keep" or word in KEEP_WORDS) and default is not None:
             return await self._check_and_accept(ctx, state, form, f, default)
         if msg.kind not in (Kind.TEXT, Kind.OPTION):
@@ -347,7 +383,9 @@ class FormRunner(Flow):
             return t("This is not an amount. Type e.g. 500k, 2tr5, 1,2 triệu or 1.200.000.")
         return t("This is not a number. Type a whole number, e.g. 120 (or “không” for zero).")
 
-    async def _check_and_accept(self, ctx: Context, state: State, form: Form, f: Field, value: Value) -> Step:
+    async def _check_and_accept(
+        self, ctx: Context, state: FormState, form: Form, f: Field, value: Value
+    ) -> Step:
         """Bounds and hard rules refuse the answer; a soft rule asks to confirm it first."""
         t = ctx.t
         if isinstance(value, int) and f.type in ("integer", "money"):
@@ -379,13 +417,13 @@ class FormRunner(Flow):
                     + await self.reprompt(ctx, state),
                     state,
                 )
-        trial = dict(state["values"])
+        trial = dict(state.values)
         trial[f.key] = value
-        answered = {*state["answered"], f.key}
+        answered = {*state.answered, f.key}
         violations = check_rules(
             form,
             self._typed(form, trial),
-            self._typed(form, state.get("prev", {})),
+            self._typed(form, state.prev),
             self._context(state),
             answered=answered,
             focus=f.key,
@@ -396,9 +434,9 @@ class FormRunner(Flow):
             return Step([Reply("⚠️ " + hard[0].message)] + await self.reprompt(ctx, state), state)
         soft = [v for v in violations if not self._acknowledged(state, v.rule.id, v.rule.fields, trial)]
         if soft:
-            state["phase"] = "soft"
-            state["candidate"] = value
-            state["soft_rule"] = soft[0].rule.id
+            state.phase = "soft"
+            state.candidate = value
+            state.soft_rule = soft[0].rule.id
             prompt = ask(
                 state,
                 "❓ " + soft[0].message,
@@ -407,19 +445,23 @@ class FormRunner(Flow):
             return Step([prompt], state)
         return await self._accept(ctx, state, form, f, value)
 
-    async def _on_soft(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+    async def _on_soft(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        """Keep the answer a soft rule questioned, re-enter it, or type the corrected figure."""
         t = ctx.t
+        form = ctx.forms[state.form]
         pick = chosen(state, msg)
         if pick is None and msg.kind is Kind.TEXT:
             yn = parse_yes_no(msg.text)
             pick = None if yn is None else ("yes" if yn else "no")
-        f = form.field(state["field"])
+        f = self._open_field(form, state)
         if pick == "yes":
-            state["acked"].append(state.pop("soft_rule"))
-            return await self._check_and_accept(ctx, state, form, f, state.pop("candidate"))
+            candidate = state.candidate
+            if state.soft_rule is not None:
+                state.acked.append(state.soft_rule)
+            state.candidate, state.soft_rule = None, None
+            return await self._check_and_accept(ctx, state, form, f, candidate)
         if pick == "no" or word_of(msg) in BACK_WORDS:
-            state.pop("candidate", None)
-            state.pop("soft_rule", None)
+            state.candidate, state.soft_rule = None, None
             return Step([self._ask_field(ctx, state, form, f)], state)
         if pick is None and msg.kind is Kind.TEXT and f.type in ("integer", "money", "date"):
             # People answer "are you sure?" by typing the corrected figure: take it as the answer.
@@ -428,86 +470,83 @@ class FormRunner(Flow):
             except (ParseError, AnswerRefused):
                 pass
             else:
-                state.pop("candidate", None)
-                state.pop("soft_rule", None)
+                state.candidate, state.soft_rule = None, None
                 return await self._check_and_accept(ctx, state, form, f, value)
         return Step(
             [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
         )
 
-    async def _accept(self, ctx: Context, state: State, form: Form, f: Field, value: Value) -> Step:
-        state["values"][f.key] = value
-        if f.key not in state["answered"]:
-            state["answered"].append(f.key)
-        if state.get("editing"):
-            state["editing"] = False
+    async def _accept(self, ctx: Context, state: FormState, form: Form, f: Field, value: Value) -> Step:
+        state.values[f.key] = value
+        if f.key not in state.answered:
+            state.answered.append(f.key)
+        if state.editing:
+            state.editing = False
             return await self._finish_questions(ctx, state, form)
-        state["history"].append(f.key)
+        state.history.append(f.key)
         nxt = self._next_field(form, state, f.key)
         if nxt is None:
             return await self._finish_questions(ctx, state, form)
         return Step([self._ask_field(ctx, state, form, nxt)], state)
 
     def _acknowledged(
-        self, state: State, rule_id: str, fields: tuple[str, ...], values: dict[str, Any]
+        self, state: FormState, rule_id: str, fields: tuple[str, ...], values: dict[str, Any]
     ) -> bool:
         """A soft warning is settled when confirmed in this dialogue, or, in a correction, when
         the version being corrected was sent with the same values (it was confirmed then)."""
-        if rule_id in state["acked"]:
+        if rule_id in state.acked:
             return True
-        confirmed: dict[str, Any] = state.get("confirmed") or {}
+        confirmed: dict[str, Any] = state.confirmed or {}
         return bool(confirmed) and all(confirmed.get(k) == values.get(k) for k in fields)
 
-    def _go_back(self, ctx: Context, state: State, form: Form) -> Step:
+    def _go_back(self, ctx: Context, state: FormState, form: Form) -> Step:
         t = ctx.t
-        if not state["history"]:
+        if not state.history:
             return Step(
                 [
                     Reply(t("This is the first question.")),
-                    self._ask_field(ctx, state, form, form.field(state["field"])),
+                    self._ask_field(ctx, state, form, self._open_field(form, state)),
                 ],
                 state,
             )
-        previous = form.field(state["history"].pop())
+        previous = form.field(state.history.pop())
         return Step([self._ask_field(ctx, state, form, previous)], state)
 
     # ---- summary and confirmation ------------------------------------------------------------
-    async def _finish_questions(self, ctx: Context, state: State, form: Form) -> Step:
+    async def _finish_questions(self, ctx: Context, state: FormState, form: Form) -> Step:
         """Every rule once more on the whole form (an edit can break a rule checked earlier)."""
         t = ctx.t
         violations = check_rules(
             form,
-            self._typed(form, state["values"]),
-            self._typed(form, state.get("prev", {})),
+            self._typed(form, state.values),
+            self._typed(form, state.prev),
             self._context(state),
-            answered=set(state["answered"]),
+            answered=set(state.answered),
             focus=None,
             locale=t.locale,
         )
         for v in violations:
             if v.rule.severity == "hard" or not self._acknowledged(
-                state, v.rule.id, v.rule.fields, state["values"]
+                state, v.rule.id, v.rule.fields, state.values
             ):
-                target = next(
-                    (k for k in reversed(state["answered"]) if k in v.rule.fields), state["answered"][-1]
-                )
-                state["editing"] = True
+                target = next((k for k in reversed(state.answered) if k in v.rule.fields), state.answered[-1])
+                state.editing = True
                 icon = "⚠️ " if v.rule.severity == "hard" else "❓ "
                 return Step(
                     [self._ask_field(ctx, state, form, form.field(target), prefix=icon + v.message)], state
                 )
         return Step([self._summary(ctx, state, form)], state)
 
-    def _summary(self, ctx: Context, state: State, form: Form) -> Reply:
+    def _summary(self, ctx: Context, state: FormState, form: Form) -> Reply:
         t = ctx.t
-        state["phase"] = "summary"
-        period = Period.parse(state["period"])
+        state.phase = "summary"
+        period = Period.parse(_known(state.period, "period"))
         lines = [
-            t("Please check your report — {unit}, {period}:", unit=state["unit_name"], period=period.label(t))
+            t("Please check your report — {unit}, {period}:", unit=state.unit_name, period=period.label(t))
         ]
         for f in form.fields:
-            value = state["values"].get(f.key)
-            if f.key in state["answered"] and value is not None:
+            value = state.values.get(f.key)
+            if f.key in state.answered and value is not None:
                 lines.append(f"• {f.label.get(t.locale)}: {display_value(ctx, f, value)}")
         lines.append(t("Send this report?"))
         options = [
@@ -517,8 +556,10 @@ class FormRunner(Flow):
         ]
         return ask(state, "\n".join(lines), options)
 
-    async def _on_summary(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+    async def _on_summary(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        """Send, change an answer (then which), or cancel."""
         t = ctx.t
+        form = ctx.forms[state.form]
         pick = chosen(state, msg)
         if pick is None and msg.kind is Kind.TEXT:
             yn = parse_yes_no(msg.text)
@@ -530,43 +571,45 @@ class FormRunner(Flow):
         if pick == "cancel":
             return Step([Reply(t("Cancelled. Nothing was saved."))])
         if pick == "edit":
-            state["phase"] = "edit"
-            options = [Option(f"f:{k}", form.field(k).label.get(t.locale)) for k in state["answered"]]
+            state.phase = "edit"
+            options = [Option(f"f:{k}", form.field(k).label.get(t.locale)) for k in state.answered]
             return Step([ask(state, t("Which answer do you want to change?"), options)], state)
         return Step(
             [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
         )
 
-    async def _on_edit(self, ctx: Context, state: State, form: Form, msg: Incoming) -> Step:
+    async def _on_edit(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        """The answer to change: its question is asked again, then back to the summary."""
+        form = ctx.forms[state.form]
         pick = chosen(state, msg)
         if pick is None or not pick.startswith("f:"):
             return Step(
                 [Reply(ctx.t("Please answer with one of the choices."))] + await self.reprompt(ctx, state),
                 state,
             )
-        state["editing"] = True
+        state.editing = True
         f = form.field(pick[2:])
-        state["defaults"] = {**state.get("defaults", {}), f.key: state["values"].get(f.key)}
+        state.defaults = {**state.defaults, f.key: state.values.get(f.key)}
         return Step([self._ask_field(ctx, state, form, f)], state)
 
-    async def _save(self, ctx: Context, state: State, form: Form) -> Step:
+    async def _save(self, ctx: Context, state: FormState, form: Form) -> Step:
         t = ctx.t
-        unit = await ctx.uow.units.get(int(state["unit_id"]))
+        unit = await ctx.uow.units.get(_known(state.unit_id, "unit"))
         if unit is None or not may_act_on(ctx.grants, unit, Action.REPORT):  # roles may change mid-dialogue
             return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
-        values: dict[str, Any] = {f.key: state["values"].get(f.key) for f in form.fields}
+        values: dict[str, Any] = {f.key: state.values.get(f.key) for f in form.fields}
         if form.key == "activity_report" and values.get("activity_date"):
             values["is_lifelong_learning_week"] = is_lifelong_learning_week(
                 date.fromisoformat(values["activity_date"]), ctx.app_content_dir
             )
-        before = await ctx.uow.submissions.latest(form.key, state["record_key"])
+        before = await ctx.uow.submissions.latest(form.key, state.record_key)
         fv = await ctx.uow.submissions.form_version(form.key, form.digest, form.definition, ctx.now)
         saved = await ctx.uow.submissions.add_version(
             Submission(
                 form_key=form.key,
-                record_key=state["record_key"],
+                record_key=state.record_key,
                 unit_id=unit.id,
-                period=state["period"],
+                period=state.period,
                 form_version_id=fv.id,
                 values=values,
                 submitted_by_contact_id=ctx.contact.id,
@@ -581,7 +624,7 @@ class FormRunner(Flow):
             ctx.contact.id,
             unit.id,
             form=form.key,
-            record=state["record_key"],
+            record=state.record_key,
             version=saved.version,
             submission_id=saved.id,
         )
@@ -591,7 +634,7 @@ class FormRunner(Flow):
                 "✅ Saved: {form}, {unit}, {period} (version {version}). Thank you!",
                 form=form.title.get(t.locale),
                 unit=where,
-                period=Period.parse(state["period"]).label(t),
+                period=Period.parse(_known(state.period, "period")).label(t),
                 version=saved.version,
             )
         ]
@@ -613,18 +656,24 @@ class FormRunner(Flow):
         return Step([Reply("\n".join(lines))], None, ("menu", {"quiet": True}))
 
     # ---- plumbing ---------------------------------------------------------------------------
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
-        form = ctx.forms.get(state.get("form", ""))
-        if form is None:  # the form was removed from content/ while a dialogue was open
-            return Step([Reply(ctx.t("This form is no longer available. Nothing was saved."))])
+    async def resume(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        if state.form not in ctx.forms:  # the form was removed from content/ while a dialogue was open
+            return self._form_gone(ctx)
         if word_of(msg) in CANCEL_WORDS or chosen(state, msg) == "cancel":
             return Step([Reply(ctx.t("Cancelled. Nothing was saved."))])
-        handler = getattr(self, f"_on_{state['phase']}")
-        step: Step = await handler(ctx, state, form, msg)
-        return step
+        return await super().resume(ctx, state, msg)
 
-    def leave_warning(self, ctx: Context, state: State) -> str:
-        form = ctx.forms.get(state.get("form", ""))
+    def _form_gone(self, ctx: Context) -> Step:
+        return Step([Reply(ctx.t("This form is no longer available. Nothing was saved."))])
+
+    def _open_field(self, form: Form, state: FormState) -> Field:
+        """The question open; a state that names none or an unknown one is lost (see Flow.recover)."""
+        if state.field is None or state.field not in form.field_keys:
+            raise StateLost(f"no question {state.field!r} in form {form.key}")
+        return form.field(state.field)
+
+    def leave_warning(self, ctx: Context, state: FormState) -> str:
+        form = ctx.forms.get(state.form)
         title = form.title.get(ctx.t.locale) if form else ""
         return ctx.t(
             "You have an unfinished report ({form}). If you leave, your answers are not saved.", form=title
@@ -641,19 +690,37 @@ class FormRunner(Flow):
             out[key] = date.fromisoformat(value) if f.type == "date" and isinstance(value, str) else value
         return out
 
-    def _env(self, form: Form, state: State) -> dict[str, object]:
-        return {**self._typed(form, state["values"]), **self._context(state)}
+    def _env(self, form: Form, state: FormState) -> dict[str, object]:
+        return {**self._typed(form, state.values), **self._context(state)}
 
-    def _context(self, state: State) -> dict[str, object]:
-        if "period" not in state:
+    def _context(self, state: FormState) -> dict[str, object]:
+        if state.period is None:
             return {}
-        period = Period.parse(state["period"])
+        period = Period.parse(state.period)
         return {"period_start": period.start, "period_end": period.end}
+
+    phases = phase_table(
+        {
+            "unit": _on_unit,
+            "period": _on_period,
+            "field": _on_field,
+            "soft": _on_soft,
+            "summary": _on_summary,
+            "edit": _on_edit,
+        }
+    )
 
 
 def display_value(ctx: Context, f: Field, value: Any) -> str:
     """A value as the user should read it back, as in the rule messages: '1.250.000 ₫', a label."""
     return format_value(f, value, ctx.t.locale)
+
+
+def _known(value: T | None, what: str) -> T:
+    """A part of the state every later phase relies on; its absence means the state is lost."""
+    if value is None:
+        raise StateLost(f"no {what} in the state")
+    return value
 
 
 @lru_cache(maxsize=256)

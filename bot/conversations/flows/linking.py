@@ -10,12 +10,13 @@ single-use, so they cannot be guessed within their lifetime.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, ClassVar
 
-from bot.conversations.engine import Context, Flow, State, Step
+from bot.conversations.engine import Context, Flow, FlowState, Handler, StateLost, Step
 from bot.domain.i18n import translator
-from bot.domain.messages import Incoming, Reply
+from bot.domain.messages import Reply
 from bot.domain.permissions import load_grants
 from bot.services.invites import format_code, is_well_formed, new_code, normalise_code
 from storage.models_channels import ChannelRepository, LinkCode
@@ -23,8 +24,12 @@ from storage.models_channels import ChannelRepository, LinkCode
 _CREATE_ATTEMPTS = 10
 
 
-class Linking(Flow):
+class Linking(Flow[FlowState]):
+    """Linking answers within one message: it has no phases and never stores a state."""
+
     name = "linking"
+    state_type = FlowState
+    phases: ClassVar[Mapping[str, Handler]] = {}
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         code = str(args.get("code") or "").strip()
@@ -32,8 +37,8 @@ class Linking(Flow):
             return await self._use(ctx, code)
         return await self._issue(ctx)
 
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
-        """Linking takes one message; a stored 'linking' state (there should be none) just ends."""
+    async def recover(self, ctx: Context, raw: Mapping[str, Any] | None) -> Step:
+        """A stored 'linking' state (there should be none) just ends."""
         return Step([ctx.menu(ctx)])
 
     async def _issue(self, ctx: Context) -> Step:
@@ -171,7 +176,10 @@ class Linking(Flow):
         expiry = timedelta(hours=ctx.settings.dialogue_expiry_hours)
         flow = ctx.flows.get(row.flow) if row is not None and row.flow else None
         if row is not None and flow is not None and row.updated_at + expiry >= ctx.now:
-            prompt = await flow.reprompt(linked, dict(row.state or {}))
+            try:
+                prompt = await flow.reprompt(linked, flow.load(row.state))
+            except StateLost:  # written by another version: its next message will recover it
+                prompt = []
             if prompt:
                 return [done, Reply(t("You can carry on here where you left off:")), *prompt]
         return [done, linked.menu(linked, t("What would you like to do next?"))]

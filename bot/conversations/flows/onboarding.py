@@ -2,37 +2,57 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import AliasChoices, ConfigDict, Field
 
 from bot.conversations.common import describe_unit, role_label
-from bot.conversations.engine import Context, Flow, State, Step, ask, chosen, word_of
+from bot.conversations.engine import Context, Flow, FlowState, Step, ask, chosen, phase_table, word_of
 from bot.conversations.flows.outreach_flows import topics_invitation
+from bot.conversations.widgets.unit_picker import UnitPicker, nothing_found, unit_options
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.parsing import fold, parse_yes_no
+from bot.domain.parsing import parse_yes_no
 from bot.services.invites import RedeemOutcome, redeem_invite
 from storage.models import COMMUNE, MEMBER, PROVINCE, VILLAGE_KINDS, Unit
 
 MAX_CODE_TRIES = 5
+VILLAGES_LISTED = 10
+
+Phase = Literal["language", "consent", "who", "code", "province", "commune", "village"]
 
 
-class Onboarding(Flow):
+class OnboardingState(FlowState):
+    model_config = ConfigDict(extra="ignore", populate_by_name=True)
+
+    # Rows written before typed state called the phase "step".
+    phase: Phase = Field(default="language", validation_alias=AliasChoices("phase", "step"))
+    code: str | None = None  # from a "/start CODE" deep link, redeemed after consent
+    tries: int = 0
+    province_id: int | None = None
+    commune_id: int | None = None
+
+
+class Onboarding(Flow[OnboardingState]):
     name = "onboarding"
+    state_type = OnboardingState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
-        state: State = {"step": "language"}
+        state = OnboardingState()
         if args.get("code"):  # "/start ABCD-EFGH" from a deep link
-            state["code"] = str(args["code"])
+            state.code = str(args["code"])
         text = "Chào bạn! Mời chọn ngôn ngữ.\nHello! Please choose your language."
         reply = ask(state, text, [Option("vi", "Tiếng Việt"), Option("en", "English")])
         return Step([reply], state)
 
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
-        handler = getattr(self, f"_on_{state['step']}")
-        step: Step = await handler(ctx, state, msg)
+    async def restart(self, ctx: Context, raw: Mapping[str, Any]) -> Step:
+        step = await self.start(ctx, {"code": raw.get("code")} if isinstance(raw.get("code"), str) else {})
+        step.flow = self.name
         return step
 
-    async def _on_language(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_language(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
+        """Tiếng Việt or English, then the consent question."""
         pick = chosen(state, msg) or {"tieng viet": "vi", "viet": "vi", "english": "en"}.get(word_of(msg))
         if pick not in ("vi", "en"):
             return Step(
@@ -42,9 +62,9 @@ class Onboarding(Flow):
         ctx.set_locale(translator(pick))
         return Step([self._ask_consent(ctx, state)], state)
 
-    def _ask_consent(self, ctx: Context, state: State) -> Reply:
+    def _ask_consent(self, ctx: Context, state: OnboardingState) -> Reply:
         t = ctx.t
-        state["step"] = "consent"
+        state.phase = "consent"
         text = "\n".join(
             [
                 t(
@@ -58,7 +78,8 @@ class Onboarding(Flow):
         )
         return ask(state, text, [Option("yes", t("I agree")), Option("no", t("I do not agree"))])
 
-    async def _on_consent(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_consent(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
+        """Agree: record consent, then member or officer (or redeem the deep link's code)."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick is None:
@@ -80,30 +101,29 @@ class Onboarding(Flow):
             )
         ctx.contact.consent_at = ctx.now
         ctx.uow.audit.add(ctx.now, "contact.consent", ctx.contact.id)
-        if state.get("code"):
-            return await self._redeem(ctx, state, state.pop("code"))
+        if state.code:
+            code, state.code = state.code, None
+            return await self._redeem(ctx, state, code)
         return Step([self._ask_who(ctx, state)], state)
 
-    def _ask_who(self, ctx: Context, state: State) -> Reply:
+    def _ask_who(self, ctx: Context, state: OnboardingState) -> Reply:
         t = ctx.t
-        state["step"] = "who"
+        state.phase = "who"
         return ask(
             state,
             t("Are you a member of the public, or an officer with an invite code?"),
             [Option("member", t("Member / resident")), Option("officer", t("I have an invite code"))],
         )
 
-    async def _on_who(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_who(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
+        """Member (then the province) or officer (then the invite code); a typed code is redeemed."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick == "member":
-            state["step"] = "province"
-            return Step(
-                [ask(state, t("Type the name of your province or city (for example: Cao Bằng)."))], state
-            )
+            return Step([self._ask_province(ctx, state)], state)
         if pick == "officer":
-            state["step"] = "code"
-            state["tries"] = 0
+            state.phase = "code"
+            state.tries = 0
             return Step([ask(state, t("Type your invite code (for example: ABCD-EFGH)."))], state)
         if msg.kind is Kind.TEXT and len(msg.text.strip()) in (8, 9):  # typed a code straight away
             return await self._redeem(ctx, state, msg.text)
@@ -111,18 +131,20 @@ class Onboarding(Flow):
             [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
         )
 
-    async def _on_code(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_code(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
+        """The invite code typed, or a switch to registering as a member."""
         t = ctx.t
         if msg.kind is not Kind.TEXT or not msg.text.strip():
             return Step([Reply(t("Please type the code as text."))] + await self.reprompt(ctx, state), state)
         if chosen(state, msg) == "member":
-            state["step"] = "province"
-            return Step(
-                [ask(state, t("Type the name of your province or city (for example: Cao Bằng)."))], state
-            )
+            return Step([self._ask_province(ctx, state)], state)
         return await self._redeem(ctx, state, msg.text)
 
-    async def _redeem(self, ctx: Context, state: State, code: str) -> Step:
+    def _ask_province(self, ctx: Context, state: OnboardingState) -> Reply:
+        state.phase = "province"
+        return ask(state, ctx.t("Type the name of your province or city (for example: Cao Bằng)."))
+
+    async def _redeem(self, ctx: Context, state: OnboardingState, code: str) -> Step:
         t = ctx.t
         outcome, invite = await redeem_invite(ctx.uow, code, ctx.contact.id, ctx.now)
         if outcome is RedeemOutcome.OK and invite is not None:
@@ -136,8 +158,8 @@ class Onboarding(Flow):
                 unit=where,
             )
             return Step([Reply(done)], None, ("menu", {}))
-        state["step"] = "code"
-        state["tries"] = int(state.get("tries", 0)) + 1
+        state.phase = "code"
+        state.tries += 1
         problem = {
             RedeemOutcome.UNKNOWN: t("This code is not valid. Check the letters and try again."),
             RedeemOutcome.EXPIRED: t("This code has expired. Ask your commune officer for a new one."),
@@ -145,7 +167,7 @@ class Onboarding(Flow):
                 "This code has already been used. Ask your commune officer for a new one."
             ),
         }[outcome]
-        if state["tries"] >= MAX_CODE_TRIES:
+        if state.tries >= MAX_CODE_TRIES:
             return Step([Reply(problem + "\n" + t("Too many attempts. Send /start to begin again."))])
         prompt = ask(
             state,
@@ -154,70 +176,57 @@ class Onboarding(Flow):
         )
         return Step([Reply(problem), prompt], state)
 
-    async def _pick_unit(
-        self, ctx: Context, state: State, msg: Incoming, kinds: tuple[str, ...], parent_id: int | None
+    async def _pick(
+        self, ctx: Context, state: OnboardingState, msg: Incoming, picker: UnitPicker
     ) -> tuple[Unit | None, list[Reply]]:
-        """Find the unit the user means: a chosen option, or a diacritics-insensitive name search."""
+        """The unit the user means, or what to say when there is not exactly one."""
         t = ctx.t
-        pick = chosen(state, msg)
-        if pick and pick.startswith("unit:"):
-            unit = await ctx.uow.units.get(int(pick[5:]))
-            if unit is not None and unit.kind in kinds and (parent_id is None or unit.parent_id == parent_id):
-                return unit, []
-        if msg.kind is not Kind.TEXT or not fold(msg.text):
-            return None, [Reply(t("Please type a name."))]
-        query = fold(msg.text)[:60]
-        found = await ctx.uow.units.search(query, kinds, parent_id, limit=8, on=ctx.today)
-        exact = [u for u in found if u.name_folded == query or u.name_folded.endswith(" " + query)]
-        if len(exact) == 1:
-            return exact[0], []
-        if len(found) == 1:
-            return found[0], []
-        if not found:
-            return None, [
-                Reply(
-                    t(
-                        "Nothing found for “{query}”. Try another spelling or part of the name.",
-                        query=msg.text.strip()[:60],
-                    )
-                )
-            ]
-        options = [Option(f"unit:{u.id}", u.name) for u in found]
-        return None, [ask(state, t("Which one do you mean?"), options)]
+        picked = await picker.pick(ctx, state, msg)
+        if picked.unit is not None:
+            return picked.unit, []
+        if picked.matches:
+            return None, [ask(state, t("Which one do you mean?"), unit_options(picked.matches))]
+        if picked.query:
+            return None, [Reply(nothing_found(t, picked.query))]
+        return None, [Reply(t("Please type a name."))]
 
-    async def _on_province(self, ctx: Context, state: State, msg: Incoming) -> Step:
-        unit, replies = await self._pick_unit(ctx, state, msg, (PROVINCE,), None)
+    async def _on_province(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
+        """A province typed (or picked among several that match), then the commune."""
+        unit, replies = await self._pick(ctx, state, msg, UnitPicker((PROVINCE,)))
         if unit is None:
             return Step(replies, state)
-        state["province_id"] = unit.id
-        state["step"] = "commune"
+        state.province_id = unit.id
+        state.phase = "commune"
         return Step(
             [ask(state, ctx.t("{province}. Now type the name of your commune or ward.", province=unit.name))],
             state,
         )
 
-    async def _on_commune(self, ctx: Context, state: State, msg: Incoming) -> Step:
-        unit, replies = await self._pick_unit(ctx, state, msg, (COMMUNE,), int(state["province_id"]))
+    async def _on_commune(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
+        """A commune of the province, then its villages (or done, if it has none)."""
+        unit, replies = await self._pick(ctx, state, msg, UnitPicker((COMMUNE,), state.province_id))
         if unit is None:
             return Step(replies, state)
-        state["commune_id"] = unit.id
+        state.commune_id = unit.id
         villages = await ctx.uow.units.children(unit.id, VILLAGE_KINDS, on=ctx.today)
         if not villages:
             return await self._finish_member(ctx, unit)
-        state["step"] = "village"
-        options = [Option(f"unit:{v.id}", v.name) for v in villages[:10]]
+        state.phase = "village"
+        options = unit_options(villages, VILLAGES_LISTED)
         options.append(Option("none", ctx.t("Not listed / skip")))
         text = ctx.t("{commune}. Which village or residential group do you live in?", commune=unit.name)
-        if len(villages) > 10:
+        if len(villages) > VILLAGES_LISTED:
             text += "\n" + ctx.t("Or type part of its name.")
         return Step([ask(state, text, options)], state)
 
-    async def _on_village(self, ctx: Context, state: State, msg: Incoming) -> Step:
-        commune = await ctx.uow.units.get(int(state["commune_id"]))
-        assert commune is not None
+    async def _on_village(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
+        """A village of the commune, or none: registered as a member there."""
+        commune = await ctx.uow.units.get(int(state.commune_id or 0))
+        if commune is None:  # no commune in the state (an older one): start the place again
+            return Step([self._ask_province(ctx, state)], state)
         if chosen(state, msg) == "none" or word_of(msg) in ("bo qua", "skip"):
             return await self._finish_member(ctx, commune)
-        unit, replies = await self._pick_unit(ctx, state, msg, VILLAGE_KINDS, commune.id)
+        unit, replies = await self._pick(ctx, state, msg, UnitPicker(VILLAGE_KINDS, commune.id))
         if unit is None:
             return Step(replies, state)
         return await self._finish_member(ctx, unit)
@@ -232,3 +241,15 @@ class Onboarding(Flow):
         done = t("Thank you! You are registered as a member in {unit}.", unit=where)
         # Topics are offered as commands, not as a question: nothing is left waiting for an answer.
         return Step([Reply(done), topics_invitation(ctx)])
+
+    phases = phase_table(
+        {
+            "language": _on_language,
+            "consent": _on_consent,
+            "who": _on_who,
+            "code": _on_code,
+            "province": _on_province,
+            "commune": _on_commune,
+            "village": _on_village,
+        }
+    )

@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any
+from typing import Any, Literal
 
-from bot.conversations.engine import Context, Flow, State, Step, ask, chosen
+from pydantic import Field
+
+from bot.conversations.engine import Context, Flow, FlowState, Step, ask, chosen, phase_table
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
@@ -73,10 +75,16 @@ def topics_invitation(ctx: Context) -> Reply:
     return Reply(text, options)
 
 
-class Topics(Flow):
+class TopicsState(FlowState):
+    phase: Literal["toggle"] = "toggle"
+    selected: list[str] = Field(default_factory=list)
+
+
+class Topics(Flow[TopicsState]):
     """/chude: press topics to add or remove them, then save. No topic chosen means all."""
 
     name = "topics"
+    state_type = TopicsState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         sub = await subscription(ctx.uow.session, ctx.contact.id)
@@ -87,12 +95,12 @@ class Topics(Flow):
             return await self._save(ctx, [])
         if toggle in known:
             selected = sorted(set(selected) ^ {toggle})
-        state: State = {"selected": selected}
+        state = TopicsState(selected=selected)
         return Step([self._ask(ctx, state)], state)
 
-    def _ask(self, ctx: Context, state: State) -> Reply:
+    def _ask(self, ctx: Context, state: TopicsState) -> Reply:
         t = ctx.t
-        selected = list(state.get("selected") or [])
+        selected = state.selected
         options = [
             Option(f"t:{topic.key}", ("✓ " if topic.key in selected else "") + topic.label(t.locale))
             for topic in topics_of(ctx)
@@ -104,18 +112,21 @@ class Topics(Flow):
         )
         return ask(state, text, options)
 
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_toggle(self, ctx: Context, state: TopicsState, msg: Incoming) -> Step:
+        """A topic pressed is added or removed; Save or All topics saves."""
         pick = chosen(state, msg)
         if pick == "done":
-            return await self._save(ctx, list(state.get("selected") or []))
+            return await self._save(ctx, list(state.selected))
         if pick == "all":
             return await self._save(ctx, [])
         if pick and pick.startswith("t:"):
-            state["selected"] = sorted(set(state.get("selected") or []) ^ {pick[2:]})
+            state.selected = sorted(set(state.selected) ^ {pick[2:]})
             return Step([self._ask(ctx, state)], state)
         return Step(
             [Reply(ctx.t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
         )
+
+    phases = phase_table({"toggle": _on_toggle})
 
     async def _save(self, ctx: Context, selected: list[str]) -> Step:
         t = ctx.t
@@ -196,7 +207,12 @@ def describe_broadcast(ctx: Context, b: Broadcast, c: Counts) -> str:
 _CANCEL_ARG = re.compile(r"^(?:huy|cancel)\s*#?(\d+)$")
 
 
-class Status(Flow):
+class StatusState(FlowState):
+    phase: Literal["confirm_cancel"] = "confirm_cancel"
+    broadcast_id: int
+
+
+class Status(Flow[StatusState]):
     """/tinhtrang: staff see their broadcasts' counts; others see what they receive.
 
     The list is a plain answer, not a question: its buttons are commands ("/tinhtrang huy 12"
@@ -205,6 +221,7 @@ class Status(Flow):
     """
 
     name = "status"
+    state_type = StatusState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         if not may_broadcast(ctx.grants):
@@ -218,7 +235,7 @@ class Status(Flow):
                 [await self._list(ctx, ctx.t("There is no broadcast #{id} of yours.", id=m.group(1)))]
             )
         t = ctx.t
-        state: State = {"broadcast_id": b.id}
+        state = StatusState(broadcast_id=b.id)
         text = t(
             "Cancel broadcast #{id} “{title}”? Messages not yet sent will not be sent; those already sent stay.",
             id=b.id,
@@ -273,7 +290,8 @@ class Status(Flow):
         options.append(Option("cmd:tinhtrang", t("Refresh")))
         return Reply("\n".join(lines), options)
 
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_confirm_cancel(self, ctx: Context, state: StatusState, msg: Incoming) -> Step:
+        """Yes cancels the broadcast's unsent messages; no keeps them; both show the list."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick is None and msg.kind is Kind.TEXT:
@@ -287,11 +305,11 @@ class Status(Flow):
             )
         try:
             n = await cancel_broadcast(
-                ctx.uow.session, int(state["broadcast_id"]), ctx.contact.id, ctx.grants, ctx.now
+                ctx.uow.session, state.broadcast_id, ctx.contact.id, ctx.grants, ctx.now
             )
         except NotAllowed:
             return Step([await self._list(ctx, t("You can no longer cancel this broadcast."))])
-        ctx.uow.audit.add(
-            ctx.now, "broadcast.cancel", ctx.contact.id, broadcast=state["broadcast_id"], rows=n
-        )
+        ctx.uow.audit.add(ctx.now, "broadcast.cancel", ctx.contact.id, broadcast=state.broadcast_id, rows=n)
         return Step([await self._list(ctx, t("Cancelled: {n} messages will not be sent.", n=t.number(n)))])
+
+    phases = phase_table({"confirm_cancel": _on_confirm_cancel})

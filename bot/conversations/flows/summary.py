@@ -8,24 +8,38 @@ whether the officer may have the unit's report; the dialogue only asks and rende
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, Literal
 
-from bot.conversations.engine import CANCEL_WORDS, Context, Flow, State, Step, ask, chosen, word_of
+from bot.conversations.engine import (
+    CANCEL_WORDS,
+    Context,
+    Flow,
+    FlowState,
+    Step,
+    ask,
+    chosen,
+    phase_table,
+    word_of,
+)
+from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.parsing import fold
 from bot.domain.permissions import Action, roles_for
-from bot.domain.permissions import area as area_of
 from bot.domain.schedules import ReportPeriod, load_schedules
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
-from bot.reports.compiled import ReportNotAllowed, compile_for, may_compile, render, summary_text
+from bot.reports.compiled import ReportNotAllowed, compile_for, render, summary_text
 from storage.models import COMMUNE, Unit
 
-LIST_LIMIT = 10
+
+class SummaryState(FlowState):
+    phase: Literal["unit", "period"] = "unit"
+    unit_id: int | None = None
+    unit_name: str = ""
 
 
-class Summary(Flow):
+class Summary(Flow[SummaryState]):
     name = "summary"
+    state_type = SummaryState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
@@ -44,70 +58,47 @@ class Summary(Flow):
                     )
                 ]
             )
-        state: State = {}
+        state = SummaryState()
         if len(units) == 1 and units[0].kind == COMMUNE:
             return self._unit_chosen(ctx, state, units[0])
         return Step([self._ask_unit(ctx, state, units)], state)
 
-    def _ask_unit(self, ctx: Context, state: State, units: list[Unit]) -> Reply:
+    def _ask_unit(self, ctx: Context, state: SummaryState, units: list[Unit]) -> Reply:
         t = ctx.t
-        state["phase"] = "unit"
-        options = [Option(f"unit:{u.id}", u.name) for u in units[:LIST_LIMIT]]
+        state.phase = "unit"
+        options = unit_options(units)
         text = t("Compiled report: for which unit?")
         if any(u.kind != COMMUNE for u in units) or len(units) > LIST_LIMIT:
             text += "\n" + t("Or type part of a commune's name.")
         return ask(state, text, options)
 
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def resume(self, ctx: Context, state: SummaryState, msg: Incoming) -> Step:
         if word_of(msg) in CANCEL_WORDS:
             return Step([Reply(ctx.t("Cancelled."))], None, ("menu", {"quiet": True}))
-        handler = getattr(self, f"_on_{state['phase']}")
-        step: Step = await handler(ctx, state, msg)
-        return step
+        return await super().resume(ctx, state, msg)
 
-    async def _on_unit(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_unit(self, ctx: Context, state: SummaryState, msg: Incoming) -> Step:
+        """A commune or province of the officer's area (typed or picked), then the period."""
         t = ctx.t
-        pick = chosen(state, msg)
-        unit: Unit | None = None
-        if pick and pick.startswith("unit:") and pick[5:].isdigit():
-            unit = await ctx.uow.units.get(int(pick[5:]))
-        elif msg.kind is Kind.TEXT and fold(msg.text):
-            query = fold(msg.text)[:60]
-            area = area_of(ctx.grants, Action.COMPILE_REPORT)
-            found = await ctx.uow.units.search(query, SUMMARY_KINDS, within=area, on=ctx.today)
-            if len(found) == 1:
-                unit = found[0]
-            elif found:
-                return Step([self._ask_unit(ctx, state, found)], state)
-            else:
-                elsewhere = await ctx.uow.units.search(query, SUMMARY_KINDS, limit=1)
-                text = (
-                    t(
-                        "{unit} is outside your area: you can get compiled reports only for the units you are responsible for.",
-                        unit=elsewhere[0].name,
-                    )
-                    if elsewhere
-                    else t(
-                        "Nothing found for “{query}”. Try another spelling or part of the name.",
-                        query=msg.text.strip()[:60],
-                    )
-                )
-                return Step([Reply(text), *await self.reprompt(ctx, state)], state)
-        if unit is None:
-            return Step(
-                [Reply(t("Please answer with one of the choices.")), *await self.reprompt(ctx, state)], state
-            )
-        if not may_compile(ctx.grants, unit):
+        picked = await UnitPicker(SUMMARY_KINDS, action=Action.COMPILE_REPORT).pick(ctx, state, msg)
+        if picked.unit is not None:
+            return self._unit_chosen(ctx, state, picked.unit)
+        if picked.matches:
+            return Step([self._ask_unit(ctx, state, list(picked.matches))], state)
+        if picked.outside is not None:
             text = t(
                 "{unit} is outside your area: you can get compiled reports only for the units you are responsible for.",
-                unit=unit.name,
+                unit=picked.outside.name,
             )
-            return Step([Reply(text), *await self.reprompt(ctx, state)], state)
-        return self._unit_chosen(ctx, state, unit)
+        elif picked.query:
+            text = nothing_found(t, picked.query)
+        else:
+            text = t("Please answer with one of the choices.")
+        return Step([Reply(text), *await self.reprompt(ctx, state)], state)
 
-    def _unit_chosen(self, ctx: Context, state: State, unit: Unit) -> Step:
+    def _unit_chosen(self, ctx: Context, state: SummaryState, unit: Unit) -> Step:
         t = ctx.t
-        state.update(phase="period", unit_id=unit.id, unit_name=unit.name)
+        state.phase, state.unit_id, state.unit_name = "period", unit.id, unit.name
         periods = load_schedules(ctx.app_content_dir).recent_periods(VILLAGE_FORM, ctx.today)
         options = [Option(p.key, p.label(t)) for p in periods]
         options[0] = Option(periods[0].key, t("{period} (default)", period=periods[0].label(t)))
@@ -117,7 +108,8 @@ class Summary(Flow):
         )
         return Step([ask(state, text, options)], state)
 
-    async def _on_period(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_period(self, ctx: Context, state: SummaryState, msg: Incoming) -> Step:
+        """A period offered or typed (2025-H1, 2025): the report is compiled and sent."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick is None and msg.kind is Kind.TEXT:
@@ -132,18 +124,18 @@ class Summary(Flow):
             compiled = await compile_for(
                 ctx.uow.session,
                 ctx.grants,
-                int(state["unit_id"]),
+                int(state.unit_id or 0),
                 period,
                 content_dir=ctx.app_content_dir,
                 forms=ctx.forms,
                 now=ctx.now,
             )
         except ReportNotAllowed:  # roles may change while the dialogue is open
-            return Step(
-                [Reply(t("You can no longer get reports for {unit}.", unit=state.get("unit_name", "")))]
-            )
+            return Step([Reply(t("You can no longer get reports for {unit}.", unit=state.unit_name))])
         files = await asyncio.to_thread(render, compiled, t)
         return Step([Reply(summary_text(compiled, t), attachments=files)], None, ("menu", {"quiet": True}))
 
-    def leave_warning(self, ctx: Context, state: State) -> str:
+    def leave_warning(self, ctx: Context, state: SummaryState) -> str:
         return ctx.t("You were choosing a compiled report.")
+
+    phases = phase_table({"unit": _on_unit, "period": _on_period})

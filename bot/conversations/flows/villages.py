@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from bot.conversations.engine import Context, Flow, State, Step, ask, chosen, word_of
+from bot.conversations.engine import Context, Flow, FlowState, Step, ask, chosen, phase_table, word_of
+from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, unit_options
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.parsing import fold
-from bot.domain.permissions import Action, may_act_on, roles_for
-from bot.domain.permissions import area as area_of
+from bot.domain.permissions import Action, roles_for
 from bot.services.invites import create_invite, format_code
 from bot.services.units import BadVillageName, DuplicateVillage, add_village, rename_village
 from storage.models import COMMUNE, RESIDENTIAL_GROUP, VILLAGE, VILLAGE_KINDS, VILLAGE_OFFICER, Unit
 
+Phase = Literal["commune", "menu", "add_name", "add_kind", "rename_pick", "rename_name", "invite_pick"]
 
-class Villages(Flow):
+
+class VillagesState(FlowState):
+    phase: Phase = "commune"
+    commune_id: int | None = None
+    new_name: str = ""
+    village_id: int | None = None
+
+
+class Villages(Flow[VillagesState]):
     name = "villages"
+    state_type = VillagesState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
@@ -32,48 +41,40 @@ class Villages(Flow):
         ]
         if not communes and not wider:
             return Step([Reply(t("Only commune officers manage villages. Send /toi to see your role."))])
-        state: State = {}
+        state = VillagesState()
         if len(communes) == 1 and not wider:
             return await self._menu(ctx, state, communes[0])
-        state["phase"] = "commune"
-        options = [Option(f"unit:{u.id}", u.name) for u in communes[:10]]
+        state.phase = "commune"
+        options = unit_options(communes)
         return Step([ask(state, t("Which commune? Type part of its name."), options)], state)
 
-    async def resume(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def resume(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
         if word_of(msg) in ("huy", "cancel", "xong", "done", "thoat"):
             return Step([Reply(ctx.t("Done."))], None, ("menu", {"quiet": True}))
-        handler = getattr(self, f"_on_{state['phase']}")
-        step: Step = await handler(ctx, state, msg)
-        return step
+        return await super().resume(ctx, state, msg)
+
+    async def ask_again(self, ctx: Context, state: VillagesState) -> Step | None:
+        commune = await ctx.uow.units.get(state.commune_id) if state.commune_id else None
+        return await self._menu(ctx, state, commune) if commune is not None else None
 
     async def _unit_from(
-        self, ctx: Context, state: State, msg: Incoming, kinds: tuple[str, ...], parent: Unit | None
+        self, ctx: Context, state: VillagesState, msg: Incoming, kinds: tuple[str, ...], parent: Unit | None
     ) -> Unit | None:
-        pick = chosen(state, msg)
-        if pick and pick.startswith("unit:"):
-            unit = await ctx.uow.units.get(int(pick[5:]))
-        elif msg.kind is Kind.TEXT and fold(msg.text):
-            area = area_of(ctx.grants, Action.MANAGE_VILLAGES)
-            found = await ctx.uow.units.search(
-                fold(msg.text)[:60], kinds, parent.id if parent else None, limit=2, within=area
-            )
-            unit = found[0] if len(found) == 1 else None
-        else:
-            unit = None
-        if unit is None or unit.kind not in kinds or not may_act_on(ctx.grants, unit, Action.MANAGE_VILLAGES):
-            return None
-        return unit
+        """The one unit of the officer's area the message names (several matching count as none)."""
+        picker = UnitPicker(kinds, parent.id if parent else None, Action.MANAGE_VILLAGES)
+        return (await picker.pick(ctx, state, msg)).unit
 
-    async def _on_commune(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_commune(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
+        """A commune of the officer's area, then its villages and what to do."""
         unit = await self._unit_from(ctx, state, msg, (COMMUNE,), None)
         if unit is None:
             return Step([Reply(ctx.t("No commune of your area matches. Type part of its name."))], state)
         return await self._menu(ctx, state, unit)
 
-    async def _menu(self, ctx: Context, state: State, commune: Unit, note: str | None = None) -> Step:
+    async def _menu(self, ctx: Context, state: VillagesState, commune: Unit, note: str | None = None) -> Step:
         t = ctx.t
-        state["phase"] = "menu"
-        state["commune_id"] = commune.id
+        state.phase = "menu"
+        state.commune_id = commune.id
         villages = await ctx.uow.units.children(commune.id, VILLAGE_KINDS, on=ctx.today)
         lines = [note] if note else []
         lines.append(
@@ -88,46 +89,50 @@ class Villages(Flow):
         ]
         return Step([ask(state, "\n".join(lines), options)], state)
 
-    async def _commune(self, ctx: Context, state: State) -> Unit:
-        unit = await ctx.uow.units.get(int(state["commune_id"]))
+    async def _commune(self, ctx: Context, state: VillagesState) -> Unit:
+        unit = await ctx.uow.units.get(int(state.commune_id or 0))
         assert unit is not None
         return unit
 
-    async def _on_menu(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_menu(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
+        """Add, rename, invite code, or done."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick == "done":
             return Step([Reply(t("Done."))], None, ("menu", {"quiet": True}))
         if pick == "add":
-            state["phase"] = "add_name"
+            state.phase = "add_name"
             return Step(
                 [ask(state, t("Type the name of the new village, e.g. “Thôn Nà Rụa” or “Tổ dân phố 5”."))],
                 state,
             )
         if pick in ("rename", "invite"):
-            state["phase"] = f"{pick}_pick"
+            state.phase = "rename_pick" if pick == "rename" else "invite_pick"
             commune = await self._commune(ctx, state)
             villages = await ctx.uow.units.children(commune.id, VILLAGE_KINDS, on=ctx.today)
-            options = [Option(f"unit:{v.id}", v.name) for v in villages[:10]]
-            text = t("Which village?") + ("\n" + t("Or type part of its name.") if len(villages) > 10 else "")
+            options = unit_options(villages)
+            more = len(villages) > LIST_LIMIT
+            text = t("Which village?") + ("\n" + t("Or type part of its name.") if more else "")
             return Step([ask(state, text, options)], state)
         return Step(
             [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
         )
 
-    async def _on_add_name(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_add_name(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
+        """The new village's name, then whether it is a village or a residential group."""
         t = ctx.t
         if msg.kind is not Kind.TEXT or not msg.text.strip():
             return Step([Reply(t("Please type a name."))], state)
-        state["new_name"] = msg.text.strip()[:200]
-        state["phase"] = "add_kind"
+        state.new_name = msg.text.strip()[:200]
+        state.phase = "add_kind"
         options = [
             Option(VILLAGE, t("Village (thôn, bản, ấp, xóm…)")),
             Option(RESIDENTIAL_GROUP, t("Residential group (tổ dân phố, khu phố)")),
         ]
         return Step([ask(state, t("Is it a village or a residential group?"), options)], state)
 
-    async def _on_add_kind(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_add_kind(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
+        """Village or residential group: the village is added, back to the menu."""
         t = ctx.t
         kind = chosen(state, msg)
         if kind not in (VILLAGE, RESIDENTIAL_GROUP):
@@ -136,7 +141,8 @@ class Villages(Flow):
             )
         commune = await self._commune(ctx, state)
         try:
-            unit = await add_village(ctx.uow, commune, state.pop("new_name"), kind, ctx.now, ctx.contact.id)
+            new_name, state.new_name = state.new_name, ""
+            unit = await add_village(ctx.uow, commune, new_name, kind, ctx.now, ctx.contact.id)
         except DuplicateVillage:
             return await self._menu(
                 ctx, state, commune, t("This commune already has a village with that name.")
@@ -147,21 +153,23 @@ class Villages(Flow):
             )
         return await self._menu(ctx, state, commune, t("Added: {name}.", name=unit.name))
 
-    async def _on_rename_pick(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_rename_pick(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
+        """The village to rename, then its new name."""
         commune = await self._commune(ctx, state)
         unit = await self._unit_from(ctx, state, msg, VILLAGE_KINDS, commune)
         if unit is None:
             return Step(
                 [Reply(ctx.t("No village of this commune matches."))] + await self.reprompt(ctx, state), state
             )
-        state["village_id"] = unit.id
-        state["phase"] = "rename_name"
+        state.village_id = unit.id
+        state.phase = "rename_name"
         return Step([ask(state, ctx.t("New name for {name}?", name=unit.name))], state)
 
-    async def _on_rename_name(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_rename_name(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
+        """The village's new name: renamed, back to the menu."""
         t = ctx.t
         commune = await self._commune(ctx, state)
-        village = await ctx.uow.units.get(int(state["village_id"]))
+        village = await ctx.uow.units.get(int(state.village_id or 0))
         if village is None or msg.kind is not Kind.TEXT or not msg.text.strip():
             return Step([Reply(t("Please type a name."))], state)
         old = village.name
@@ -177,7 +185,8 @@ class Villages(Flow):
             )
         return await self._menu(ctx, state, commune, t("Renamed: {old} → {new}.", old=old, new=village.name))
 
-    async def _on_invite_pick(self, ctx: Context, state: State, msg: Incoming) -> Step:
+    async def _on_invite_pick(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
+        """The village whose officer is invited: a code is created, back to the menu."""
         t = ctx.t
         commune = await self._commune(ctx, state)
         unit = await self._unit_from(ctx, state, msg, VILLAGE_KINDS, commune)
@@ -196,3 +205,15 @@ class Villages(Flow):
             date=expires,
         )
         return await self._menu(ctx, state, commune, note)
+
+    phases = phase_table(
+        {
+            "commune": _on_commune,
+            "menu": _on_menu,
+            "add_name": _on_add_name,
+            "add_kind": _on_add_kind,
+            "rename_pick": _on_rename_pick,
+            "rename_name": _on_rename_name,
+            "invite_pick": _on_invite_pick,
+        }
+    )
