@@ -7,8 +7,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.clock import Clock
+from bot.domain.metrics import Metrics
 from bot.domain.settings import Settings
 from storage.db import Database
+from storage.readonly import ReadOnlyUnitOfWork
 from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -22,9 +24,14 @@ class App:
     clock: Clock
     forms: dict[str, Form] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db)
+
+    def read_only(self) -> ReadOnlyUnitOfWork:
+        """For heavy reads (compiled reports): no write lock, off the event loop, one snapshot."""
+        return ReadOnlyUnitOfWork(self.db)
 
     @property
     def content_dir(self) -> Path:

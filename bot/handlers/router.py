@@ -6,6 +6,7 @@ re-asks, anything else asks first whether to leave the unfinished report.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -18,6 +19,7 @@ from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
 from bot.handlers.commands import Command, parse_command, run_command
 from bot.services.incoming import Turn, handle_incoming
+from bot.services.later import run_later
 from storage.models import DialogueState
 
 # A message longer than this is not read at all: it is no answer to any question we ask.
@@ -34,8 +36,13 @@ class Outcome:
 
 
 async def handle_message(app: App, msg: Incoming) -> list[Reply]:
-    """What every channel calls for every incoming message: the service, stepping through `step`."""
-    return await handle_incoming(app, msg, step)
+    """What every channel calls for every incoming message: the service, stepping through `step`;
+    then, outside its transaction, the work its replies left for later (a compiled report)."""
+    started = time.perf_counter()
+    replies = await run_later(app, await handle_incoming(app, msg, step), msg.channel)
+    app.metrics.steps.labels(msg.channel).inc()
+    app.metrics.step_seconds.observe(time.perf_counter() - started)
+    return replies
 
 
 async def step(turn: Turn) -> Outcome:
