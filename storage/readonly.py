@@ -25,7 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
-from storage.repositories import UnitRepository
+from storage.repositories import OutboxRepository, UnitRepository
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -92,6 +92,7 @@ class ReadOnlyUnitOfWork:
             await self._lock.acquire()
         self.session = self._db.read_side.sessions()
         self.units = UnitRepository(self.session)
+        self.outbox = OutboxRepository(self.session)
         return self
 
     async def __aexit__(
