@@ -1,7 +1,7 @@
-# Khuyến học Bot — one image for every instance: `khuyenhoc run` serves the web chat, webhooks
-# and /health on port 8080, migrating the database first.
-# Embedded default: SQLite in the /app/data volume. PostgreSQL: set DATABASE_URL
-# (see docker-compose.yml).
+# Khuyến học Bot — one image for every instance: `khuyenhoc run` serves the web chat, webhooks,
+# /health and /metrics on port 8080, migrating the database first.
+# Embedded default: SQLite in the /app/data volume, for one instance. PostgreSQL: set
+# DATABASE_URL; docker-compose.yml runs two instances behind a proxy (docs/deploy.md).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

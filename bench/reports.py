@@ -9,6 +9,13 @@ Scenarios (each on a fresh database, migrated, filled with bulk inserts, then me
              Target: under 1 s for the province report on SQLite.
 * national — 34 provinces, 3,321 communes, 64,000 villages, 2 periods (128,000 reports).
              Measured: the national report (one row per province) and one province report.
+* stall    — the national data, and 20 village officers each filing a village report through
+             the real dialogue (paced, --stall-rate steps/s in all) while national reports are
+             compiled and drawn back to back. Measured: the officers' step latency (p50, p95,
+             max) in three runs of the same process: no report; reports made the old way
+             (inside a unit of work: under SQLite's write lock, read on the event loop through
+             the inline driver); and the new way (a read-only unit of work, rendering in a
+             worker thread), as /baocaotonghop and the jobs make them. Target: p95 < 50 ms.
 
 Each figure is the median of --repeat runs after one warm-up run (the first, cold, run is
 printed too). Baseline, in the same run: reading every submission row of the period (all
@@ -20,6 +27,7 @@ separately for the province).
     .venv/bin/python bench/reports.py                       # SQLite, both scenarios
     .venv/bin/python bench/reports.py --postgres postgresql://postgres@127.0.0.1:5433/postgres
     .venv/bin/python bench/reports.py --only province --repeat 9
+    .venv/bin/python bench/reports.py --only stall
 """
 
 from __future__ import annotations
@@ -44,17 +52,21 @@ import asyncpg
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
+from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.forms.loader import load_forms
 from bot.domain.i18n import translator
+from bot.domain.messages import Incoming, Kind
 from bot.domain.schedules import ReportPeriod, load_schedules
 from bot.reports.aggregate import Compiled, compile_report
 from bot.reports.chart import render_png
+from bot.reports.compiled import compile_unit, render, summary_text
 from bot.reports.targets import load_targets
 from bot.reports.xlsx import render_xlsx
 from storage.db import Database, normalise_url
 from storage.migrate import upgrade_async
-from storage.models import COMMUNE, PROVINCE, VILLAGE, Submission, Unit
+from storage.models import COMMUNE, PROVINCE, VILLAGE, VILLAGE_OFFICER, Submission, Unit
+from tests.support import VILLAGE_REPORT_ANSWERS, make_app, make_contact
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT / "content"
@@ -339,6 +351,162 @@ async def national_scenario(url: str, repeat: int) -> None:
         await db.dispose()
 
 
+# ---- stall: other people's dialogues while a national report is made --------------------------
+
+OFFICERS = 20
+
+
+def officer_script() -> list[tuple[Kind, str]]:
+    """A village report, as bench/dialogue.py files it: /baocao, the period, 24 answers, confirm."""
+    steps = [(Kind.TEXT, "/baocao"), (Kind.OPTION, "2026-H2")]
+    steps += [(Kind.TEXT, a) for a in VILLAGE_REPORT_ANSWERS]
+    steps.append((Kind.OPTION, "confirm"))
+    return steps
+
+
+async def officer(app: App, ext: str, latencies: list[float], pause: float, rng: random.Random) -> None:
+    for n, (kind, value) in enumerate(officer_script()):
+        await asyncio.sleep(rng.expovariate(1 / pause))
+        msg = Incoming(
+            "bench",
+            ext,
+            kind,
+            text=value if kind is Kind.TEXT else "",
+            option_id=value if kind is Kind.OPTION else None,
+            update_id=f"{ext}-{n}",
+        )
+        t0 = time.perf_counter()
+        replies = await app.handle(msg)
+        latencies.append(time.perf_counter() - t0)
+        if not replies or "something went wrong" in replies[0].text:
+            raise RuntimeError(f"{ext} step {n}: {replies[0].text if replies else 'no reply'}")
+    if "✅" not in replies[0].text:
+        raise RuntimeError(f"{ext}: report not saved: {replies[0].text}")
+
+
+async def national_old_way(app: App, period: ReportPeriod) -> None:
+    """Before: compiled and drawn inside the dialogue's unit of work (the write lock held)."""
+    t = translator("vi")
+    async with app.uow() as uow:
+        compiled = await compile_report(
+            uow.session,
+            unit=None,
+            period=period,
+            schedules=SCHEDULES,
+            targets=TARGETS,
+            sum_fields=SUM_FIELDS,
+            now=NOW,
+        )
+        await asyncio.to_thread(render, compiled, t)
+        summary_text(compiled, t)
+
+
+async def national_new_way(app: App, period: ReportPeriod) -> None:
+    """Now: a read-only unit of work, drawing in a worker thread (bot.services.later)."""
+    t = translator("vi")
+    async with app.read_only() as reads:
+        compiled = await compile_unit(reads, None, period, content_dir=CONTENT, forms=FORMS, now=NOW)
+    await asyncio.to_thread(render, compiled, t)
+    summary_text(compiled, t)
+
+
+async def stall_run(
+    app: App,
+    label: str,
+    officers: list[str],
+    report: Callable[[], Awaitable[None]] | None,
+    rate: float,
+) -> float:
+    latencies: list[float] = []
+    done = asyncio.Event()
+    reports: list[float] = []
+
+    async def reports_back_to_back() -> None:
+        assert report is not None
+        while not done.is_set():
+            t0 = time.perf_counter()
+            await report()
+            reports.append(time.perf_counter() - t0)
+
+    background = asyncio.create_task(reports_back_to_back()) if report is not None else None
+    if background is not None:
+        await asyncio.sleep(0.2)  # the first report is under way when the officers start
+    rng = random.Random(11)
+    pause = len(officers) / rate
+    t0 = time.perf_counter()
+    await asyncio.gather(*(officer(app, ext, latencies, pause, rng) for ext in officers))
+    wall = time.perf_counter() - t0
+    done.set()
+    if background is not None:
+        await background
+    q = statistics.quantiles(latencies, n=100)
+    made = (
+        f"; {len(reports)} national reports, median {statistics.median(reports) * 1000:.0f} ms each"
+        if reports
+        else ""
+    )
+    print(
+        f"  {label:<40} steps {len(latencies):4d} in {wall:5.1f} s   p50 {q[49] * 1000:7.1f} ms   "
+        f"p95 {q[94] * 1000:7.1f} ms   max {max(latencies) * 1000:7.1f} ms{made}"
+    )
+    return q[94] * 1000
+
+
+async def stall_scenario(url: str, repeat: int, rate: float = 40.0) -> None:
+    db = Database(url)
+    try:
+        await upgrade_async(url)
+        periods = half_years(ReportPeriod.parse("2026-H2"), 2)
+        t0 = time.perf_counter()
+        _province, commune = await fill(db, 34, 3321, 64000, periods, corrections=0.0)
+    finally:
+        await db.dispose()
+    app = make_app(url)
+    try:
+        # Villages of their own for the officers (with no report yet), three runs' worth.
+        from bot.services.units import add_village
+
+        async with app.uow() as uow:
+            home = await uow.units.get(commune.id)
+            assert home is not None
+            villages = [
+                await add_village(uow, home, f"Thôn Bench {i}", VILLAGE, app.clock.now(), None)
+                for i in range(3 * OFFICERS)
+            ]
+            await uow.commit()
+        for i, village in enumerate(villages):
+            await make_contact(app, f"o{i}", VILLAGE_OFFICER, village, "vi", channel="bench")
+        print(
+            f"stall: the national data filled in {time.perf_counter() - t0:.1f} s; {OFFICERS} officers, "
+            f"{len(officer_script())} steps each, {rate:.0f} steps/s offered"
+        )
+        await national_new_way(app, periods[-1])  # warm-up: fonts, openpyxl, caches
+        await national_old_way(app, periods[-1])
+        ids = [f"o{i}" for i in range(3 * OFFICERS)]
+        await stall_run(app, "no report", ids[:OFFICERS], None, rate)
+        before = await stall_run(
+            app,
+            "old: inside the unit of work",
+            ids[OFFICERS : 2 * OFFICERS],
+            lambda: national_old_way(app, periods[-1]),
+            rate,
+        )
+        after = await stall_run(
+            app,
+            "new: read-only unit of work + thread",
+            ids[2 * OFFICERS :],
+            lambda: national_new_way(app, periods[-1]),
+            rate,
+        )
+        verdict = "met" if after < 50 else "NOT met"
+        print(
+            f"  step p95 while national reports are made: {before:.0f} ms before, {after:.0f} ms now "
+            f"(target < 50 ms: {verdict})"
+        )
+    finally:
+        await app.db.dispose()
+
+
 async def run_on(
     backend: str,
     url_factory: Callable[[], Awaitable[tuple[str, Callable[[], Awaitable[None]]]]],
@@ -346,7 +514,8 @@ async def run_on(
     repeat: int,
 ) -> None:
     print(f"\n== {backend} ==")
-    for name, scenario in (("province", province_scenario), ("national", national_scenario)):
+    scenarios = (("province", province_scenario), ("national", national_scenario), ("stall", stall_scenario))
+    for name, scenario in scenarios:
         if only and only != name:
             continue
         url, cleanup = await url_factory()
@@ -402,7 +571,7 @@ async def main() -> None:
         default=os.environ.get("BENCH_POSTGRES_URL"),
         help="a PostgreSQL server URL (a database is created and dropped)",
     )
-    parser.add_argument("--only", choices=("province", "national"))
+    parser.add_argument("--only", choices=("province", "national", "stall"))
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--no-sqlite", action="store_true")
     args = parser.parse_args()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from storage import sqlite_inline
+from storage.readonly import ReadSide
 
 
 def normalise_url(url: str) -> str:
@@ -70,5 +72,12 @@ class Database:
     def dialect(self) -> str:
         return self.engine.dialect.name
 
+    @cached_property
+    def read_side(self) -> ReadSide:
+        """Where read-only units of work read (storage.readonly): made on first use."""
+        return ReadSide(self.url, self.engine)
+
     async def dispose(self) -> None:
+        if "read_side" in self.__dict__:
+            await self.read_side.dispose()
         await self.engine.dispose()

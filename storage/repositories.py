@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -495,3 +495,14 @@ class OutboxRepository:
         if waiting is not None:
             cursor = min(cursor, waiting - 1)
         return rows, max(cursor, after_id)
+
+    async def depth(self, now: datetime) -> list[tuple[str, int, datetime | None]]:
+        """Per channel: the messages not yet in a final state (queued or sending), and when the
+        oldest of them that is due became due (None when none is due yet). For /metrics."""
+        due = case((Delivery.due_at <= now, Delivery.due_at))
+        q = (
+            select(Delivery.channel, func.count(), func.min(due))
+            .where(Delivery.status.in_((QUEUED, SENDING)))
+            .group_by(Delivery.channel)
+        )
+        return [(channel, int(n), oldest) for channel, n, oldest in (await self.s.execute(q)).all()]

@@ -32,9 +32,9 @@ async def app(db: Database) -> AsyncIterator[App]:
 
 
 async def compiled(app: App, unit: Unit | None, period: ReportPeriod = H1) -> Compiled:
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:
         return await compile_unit(
-            session,
+            reads,
             unit,
             period,
             content_dir=app.content_dir,

@@ -77,9 +77,9 @@ async def app(sqlite_db: Database) -> AsyncIterator[App]:
 
 
 async def compiled(app: App, unit: Any) -> Compiled:
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:
         return await compile_unit(
-            session, unit, H1, content_dir=app.content_dir, forms=app.forms, now=app.clock.now()
+            reads, unit, H1, content_dir=app.content_dir, forms=app.forms, now=app.clock.now()
         )
 
 

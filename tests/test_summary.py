@@ -120,11 +120,11 @@ async def test_a_commune_officer_cannot_get_another_communes_report(app: App) ->
     assert "Xã Hòa An" in chat.replies[0].text and chat.replies[0].attachments
     # The service layer refuses whatever the dialogue does.
     grants = await grants_of(app, "officer")
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:
         for unit_id in (tree.other_commune.id, tree.province.id, elsewhere.id, tree.village.id, 999_999):
             with pytest.raises(ReportNotAllowed):
                 await compile_for(
-                    session,
+                    reads,
                     grants,
                     unit_id,
                     H1,
@@ -133,7 +133,7 @@ async def test_a_commune_officer_cannot_get_another_communes_report(app: App) ->
                     now=app.clock.now(),
                 )
         ok = await compile_for(
-            session,
+            reads,
             grants,
             tree.commune.id,
             H1,

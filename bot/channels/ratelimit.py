@@ -94,12 +94,19 @@ class RateLimiter:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        on_limited: Callable[[], None] | None = None,
     ) -> None:
+        self._on_limited = on_limited  # counts the platform's 429s (the app's metrics)
         self._overall = _Gcra(rate, 1)
         self._per_chat = _Gcra(chat_rate, chat_burst)
         self._clock = clock
         self._sleep = sleep
         self._paused_until = 0.0
+
+    def limited(self) -> None:
+        """The platform answered 429 (whether or not the send is retried)."""
+        if self._on_limited is not None:
+            self._on_limited()
 
     def pause(self, seconds: float) -> None:
         self._paused_until = max(self._paused_until, self._clock() + seconds)
@@ -162,6 +169,8 @@ async def with_retries(
         try:
             return await op()
         except RateLimited as exc:
+            if limiter is not None:
+                limiter.limited()
             if (
                 limiter is None
                 or attempt >= policy.retries

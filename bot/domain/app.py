@@ -9,8 +9,10 @@ from typing import TYPE_CHECKING, Any
 
 from bot.domain.clock import Clock
 from bot.domain.messages import Incoming, Reply
+from bot.domain.metrics import Metrics
 from bot.domain.settings import Settings
 from storage.db import Database
+from storage.readonly import ReadOnlyUnitOfWork
 from storage.uow import UnitOfWork
 
 if TYPE_CHECKING:
@@ -30,6 +32,7 @@ class App:
     forms: dict[str, Form] = field(default_factory=dict)
     handler: MessageHandler | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    metrics: Metrics = field(default_factory=Metrics)
 
     async def handle(self, msg: Incoming) -> list[Reply]:
         """Apply one incoming message and return the replies (what every channel calls)."""
@@ -39,6 +42,10 @@ class App:
 
     def uow(self) -> UnitOfWork:
         return UnitOfWork(self.db)
+
+    def read_only(self) -> ReadOnlyUnitOfWork:
+        """For heavy reads (compiled reports): no write lock, off the event loop, one snapshot."""
+        return ReadOnlyUnitOfWork(self.db)
 
     @property
     def content_dir(self) -> Path:

@@ -6,8 +6,13 @@ the channel's own capabilities (buttons, numbered lists, message length limits).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from storage.readonly import ReadOnlyUnitOfWork
 
 
 class Kind(StrEnum):
@@ -58,3 +63,10 @@ class Reply:
     # False when the answer expected is itself a number: channels without buttons must then
     # list the options as words to type, not as "reply 1, 2, 3".
     numbered: bool = True
+    # Work done after the step's unit of work has committed, through a read-only one (a
+    # compiled report: DESIGN.md boundary 12). Its replies take this reply's place; `text` is
+    # said instead when the work fails (bot.services.later).
+    later: Later | None = None
+
+
+Later = Callable[["ReadOnlyUnitOfWork"], Awaitable[list[Reply]]]

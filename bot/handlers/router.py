@@ -8,6 +8,7 @@ unfinished report).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -30,6 +31,7 @@ from bot.domain.parsing import parse_yes_no
 from bot.handlers.command_table import MidDialogue, find, help_text, menu_reply
 from bot.handlers.commands import Command, parse_command, run_command, start_flow
 from bot.services.incoming import Turn, handle_incoming
+from bot.services.later import run_later
 from storage.models import DialogueState
 
 log = logging.getLogger(__name__)
@@ -75,7 +77,13 @@ class Dialogue:
         self.flows = flows
 
     async def handle(self, app: App, msg: Incoming) -> list[Reply]:
-        return await handle_incoming(app, msg, self.step)
+        """The service steps the dialogue through `step`; then, outside its transaction, the
+        work its replies left for later (a compiled report) is done."""
+        started = time.perf_counter()
+        replies = await run_later(app, await handle_incoming(app, msg, self.step), msg.channel)
+        app.metrics.steps.labels(msg.channel).inc()
+        app.metrics.step_seconds.observe(time.perf_counter() - started)
+        return replies
 
     async def step(self, turn: Turn) -> Outcome:
         """One turn of the dialogue, inside the service's unit of work."""

@@ -158,7 +158,8 @@ async def send_weekly_digest(app: App) -> int:
         ]
     cache: dict[int, tuple[list[Received], Activities, Compiled]] = {}
     for r in recipients:
-        async with app.db.sessions() as session:
+        async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
+            session = reads.session
             if await noticed_units(session, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
                 continue
             if r.unit.id not in cache:
@@ -166,7 +167,7 @@ async def send_weekly_digest(app: App) -> int:
                     await received_between(session, r.unit, start, end),
                     await activities_between(session, r.unit, first_day, last_day),
                     await compile_unit(
-                        session, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
+                        reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                     ),
                 )
         received, activities, compiled = cache[r.unit.id]

@@ -647,6 +647,10 @@ class OutboxSender:
             await uow.commit()
         self.sent += sum(1 for o in outcomes if o.status == SENT)
         for o in outcomes:
+            result = (
+                o.status if o.status != QUEUED else "rate_limited" if o.retry_after is not None else "retry"
+            )
+            self.app.metrics.sends.labels(o.row.channel, result).inc()
             if o.status == QUEUED and o.retry_after is None:
                 log.warning(
                     "%s delivery %d failed (attempt %d), retrying later: %s",

@@ -36,7 +36,8 @@ async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod)
     """Send the compiled report of `period` to every commune officer and province staff member
     who has not had it; the number of messages queued."""
     now = scheduled_for(app)
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
+        session = reads.session
         recipients: list[Officer] = []
         for r in await officers(session, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES)):
             if RECIPIENT_ROLES.get(r.unit.kind) != r.role:
@@ -49,7 +50,7 @@ async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod)
         for r in recipients:
             if r.unit.id not in compiled:
                 compiled[r.unit.id] = await compile_unit(
-                    session, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
+                    reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                 )
     rendered: dict[tuple[int, str], tuple[str, list[Attachment]]] = {}
     queued = 0

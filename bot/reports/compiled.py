@@ -2,7 +2,10 @@
 
 Authorisation lives here, not in the dialogue: an officer gets the report of a unit only inside
 the subtree of a unit where they hold a commune, province or admin role (DESIGN.md boundary 7).
-The dialogue (/baocaotonghop), the CLI and the jobs all compile through `compile_unit`.
+The dialogue (/baocaotonghop), the CLI and the jobs all compile through `compile_unit`, reading
+through a read-only unit of work (storage.readonly): outside the write transaction and off the
+event loop, so that a national report never stalls other people's dialogues (boundary 12).
+Rendering (`render`) is CPU work for a worker thread.
 """
 
 from __future__ import annotations
@@ -12,8 +15,6 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.i18n import Translator
 from bot.domain.messages import Attachment
@@ -33,6 +34,7 @@ from bot.reports.aggregate import (
 from bot.reports.labels import format_rate, indicator_label, kind_plural
 from bot.reports.targets import load_targets
 from storage.models import Unit
+from storage.readonly import ReadOnlyUnitOfWork
 
 FORMATS = ("xlsx", "png", "csv")
 LIST_LIMIT = 15
@@ -51,7 +53,7 @@ def sum_fields(forms: dict[str, Any], form_key: str = VILLAGE_FORM) -> tuple[str
 
 
 async def compile_unit(
-    session: AsyncSession,
+    reads: ReadOnlyUnitOfWork,
     unit: Unit | UnitRef | None,
     period: ReportPeriod,
     *,
@@ -61,7 +63,7 @@ async def compile_unit(
 ) -> Compiled:
     """The compiled village-report figures of `unit` (None: the whole country) for `period`."""
     return await compile_report(
-        session,
+        reads.session,
         unit=unit,
         period=period,
         schedules=load_schedules(content_dir),
@@ -76,7 +78,7 @@ def may_compile(grants: Sequence[Grant], unit: Unit) -> bool:
 
 
 async def compile_for(
-    session: AsyncSession,
+    reads: ReadOnlyUnitOfWork,
     grants: Sequence[Grant],
     unit_id: int,
     period: ReportPeriod,
@@ -86,10 +88,10 @@ async def compile_for(
     now: datetime,
 ) -> Compiled:
     """The report of `unit_id` for an officer; ReportNotAllowed outside their area."""
-    unit = await session.get(Unit, unit_id)
+    unit = await reads.units.get(unit_id)
     if unit is None or not may_compile(grants, unit):
         raise ReportNotAllowed(unit_id)
-    return await compile_unit(session, unit, period, content_dir=content_dir, forms=forms, now=now)
+    return await compile_unit(reads, unit, period, content_dir=content_dir, forms=forms, now=now)
 
 
 def file_stem(c: Compiled) -> str:

@@ -320,7 +320,8 @@ def report(
 
     async def go(bot: App) -> tuple[str, bytes, str]:
         try:
-            async with bot.db.sessions() as session:
+            async with bot.read_only() as reads:
+                session = reads.session
                 found: Unit | None = None
                 if unit.lower() != "all":
                     by_code = select(Unit).where(Unit.code == unit)
@@ -330,7 +331,7 @@ def report(
                     if found is None:
                         raise typer.BadParameter(f"no unit {unit!r}")
                 compiled = await compile_unit(
-                    session,
+                    reads,
                     found,
                     wanted,
                     content_dir=bot.content_dir,

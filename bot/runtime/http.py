@@ -1,4 +1,4 @@
-"""The one ASGI app: health, the web chat, and (as they arrive) the channels' webhooks.
+"""The one ASGI app: health, metrics, the web chat, and the channels' webhooks.
 
 Each channel contributes an `APIRouter`; `channel_routers` decides which are mounted, so adding
 Telegram or Zalo webhooks is one more entry there.
@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from bot.domain.app import App
+from bot.runtime import metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +78,7 @@ def create_http_app(app: App, routers: list[APIRouter] | None = None) -> FastAPI
             return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
         return JSONResponse({"status": "ok"})
 
+    api.include_router(metrics.create_router(app))
     for router in channel_routers(app) if routers is None else routers:
         api.include_router(router)
     return api

@@ -213,6 +213,8 @@ class Scheduler:
             seconds=grace_seconds if grace_seconds is not None else settings.scheduler_grace_seconds
         )
         self.is_leader = False
+        self._leader_gauge = app.metrics.scheduler_leader.labels(self.holder)
+        self._leader_gauge.set(0)
         self._leading_until: datetime | None = None
         self._aps = AsyncIOScheduler(timezone=VN_TZ)
         self._loop_task: asyncio.Task[None] | None = None
@@ -290,6 +292,7 @@ class Scheduler:
     def _become_leader(self, now: datetime) -> None:
         log.info("scheduler %s elected: running %d jobs", self.holder, len(self.jobs))
         self.is_leader = True
+        self._leader_gauge.set(1)
         for spec in self.jobs.values():
             self._aps.add_job(
                 self._fire,
@@ -310,6 +313,7 @@ class Scheduler:
             return
         log.info("scheduler %s no longer leads", self.holder)
         self.is_leader = False
+        self._leader_gauge.set(0)
         self._leading_until = None
         if self._aps.running:
             self._aps.pause()

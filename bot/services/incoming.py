@@ -84,6 +84,7 @@ async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> list[Reply]
         log.exception("integrity error while handling a %s message", msg.channel)
     except Exception:
         log.exception("error while handling a %s message", msg.channel)
+    app.metrics.step_errors.labels(msg.channel).inc()
     t = translator(locale)
     return [
         Reply(

@@ -187,6 +187,7 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
+                self.limiter.limited()
                 wait = retry_after_seconds(exc)
                 if attempt >= self.policy.retries or wait > self.policy.max_retry_after or too_late(wait):
                     raise
@@ -307,6 +308,7 @@ class TelegramChannel:
             settings.telegram_rate_per_second,
             settings.telegram_chat_rate_per_second,
             settings.telegram_chat_burst,
+            on_limited=app.metrics.rate_limited.labels("telegram").inc,
         )
         configured = (
             settings.telegram_webhook_secret.get_secret_value() if settings.telegram_webhook_secret else None

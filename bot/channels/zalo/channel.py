@@ -156,7 +156,10 @@ class ZaloChannel:
         self.client = client
         self.handle: Handler = handler
         self.limiter = RateLimiter(
-            settings.zalo_rate_per_second, settings.zalo_chat_rate_per_second, settings.zalo_chat_burst
+            settings.zalo_rate_per_second,
+            settings.zalo_chat_rate_per_second,
+            settings.zalo_chat_burst,
+            on_limited=app.metrics.rate_limited.labels("zalo").inc,
         )
         self.policy = RetryPolicy(
             settings.send_retries, settings.send_retry_backoff_seconds, settings.send_max_retry_after_seconds

@@ -2,7 +2,8 @@
 
 A commune officer with one commune goes straight to the period; province staff pick their
 province or type part of a commune's name. The service layer (bot.reports.compiled) decides
-whether the officer may have the unit's report; the dialogue only asks and renders.
+whether the officer may have the unit's report; the dialogue only asks and renders. The report
+itself is made after the step is saved, outside its transaction (`Reply.later`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
 from bot.reports.compiled import ReportNotAllowed, compile_for, render, summary_text
 from storage.models import COMMUNE, Unit
+from storage.readonly import ReadOnlyUnitOfWork
 
 
 class SummaryState(FlowState):
@@ -120,20 +122,30 @@ class Summary(Flow[SummaryState]):
             return Step(
                 [Reply(t("Please answer with one of the choices.")), *await self.reprompt(ctx, state)], state
             )
-        try:
-            compiled = await compile_for(
-                ctx.uow.session,
-                ctx.grants,
-                int(state.unit_id or 0),
-                period,
-                content_dir=ctx.app_content_dir,
-                forms=ctx.forms,
-                now=ctx.now,
-            )
-        except ReportNotAllowed:  # roles may change while the dialogue is open
-            return Step([Reply(t("You can no longer get reports for {unit}.", unit=state.unit_name))])
-        files = await asyncio.to_thread(render, compiled, t)
-        return Step([Reply(summary_text(compiled, t), attachments=files)], None, ("menu", {"quiet": True}))
+        return Step([self._report_later(ctx, state, period)], None)
+
+    def _report_later(self, ctx: Context, state: SummaryState, period: ReportPeriod) -> Reply:
+        """The report, made once this step is saved: read outside the dialogue's transaction,
+        off the event loop, and drawn in a worker thread (bot.services.later)."""
+        t, grants, now, forms = ctx.t, list(ctx.grants), ctx.now, ctx.forms
+        content_dir, unit_id, unit_name = (
+            ctx.app_content_dir,
+            int(state.unit_id or 0),
+            state.unit_name,
+        )
+        menu = ctx.menu(ctx, t("What would you like to do next?"))
+
+        async def report(reads: ReadOnlyUnitOfWork) -> list[Reply]:
+            try:
+                compiled = await compile_for(
+                    reads, grants, unit_id, period, content_dir=content_dir, forms=forms, now=now
+                )
+            except ReportNotAllowed:  # roles may change while the dialogue is open
+                return [Reply(t("You can no longer get reports for {unit}.", unit=unit_name))]
+            files = await asyncio.to_thread(render, compiled, t)
+            return [Reply(summary_text(compiled, t), attachments=files), menu]
+
+        return Reply(t("Sorry, the compiled report could not be made. Please try again later."), later=report)
 
     def leave_warning(self, ctx: Context, state: SummaryState) -> str:
         return ctx.t("You were choosing a compiled report.")
