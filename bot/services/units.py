@@ -19,6 +19,8 @@ from typing import Any
 from sqlalchemy import insert, select, update
 
 from bot.domain.parsing import fold
+from bot.domain.permissions import Action
+from bot.services.actor import CONSOLE, Actor
 from storage.models import (
     COMMUNE,
     PROVINCE,
@@ -250,7 +252,8 @@ async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
             existing.update(await _units_by_code(uow, (v["code"] for v in new), PROVINCE))
 
     counts = {k: sum(1 for r in rows if r.kind == k) for k in (PROVINCE, COMMUNE)}
-    uow.audit.add(
+    CONSOLE.audit(  # the national list is loaded by the operator, never from chat
+        uow,
         now,
         "units.import",
         source=source,
@@ -382,7 +385,8 @@ async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> Imp
     await _bulk_insert(uow, new, VILLAGE_KINDS)
 
     result.errors.sort(key=_line_of)
-    uow.audit.add(
+    CONSOLE.audit(
+        uow,
         now,
         "villages.import",
         file=path.name,
@@ -401,16 +405,15 @@ def _line_of(error: str) -> int:
 
 
 async def add_village(
-    uow: UnitOfWork,
-    commune: Unit,
-    name: str,
-    kind: str,
-    now: datetime,
-    by_contact_id: int | None,
+    uow: UnitOfWork, actor: Actor, commune: Unit, name: str, kind: str, now: datetime
 ) -> Unit:
-    """Add a village or residential group to a commune (a commune officer, in chat)."""
+    """Add a village or residential group to a commune (a commune officer, in chat).
+
+    NotAllowed outside the actor's area, BadVillageName, BadVillageKind, DuplicateVillage.
+    """
     if commune.kind != COMMUNE:
         raise ValueError(f"villages belong to a commune, not to a {commune.kind}")
+    actor.require(Action.MANAGE_VILLAGES, commune)
     cleaned = clean_village_name(name)
     village_kind, given = parse_village_kind(kind)
     folded = fold(cleaned)
@@ -429,11 +432,11 @@ async def add_village(
             created_at=now,
         )
     )
-    uow.audit.add(
+    actor.audit(
+        uow,
         now,
         "village.add",
-        contact_id=by_contact_id,
-        unit_id=village.id,
+        village.id,
         commune_id=commune.id,
         name=cleaned,
         kind=village_kind,
@@ -442,16 +445,14 @@ async def add_village(
     return village
 
 
-async def rename_village(
-    uow: UnitOfWork,
-    village: Unit,
-    new_name: str,
-    now: datetime,
-    by_contact_id: int | None,
-) -> Unit:
-    """Rename a village in place: its id, and so its reports and officers, stay."""
+async def rename_village(uow: UnitOfWork, actor: Actor, village: Unit, new_name: str, now: datetime) -> Unit:
+    """Rename a village in place: its id, and so its reports and officers, stay.
+
+    NotAllowed outside the actor's area, BadVillageName, DuplicateVillage.
+    """
     if village.kind not in VILLAGE_KINDS:
         raise ValueError(f"only villages are renamed here, not a {village.kind}")
+    actor.require(Action.MANAGE_VILLAGES, village)
     cleaned = clean_village_name(new_name)
     if cleaned == village.name:
         return village
@@ -467,11 +468,11 @@ async def rename_village(
     from_new = designation_from_name(cleaned, village.kind)
     if from_new is not None or designation_from_name(old_name, village.kind) is not None:
         village.division_type = from_new
-    uow.audit.add(
+    actor.audit(
+        uow,
         now,
         "village.rename",
-        contact_id=by_contact_id,
-        unit_id=village.id,
+        village.id,
         old_name=old_name,
         new_name=cleaned,
     )

@@ -1,8 +1,8 @@
 """/baocaotonghop (/summary): a compiled report on demand — unit → period → summary and files.
 
 A commune officer with one commune goes straight to the period; province staff pick their
-province or type part of a commune's name. The service layer (bot.reports.compiled) decides
-whether the officer may have the unit's report; the dialogue only asks and renders.
+province or type part of a commune's name. The service (bot.services.reports) decides whether
+the officer may have the unit's report; the dialogue only asks and renders.
 """
 
 from __future__ import annotations
@@ -13,12 +13,14 @@ from typing import Any
 from bot.conversations.engine import CANCEL_WORDS, Context, Flow, State, Step, ask, chosen, word_of
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold
-from bot.domain.permissions import Action, roles_for
+from bot.domain.permissions import Action, NotAllowed, roles_for
 from bot.domain.permissions import area as area_of
 from bot.domain.schedules import ReportPeriod, load_schedules
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
-from bot.reports.compiled import ReportNotAllowed, compile_for, may_compile, render, summary_text
+from bot.reports.compiled import may_compile, render, summary_text
+from bot.services.actor import Actor
+from bot.services.reports import compile_report
 from storage.models import COMMUNE, Unit
 
 LIST_LIMIT = 10
@@ -129,16 +131,16 @@ class Summary(Flow):
                 [Reply(t("Please answer with one of the choices.")), *await self.reprompt(ctx, state)], state
             )
         try:
-            compiled = await compile_for(
-                ctx.uow.session,
-                ctx.grants,
+            compiled = await compile_report(
+                ctx.uow,
+                Actor.of(ctx.contact, ctx.grants),
                 int(state["unit_id"]),
                 period,
                 content_dir=ctx.app_content_dir,
                 forms=ctx.forms,
                 now=ctx.now,
             )
-        except ReportNotAllowed:  # roles may change while the dialogue is open
+        except NotAllowed:  # roles may change while the dialogue is open
             return Step(
                 [Reply(t("You can no longer get reports for {unit}.", unit=state.get("unit_name", "")))]
             )

@@ -8,8 +8,9 @@ from bot.conversations.engine import Context, Flow, State, Step, ask, chosen, wo
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold
-from bot.domain.permissions import Action, may_act_on, roles_for
+from bot.domain.permissions import Action, NotAllowed, may_act_on, roles_for
 from bot.domain.permissions import area as area_of
+from bot.services.actor import Actor
 from bot.services.invites import create_invite, format_code
 from bot.services.units import BadVillageName, DuplicateVillage, add_village, rename_village
 from storage.models import COMMUNE, RESIDENTIAL_GROUP, VILLAGE, VILLAGE_KINDS, VILLAGE_OFFICER, Unit
@@ -135,8 +136,13 @@ class Villages(Flow):
                 [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
             )
         commune = await self._commune(ctx, state)
+        actor = Actor.of(ctx.contact, ctx.grants)
         try:
-            unit = await add_village(ctx.uow, commune, state.pop("new_name"), kind, ctx.now, ctx.contact.id)
+            unit = await add_village(ctx.uow, actor, commune, state.pop("new_name"), kind, ctx.now)
+        except NotAllowed:
+            return Step(
+                [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
+            )
         except DuplicateVillage:
             return await self._menu(
                 ctx, state, commune, t("This commune already has a village with that name.")
@@ -165,8 +171,13 @@ class Villages(Flow):
         if village is None or msg.kind is not Kind.TEXT or not msg.text.strip():
             return Step([Reply(t("Please type a name."))], state)
         old = village.name
+        actor = Actor.of(ctx.contact, ctx.grants)
         try:
-            await rename_village(ctx.uow, village, msg.text.strip()[:200], ctx.now, ctx.contact.id)
+            await rename_village(ctx.uow, actor, village, msg.text.strip()[:200], ctx.now)
+        except NotAllowed:
+            return Step(
+                [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
+            )
         except DuplicateVillage:
             return await self._menu(
                 ctx, state, commune, t("This commune already has a village with that name.")
@@ -185,9 +196,15 @@ class Villages(Flow):
             return Step(
                 [Reply(t("No village of this commune matches."))] + await self.reprompt(ctx, state), state
             )
-        invite = await create_invite(
-            ctx.uow, unit, VILLAGE_OFFICER, ctx.now, ctx.settings.invite_expiry_days, ctx.contact.id
-        )
+        actor = Actor.of(ctx.contact, ctx.grants)
+        try:
+            invite = await create_invite(
+                ctx.uow, actor, unit, VILLAGE_OFFICER, ctx.now, ctx.settings.invite_expiry_days
+            )
+        except NotAllowed:
+            return Step(
+                [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
+            )
         expires = t.date(invite.expires_at.astimezone(VN_TZ).date())
         note = t(
             "Invite code for the officer of {village}: {code} (single use, valid until {date}). The officer sends /start to the bot and types this code.",
