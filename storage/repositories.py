@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -113,6 +113,68 @@ class UnitRepository:
     def is_within(unit: Unit, ancestor: Unit) -> bool:
         """True when `unit` is `ancestor` or lies in its subtree."""
         return unit.path.startswith(ancestor.path)
+
+    # -- bulk loading (the national list, village CSV files) --------------------------------
+
+    async def flush(self) -> None:
+        await self.s.flush()
+
+    async def coded(self) -> dict[str, Unit]:
+        """Every unit with a national code (provinces, communes), by code."""
+        q = select(Unit).where(Unit.code.is_not(None))
+        return {u.code: u for u in (await self.s.execute(q)).scalars() if u.code is not None}
+
+    async def by_codes(self, codes: Iterable[str], kind: str) -> dict[str, Unit]:
+        found: dict[str, Unit] = {}
+        for batch in _batches(sorted(set(codes)), _IN_BATCH):
+            q = select(Unit).where(Unit.code.in_(batch), Unit.kind == kind)
+            found.update((u.code, u) for u in (await self.s.execute(q)).scalars() if u.code is not None)
+        return found
+
+    async def villages_by_name(
+        self, parent_ids: Iterable[int], kinds: Sequence[str]
+    ) -> dict[tuple[int, str], Unit]:
+        """The children of `kinds` of the parents, by (parent id, folded name); the oldest wins."""
+        found: dict[tuple[int, str], Unit] = {}
+        for batch in _batches(sorted(set(parent_ids)), _IN_BATCH):
+            q = select(Unit).where(Unit.parent_id.in_(batch), Unit.kind.in_(kinds)).order_by(Unit.id)
+            for unit in (await self.s.execute(q)).scalars():
+                if unit.parent_id is not None:
+                    found.setdefault((unit.parent_id, unit.name_folded), unit)
+        return found
+
+    async def add_many(self, values: Sequence[dict[str, Any]], kinds: Sequence[str]) -> None:
+        """Insert units (column values, `path` empty), then give each its materialised path.
+
+        Plain executemany without RETURNING: SQLite cannot return a batch's ids in order, so an
+        ORM flush of new objects would insert row by row (3,355 round trips for the national
+        list). New rows of `kinds` are found again by their still empty path.
+        """
+        if not values:
+            return
+        for batch in _batches(values, _FLUSH_BATCH):
+            await self.s.execute(insert(Unit), list(batch))
+        parent_paths: dict[int, str] = {}
+        parent_ids = sorted({v["parent_id"] for v in values if v["parent_id"] is not None})
+        for ids in _batches(parent_ids, _IN_BATCH):
+            q = select(Unit.id, Unit.path).where(Unit.id.in_(ids))
+            parent_paths.update((uid, path) for uid, path in (await self.s.execute(q)).all())
+        q2 = select(Unit.id, Unit.parent_id).where(Unit.path == "", Unit.kind.in_(kinds))
+        paths = [
+            {"id": uid, "path": f"{parent_paths[pid] if pid is not None else '/'}{uid}/"}
+            for uid, pid in (await self.s.execute(q2)).all()
+        ]
+        for batch in _batches(paths, _FLUSH_BATCH):
+            await self.s.execute(update(Unit), list(batch))
+
+
+_FLUSH_BATCH = 1000
+_IN_BATCH = 500  # well under SQLite's bound-parameter limit
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 # Statements of the per-message hot path, built once: constructing a select() costs more
