@@ -21,6 +21,16 @@ from bot.services.invites import format_code
 from bot.services.linking import LinkProblem, LinkRefused, NotRegistered, issue_link_code, link_accounts
 
 
+def _refusal(t: Translator, problem: LinkProblem) -> str:
+    if problem is LinkProblem.OWN:
+        return t("This code belongs to the account you are using here. Send it from your other app.")
+    if problem is LinkProblem.USED:
+        return t("This link code has already been used. Send /lienket in your other app to get a new one.")
+    if problem is LinkProblem.EXPIRED:
+        return t("This link code has expired. Send /lienket in your other app to get a new one.")
+    return t("This link code is not valid. Send /lienket in your other app to get one.")
+
+
 class Linking(Flow):
     name = "linking"
 
@@ -104,13 +114,3 @@ class Linking(Flow):
             if prompt:
                 return [done, Reply(t("You can carry on here where you left off:")), *prompt]
         return [done, menu_reply(linked, t("What would you like to do next?"))]
-
-
-def _refusal(t: Translator, problem: LinkProblem) -> str:
-    if problem is LinkProblem.OWN:
-        return t("This code belongs to the account you are using here. Send it from your other app.")
-    if problem is LinkProblem.USED:
-        return t("This link code has already been used. Send /lienket in your other app to get a new one.")
-    if problem is LinkProblem.EXPIRED:
-        return t("This link code has expired. Send /lienket in your other app to get a new one.")
-    return t("This link code is not valid. Send /lienket in your other app to get one.")
