@@ -40,6 +40,7 @@ from bot.domain.app import App  # noqa: E402
 from bot.domain.clock import SystemClock  # noqa: E402
 from bot.domain.permissions import load_grants  # noqa: E402
 from bot.messaging.outbox import OutboxSender  # noqa: E402
+from bot.services.actor import Actor  # noqa: E402
 from bot.services.broadcasts import Audience, Message, queue_broadcast  # noqa: E402
 from storage.migrate import upgrade_async  # noqa: E402
 from storage.models import COMMUNE_OFFICER, MEMBER, ChannelIdentity, Contact, RoleGrant  # noqa: E402
@@ -124,9 +125,8 @@ async def queue(app: App, tree: Tree) -> tuple[int, float]:
         assert officer is not None
         grants = await load_grants(uow, officer.id)
         b = await queue_broadcast(
-            uow.session,
-            officer,
-            grants,
+            uow,
+            Actor.of(officer, grants),
             Audience((tree.commune.id,)),
             Message(text="Họp chi hội khuyến học tối thứ bảy tại nhà văn hóa."),
             now=app.clock.now(),

@@ -283,6 +283,7 @@ async def webhook_ready(url: str, platform: Platform) -> bool:
 
 
 async def seeded_database(directory: str, name: str, officers: int, channel: str, platform: Platform) -> str:
+    from bot.services.actor import CONSOLE
     from bot.services.units import add_village
     from storage.migrate import upgrade_async
     from storage.models import VILLAGE, VILLAGE_OFFICER
@@ -294,7 +295,7 @@ async def seeded_database(directory: str, name: str, officers: int, channel: str
     tree = await seed_tree(app)
     async with app.uow() as uow:
         villages = [
-            await add_village(uow, tree.commune, f"Thôn Bench {i}", VILLAGE, app.clock.now(), None)
+            await add_village(uow, CONSOLE, tree.commune, f"Thôn Bench {i}", VILLAGE, app.clock.now())
             for i in range(officers)
         ]
         await uow.commit()

@@ -30,6 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind
+from bot.services.actor import CONSOLE
 from bot.services.units import add_village
 from storage.migrate import upgrade_async
 from storage.models import VILLAGE
@@ -95,7 +96,7 @@ async def main() -> None:
         tree = await seed_tree(app)
         async with app.uow() as uow:
             villages = [
-                await add_village(uow, tree.commune, f"Thôn Bench {i}", VILLAGE, app.clock.now(), None)
+                await add_village(uow, CONSOLE, tree.commune, f"Thôn Bench {i}", VILLAGE, app.clock.now())
                 for i in range(args.officers)
             ]
             await uow.commit()

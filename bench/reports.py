@@ -464,13 +464,14 @@ async def stall_scenario(url: str, repeat: int, rate: float = 40.0) -> None:
     app = make_app(url)
     try:
         # Villages of their own for the officers (with no report yet), three runs' worth.
+        from bot.services.actor import CONSOLE
         from bot.services.units import add_village
 
         async with app.uow() as uow:
             home = await uow.units.get(commune.id)
             assert home is not None
             villages = [
-                await add_village(uow, home, f"Thôn Bench {i}", VILLAGE, app.clock.now(), None)
+                await add_village(uow, CONSOLE, home, f"Thôn Bench {i}", VILLAGE, app.clock.now())
                 for i in range(3 * OFFICERS)
             ]
             await uow.commit()

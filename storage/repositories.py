@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, func, insert, or_, select, update
+from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -25,7 +25,8 @@ from storage.models import (
     Submission,
     Unit,
 )
-from storage.models_outreach import KIND_OTHER, KIND_REPLY, QUEUED, SENDING, Delivery
+from storage.models_outreach import KIND_OTHER, KIND_REPLY, QUEUED, SENDING, Broadcast, Delivery, Subscription
+from storage.models_reports import JobRun, SchedulerLease
 
 
 class UnitRepository:
@@ -37,6 +38,10 @@ class UnitRepository:
 
     async def by_code(self, code: str) -> Unit | None:
         return (await self.s.execute(select(Unit).where(Unit.code == code))).scalar_one_or_none()
+
+    async def many(self, unit_ids: Sequence[int]) -> list[Unit]:
+        """The units of `unit_ids` that exist, in no particular order."""
+        return list((await self.s.execute(select(Unit).where(Unit.id.in_(unit_ids)))).scalars())
 
     async def add(self, unit: Unit) -> Unit:
         """Insert a unit and set its materialised path from its parent's."""
@@ -109,6 +114,68 @@ class UnitRepository:
     def is_within(unit: Unit, ancestor: Unit) -> bool:
         """True when `unit` is `ancestor` or lies in its subtree."""
         return unit.path.startswith(ancestor.path)
+
+    # -- bulk loading (the national list, village CSV files) --------------------------------
+
+    async def flush(self) -> None:
+        await self.s.flush()
+
+    async def coded(self) -> dict[str, Unit]:
+        """Every unit with a national code (provinces, communes), by code."""
+        q = select(Unit).where(Unit.code.is_not(None))
+        return {u.code: u for u in (await self.s.execute(q)).scalars() if u.code is not None}
+
+    async def by_codes(self, codes: Iterable[str], kind: str) -> dict[str, Unit]:
+        found: dict[str, Unit] = {}
+        for batch in _batches(sorted(set(codes)), _IN_BATCH):
+            q = select(Unit).where(Unit.code.in_(batch), Unit.kind == kind)
+            found.update((u.code, u) for u in (await self.s.execute(q)).scalars() if u.code is not None)
+        return found
+
+    async def villages_by_name(
+        self, parent_ids: Iterable[int], kinds: Sequence[str]
+    ) -> dict[tuple[int, str], Unit]:
+        """The children of `kinds` of the parents, by (parent id, folded name); the oldest wins."""
+        found: dict[tuple[int, str], Unit] = {}
+        for batch in _batches(sorted(set(parent_ids)), _IN_BATCH):
+            q = select(Unit).where(Unit.parent_id.in_(batch), Unit.kind.in_(kinds)).order_by(Unit.id)
+            for unit in (await self.s.execute(q)).scalars():
+                if unit.parent_id is not None:
+                    found.setdefault((unit.parent_id, unit.name_folded), unit)
+        return found
+
+    async def add_many(self, values: Sequence[dict[str, Any]], kinds: Sequence[str]) -> None:
+        """Insert units (column values, `path` empty), then give each its materialised path.
+
+        Plain executemany without RETURNING: SQLite cannot return a batch's ids in order, so an
+        ORM flush of new objects would insert row by row (3,355 round trips for the national
+        list). New rows of `kinds` are found again by their still empty path.
+        """
+        if not values:
+            return
+        for batch in _batches(values, _FLUSH_BATCH):
+            await self.s.execute(insert(Unit), list(batch))
+        parent_paths: dict[int, str] = {}
+        parent_ids = sorted({v["parent_id"] for v in values if v["parent_id"] is not None})
+        for ids in _batches(parent_ids, _IN_BATCH):
+            q = select(Unit.id, Unit.path).where(Unit.id.in_(ids))
+            parent_paths.update((uid, path) for uid, path in (await self.s.execute(q)).all())
+        q2 = select(Unit.id, Unit.parent_id).where(Unit.path == "", Unit.kind.in_(kinds))
+        paths = [
+            {"id": uid, "path": f"{parent_paths[pid] if pid is not None else '/'}{uid}/"}
+            for uid, pid in (await self.s.execute(q2)).all()
+        ]
+        for batch in _batches(paths, _FLUSH_BATCH):
+            await self.s.execute(update(Unit), list(batch))
+
+
+_FLUSH_BATCH = 1000
+_IN_BATCH = 500  # well under SQLite's bound-parameter limit
+
+
+def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 # Statements of the per-message hot path, built once: constructing a select() costs more
@@ -313,6 +380,103 @@ class SubmissionRepository:
         if form_key:
             q = q.where(Submission.form_key == form_key)
         return int((await self.s.execute(q)).scalar_one())
+
+
+class SubscriptionRepository:
+    """Members' outreach preferences (`subscriptions`); no row means all topics, not stopped."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, contact_id: int) -> Subscription | None:
+        return await self.s.get(Subscription, contact_id)
+
+
+class BroadcastRepository:
+    """Staff broadcasts; their deliveries are written with the outbox rows."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, broadcast_id: int) -> Broadcast | None:
+        return await self.s.get(Broadcast, broadcast_id)
+
+    async def add(self, broadcast: Broadcast) -> Broadcast:
+        self.s.add(broadcast)
+        await self.s.flush()
+        return broadcast
+
+    async def newest(self, author_id: int, area_paths: Sequence[str], limit: int = 5) -> list[Broadcast]:
+        """The newest broadcasts written by `author_id` or lying inside one of `area_paths`."""
+        conditions = [Broadcast.created_by_contact_id == author_id]
+        conditions += [Broadcast.area_path.like(path + "%") for path in area_paths]
+        q = select(Broadcast).where(or_(*conditions))
+        q = q.order_by(Broadcast.created_at.desc(), Broadcast.id.desc()).limit(limit)
+        return list((await self.s.execute(q)).scalars())
+
+
+class SchedulerRepository:
+    """The scheduler's lease row and its claimed job runs (bot/runtime/scheduler.py)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def lease(self, name: str) -> SchedulerLease | None:
+        return await self.s.get(SchedulerLease, name)
+
+    async def renew_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> bool:
+        """Take the lease row if it is ours or expired; False when it is missing or held by another."""
+        result = await self.s.execute(
+            update(SchedulerLease)
+            .where(
+                SchedulerLease.name == name,
+                or_(SchedulerLease.holder == holder, SchedulerLease.expires_at <= now),
+            )
+            .values(holder=holder, renewed_at=now, expires_at=now + ttl)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    def add_lease(self, name: str, holder: str, now: datetime, ttl: timedelta) -> None:
+        """The first lease row; a concurrent first one fails the commit (primary key)."""
+        self.s.add(
+            SchedulerLease(name=name, holder=holder, acquired_at=now, renewed_at=now, expires_at=now + ttl)
+        )
+
+    async def expire_lease(self, name: str, holder: str, now: datetime) -> None:
+        await self.s.execute(
+            update(SchedulerLease)
+            .where(SchedulerLease.name == name, SchedulerLease.holder == holder)
+            .values(expires_at=now)
+            .execution_options(synchronize_session=False)
+        )
+
+    def claim_run(self, job: str, slot: datetime, holder: str, now: datetime) -> None:
+        """Claim (job, slot); a second claim fails the commit (unique key)."""
+        self.s.add(JobRun(job=job, scheduled_for=slot, holder=holder, started_at=now))
+
+    async def finish_run(
+        self, job: str, slot: datetime, now: datetime, result: int | None, error: str | None
+    ) -> None:
+        await self.s.execute(
+            update(JobRun)
+            .where(JobRun.job == job, JobRun.scheduled_for == slot)
+            .values(finished_at=now, result=result, error=error)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def runs(self, job: str | None = None) -> list[JobRun]:
+        """The recorded runs, oldest first."""
+        q = select(JobRun).order_by(JobRun.scheduled_for, JobRun.id)
+        if job is not None:
+            q = q.where(JobRun.job == job)
+        return list((await self.s.execute(q)).scalars())
+
+    async def prune_runs(self, before: datetime) -> int:
+        result = await self.s.execute(
+            delete(JobRun).where(JobRun.scheduled_for < before).execution_options(synchronize_session=False)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
 
 class AuditRepository:

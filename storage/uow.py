@@ -8,13 +8,17 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
+from storage.models_channels import ChannelRepository
 from storage.repositories import (
     AuditRepository,
+    BroadcastRepository,
     ContactRepository,
     DialogueRepository,
     InviteRepository,
     OutboxRepository,
+    SchedulerRepository,
     SubmissionRepository,
+    SubscriptionRepository,
     UnitRepository,
     UpdateRepository,
 )
@@ -42,6 +46,10 @@ class UnitOfWork:
             self.audit = AuditRepository(s)
             self.updates = UpdateRepository(s)
             self.outbox = OutboxRepository(s)
+            self.channels = ChannelRepository(s)
+            self.subscriptions = SubscriptionRepository(s)
+            self.broadcasts = BroadcastRepository(s)
+            self.scheduler = SchedulerRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

@@ -11,6 +11,7 @@ from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.messages import Incoming, Kind, Reply
 from bot.domain.settings import Settings
 from bot.runtime.bootstrap import bootstrap
+from bot.services.actor import CONSOLE
 from bot.services.units import add_village
 from storage.models import COMMUNE, PROVINCE, VILLAGE, Unit
 
@@ -55,9 +56,9 @@ async def seed_tree(app: App) -> Tree:
         province = await uow.units.add(unit(PROVINCE, "Cao Bằng", "04", None))
         commune = await uow.units.add(unit(COMMUNE, "Phường Thục Phán", "01273", province))
         other = await uow.units.add(unit(COMMUNE, "Xã Trường Hà", "01279", province))
-        village = await add_village(uow, commune, "Thôn Nà Rụa", VILLAGE, now, None)
-        group = await add_village(uow, commune, "Tổ dân phố 1", "residential_group", now, None)
-        other_village = await add_village(uow, other, "Xóm Pác Bó", VILLAGE, now, None)
+        village = await add_village(uow, CONSOLE, commune, "Thôn Nà Rụa", VILLAGE, now)
+        group = await add_village(uow, CONSOLE, commune, "Tổ dân phố 1", "residential_group", now)
+        other_village = await add_village(uow, CONSOLE, other, "Xóm Pác Bó", VILLAGE, now)
         await uow.commit()
     return Tree(province, commune, village, group, other, other_village)
 

@@ -15,17 +15,17 @@ from bot.conversations.flows.broadcast import parse_when
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.parsing import fold
-from bot.domain.permissions import Grant, load_grants
+from bot.domain.permissions import Grant, NotAllowed, load_grants
 from bot.messaging.content import sync_content
 from bot.messaging.outbox import OutboxSender
 from bot.messaging.outreach import set_topics, stop_outreach
 from bot.messaging.sending import Blocked, PermanentError
+from bot.services.actor import Actor
 from bot.services.broadcasts import (
     MEMBERS,
     OFFICERS,
     Audience,
     Message,
-    NotAllowed,
     cancel_broadcast,
     count_recipients,
     delivery_counts,
@@ -181,11 +181,11 @@ async def test_a_written_message_with_a_photo_link_sent_later_then_cancelled(lit
     assert isinstance(app.clock, FixedClock)
     app.clock.advance(timedelta(days=2))
     assert (await deliver(app)).sent == []
-    async with app.db.sessions() as session:
-        counts = (await delivery_counts(session, [1]))[1]
-        row = (await session.execute(select(OutboxMessage).limit(1))).scalar_one()
+    async with app.uow() as uow:
+        counts = (await delivery_counts(uow, [1]))[1]
+        row = (await uow.session.execute(select(OutboxMessage).limit(1))).scalar_one()
+        assert row.error == "cancelled" and row.failed_at is not None
     assert (counts.cancelled, counts.queued) == (3, 0)
-    assert row.error == "cancelled" and row.failed_at is not None
     assert tree.commune.kind == COMMUNE
 
 
@@ -194,9 +194,8 @@ async def test_cancel_during_sending_stops_the_rest(world: World) -> None:
     async with app.uow() as uow:
         officer, grants = await who(uow, "co")
         b = await queue_broadcast(
-            uow.session,
-            officer,
-            grants,
+            uow,
+            Actor.of(officer, grants),
             Audience((tree.commune.id,), (MEMBERS, OFFICERS)),
             Message(text="Thông báo"),
             now=app.clock.now(),
@@ -206,13 +205,13 @@ async def test_cancel_during_sending_stops_the_rest(world: World) -> None:
     first = await outbox.claim("test", 1)  # one message is on its way…
     async with app.uow() as uow:
         officer, grants = await who(uow, "co")
-        assert await cancel_broadcast(uow.session, b.id, officer.id, grants, app.clock.now()) == 2
+        assert await cancel_broadcast(uow, Actor.of(officer, grants), b.id, app.clock.now()) == 2
         await uow.commit()
     sender = await deliver(app)
     assert sender.sent == []  # …the others are not sent
     assert len(first) == 1
-    async with app.db.sessions() as session:
-        counts = (await delivery_counts(session, [b.id]))[b.id]
+    async with app.uow() as uow:
+        counts = (await delivery_counts(uow, [b.id]))[b.id]
     assert (counts.queued, counts.cancelled) == (1, 2)  # the one in flight still counts as on its way
 
 
@@ -228,9 +227,8 @@ async def test_a_member_cannot_broadcast(world: World) -> None:
         member, grants = await who(uow, "m1")
         with pytest.raises(NotAllowed):
             await queue_broadcast(
-                uow.session,
-                member,
-                grants,
+                uow,
+                Actor.of(member, grants),
                 Audience((tree.village.id,)),
                 Message(text="x"),
                 now=app.clock.now(),
@@ -238,7 +236,7 @@ async def test_a_member_cannot_broadcast(world: World) -> None:
     async with app.uow() as uow:  # a village officer cannot either
         vo, vo_grants = await who(uow, "vo")
         with pytest.raises(NotAllowed):
-            await count_recipients(uow.session, vo_grants, Audience((tree.village.id,)), vo.id)
+            await count_recipients(uow, Actor.of(vo, vo_grants), Audience((tree.village.id,)))
 
 
 async def test_a_commune_officer_reaches_only_their_commune(world: World) -> None:
@@ -253,7 +251,7 @@ async def test_a_commune_officer_reaches_only_their_commune(world: World) -> Non
             officer, grants = await who(uow, "co")
             with pytest.raises(NotAllowed, match="outside"):
                 await queue_broadcast(
-                    uow.session, officer, grants, Audience(units), Message(text="x"), now=app.clock.now()
+                    uow, Actor.of(officer, grants), Audience(units), Message(text="x"), now=app.clock.now()
                 )
     chat = Chat(app, "co")
     await chat.say("/guitin")
@@ -266,13 +264,13 @@ async def test_province_staff_reach_their_province_only(world: World) -> None:
     app, tree = world.app, world.tree
     async with app.uow() as uow:
         staff, grants = await who(uow, "ps")
-        assert await count_recipients(uow.session, grants, Audience((tree.province.id,)), staff.id) == 3
+        assert await count_recipients(uow, Actor.of(staff, grants), Audience((tree.province.id,))) == 3
         assert (
-            await count_recipients(uow.session, grants, Audience((tree.province.id,), (OFFICERS,)), staff.id)
+            await count_recipients(uow, Actor.of(staff, grants), Audience((tree.province.id,), (OFFICERS,)))
             == 2
         )
         with pytest.raises(NotAllowed):
-            await count_recipients(uow.session, grants, Audience((world.other_province.id,)), staff.id)
+            await count_recipients(uow, Actor.of(staff, grants), Audience((world.other_province.id,)))
     chat = Chat(app, "ps")
     await chat.say("/guitin")
     await chat.press("parts")  # communes of the province
@@ -300,7 +298,7 @@ async def test_opted_out_blocked_unconsented_and_off_topic_people_are_left_out(w
     async with app.uow() as uow:
         staff, grants = await who(uow, "ps")
         b = await queue_broadcast(
-            uow.session, staff, grants, audience, Message(item_key="phone-scams"), now=now
+            uow, Actor.of(staff, grants), audience, Message(item_key="phone-scams"), now=now
         )
         await uow.commit()
     assert b.recipients == 3  # m1 (chose digital skills), m2 and m3 (all topics)
@@ -313,9 +311,8 @@ async def test_status_counts_failures_and_blocks(world: World) -> None:
     async with app.uow() as uow:
         officer, grants = await who(uow, "co")
         await queue_broadcast(
-            uow.session,
-            officer,
-            grants,
+            uow,
+            Actor.of(officer, grants),
             Audience((tree.commune.id,), (MEMBERS, OFFICERS)),
             Message(text="Lịch họp"),
             now=app.clock.now(),
@@ -337,9 +334,8 @@ async def test_others_cannot_cancel_and_province_staff_see_commune_broadcasts(wo
     async with app.uow() as uow:
         officer, grants = await who(uow, "co")
         b = await queue_broadcast(
-            uow.session,
-            officer,
-            grants,
+            uow,
+            Actor.of(officer, grants),
             Audience((tree.village.id,)),
             Message(text="Tin thôn"),
             now=app.clock.now(),
@@ -349,7 +345,7 @@ async def test_others_cannot_cancel_and_province_staff_see_commune_broadcasts(wo
     async with app.uow() as uow:
         other, other_grants = await who(uow, "co2")
         with pytest.raises(NotAllowed):
-            await cancel_broadcast(uow.session, b.id, other.id, other_grants, app.clock.now())
+            await cancel_broadcast(uow, Actor.of(other, other_grants), b.id, app.clock.now())
     chat = Chat(app, "ps")
     await chat.say("/tinhtrang")
     assert "“Tin thôn”" in chat.text and "cmd:tinhtrang huy 1" in chat.option_ids

@@ -104,6 +104,7 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
 
 async def _make_invites(app: App, tree: Tree, wanted: dict[str, str]) -> dict[str, str]:
     """`invites: {code1: village_officer@village}` → the codes, for `{code1}` in what users say."""
+    from bot.services.actor import CONSOLE
     from bot.services.invites import create_invite, format_code
 
     codes: dict[str, str] = {}
@@ -111,9 +112,8 @@ async def _make_invites(app: App, tree: Tree, wanted: dict[str, str]) -> dict[st
         for name, spec in wanted.items():
             role, unit, *expired = spec.split("@")
             days = 1 if expired else 14
-            invite = await create_invite(
-                uow, _unit(tree, unit), role, app.clock.now() - timedelta(days=2 if expired else 0), days
-            )
+            made = app.clock.now() - timedelta(days=2 if expired else 0)
+            invite = await create_invite(uow, CONSOLE, _unit(tree, unit), role, made, days)
             codes[name] = format_code(invite.code)
         await uow.commit()
     return codes

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import update
 
+from bot.services.actor import CONSOLE
 from bot.services.invites import (
     ALPHABET,
     RedeemOutcome,
@@ -72,7 +73,7 @@ async def make_invite(
     async with UnitOfWork(db) as uow:
         unit = await uow.units.get(unit_id)
         assert unit is not None
-        invite = await create_invite(uow, unit, role, NOW, days, max_uses=uses)
+        invite = await create_invite(uow, CONSOLE, unit, role, NOW, days, max_uses=uses)
         await uow.commit()
         return invite.code
 
@@ -120,7 +121,7 @@ async def test_created_codes_are_unique_and_well_formed(db: Database, village_id
     async with UnitOfWork(db) as uow:
         unit = await uow.units.get(village_id)
         assert unit is not None
-        invites = [await create_invite(uow, unit, MEMBER, NOW, 30) for _ in range(50)]
+        invites = [await create_invite(uow, CONSOLE, unit, MEMBER, NOW, 30) for _ in range(50)]
         await uow.commit()
     codes = {i.code for i in invites}
     assert len(codes) == 50
@@ -135,11 +136,11 @@ async def test_create_refuses_bad_arguments(db: Database, village_id: int) -> No
         unit = await uow.units.get(village_id)
         assert unit is not None
         with pytest.raises(ValueError, match="role"):
-            await create_invite(uow, unit, "mayor", NOW, 7)
+            await create_invite(uow, CONSOLE, unit, "mayor", NOW, 7)
         with pytest.raises(ValueError):
-            await create_invite(uow, unit, MEMBER, NOW, 0)
+            await create_invite(uow, CONSOLE, unit, MEMBER, NOW, 0)
         with pytest.raises(ValueError):
-            await create_invite(uow, unit, MEMBER, NOW, 7, max_uses=0)
+            await create_invite(uow, CONSOLE, unit, MEMBER, NOW, 7, max_uses=0)
 
 
 # --- redemption ---------------------------------------------------------------------------

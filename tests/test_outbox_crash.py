@@ -26,6 +26,7 @@ from sqlalchemy import func, select
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
 from bot.messaging.outbox import IN_DOUBT_ERROR
+from bot.services.actor import Actor
 from bot.services.broadcasts import Audience, Message, queue_broadcast
 from storage.models import COMMUNE_OFFICER, MEMBER, OutboxMessage
 from storage.models_outreach import FAILED, SENT, Delivery
@@ -55,9 +56,8 @@ async def seed(app: App) -> Tree:
         assert officer is not None
         grants = await load_grants(uow, officer.id)
         b = await queue_broadcast(
-            uow.session,
-            officer,
-            grants,
+            uow,
+            Actor.of(officer, grants),
             Audience((tree.commune.id,)),
             Message(text="Họp chi hội tối thứ bảy"),
             now=now,

@@ -23,6 +23,7 @@ from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Reply
 from bot.domain.schedules import ReportPeriod
 from bot.reports.compiled import compile_unit, summary_text
+from bot.services.actor import CONSOLE
 from bot.services.units import add_village
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, VILLAGE, VILLAGE_OFFICER, DialogueState
@@ -155,7 +156,7 @@ async def test_a_read_only_unit_of_work_reads_one_snapshot_and_writes_nothing(db
         async with ReadOnlyUnitOfWork(app.db) as reads:
             before = (await reads.session.execute(count)).scalar_one()
             async with app.uow() as uow:  # a village added and committed while the read is open
-                await add_village(uow, tree.commune, "Thôn Mới", VILLAGE, app.clock.now(), None)
+                await add_village(uow, CONSOLE, tree.commune, "Thôn Mới", VILLAGE, app.clock.now())
                 await uow.commit()
             assert (await reads.session.execute(count)).scalar_one() == before
             with pytest.raises(Exception, match=r"read-?only"):

@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from bot.channels.telegram.channel import BY_POSITION, CHOSEN_MARK, TelegramChannel, callback_data, keyboard
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.messaging.sending import Blocked
+from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
@@ -120,7 +121,7 @@ class TgUser:
 async def invite_code(running: Running) -> tuple[Tree, str]:
     tree = await seed_tree(running.app)
     async with running.app.uow() as uow:
-        invite = await create_invite(uow, tree.village, VILLAGE_OFFICER, running.app.clock.now(), 14)
+        invite = await create_invite(uow, CONSOLE, tree.village, VILLAGE_OFFICER, running.app.clock.now(), 14)
         await uow.commit()
     return tree, format_code(invite.code)
 

@@ -17,6 +17,7 @@ from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind
 from bot.domain.permissions import Action, load_grants
 from bot.handlers.command_table import menu_reply
+from bot.services.actor import CONSOLE
 from bot.services.units import add_village
 from storage.models import COMMUNE, VILLAGE, VILLAGE_KINDS
 from tests.support import Tree, make_app, make_contact, seed_tree
@@ -81,7 +82,7 @@ async def test_the_exact_name_wins_over_longer_names_containing_it(world: tuple[
     async with app.uow() as uow:
         commune = await uow.units.get(tree.commune.id)
         assert commune is not None
-        await add_village(uow, commune, "Thôn Nà Rụa Mới", VILLAGE, app.clock.now(), None)
+        await add_village(uow, CONSOLE, commune, "Thôn Nà Rụa Mới", VILLAGE, app.clock.now())
         await uow.commit()
     picker = UnitPicker(VILLAGE_KINDS, tree.commune.id, Action.REPORT)
     picked = await _pick(app, picker, _typed("na rua"))

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
+from bot.services.actor import CONSOLE
 from bot.services.units import (
     DEMO_COMMUNE_CODE,
     BadVillageCsv,
@@ -328,7 +329,7 @@ async def test_add_and_rename_village_keeps_the_id(imported: Database) -> None:
     async with UnitOfWork(imported) as uow:
         commune = await uow.units.by_code(TRUONG_HA)
         assert commune is not None
-        village = await add_village(uow, commune, "  Xóm   Khuổi  Nặm ", "village", NOW, None)
+        village = await add_village(uow, CONSOLE, commune, "  Xóm   Khuổi  Nặm ", "village", NOW)
         await uow.commit()
         village_id = village.id
     assert (village.name, village.name_folded) == ("Xóm Khuổi Nặm", "xom khuoi nam")
@@ -338,7 +339,7 @@ async def test_add_and_rename_village_keeps_the_id(imported: Database) -> None:
     async with UnitOfWork(imported) as uow:
         village2 = await uow.units.get(village_id)
         assert village2 is not None
-        await rename_village(uow, village2, "Thôn Khuổi Nặm Mới", NOW, None)
+        await rename_village(uow, CONSOLE, village2, "Thôn Khuổi Nặm Mới", NOW)
         await uow.commit()
 
     async with UnitOfWork(imported) as uow:
@@ -351,7 +352,9 @@ async def test_add_and_rename_village_keeps_the_id(imported: Database) -> None:
         assert added.unit_id == village_id
         [entry] = await uow.audit.actions("village.rename")
         assert entry.unit_id == village_id
-        assert entry.detail == {"old_name": "Xóm Khuổi Nặm", "new_name": "Thôn Khuổi Nặm Mới"}
+        assert entry.contact_id is None  # the operator at the console, named as such
+        renaming = {"old_name": "Xóm Khuổi Nặm", "new_name": "Thôn Khuổi Nặm Mới"}
+        assert entry.detail == {"by": "console", **renaming}
 
 
 async def test_duplicate_village_refused(imported: Database) -> None:
@@ -359,17 +362,17 @@ async def test_duplicate_village_refused(imported: Database) -> None:
         commune = await uow.units.by_code(TRUONG_HA)
         other = await uow.units.by_code(THUC_PHAN)
         assert commune is not None and other is not None
-        first = await add_village(uow, commune, "Xóm Pác Bó", "xóm", NOW, None)
-        second = await add_village(uow, commune, "Xóm Nà Mạ", "xóm", NOW, None)
+        first = await add_village(uow, CONSOLE, commune, "Xóm Pác Bó", "xóm", NOW)
+        second = await add_village(uow, CONSOLE, commune, "Xóm Nà Mạ", "xóm", NOW)
         with pytest.raises(DuplicateVillage) as caught:
-            await add_village(uow, commune, "xom pac bo", "village", NOW, None)
+            await add_village(uow, CONSOLE, commune, "xom pac bo", "village", NOW)
         assert caught.value.existing.id == first.id
         # The same name in another commune is another village.
-        await add_village(uow, other, "Xóm Pác Bó", "xóm", NOW, None)
+        await add_village(uow, CONSOLE, other, "Xóm Pác Bó", "xóm", NOW)
         # Renaming onto a sibling's name is refused too; renaming to a new spelling is not.
         with pytest.raises(DuplicateVillage):
-            await rename_village(uow, second, "XÓM PÁC BÓ", NOW, None)
-        await rename_village(uow, first, "XÓM PÁC BÓ", NOW, None)
+            await rename_village(uow, CONSOLE, second, "XÓM PÁC BÓ", NOW)
+        await rename_village(uow, CONSOLE, first, "XÓM PÁC BÓ", NOW)
         assert first.name == "XÓM PÁC BÓ"
 
 
@@ -378,16 +381,16 @@ async def test_bad_village_names_refused(imported: Database) -> None:
         commune = await uow.units.by_code(TRUONG_HA)
         assert commune is not None
         with pytest.raises(BadVillageName):
-            await add_village(uow, commune, "   ", "village", NOW, None)
+            await add_village(uow, CONSOLE, commune, "   ", "village", NOW)
         with pytest.raises(BadVillageName):
-            await add_village(uow, commune, "x" * 101, "village", NOW, None)
-        assert (await add_village(uow, commune, "x" * 100, "village", NOW, None)).name == "x" * 100
+            await add_village(uow, CONSOLE, commune, "x" * 101, "village", NOW)
+        assert (await add_village(uow, CONSOLE, commune, "x" * 100, "village", NOW)).name == "x" * 100
         with pytest.raises(BadVillageKind):
-            await add_village(uow, commune, "Xóm Mới", "district", NOW, None)
+            await add_village(uow, CONSOLE, commune, "Xóm Mới", "district", NOW)
         province = await uow.units.by_code(CAO_BANG)
         assert province is not None
         with pytest.raises(ValueError, match="commune"):
-            await add_village(uow, province, "Xóm Mới", "village", NOW, None)
+            await add_village(uow, CONSOLE, province, "Xóm Mới", "village", NOW)
 
 
 # --- demo ---------------------------------------------------------------------------------

@@ -572,6 +572,7 @@ class Conversation:
 async def test_an_officer_registers_and_sends_a_village_report(
     app: App, phone: Phone, browser: Browser
 ) -> None:
+    from bot.services.actor import CONSOLE
     from bot.services.invites import create_invite, format_code
     from bot.services.units import seed_demo
     from storage.models import VILLAGE_OFFICER
@@ -579,7 +580,7 @@ async def test_an_officer_registers_and_sends_a_village_report(
     async with app.uow() as uow:
         seed = await seed_demo(uow, app.content_dir, NOW)
         village = seed.villages[0]
-        invite = await create_invite(uow, village, VILLAGE_OFFICER, NOW, expiry_days=14)
+        invite = await create_invite(uow, CONSOLE, village, VILLAGE_OFFICER, NOW, expiry_days=14)
         code = format_code(invite.code)
         village_id, village_name = village.id, village.name
         await uow.commit()

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from bot.channels.zalo.channel import ZaloChannel, to_incoming
 from bot.domain.messages import Kind, Option, Reply
 from bot.messaging.sending import Blocked
+from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
@@ -117,7 +118,7 @@ async def test_onboarding_and_a_complete_village_report_by_polling(
         assert fake.webhook == {}  # getUpdates works only without a webhook
         tree = await seed_tree(bot.app)
         async with bot.app.uow() as uow:
-            invite = await create_invite(uow, tree.village, VILLAGE_OFFICER, bot.app.clock.now(), 14)
+            invite = await create_invite(uow, CONSOLE, tree.village, VILLAGE_OFFICER, bot.app.clock.now(), 14)
             await uow.commit()
         user = ZaloUser(fake, bot)
 

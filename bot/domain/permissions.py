@@ -29,6 +29,7 @@ class Action(StrEnum):
     COMPILE_REPORT = "compile_report"  # compiled reports on demand (/baocaotonghop)
     BROADCAST = "broadcast"  # send news to the people of one's area (/guitin, /tinhtrang)
     RECEIVE_OUTREACH = "receive_outreach"  # tips and news (/chude, /tin)
+    LINK = "link"  # use one account on several channels (/lienket): open to everyone
 
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
@@ -38,7 +39,12 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.COMPILE_REPORT: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.BROADCAST: (COMMUNE_OFFICER, PROVINCE_STAFF),
     Action.RECEIVE_OUTREACH: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.LINK: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
 }
+
+# Actions anyone may take, holding a role or not yet (a person links a new chat before they
+# register in it); for them `holds` is always true.
+OPEN: frozenset[Action] = frozenset({Action.LINK})
 
 
 def roles_for(action: Action) -> tuple[str, ...]:
@@ -56,14 +62,18 @@ class Grant:
 class NotAllowed(Exception):
     """The acting contact holds no role that allows the action on that unit."""
 
-    def __init__(self, action: Action, unit: Unit | None = None) -> None:
-        super().__init__(f"{action} not allowed" + (f" on unit {unit.id}" if unit is not None else ""))
+    def __init__(self, action: Action, unit: Unit | None = None, reason: str | None = None) -> None:
+        where = f" on unit {unit.id}" if unit is not None else ""
+        super().__init__(f"{action} not allowed{where}" + (f": {reason}" if reason else ""))
         self.action = action
         self.unit = unit
+        self.reason = reason
 
 
 def holds(grants: Iterable[Grant], action: Action) -> bool:
-    """True when some role allows the action somewhere."""
+    """True when some role allows the action somewhere (always, for an open action)."""
+    if action in OPEN:
+        return True
     roles = PERMISSIONS[action]
     return any(g.role in roles for g in grants)
 

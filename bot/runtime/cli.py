@@ -94,8 +94,9 @@ def demo(
 
 
 async def _seed_demo(bot: App) -> tuple[str, str, str]:
-    from bot.messaging.content import sync_content
+    from bot.services.actor import CONSOLE
     from bot.services.invites import create_invite, format_code
+    from bot.services.library import sync_library
     from bot.services.units import seed_demo
     from storage.models import COMMUNE_OFFICER, VILLAGE, VILLAGE_OFFICER
 
@@ -104,10 +105,10 @@ async def _seed_demo(bot: App) -> tuple[str, str, str]:
         seed = await seed_demo(uow, bot.content_dir, now)
         days = bot.settings.invite_expiry_days
         demo_village = next((v for v in seed.villages if v.kind == VILLAGE), seed.villages[0])
-        village = await create_invite(uow, demo_village, VILLAGE_OFFICER, now, days)
-        commune = await create_invite(uow, seed.commune, COMMUNE_OFFICER, now, days)
+        village = await create_invite(uow, CONSOLE, demo_village, VILLAGE_OFFICER, now, days)
+        commune = await create_invite(uow, CONSOLE, seed.commune, COMMUNE_OFFICER, now, days)
         where = f"{demo_village.name}, {seed.commune.name}, {seed.province.name}"
-        await sync_content(uow.session, bot.content_dir, now)  # articles for /tin and /guitin
+        await sync_library(uow, bot.content_dir, now)  # articles for /tin and /guitin
         await uow.commit()
     await bot.db.dispose()
     return format_code(village.code), format_code(commune.code), where
@@ -116,12 +117,13 @@ async def _seed_demo(bot: App) -> tuple[str, str, str]:
 @content_app.command("sync")
 def content_sync() -> None:
     """Load content/articles into the database: new and changed items; removed ones retired."""
-    from bot.messaging.content import ContentError, sync_content
+    from bot.messaging.content import ContentError
+    from bot.services.library import sync_library
 
     async def go(bot: App) -> str:
         try:
             async with bot.uow() as uow:
-                result = await sync_content(uow.session, bot.content_dir, bot.clock.now())
+                result = await sync_library(uow, bot.content_dir, bot.clock.now())
                 await uow.commit()
         finally:
             await bot.db.dispose()
@@ -196,7 +198,8 @@ def invite_create(
     uses: Annotated[int, typer.Option(help="How many people may use the code.")] = 1,
     days: Annotated[int | None, typer.Option(help="Days until the code expires.")] = None,
 ) -> None:
-    """Create an invite code for an officer of a unit."""
+    """Create an invite code for an officer of a unit (as the operator: audited "by console")."""
+    from bot.services.actor import CONSOLE
     from bot.services.invites import create_invite, format_code
     from storage.models import OFFICER_ROLES
 
@@ -212,6 +215,7 @@ def invite_create(
                 raise typer.BadParameter(f"no unit {unit!r}")
             invite = await create_invite(
                 uow,
+                CONSOLE,
                 found,
                 role,
                 bot.clock.now(),
@@ -310,6 +314,7 @@ def report(
     from bot.domain.schedules import ReportPeriod
     from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
     from storage.models import Unit
+    from storage.repositories import UnitRepository
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"format must be one of {', '.join(FORMATS)}")
@@ -324,10 +329,10 @@ def report(
                 session = reads.session
                 found: Unit | None = None
                 if unit.lower() != "all":
-                    by_code = select(Unit).where(Unit.code == unit)
-                    found = (await session.execute(by_code)).scalar_one_or_none()
+                    units = UnitRepository(session)
+                    found = await units.by_code(unit)
                     if found is None and unit.isdigit():
-                        found = await session.get(Unit, int(unit))
+                        found = await units.get(int(unit))
                     if found is None:
                         raise typer.BadParameter(f"no unit {unit!r}")
                 compiled = await compile_unit(
@@ -343,8 +348,6 @@ def report(
         t = translator(locale)
         (file,) = render(compiled, t, [fmt])
         return file.filename, file.data, summary_text(compiled, t, files_attached=False)
-
-    from sqlalchemy import select
 
     settings = Settings()
     upgrade(settings.database_url)

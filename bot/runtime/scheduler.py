@@ -33,13 +33,13 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from bot.domain.clock import VN_TZ
 from bot.domain.schedules import load_schedules
 from bot.messaging.jobs import Job, running_slot, scheduled_for
-from storage.models_reports import JobRun, SchedulerLease
+from storage.models_reports import JobRun
+from storage.repositories import SchedulerRepository
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -141,30 +141,12 @@ class Lease:
     async def acquire(self, now: datetime) -> bool:
         """Take the lease if it is free or expired, or renew it if ours; False when another holds it."""
         async with self.app.uow() as uow:
-            result = await uow.session.execute(
-                update(SchedulerLease)
-                .where(
-                    SchedulerLease.name == self.name,
-                    or_(SchedulerLease.holder == self.holder, SchedulerLease.expires_at <= now),
-                )
-                .values(holder=self.holder, renewed_at=now, expires_at=now + self.ttl)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount:  # type: ignore[attr-defined]
+            if await uow.scheduler.renew_lease(self.name, self.holder, now, self.ttl):
                 await uow.commit()
                 return True
-            exists = await uow.session.get(SchedulerLease, self.name)
-            if exists is not None:
+            if await uow.scheduler.lease(self.name) is not None:
                 return False
-            uow.session.add(
-                SchedulerLease(
-                    name=self.name,
-                    holder=self.holder,
-                    acquired_at=now,
-                    renewed_at=now,
-                    expires_at=now + self.ttl,
-                )
-            )
+            uow.scheduler.add_lease(self.name, self.holder, now, self.ttl)
             try:
                 await uow.commit()
             except IntegrityError:  # another instance inserted it first
@@ -174,17 +156,12 @@ class Lease:
     async def release(self, now: datetime) -> None:
         """Let another instance take over at once (a clean shutdown)."""
         async with self.app.uow() as uow:
-            await uow.session.execute(
-                update(SchedulerLease)
-                .where(SchedulerLease.name == self.name, SchedulerLease.holder == self.holder)
-                .values(expires_at=now)
-                .execution_options(synchronize_session=False)
-            )
+            await uow.scheduler.expire_lease(self.name, self.holder, now)
             await uow.commit()
 
     async def holder_now(self, now: datetime) -> str | None:
-        async with self.app.db.sessions() as session:
-            row = await session.get(SchedulerLease, self.name)
+        async with self.app.db.sessions() as session:  # a plain read, outside the write lock
+            row = await SchedulerRepository(session).lease(self.name)
             return row.holder if row is not None and row.expires_at > now else None
 
 
@@ -349,10 +326,10 @@ class Scheduler:
 
     async def _claim(self, spec: JobSpec, slot: datetime, now: datetime) -> bool:
         async with self.app.uow() as uow:
-            lease = await uow.session.get(SchedulerLease, self.lease.name)
+            lease = await uow.scheduler.lease(self.lease.name)
             if lease is None or lease.holder != self.holder or lease.expires_at <= now:
                 return False  # fenced off: another instance leads now
-            uow.session.add(JobRun(job=spec.name, scheduled_for=slot, holder=self.holder, started_at=now))
+            uow.scheduler.claim_run(spec.name, slot, self.holder, now)
             try:
                 await uow.commit()
             except IntegrityError:
@@ -372,12 +349,7 @@ class Scheduler:
             log.exception("job %s (%s) failed", spec.name, slot.isoformat())
             error = f"{type(exc).__name__}: {exc}"[:2000]
         async with self.app.uow() as uow:
-            await uow.session.execute(
-                update(JobRun)
-                .where(JobRun.job == spec.name, JobRun.scheduled_for == slot)
-                .values(finished_at=self.app.clock.now(), result=result, error=error)
-                .execution_options(synchronize_session=False)
-            )
+            await uow.scheduler.finish_run(spec.name, slot, self.app.clock.now(), result, error)
             await uow.commit()
         # A run that did nothing (the outbox every 30 s with nothing queued) is not news.
         log.log(
@@ -393,21 +365,16 @@ class Scheduler:
 async def job_runs(app: App, job: str | None = None) -> list[JobRun]:
     """The recorded runs, oldest first (operations and tests)."""
     async with app.db.sessions() as session:
-        q = select(JobRun).order_by(JobRun.scheduled_for, JobRun.id)
-        if job is not None:
-            q = q.where(JobRun.job == job)
-        return list((await session.execute(q)).scalars())
+        return await SchedulerRepository(session).runs(job)
 
 
 async def prune_job_runs(app: App) -> int:
     """Job: forget runs older than 30 days (a job every few seconds would otherwise pile them up)."""
     cutoff = scheduled_for(app) - timedelta(days=30)
     async with app.uow() as uow:
-        result = await uow.session.execute(
-            delete(JobRun).where(JobRun.scheduled_for < cutoff).execution_options(synchronize_session=False)
-        )
+        pruned = await uow.scheduler.prune_runs(cutoff)
         await uow.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return pruned
 
 
 PRUNE = Job("scheduler.prune", prune_job_runs, "17 3 * * *")

@@ -1,9 +1,10 @@
 """Staff broadcasts: who may send to whom, the audience, queueing, cancelling, counting.
 
 Authorisation lives here, not in the dialogue: a member cannot broadcast, a commune officer
-reaches only their commune, province staff only their province. `queue_broadcast` checks the
-audience against the sender's roles again whatever the dialogue offered, resolves it, and
-writes the broadcast and one outbox row per recipient in the caller's transaction.
+reaches only their commune, province staff only their province (Action.BROADCAST in the
+permission table). `queue_broadcast` checks the audience against the sender's roles again
+whatever the dialogue offered, resolves it, and writes the broadcast, one outbox row per
+recipient and the audit row in the caller's transaction.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.i18n import translator
-from bot.domain.permissions import Action, Grant, area, may_act_on
-from bot.messaging.content import item_text, item_translations
+from bot.domain.permissions import Action, Grant, NotAllowed, area
+from bot.messaging.content import item_text, item_translations, live_items
 from bot.messaging.outbox import Outgoing, cancel_queued, enqueue
 from bot.messaging.outreach import footer
 from bot.messaging.recipients import members_in_areas
+from bot.services.actor import Actor
 from storage.models import (
     COMMUNE_OFFICER,
     MEMBER,
@@ -42,6 +44,7 @@ from storage.models_outreach import (
     ContentItem,
     Delivery,
 )
+from storage.uow import UnitOfWork
 
 MEMBERS = "members"
 OFFICERS = "officers"
@@ -50,10 +53,6 @@ GROUP_ROLES = {
     OFFICERS: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF),
 }
 MAX_TEXT = 1500  # with the sender line and footer, under Zalo's 2,000 characters
-
-
-class NotAllowed(Exception):
-    """The contact may not broadcast, or not to that audience."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,18 +108,26 @@ def may_broadcast(grants: Sequence[Grant]) -> bool:
     return bool(broadcast_areas(grants))
 
 
-async def audience_units(session: AsyncSession, grants: Sequence[Grant], audience: Audience) -> list[Unit]:
+def _sender(actor: Actor) -> Contact:
+    """Broadcasts go out in the name of a person of the association, never from the console."""
+    actor.require_any(Action.BROADCAST)
+    if actor.contact is None:
+        raise NotAllowed(Action.BROADCAST, None, "a broadcast needs a sender")
+    return actor.contact
+
+
+async def audience_units(uow: UnitOfWork, actor: Actor, audience: Audience) -> list[Unit]:
     """The audience's units, each checked to lie inside the sender's area. Raises NotAllowed."""
-    if not may_broadcast(grants):
-        raise NotAllowed("only commune officers and province staff broadcast")
+    _sender(actor)
     if not audience.unit_ids or not audience.groups or set(audience.groups) - set(GROUP_ROLES):
-        raise NotAllowed("empty or unknown audience")
-    units = list((await session.execute(select(Unit).where(Unit.id.in_(audience.unit_ids)))).scalars())
+        raise NotAllowed(Action.BROADCAST, None, "empty or unknown audience")
+    units = await uow.units.many(audience.unit_ids)
     if len(units) != len(set(audience.unit_ids)):
-        raise NotAllowed("unknown unit")
-    outside = [u.name for u in units if not may_act_on(list(grants), u, Action.BROADCAST)]
+        raise NotAllowed(Action.BROADCAST, None, "unknown unit")
+    outside = [u for u in units if not actor.may(Action.BROADCAST, u)]
     if outside:
-        raise NotAllowed(f"outside the sender's area: {', '.join(outside)}")
+        reason = f"outside the sender's area: {', '.join(u.name for u in outside)}"
+        raise NotAllowed(Action.BROADCAST, outside[0], reason)
     return units
 
 
@@ -141,11 +148,19 @@ async def resolve(
     ]
 
 
-async def count_recipients(
-    session: AsyncSession, grants: Sequence[Grant], audience: Audience, sender_id: int
-) -> int:
-    units = await audience_units(session, grants, audience)
-    return len(await resolve(session, units, audience, sender_id))
+async def count_recipients(uow: UnitOfWork, actor: Actor, audience: Audience) -> int:
+    """How many people a broadcast to `audience` would reach now (the sender left out)."""
+    units = await audience_units(uow, actor, audience)
+    return len(await resolve(uow.session, units, audience, actor.contact_id))
+
+
+async def articles(uow: UnitOfWork, locale: str) -> list[ContentItem]:
+    """The library's articles in one language, newest first: what a broadcast may carry."""
+    return await live_items(uow.session, locale)
+
+
+async def article_translations(uow: UnitOfWork, item_key: str) -> dict[str, ContentItem]:
+    return await item_translations(uow.session, item_key)
 
 
 def _sender_line(area: Unit, locale: str) -> str:
@@ -182,21 +197,24 @@ def _area_of(grants: Sequence[Grant], units: Sequence[Unit]) -> Unit:
 
 
 async def queue_broadcast(
-    session: AsyncSession,
-    sender: Contact,
-    grants: Sequence[Grant],
+    uow: UnitOfWork,
+    actor: Actor,
     audience: Audience,
     message: Message,
     *,
     now: datetime,
     send_at: datetime | None = None,
 ) -> Broadcast:
-    """Check, resolve and queue: the broadcast and its deliveries in the caller's transaction.
+    """Check, resolve and queue: the broadcast, its deliveries and the audit row in the
+    caller's transaction.
 
     Raises NotAllowed for a sender or audience outside the rules, ValueError for an empty
     message or an unknown content item.
     """
-    units = await audience_units(session, grants, audience)
+    session = uow.session
+    sender = _sender(actor)
+    grants = actor.grants
+    units = await audience_units(uow, actor, audience)
     items: dict[str, ContentItem] = {}
     if message.item_key is not None:
         items = await item_translations(session, message.item_key)
@@ -225,8 +243,7 @@ async def queue_broadcast(
         send_at=when,
         created_at=now,
     )
-    session.add(broadcast)
-    await session.flush()
+    await uow.broadcasts.add(broadcast)
     payloads = {loc: compose(message, area, loc, items) for loc in {r.locale for r in recipients}}
     outgoing = [Outgoing(r.contact_id, r.channel, r.external_id, payloads[r.locale]) for r in recipients]
     await enqueue(
@@ -236,6 +253,15 @@ async def queue_broadcast(
         now=now,
         not_before=when if when > now else None,
         broadcast_id=broadcast.id,
+    )
+    actor.audit(
+        uow,
+        now,
+        "broadcast.create",
+        broadcast.area_unit_id,
+        broadcast=broadcast.id,
+        recipients=broadcast.recipients,
+        audience=broadcast.audience,
     )
     return broadcast
 
@@ -247,30 +273,36 @@ def may_manage(grants: Sequence[Grant], contact_id: int, broadcast: Broadcast) -
     return any(broadcast.area_path.startswith(a.path) for a in broadcast_areas(grants))
 
 
-async def cancel_broadcast(
-    session: AsyncSession, broadcast_id: int, contact_id: int, grants: Sequence[Grant], now: datetime
-) -> int:
+async def managed_broadcast(uow: UnitOfWork, actor: Actor, broadcast_id: int) -> Broadcast | None:
+    """The broadcast, when the actor may follow and cancel it (None otherwise)."""
+    broadcast = await uow.broadcasts.get(broadcast_id)
+    if broadcast is None or actor.contact is None:
+        return None
+    return broadcast if may_manage(actor.grants, actor.contact.id, broadcast) else None
+
+
+async def cancel_broadcast(uow: UnitOfWork, actor: Actor, broadcast_id: int, now: datetime) -> int:
     """Stop what is not yet sent (messages in flight still arrive). Returns rows cancelled."""
-    broadcast = await session.get(Broadcast, broadcast_id)
-    if broadcast is None or not may_manage(grants, contact_id, broadcast):
-        raise NotAllowed("not your broadcast")
+    broadcast = await managed_broadcast(uow, actor, broadcast_id)
+    if broadcast is None or actor.contact is None:
+        raise NotAllowed(Action.BROADCAST, None, "not your broadcast")
     if broadcast.cancelled_at is None:
         broadcast.cancelled_at = now
-        broadcast.cancelled_by_contact_id = contact_id
-    return await cancel_queued(session, [Delivery.broadcast_id == broadcast_id], now, "cancelled")
+        broadcast.cancelled_by_contact_id = actor.contact.id
+    rows = await cancel_queued(uow.session, [Delivery.broadcast_id == broadcast_id], now, "cancelled")
+    actor.audit(uow, now, "broadcast.cancel", broadcast=broadcast_id, rows=rows)
+    return rows
 
 
-async def visible_broadcasts(
-    session: AsyncSession, contact_id: int, grants: Sequence[Grant], limit: int = 5
-) -> list[Broadcast]:
-    """The newest broadcasts the contact wrote or that lie inside their broadcast area."""
-    conditions = [Broadcast.created_by_contact_id == contact_id]
-    conditions += [Broadcast.area_path.like(a.path + "%") for a in broadcast_areas(grants)]
-    q = select(Broadcast).where(or_(*conditions)).order_by(Broadcast.created_at.desc(), Broadcast.id.desc())
-    return list((await session.execute(q.limit(limit))).scalars())
+async def visible_broadcasts(uow: UnitOfWork, actor: Actor, limit: int = 5) -> list[Broadcast]:
+    """The newest broadcasts the actor wrote or that lie inside their broadcast area."""
+    if actor.contact is None:
+        return []
+    paths = [a.path for a in broadcast_areas(actor.grants)]
+    return await uow.broadcasts.newest(actor.contact.id, paths, limit)
 
 
-async def delivery_counts(session: AsyncSession, broadcast_ids: Sequence[int]) -> dict[int, Counts]:
+async def delivery_counts(uow: UnitOfWork, broadcast_ids: Sequence[int]) -> dict[int, Counts]:
     """Queued (waiting or being sent), sent, failed, blocked and cancelled, per broadcast."""
     out = {bid: Counts() for bid in broadcast_ids}
     if not broadcast_ids:
@@ -280,7 +312,7 @@ async def delivery_counts(session: AsyncSession, broadcast_ids: Sequence[int]) -
         .where(Delivery.broadcast_id.in_(broadcast_ids))
         .group_by(Delivery.broadcast_id, Delivery.status)
     )
-    for bid, status, n in (await session.execute(q)).all():
+    for bid, status, n in (await uow.session.execute(q)).all():
         if bid is None:
             continue
         c = out[bid]

@@ -8,6 +8,8 @@ import unicodedata
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.domain.permissions import Action
+from bot.services.actor import Actor
 from storage.models import ROLES, Invite, Unit
 from storage.uow import UnitOfWork
 
@@ -50,14 +52,18 @@ def is_well_formed(code: str) -> bool:
 
 async def create_invite(
     uow: UnitOfWork,
+    actor: Actor,
     unit: Unit,
     role: str,
     now: datetime,
     expiry_days: int,
-    created_by_contact_id: int | None = None,
     max_uses: int = 1,
 ) -> Invite:
-    """A new invite granting `role` on `unit`; the code is random and unique."""
+    """A new invite granting `role` on `unit`; the code is random and unique.
+
+    NotAllowed when the actor may not invite on `unit`; ValueError for a bad role or limit.
+    """
+    actor.require(Action.CREATE_INVITE, unit)
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
     if expiry_days < 1:
@@ -78,15 +84,15 @@ async def create_invite(
             max_uses=max_uses,
             uses=0,
             expires_at=now + timedelta(days=expiry_days),
-            created_by_contact_id=created_by_contact_id,
+            created_by_contact_id=actor.contact_id,
             created_at=now,
         )
     )
-    uow.audit.add(
+    actor.audit(
+        uow,
         now,
         "invite.create",
-        contact_id=created_by_contact_id,
-        unit_id=unit.id,
+        unit.id,
         invite_id=invite.id,
         role=role,
         max_uses=max_uses,

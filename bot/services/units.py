@@ -10,15 +10,14 @@ from __future__ import annotations
 import csv
 import importlib.metadata
 import re
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import insert, select, update
-
 from bot.domain.parsing import fold
+from bot.domain.permissions import Action
+from bot.services.actor import CONSOLE, Actor
 from storage.models import (
     COMMUNE,
     PROVINCE,
@@ -38,8 +37,6 @@ DEMO_VILLAGES_CSV = Path("units") / "demo_villages.csv"
 # Xã Trường Hà, Cao Bằng (Pác Bó): the demo commune; the CSV also holds villages of a second one.
 DEMO_COMMUNE_CODE = "01392"
 
-_FLUSH_BATCH = 1000
-_IN_BATCH = 500  # well under SQLite's bound-parameter limit
 _SPACES = re.compile(r"\s+")
 
 # Vietnamese designations accepted for a village kind, with their display form. Longest first,
@@ -165,36 +162,6 @@ def _admin_rows() -> list[_AdminRow]:
     return rows
 
 
-def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-async def _bulk_insert(uow: UnitOfWork, values: list[dict[str, Any]], kinds: Sequence[str]) -> None:
-    """Insert units, then give each its materialised path, which needs its id.
-
-    Plain executemany without RETURNING: SQLite cannot return a batch's ids in order, so an
-    ORM flush of new objects would insert row by row (3,355 round trips for the national list).
-    New rows are found again by their still empty path.
-    """
-    if not values:
-        return
-    for batch in _batches(values, _FLUSH_BATCH):
-        await uow.session.execute(insert(Unit), list(batch))
-    parent_paths: dict[int, str] = {}
-    parent_ids = sorted({v["parent_id"] for v in values if v["parent_id"] is not None})
-    for ids in _batches(parent_ids, _IN_BATCH):
-        q = select(Unit.id, Unit.path).where(Unit.id.in_(ids))
-        parent_paths.update((uid, path) for uid, path in (await uow.session.execute(q)).all())
-    q2 = select(Unit.id, Unit.parent_id).where(Unit.path == "", Unit.kind.in_(kinds))
-    paths = [
-        {"id": uid, "path": f"{parent_paths[pid] if pid is not None else '/'}{uid}/"}
-        for uid, pid in (await uow.session.execute(q2)).all()
-    ]
-    for batch in _batches(paths, _FLUSH_BATCH):
-        await uow.session.execute(update(Unit), list(batch))
-
-
 async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
     """Load or refresh the 34 provinces and 3,321 communes; idempotent, matched by code."""
     import vietnam_provinces
@@ -204,11 +171,7 @@ async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
     result = ImportResult(data_version=version)
     rows = _admin_rows()
 
-    existing: dict[str, Unit] = {
-        u.code: u
-        for u in (await uow.session.execute(select(Unit).where(Unit.code.is_not(None)))).scalars()
-        if u.code is not None
-    }
+    existing = await uow.units.coded()
 
     for kind in (PROVINCE, COMMUNE):  # provinces first: communes need their ids
         new: list[dict[str, Any]] = []
@@ -244,13 +207,14 @@ async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
         for unit, parent in moved:
             # Only communes move between provinces, and they have no coded children to carry.
             unit.path = f"{parent.path if parent is not None else '/'}{unit.id}/"
-        await uow.session.flush()
-        await _bulk_insert(uow, new, (kind,))
+        await uow.units.flush()
+        await uow.units.add_many(new, (kind,))
         if kind == PROVINCE and new:
-            existing.update(await _units_by_code(uow, (v["code"] for v in new), PROVINCE))
+            existing.update(await uow.units.by_codes((v["code"] for v in new), PROVINCE))
 
     counts = {k: sum(1 for r in rows if r.kind == k) for k in (PROVINCE, COMMUNE)}
-    uow.audit.add(
+    CONSOLE.audit(  # the national list is loaded by the operator, never from chat
+        uow,
         now,
         "units.import",
         source=source,
@@ -262,7 +226,7 @@ async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
         updated=result.updated,
         unchanged=result.unchanged,
     )
-    await uow.session.flush()
+    await uow.units.flush()
     return result
 
 
@@ -311,33 +275,13 @@ def _read_village_csv(path: Path, result: ImportResult) -> list[_VillageRow]:
     return rows
 
 
-async def _units_by_code(uow: UnitOfWork, codes: Iterable[str], kind: str) -> dict[str, Unit]:
-    found: dict[str, Unit] = {}
-    for batch in _batches(sorted(set(codes)), _IN_BATCH):
-        q = select(Unit).where(Unit.code.in_(batch), Unit.kind == kind)
-        for unit in (await uow.session.execute(q)).scalars():
-            if unit.code is not None:
-                found[unit.code] = unit
-    return found
-
-
-async def _villages_of(uow: UnitOfWork, commune_ids: Iterable[int]) -> dict[tuple[int, str], Unit]:
-    found: dict[tuple[int, str], Unit] = {}
-    for batch in _batches(sorted(set(commune_ids)), _IN_BATCH):
-        q = select(Unit).where(Unit.parent_id.in_(batch), Unit.kind.in_(VILLAGE_KINDS)).order_by(Unit.id)
-        for unit in (await uow.session.execute(q)).scalars():
-            if unit.parent_id is not None:
-                found.setdefault((unit.parent_id, unit.name_folded), unit)
-    return found
-
-
 async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> ImportResult:
     """Load villages from `commune_code,village_name,kind`; idempotent, matched by
     (commune, folded name). Bad rows are reported by line number; the others are imported."""
     result = ImportResult()
     rows = _read_village_csv(path, result)
-    communes = await _units_by_code(uow, (r.commune_code for r in rows), COMMUNE)
-    existing = await _villages_of(uow, (c.id for c in communes.values()))
+    communes = await uow.units.by_codes((r.commune_code for r in rows), COMMUNE)
+    existing = await uow.units.villages_by_name((c.id for c in communes.values()), VILLAGE_KINDS)
     source = f"csv {path.name}"[:64]
 
     new: list[dict[str, Any]] = []
@@ -378,11 +322,12 @@ async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> Imp
         for key, value in diff.items():
             setattr(village, key, value)
         result.updated += 1
-    await uow.session.flush()
-    await _bulk_insert(uow, new, VILLAGE_KINDS)
+    await uow.units.flush()
+    await uow.units.add_many(new, VILLAGE_KINDS)
 
     result.errors.sort(key=_line_of)
-    uow.audit.add(
+    CONSOLE.audit(
+        uow,
         now,
         "villages.import",
         file=path.name,
@@ -391,7 +336,7 @@ async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> Imp
         unchanged=result.unchanged,
         errors=len(result.errors),
     )
-    await uow.session.flush()
+    await uow.units.flush()
     return result
 
 
@@ -401,16 +346,15 @@ def _line_of(error: str) -> int:
 
 
 async def add_village(
-    uow: UnitOfWork,
-    commune: Unit,
-    name: str,
-    kind: str,
-    now: datetime,
-    by_contact_id: int | None,
+    uow: UnitOfWork, actor: Actor, commune: Unit, name: str, kind: str, now: datetime
 ) -> Unit:
-    """Add a village or residential group to a commune (a commune officer, in chat)."""
+    """Add a village or residential group to a commune (a commune officer, in chat).
+
+    NotAllowed outside the actor's area, BadVillageName, BadVillageKind, DuplicateVillage.
+    """
     if commune.kind != COMMUNE:
         raise ValueError(f"villages belong to a commune, not to a {commune.kind}")
+    actor.require(Action.MANAGE_VILLAGES, commune)
     cleaned = clean_village_name(name)
     village_kind, given = parse_village_kind(kind)
     folded = fold(cleaned)
@@ -429,29 +373,27 @@ async def add_village(
             created_at=now,
         )
     )
-    uow.audit.add(
+    actor.audit(
+        uow,
         now,
         "village.add",
-        contact_id=by_contact_id,
-        unit_id=village.id,
+        village.id,
         commune_id=commune.id,
         name=cleaned,
         kind=village_kind,
     )
-    await uow.session.flush()
+    await uow.units.flush()
     return village
 
 
-async def rename_village(
-    uow: UnitOfWork,
-    village: Unit,
-    new_name: str,
-    now: datetime,
-    by_contact_id: int | None,
-) -> Unit:
-    """Rename a village in place: its id, and so its reports and officers, stay."""
+async def rename_village(uow: UnitOfWork, actor: Actor, village: Unit, new_name: str, now: datetime) -> Unit:
+    """Rename a village in place: its id, and so its reports and officers, stay.
+
+    NotAllowed outside the actor's area, BadVillageName, DuplicateVillage.
+    """
     if village.kind not in VILLAGE_KINDS:
         raise ValueError(f"only villages are renamed here, not a {village.kind}")
+    actor.require(Action.MANAGE_VILLAGES, village)
     cleaned = clean_village_name(new_name)
     if cleaned == village.name:
         return village
@@ -467,15 +409,15 @@ async def rename_village(
     from_new = designation_from_name(cleaned, village.kind)
     if from_new is not None or designation_from_name(old_name, village.kind) is not None:
         village.division_type = from_new
-    uow.audit.add(
+    actor.audit(
+        uow,
         now,
         "village.rename",
-        contact_id=by_contact_id,
-        unit_id=village.id,
+        village.id,
         old_name=old_name,
         new_name=cleaned,
     )
-    await uow.session.flush()
+    await uow.units.flush()
     return village
 
 

@@ -30,14 +30,16 @@ from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, unit_o
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date
-from bot.messaging.content import item_translations, live_items
+from bot.domain.permissions import NotAllowed
+from bot.services.actor import Actor
 from bot.services.broadcasts import (
     MAX_TEXT,
     MEMBERS,
     OFFICERS,
     Audience,
     Message,
-    NotAllowed,
+    article_translations,
+    articles,
     broadcast_areas,
     compose,
     count_recipients,
@@ -296,7 +298,7 @@ class BroadcastComposer(Flow[BroadcastState]):
         state.phase = "item"
         items = [
             i
-            for i in await live_items(ctx.uow.session, t.locale)
+            for i in await articles(ctx.uow, t.locale)
             if i.valid_until is None or i.valid_until >= ctx.today
         ]
         items.sort(key=lambda i: i.kind == CAMPAIGN)  # stable: newest first, the Week's daily items last
@@ -368,12 +370,12 @@ class BroadcastComposer(Flow[BroadcastState]):
     async def _preview(self, ctx: Context, state: BroadcastState) -> Step:
         t = ctx.t
         try:
-            n = await count_recipients(ctx.uow.session, ctx.grants, self._audience(state), ctx.contact.id)
+            n = await count_recipients(ctx.uow, Actor.of(ctx.contact, ctx.grants), self._audience(state))
         except NotAllowed:
             return Step([Reply(t("You can no longer send to this audience. Nothing was sent."))])
         area = await self._area(ctx, state)
         message = self._message(state)
-        items = await item_translations(ctx.uow.session, message.item_key) if message.item_key else {}
+        items = await article_translations(ctx.uow, message.item_key) if message.item_key else {}
         preview = compose(message, area, t.locale, items)["text"]
         state.phase = "preview"
         state.count = n
@@ -468,9 +470,8 @@ class BroadcastComposer(Flow[BroadcastState]):
         t = ctx.t
         try:
             b = await queue_broadcast(
-                ctx.uow.session,
-                ctx.contact,
-                ctx.grants,
+                ctx.uow,
+                Actor.of(ctx.contact, ctx.grants),
                 self._audience(state),
                 self._message(state),
                 now=ctx.now,
@@ -480,15 +481,6 @@ class BroadcastComposer(Flow[BroadcastState]):
             return Step([Reply(t("You can no longer send to this audience. Nothing was sent."))])
         except ValueError:
             return Step([Reply(t("This article is no longer available. Nothing was sent."))])
-        ctx.uow.audit.add(
-            ctx.now,
-            "broadcast.create",
-            ctx.contact.id,
-            b.area_unit_id,
-            broadcast=b.id,
-            recipients=b.recipients,
-            audience=b.audience,
-        )
         if send_at is not None and b.send_at > ctx.now:
             done = t(
                 "✅ Broadcast #{id} will be sent on {when} to {n} people.",

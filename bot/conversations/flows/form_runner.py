@@ -32,13 +32,14 @@ from bot.conversations.engine import (
     word_of,
 )
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
-from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Field, Form
 from bot.domain.forms.rules import Expression, check_rules, format_value
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
 from bot.domain.periods import Period, period_choices
-from bot.domain.permissions import Action, holds, may_act_on, roles_for
+from bot.domain.permissions import Action, NotAllowed, holds, roles_for
+from bot.services.actor import Actor
+from bot.services.submissions import Draft, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
 Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
@@ -594,40 +595,26 @@ class FormRunner(Flow[FormState]):
 
     async def _save(self, ctx: Context, state: FormState, form: Form) -> Step:
         t = ctx.t
-        unit = await ctx.uow.units.get(_known(state.unit_id, "unit"))
-        if unit is None or not may_act_on(ctx.grants, unit, Action.REPORT):  # roles may change mid-dialogue
-            return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
-        values: dict[str, Any] = {f.key: state.values.get(f.key) for f in form.fields}
-        if form.key == "activity_report" and values.get("activity_date"):
-            values["is_lifelong_learning_week"] = is_lifelong_learning_week(
-                date.fromisoformat(values["activity_date"]), ctx.app_content_dir
-            )
-        before = await ctx.uow.submissions.latest(form.key, state.record_key)
-        fv = await ctx.uow.submissions.form_version(form.key, form.digest, form.definition, ctx.now)
-        saved = await ctx.uow.submissions.add_version(
-            Submission(
-                form_key=form.key,
-                record_key=state.record_key,
-                unit_id=unit.id,
-                period=state.period,
-                form_version_id=fv.id,
-                values=values,
-                submitted_by_contact_id=ctx.contact.id,
-                submitted_at=ctx.now,
+        draft = Draft(
+            form,
+            state.record_key,
+            _known(state.unit_id, "unit"),
+            _known(state.period, "period"),
+            state.values,
+        )
+        try:
+            done = await submit_report(
+                ctx.uow,
+                Actor.of(ctx.contact, ctx.grants),
+                draft,
+                now=ctx.now,
                 channel=ctx.channel,
-                version=0,
+                content_dir=ctx.app_content_dir,
             )
-        )
-        ctx.uow.audit.add(
-            ctx.now,
-            "submission.create",
-            ctx.contact.id,
-            unit.id,
-            form=form.key,
-            record=state.record_key,
-            version=saved.version,
-            submission_id=saved.id,
-        )
+        except NotAllowed:  # roles may change mid-dialogue
+            return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
+        saved, unit, before = done.submission, done.unit, done.previous
+        values = saved.values
         where = await describe_unit(ctx, unit)
         lines = [
             t(

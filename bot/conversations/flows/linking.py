@@ -1,11 +1,9 @@
 """/lienket (/link): one person, several channels, one contact.
 
 On the channel where the person is registered (A), `/lienket` shows a one-time code valid for a
-few minutes. Typing `/lienket CODE` on another channel (B) moves B's identities to A's contact:
-from then on B sees A's role, area and any unfinished dialogue, because all of those belong to
-the contact, not to the channel. Roles B's old contact held are granted to A's as well, so
-linking never takes anything away. Codes are as long as invite codes (31^8 possibilities) and
-single-use, so they cannot be guessed within their lifetime.
+few minutes. Typing `/lienket CODE` on another channel (B) moves B's identities to A's contact
+(bot/services/linking.py); the dialogue then greets B in A's language and picks up A's open
+dialogue, if any.
 """
 
 from __future__ import annotations
@@ -15,13 +13,22 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from bot.conversations.engine import Context, Flow, FlowState, Handler, StateLost, Step
-from bot.domain.i18n import translator
+from bot.domain.i18n import Translator, translator
 from bot.domain.messages import Reply
 from bot.domain.permissions import load_grants
-from bot.services.invites import format_code, is_well_formed, new_code, normalise_code
-from storage.models_channels import ChannelRepository, LinkCode
+from bot.services.actor import Actor
+from bot.services.invites import format_code
+from bot.services.linking import LinkProblem, LinkRefused, NotRegistered, issue_link_code, link_accounts
 
-_CREATE_ATTEMPTS = 10
+
+def _refusal(t: Translator, problem: LinkProblem) -> str:
+    if problem is LinkProblem.OWN:
+        return t("This code belongs to the account you are using here. Send it from your other app.")
+    if problem is LinkProblem.USED:
+        return t("This link code has already been used. Send /lienket in your other app to get a new one.")
+    if problem is LinkProblem.EXPIRED:
+        return t("This link code has expired. Send /lienket in your other app to get a new one.")
+    return t("This link code is not valid. Send /lienket in your other app to get one.")
 
 
 class Linking(Flow[FlowState]):
@@ -44,7 +51,12 @@ class Linking(Flow[FlowState]):
     async def _issue(self, ctx: Context) -> Step:
         """On channel A: a fresh code for this contact."""
         t = ctx.t
-        if ctx.contact.consent_at is None:
+        minutes = ctx.settings.link_code_expiry_minutes
+        try:
+            issued = await issue_link_code(
+                ctx.uow, Actor.of(ctx.contact, ctx.grants), ctx.channel, ctx.now, minutes
+            )
+        except NotRegistered:
             return Step(
                 [
                     Reply(
@@ -54,25 +66,7 @@ class Linking(Flow[FlowState]):
                     )
                 ]
             )
-        repo = ChannelRepository(ctx.uow.session)
-        for _ in range(_CREATE_ATTEMPTS):
-            code = new_code()
-            if not await repo.code_exists(code):
-                break
-        else:  # 31**8 codes: only a broken random source gets here
-            raise RuntimeError("could not find a free link code")
-        minutes = ctx.settings.link_code_expiry_minutes
-        await repo.add_code(
-            LinkCode(
-                code=code,
-                contact_id=ctx.contact.id,
-                channel=ctx.channel,
-                created_at=ctx.now,
-                expires_at=ctx.now + timedelta(minutes=minutes),
-            )
-        )
-        ctx.uow.audit.add(ctx.now, "link.code_issued", ctx.contact.id, channel=ctx.channel)
-        shown = format_code(code)
+        shown = format_code(issued.code)
         text = "\n".join(
             [
                 t("Your link code: {code}", code=shown),
@@ -91,67 +85,12 @@ class Linking(Flow[FlowState]):
     async def _use(self, ctx: Context, typed: str) -> Step:
         """On channel B: attach this chat (and whatever else this contact had) to the code's contact."""
         t = ctx.t
-        repo = ChannelRepository(ctx.uow.session)
-        code = normalise_code(typed)
-        link = await repo.code_for_update(code) if is_well_formed(code) else None
-        if link is None:
-            return Step(
-                [Reply(t("This link code is not valid. Send /lienket in your other app to get one."))]
+        try:
+            target = await link_accounts(
+                ctx.uow, Actor.of(ctx.contact, ctx.grants), typed, ctx.channel, ctx.now
             )
-        if link.contact_id == ctx.contact.id:
-            return Step(
-                [
-                    Reply(
-                        t("This code belongs to the account you are using here. Send it from your other app.")
-                    )
-                ]
-            )
-        if link.used_at is not None:
-            return Step(
-                [
-                    Reply(
-                        t(
-                            "This link code has already been used. Send /lienket in your other app to get a new one."
-                        )
-                    )
-                ]
-            )
-        if link.expires_at <= ctx.now:
-            return Step(
-                [Reply(t("This link code has expired. Send /lienket in your other app to get a new one."))]
-            )
-        target = await ctx.uow.contacts.get(link.contact_id)
-        identities = await ctx.uow.contacts.identities(ctx.contact.id)
-        here = next(
-            (i for i in identities if i.channel == ctx.channel), identities[0] if identities else None
-        )
-        if target is None or here is None or not await repo.use_code(link, here.id, ctx.now):
-            return Step(
-                [
-                    Reply(
-                        t(
-                            "This link code has already been used. Send /lienket in your other app to get a new one."
-                        )
-                    )
-                ]
-            )
-
-        old = ctx.contact
-        for identity in identities:
-            await repo.move_identity(identity, target.id)
-        for grant in await repo.active_grants(old.id):
-            await ctx.uow.contacts.grant(target.id, grant.role, grant.unit_id, ctx.now, grant.invite_id)
-        if target.home_unit_id is None:
-            target.home_unit_id = old.home_unit_id
-        ctx.uow.audit.add(
-            ctx.now,
-            "contact.link",
-            target.id,
-            channel=ctx.channel,
-            code_channel=link.channel,
-            from_contact_id=old.id,
-            identity_ids=[i.id for i in identities],
-        )
+        except LinkRefused as refused:
+            return Step([Reply(_refusal(t, refused.problem))])
         return Step(await self._welcome(ctx, target.id))
 
     async def _welcome(self, ctx: Context, contact_id: int) -> list[Reply]:

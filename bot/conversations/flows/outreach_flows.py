@@ -15,25 +15,20 @@ from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold, parse_yes_no
+from bot.domain.permissions import NotAllowed
 from bot.messaging.content import Topic, item_text, load_topics
-from bot.messaging.outreach import (
-    footer,
-    newest_item_for,
-    record_sent,
-    resume_outreach,
-    set_topics,
-    stop_outreach,
-    subscription,
-)
+from bot.messaging.outreach import footer
+from bot.services.actor import Actor
 from bot.services.broadcasts import (
     Counts,
-    NotAllowed,
     cancel_broadcast,
     delivery_counts,
+    managed_broadcast,
     may_broadcast,
     may_manage,
     visible_broadcasts,
 )
+from bot.services.subscriptions import choose_topics, newest_article, opt_in, opt_out
 from storage.models_outreach import Broadcast
 
 # Compared on the lower-cased text WITH diacritics: folded, "đúng" (right) would read as "dung".
@@ -87,7 +82,7 @@ class Topics(Flow[TopicsState]):
     state_type = TopicsState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
-        sub = await subscription(ctx.uow.session, ctx.contact.id)
+        sub = await ctx.uow.subscriptions.get(ctx.contact.id)
         selected = list(sub.topics) if sub is not None else []
         known = {t.key for t in topics_of(ctx)}
         toggle = str(args.get("toggle") or "").strip()
@@ -130,7 +125,7 @@ class Topics(Flow[TopicsState]):
 
     async def _save(self, ctx: Context, selected: list[str]) -> Step:
         t = ctx.t
-        sub = await set_topics(ctx.uow.session, ctx.contact.id, selected, ctx.now)
+        sub = await choose_topics(ctx.uow, Actor.of(ctx.contact, ctx.grants), selected, ctx.now)
         lines = [t("Saved. Your topics: {topics}.", topics=topic_names(ctx, sub.topics))]
         if sub.stopped_at is not None:
             lines.append(t("You have stopped all messages: send /batdau to receive them again."))
@@ -140,21 +135,15 @@ class Topics(Flow[TopicsState]):
 async def news_reply(ctx: Context) -> Reply:
     """/tin: the newest article for this person (language, roles, topics)."""
     t = ctx.t
-    sub = await subscription(ctx.uow.session, ctx.contact.id)
-    roles = [g.role for g in ctx.grants]
-    item = await newest_item_for(
-        ctx.uow.session, ctx.contact, roles, list(sub.topics) if sub else [], ctx.today
-    )
+    item = await newest_article(ctx.uow, Actor.of(ctx.contact, ctx.grants), ctx.today, ctx.now)
     if item is None:
         return Reply(t("There is no article for you yet."))
-    await record_sent(ctx.uow.session, [(ctx.contact.id, item.item_key)], ctx.now)
     return Reply(f"📰 {item_text(item)}\n\n{footer(t)}")
 
 
 async def stop_reply(ctx: Context) -> Reply:
     """/dung, "dừng", "stop": nothing more is sent to this person, queued messages included."""
-    await stop_outreach(ctx.uow.session, ctx.contact.id, ctx.now)
-    ctx.uow.audit.add(ctx.now, "outreach.stop", ctx.contact.id)
+    await opt_out(ctx.uow, Actor.of(ctx.contact, ctx.grants), ctx.now)
     return Reply(
         ctx.t(
             "Stopped: you will receive no more articles, news or broadcasts. "
@@ -166,9 +155,7 @@ async def stop_reply(ctx: Context) -> Reply:
 async def resume_reply(ctx: Context) -> Reply:
     """/batdau: outreach again."""
     t = ctx.t
-    was_stopped = await resume_outreach(ctx.uow.session, ctx.contact.id, ctx.now)
-    if was_stopped:
-        ctx.uow.audit.add(ctx.now, "outreach.resume", ctx.contact.id)
+    if await opt_in(ctx.uow, Actor.of(ctx.contact, ctx.grants), ctx.now):
         return Reply(
             t("Welcome back: you will receive articles and news again. Send /chude to choose topics.")
         )
@@ -229,8 +216,8 @@ class Status(Flow[StatusState]):
         m = _CANCEL_ARG.match(fold(str(args.get("arg") or "")))
         if m is None:
             return Step([await self._list(ctx, None)])
-        b = await ctx.uow.session.get(Broadcast, int(m.group(1)))
-        if b is None or not may_manage(ctx.grants, ctx.contact.id, b):
+        b = await managed_broadcast(ctx.uow, Actor.of(ctx.contact, ctx.grants), int(m.group(1)))
+        if b is None:
             return Step(
                 [await self._list(ctx, ctx.t("There is no broadcast #{id} of yours.", id=m.group(1)))]
             )
@@ -247,7 +234,7 @@ class Status(Flow[StatusState]):
 
     async def _member_status(self, ctx: Context) -> Reply:
         t = ctx.t
-        sub = await subscription(ctx.uow.session, ctx.contact.id)
+        sub = await ctx.uow.subscriptions.get(ctx.contact.id)
         if sub is not None and sub.stopped_at is not None:
             return Reply(
                 t(
@@ -266,12 +253,12 @@ class Status(Flow[StatusState]):
 
     async def _list(self, ctx: Context, note: str | None) -> Reply:
         t = ctx.t
-        broadcasts = await visible_broadcasts(ctx.uow.session, ctx.contact.id, ctx.grants)
+        broadcasts = await visible_broadcasts(ctx.uow, Actor.of(ctx.contact, ctx.grants))
         lines = [note] if note else []
         if not broadcasts:
             lines.append(t("No broadcasts yet. Send one with /guitin."))
             return Reply("\n".join(lines))
-        counts = await delivery_counts(ctx.uow.session, [b.id for b in broadcasts])
+        counts = await delivery_counts(ctx.uow, [b.id for b in broadcasts])
         lines.append(t("Your latest broadcasts:"))
         lines += [describe_broadcast(ctx, b, counts[b.id]) for b in broadcasts]
         cancellable = [
@@ -305,11 +292,10 @@ class Status(Flow[StatusState]):
             )
         try:
             n = await cancel_broadcast(
-                ctx.uow.session, state.broadcast_id, ctx.contact.id, ctx.grants, ctx.now
+                ctx.uow, Actor.of(ctx.contact, ctx.grants), int(state.broadcast_id), ctx.now
             )
         except NotAllowed:
             return Step([await self._list(ctx, t("You can no longer cancel this broadcast."))])
-        ctx.uow.audit.add(ctx.now, "broadcast.cancel", ctx.contact.id, broadcast=state.broadcast_id, rows=n)
         return Step([await self._list(ctx, t("Cancelled: {n} messages will not be sent.", n=t.number(n)))])
 
     phases = phase_table({"confirm_cancel": _on_confirm_cancel})

@@ -1,9 +1,9 @@
 """/baocaotonghop (/summary): a compiled report on demand — unit → period → summary and files.
 
 A commune officer with one commune goes straight to the period; province staff pick their
-province or type part of a commune's name. The service layer (bot.reports.compiled) decides
-whether the officer may have the unit's report; the dialogue only asks and renders. The report
-itself is made after the step is saved, outside its transaction (`Reply.later`).
+province or type part of a commune's name. The service (bot.services.reports) decides whether
+the officer may have the unit's report; the dialogue only asks and renders. The report itself is
+made after the step is saved, outside its transaction (`Reply.later`).
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from bot.conversations.engine import (
 )
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.permissions import Action, roles_for
+from bot.domain.permissions import Action, NotAllowed, roles_for
 from bot.domain.schedules import ReportPeriod, load_schedules
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
-from bot.reports.compiled import ReportNotAllowed, compile_for, render, summary_text
+from bot.reports.compiled import render, summary_text
+from bot.services.actor import Actor
+from bot.services.reports import compile_report
 from storage.models import COMMUNE, Unit
 from storage.readonly import ReadOnlyUnitOfWork
 
@@ -127,7 +129,7 @@ class Summary(Flow[SummaryState]):
     def _report_later(self, ctx: Context, state: SummaryState, period: ReportPeriod) -> Reply:
         """The report, made once this step is saved: read outside the dialogue's transaction,
         off the event loop, and drawn in a worker thread (bot.services.later)."""
-        t, grants, now, forms = ctx.t, list(ctx.grants), ctx.now, ctx.forms
+        t, actor, now, forms = ctx.t, Actor.of(ctx.contact, ctx.grants), ctx.now, ctx.forms
         content_dir, unit_id, unit_name = (
             ctx.app_content_dir,
             int(state.unit_id or 0),
@@ -137,10 +139,10 @@ class Summary(Flow[SummaryState]):
 
         async def report(reads: ReadOnlyUnitOfWork) -> list[Reply]:
             try:
-                compiled = await compile_for(
-                    reads, grants, unit_id, period, content_dir=content_dir, forms=forms, now=now
+                compiled = await compile_report(
+                    reads, actor, unit_id, period, content_dir=content_dir, forms=forms, now=now
                 )
-            except ReportNotAllowed:  # roles may change while the dialogue is open
+            except NotAllowed:  # roles may change while the dialogue is open
                 return [Reply(t("You can no longer get reports for {unit}.", unit=unit_name))]
             files = await asyncio.to_thread(render, compiled, t)
             return [Reply(summary_text(compiled, t), attachments=files), menu]

@@ -8,7 +8,8 @@ from bot.conversations.engine import Context, Flow, FlowState, Step, ask, chosen
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, unit_options
 from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.permissions import Action, roles_for
+from bot.domain.permissions import Action, NotAllowed, roles_for
+from bot.services.actor import Actor
 from bot.services.invites import create_invite, format_code
 from bot.services.units import BadVillageName, DuplicateVillage, add_village, rename_village
 from storage.models import COMMUNE, RESIDENTIAL_GROUP, VILLAGE, VILLAGE_KINDS, VILLAGE_OFFICER, Unit
@@ -140,9 +141,14 @@ class Villages(Flow[VillagesState]):
                 [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
             )
         commune = await self._commune(ctx, state)
+        actor = Actor.of(ctx.contact, ctx.grants)
         try:
             new_name, state.new_name = state.new_name, ""
-            unit = await add_village(ctx.uow, commune, new_name, kind, ctx.now, ctx.contact.id)
+            unit = await add_village(ctx.uow, actor, commune, new_name, kind, ctx.now)
+        except NotAllowed:
+            return Step(
+                [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
+            )
         except DuplicateVillage:
             return await self._menu(
                 ctx, state, commune, t("This commune already has a village with that name.")
@@ -173,8 +179,13 @@ class Villages(Flow[VillagesState]):
         if village is None or msg.kind is not Kind.TEXT or not msg.text.strip():
             return Step([Reply(t("Please type a name."))], state)
         old = village.name
+        actor = Actor.of(ctx.contact, ctx.grants)
         try:
-            await rename_village(ctx.uow, village, msg.text.strip()[:200], ctx.now, ctx.contact.id)
+            await rename_village(ctx.uow, actor, village, msg.text.strip()[:200], ctx.now)
+        except NotAllowed:
+            return Step(
+                [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
+            )
         except DuplicateVillage:
             return await self._menu(
                 ctx, state, commune, t("This commune already has a village with that name.")
@@ -194,9 +205,15 @@ class Villages(Flow[VillagesState]):
             return Step(
                 [Reply(t("No village of this commune matches."))] + await self.reprompt(ctx, state), state
             )
-        invite = await create_invite(
-            ctx.uow, unit, VILLAGE_OFFICER, ctx.now, ctx.settings.invite_expiry_days, ctx.contact.id
-        )
+        actor = Actor.of(ctx.contact, ctx.grants)
+        try:
+            invite = await create_invite(
+                ctx.uow, actor, unit, VILLAGE_OFFICER, ctx.now, ctx.settings.invite_expiry_days
+            )
+        except NotAllowed:
+            return Step(
+                [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
+            )
         expires = t.date(invite.expires_at.astimezone(VN_TZ).date())
         note = t(
             "Invite code for the officer of {village}: {code} (single use, valid until {date}). The officer sends /start to the bot and types this code.",

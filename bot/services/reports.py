@@ -1,0 +1,38 @@
+"""Compiled reports on demand: who may have which unit's report (Action.COMPILE_REPORT), then
+the figures from bot/reports/compiled.py. The console (`khuyenhoc report`) may have any unit's.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.domain.permissions import Action, NotAllowed
+from bot.domain.schedules import ReportPeriod
+from bot.reports import SUMMARY_KINDS
+from bot.reports.aggregate import Compiled
+from bot.reports.compiled import compile_unit
+from bot.services.actor import Actor
+from storage.readonly import ReadOnlyUnitOfWork
+
+
+async def compile_report(
+    reads: ReadOnlyUnitOfWork,
+    actor: Actor,
+    unit_id: int,
+    period: ReportPeriod,
+    *,
+    content_dir: Path,
+    forms: dict[str, Any],
+    now: datetime,
+) -> Compiled:
+    """The compiled report of a commune or province; NotAllowed outside the actor's area.
+
+    It reads through a read-only unit of work, outside any write transaction (DESIGN.md, boundary 12).
+    """
+    unit = await reads.units.get(unit_id)
+    if unit is None or unit.kind not in SUMMARY_KINDS:
+        raise NotAllowed(Action.COMPILE_REPORT, unit, "not a commune or province")
+    actor.require(Action.COMPILE_REPORT, unit)
+    return await compile_unit(reads, unit, period, content_dir=content_dir, forms=forms, now=now)
