@@ -59,7 +59,7 @@ async def officer(app: App, ext: str, latencies: list[float], pause: float) -> N
             update_id=f"{ext}-{n}-{pause}",
         )
         t0 = time.perf_counter()
-        replies = await handle_incoming(app, msg)
+        replies = (await handle_incoming(app, msg)).replies
         latencies.append(time.perf_counter() - t0)
         if not replies or "something went wrong" in replies[0].text:
             raise RuntimeError(f"{ext} step {n}: {replies[0].text if replies else 'no reply'}")

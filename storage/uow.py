@@ -8,6 +8,7 @@ from typing import Self
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
+from storage.models_channels import ChannelRepository
 from storage.repositories import (
     AuditRepository,
     ContactRepository,
@@ -42,6 +43,7 @@ class UnitOfWork:
             self.audit = AuditRepository(s)
             self.updates = UpdateRepository(s)
             self.outbox = OutboxRepository(s)
+            self.channels = ChannelRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

@@ -89,7 +89,7 @@ class Chat:
         self._n = 0
 
     async def send(self, msg: Incoming) -> list[Reply]:
-        self.replies = await handle_incoming(self.app, msg)
+        self.replies = (await handle_incoming(self.app, msg)).replies
         return self.replies
 
     async def say(self, text: str) -> list[Reply]:

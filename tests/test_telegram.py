@@ -20,6 +20,7 @@ from sqlalchemy import func, select
 from bot.channels.telegram.channel import BY_POSITION, CHOSEN_MARK, TelegramChannel, callback_data, keyboard
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.messaging.sending import Blocked
+from bot.services.incoming import Handled
 from bot.services.invites import create_invite, format_code
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
@@ -317,9 +318,9 @@ class Recorder:
         self.seen: list[Incoming] = []
         self.replies = replies
 
-    async def __call__(self, app: Any, msg: Incoming) -> list[Reply]:
+    async def __call__(self, app: Any, msg: Incoming) -> Handled:
         self.seen.append(msg)
-        return self.replies
+        return Handled(self.replies, "vi")
 
 
 def test_callback_data_carries_ids_and_never_exceeds_64_bytes() -> None:

@@ -15,8 +15,7 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -156,10 +155,11 @@ def person_tag(external_id: str) -> str:
 class PlatformSender(ABC):
     """What Telegram's and Zalo's senders share: the recipient's language and block mark.
 
-    `send` is the `ChannelSender` protocol (broadcasts, reminders): it refuses people who
-    blocked the bot. `reply` answers a message the person has just sent, which proves they no
-    longer block us, so the mark is lifted first; its failures are logged, not raised, because
-    the dialogue step they answer is already committed.
+    `send` is the `ChannelSender` protocol (broadcasts, reminders): it reads the recipient's
+    language and refuses people who blocked the bot. `reply` answers a message the person has
+    just sent: the step that handled it already lifted any block mark and knows the language
+    (bot.services.incoming.Handled), so it reads nothing; its failures are logged, not raised,
+    because the dialogue step they answer is already committed.
     """
 
     channel: str
@@ -176,14 +176,12 @@ class PlatformSender(ABC):
         state = await self._state(external_id)
         if state is not None and state.blocked_at is not None:
             raise Blocked(f"{self.channel} {person_tag(external_id)} blocked the bot")
-        await self._deliver(external_id, replies, state)
+        locale = state.locale if state is not None else self.app.settings.default_locale
+        await self._deliver(external_id, replies, locale)
 
-    async def reply(self, external_id: str, replies: list[Reply]) -> None:
-        state = await self._state(external_id)
-        if state is not None and state.blocked_at is not None:
-            await self.set_blocked(external_id, blocked=False)
+    async def reply(self, external_id: str, replies: list[Reply], locale: str) -> None:
         try:
-            await self._deliver(external_id, replies, state)
+            await self._deliver(external_id, replies, locale)
         except SendError as exc:
             log.warning("%s reply to %s not delivered: %s", self.channel, person_tag(external_id), exc)
 
@@ -204,39 +202,9 @@ class PlatformSender(ABC):
         async with self.app.db.sessions() as session:
             return await ChannelRepository(session).identity_state(self.channel, external_id)
 
-    async def _deliver(self, external_id: str, replies: list[Reply], state: IdentityState | None) -> None:
-        locale = state.locale if state is not None else self.app.settings.default_locale
+    async def _deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
         try:
             await self.deliver(external_id, replies, locale)
         except Blocked:
             await self.set_blocked(external_id, blocked=True)
             raise
-
-
-class KeyedLocks:
-    """One lock per chat: a person's messages are handled one after another, in order.
-
-    Locks are dropped when nobody holds or waits for them, so the map stays small.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)

@@ -17,7 +17,7 @@ from bot.domain.app import App
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
 from bot.handlers.commands import Command, parse_command, run_command
-from bot.services.incoming import Turn, handle_incoming
+from bot.services.incoming import Handled, Turn, handle_incoming
 from storage.models import DialogueState
 
 # A message longer than this is not read at all: it is no answer to any question we ask.
@@ -33,7 +33,7 @@ class Outcome:
         self.state: State = {}
 
 
-async def handle_message(app: App, msg: Incoming) -> list[Reply]:
+async def handle_message(app: App, msg: Incoming) -> Handled:
     """What every channel calls for every incoming message: the service, stepping through `step`."""
     return await handle_incoming(app, msg, step)
 

@@ -47,7 +47,6 @@ from telegram.ext import Application, ApplicationBuilder, BaseRateLimiter, Conte
 from telegram.request import HTTPXRequest
 
 from bot.channels.ratelimit import (
-    KeyedLocks,
     PlatformSender,
     RateLimiter,
     RetryPolicy,
@@ -60,6 +59,8 @@ from bot.domain.i18n import N_, SUPPORTED, translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.handlers.commands import parse_command
 from bot.messaging.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
+from bot.services.incoming import Handled
+from storage.locks import KeyedLocks
 
 # Opt in to PTB's coming behaviour (time periods as timedelta): otherwise every RetryAfter it
 # builds emits a deprecation warning, and our tests turn warnings into errors.
@@ -116,7 +117,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("trogiup", N_("Help")),
 ]
 
-Handler = Callable[[App, Incoming], Awaitable[list[Reply]]]
+Handler = Callable[[App, Incoming], Awaitable[Handled]]
 
 
 def webhook_secret(token: str, configured: str | None) -> str:
@@ -400,10 +401,12 @@ class TelegramChannel:
         await self._process(msg)
 
     async def _process(self, msg: Incoming) -> None:
+        # The service steps one person's messages one at a time; this lock also keeps their
+        # replies in that order while they are being sent.
         async with self._locks.hold(msg.external_id):
-            replies = await self.handle(self.app, msg)
-            if replies:
-                await self.sender.reply(msg.external_id, replies)
+            handled = await self.handle(self.app, msg)
+            if handled.replies:
+                await self.sender.reply(msg.external_id, handled.replies, handled.locale)
 
     async def _in_group(self, message: Message) -> None:
         """Only /start and /trogiup, addressed to us, get an answer: a pointer to a private chat."""
