@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -117,15 +117,20 @@ class UnitRepository:
 # and locked together, so that two instances never step one contact at the same time and the
 # second one reads what the first committed. FOR NO KEY UPDATE, not FOR UPDATE: rows that merely
 # reference the contact (outbox, audit) can still be inserted meanwhile. SQLite renders no
-# clause: there the one writer at a time (storage.db) already serializes.
+# clause: there the one writer at a time (storage.db) already serializes. The person's active
+# roles come in the same query (one row per role; the role columns are NULL when there is none):
+# read after the lock is granted, so they too are what the previous step committed.
 _LOCK_CONTACT_WITH_DIALOGUE = (
-    select(Contact, DialogueState, ChannelIdentity.blocked_at)
+    select(Contact, DialogueState, ChannelIdentity.blocked_at, RoleGrant.role, Unit)
     .join(ChannelIdentity, ChannelIdentity.contact_id == Contact.id)
     .join(DialogueState, DialogueState.contact_id == Contact.id)
+    .outerjoin(RoleGrant, and_(RoleGrant.contact_id == Contact.id, RoleGrant.revoked_at.is_(None)))
+    .outerjoin(Unit, Unit.id == RoleGrant.unit_id)
     .where(
         ChannelIdentity.channel == bindparam("channel"),
         ChannelIdentity.external_id == bindparam("external_id"),
     )
+    .order_by(RoleGrant.id)
     .with_for_update(of=[Contact, DialogueState], key_share=True)
 )
 _IDENTITY_CONTACT = select(ChannelIdentity.contact_id).where(
@@ -152,6 +157,7 @@ class LockedContact:
     contact: Contact
     dialogue: DialogueState
     blocked: bool  # this channel identity is marked as having blocked the bot
+    roles: list[tuple[str, Unit]]  # active roles and their units, as roles_with_units gives them
 
 
 class ContactRepository:
@@ -162,11 +168,16 @@ class ContactRepository:
         return await self.s.get(Contact, contact_id)
 
     async def lock_with_dialogue(self, channel: str, external_id: str) -> LockedContact | None:
-        """The contact behind a channel identity and their dialogue row, locked until the
-        transaction ends, in one query; None when either does not exist yet (`ensure` them)."""
+        """The contact behind a channel identity, their dialogue row (both locked until the
+        transaction ends) and their roles, in one query; None when the contact or the dialogue
+        row does not exist yet (`ensure` them)."""
         params = {"channel": channel, "external_id": external_id}
-        row = (await self.s.execute(_LOCK_CONTACT_WITH_DIALOGUE, params)).first()
-        return None if row is None else LockedContact(row[0], row[1], row[2] is not None)
+        rows = (await self.s.execute(_LOCK_CONTACT_WITH_DIALOGUE, params)).all()
+        if not rows:
+            return None
+        contact, dialogue, blocked_at = rows[0][0], rows[0][1], rows[0][2]
+        roles = [(role, unit) for *_, role, unit in rows if role is not None]
+        return LockedContact(contact, dialogue, blocked_at is not None, roles)
 
     async def ensure(
         self, channel: str, external_id: str, now: datetime, *, locale: str, display_name: str | None = None

@@ -1,7 +1,7 @@
 """The one service function every channel calls for every incoming message.
 
-Inside one unit of work: lock the contact and their dialogue, skip a delivery already processed,
-load their roles, step the dialogue, save, commit. Only then are the replies returned for the
+Inside one unit of work: lock and load the contact, their roles and their dialogue, skip a
+delivery already processed, step the dialogue, save, commit. Only then are the replies returned for the
 channel to send, so a crash halfway leaves the dialogue where it was and loses nothing.
 
 One contact, one step at a time, on every instance (DESIGN.md, boundary 10): a step first waits
@@ -23,7 +23,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.domain.app import App
 from bot.domain.i18n import Translator, translator
 from bot.domain.messages import Incoming, Reply
-from bot.domain.permissions import Grant, load_grants
+from bot.domain.permissions import Grant
 from storage.models import Contact, DialogueState
 from storage.uow import UnitOfWork
 
@@ -88,7 +88,7 @@ async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
                 log.info("%s %s unblocked", msg.channel, contact.id)
             if contact.last_seen_at is None or now - contact.last_seen_at > LAST_SEEN_RESOLUTION:
                 contact.last_seen_at = now
-            grants = await load_grants(uow, contact.id)
+            grants = [Grant(role, unit) for role, unit in locked.roles]
             turn = Turn(app, uow, contact, grants, translator(contact.locale), now, row, msg)
             outcome = await step(turn)
             await uow.dialogues.save(contact.id, outcome.flow, outcome.state, now, row)
