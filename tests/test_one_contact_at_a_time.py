@@ -257,10 +257,10 @@ async def file_in_pairs(officer: Officer, instances: int) -> dict[str, Any]:
         **transport.settings(),
     }
     async with (
-        start_instances([settings] * instances, START, ready=transport.ready) as urls,
+        start_instances([settings] * instances, START, ready=transport.ready) as running,
         httpx.AsyncClient(timeout=60, limits=httpx.Limits(max_keepalive_connections=10)) as client,
     ):
-        first, second = urls[0], urls[-1]
+        first, second = running[0].url, running[-1].url
         await transport.post(client, first, "/baocao", None)
         await transport.post(client, first, None, "2026-H2")
         for n in range(0, FIELDS, 2):

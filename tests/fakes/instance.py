@@ -22,6 +22,7 @@ import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class Instance:
+    url: str  # base URL, no trailing slash
+    pid: int
+
+
 @asynccontextmanager
 async def start_instances(
     settings: Sequence[dict[str, Any]],
@@ -42,10 +49,10 @@ async def start_instances(
     *,
     ready: Callable[[Any, str], Awaitable[bool]] | None = None,
     timeout: float = 30,
-) -> AsyncIterator[list[str]]:
+) -> AsyncIterator[list[Instance]]:
     """Start one instance per settings dict (each on a free port; `public_url` is filled in
-    when it is None); yield their base URLs once `ready(client, url)` is true for each
-    (default: GET /health answers 200)."""
+    when it is None); yield them once `ready(client, url)` is true for each (default: GET
+    /health answers 200)."""
     import httpx
 
     async def healthy(client: httpx.AsyncClient, url: str) -> bool:
@@ -85,7 +92,7 @@ async def start_instances(
                     except httpx.HTTPError:
                         pass
                     await asyncio.sleep(0.05)
-        yield urls
+        yield [Instance(url, process.pid) for url, process in zip(urls, processes, strict=True)]
     finally:
         for process in processes:
             if process.returncode is None:
