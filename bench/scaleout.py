@@ -170,9 +170,9 @@ async def measure(url: str, run: str, instances: int, officers: int) -> dict[str
         people = [person(run, n) for n in range(instances, instances + officers)]
         pids = [instance.pid for instance in running]
         pg0 = {p: cpu_seconds(p) for p in postgres_pids()}
-        bot0 = sum(cpu_seconds(p) for p in pids)
+        bot0, me0 = sum(cpu_seconds(p) for p in pids), time.process_time()
         latencies, wall = await drive(urls, people)
-        bot1 = sum(cpu_seconds(p) for p in pids)
+        bot1, me1 = sum(cpu_seconds(p) for p in pids), time.process_time()
         # Backends opened during the run count from zero; those closed during it are missed.
         pg_cpu = sum(cpu_seconds(p) - pg0.get(p, 0.0) for p in postgres_pids())
     steps = len(latencies)
@@ -182,6 +182,7 @@ async def measure(url: str, run: str, instances: int, officers: int) -> dict[str
         "p95": pct(latencies, 95),
         "bot_cpu": (bot1 - bot0) / steps * 1000,
         "pg_cpu": pg_cpu / steps * 1000,
+        "driver_cpu": (me1 - me0) / steps * 1000,
         "steps": steps,
     }
 
@@ -202,7 +203,8 @@ async def main(argv: list[str]) -> None:
     for label, r in (("one instance ", one), ("two instances", two)):
         print(
             f"  {label}: {r['rate']:6.0f} steps/s, p50 {r['p50']:.1f} ms, p95 {r['p95']:.1f} ms;"
-            f" CPU per step: bot {r['bot_cpu']:.2f} ms, PostgreSQL {r['pg_cpu']:.2f} ms"
+            f" CPU per step: bot {r['bot_cpu']:.2f} ms, PostgreSQL {r['pg_cpu']:.2f} ms,"
+            f" driver {r['driver_cpu']:.2f} ms"
         )
     print(f"  throughput ratio two/one: {two['rate'] / one['rate']:.2f} (target >= 1.6)")
     load = os.getloadavg()[0]
