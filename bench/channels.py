@@ -14,7 +14,8 @@ without load), then N at once (throughput, and latency under load).
   `MessageHandler` that replies with the text it got; for Zalo our Zalo client sending the text
   back. Same HTTP app, same webhook route, same library calls, no database.
 
-The ratio dialogue/echo (target ≥ 0.5) says what the dialogue costs on top of the transport.
+The ratio dialogue/echo (target ≥ 0.7) says what the dialogue costs on top of the transport; on a
+shared machine the ratio of CPU per step in the bot process is the steadier of the two figures.
 Rate limits are switched off in both runs (they would measure the limiter, 30 messages/s).
 
     .venv/bin/python bench/channels.py [--officers 50] [--channel telegram|zalo|both]
@@ -389,7 +390,7 @@ async def main(argv: list[str]) -> None:
             print(f"{channel}: webhook path, {args.officers} officers at once x 27 steps, SQLite, no limits")
             print(summary("dialogue", d) + f"   reports saved {d['saved']}")
             print(summary(echo, e))
-            print(f"  ratio dialogue/echo: {d['rate'] / e['rate']:.2f} (target >= 0.5)")
+            print(f"  ratio dialogue/echo: {d['rate'] / e['rate']:.2f} (target >= 0.7)")
             print(
                 f"  CPU per step, bot process: dialogue {d['bot_cpu']:.2f} ms, echo {e['bot_cpu']:.2f} ms"
                 f" (ratio {e['bot_cpu'] / d['bot_cpu']:.2f});"

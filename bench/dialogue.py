@@ -11,13 +11,18 @@ Baseline, in the same process and on the same database: the bare storage work of
 (look up the contact, save the dialogue row, commit) with no engine. The ratio engine/baseline
 tells how much the dialogue logic costs on top of the database, whatever the machine's speed.
 
-    .venv/bin/python bench/dialogue.py [--officers 200] [--rate 250]
+    .venv/bin/python bench/dialogue.py [--officers 200] [--rate 250] [--profile /tmp/dialogue.prof]
+
+--profile writes a cProfile of the burst run (read it with `python -m pstats FILE`, or
+`--profile-top N` prints the N most expensive functions by own time and by cumulative time).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import cProfile
+import pstats
 import random
 import resource
 import statistics
@@ -59,7 +64,7 @@ async def officer(app: App, ext: str, latencies: list[float], pause: float) -> N
             update_id=f"{ext}-{n}-{pause}",
         )
         t0 = time.perf_counter()
-        replies = await app.handle(msg)
+        replies = (await app.handle(msg)).replies
         latencies.append(time.perf_counter() - t0)
         if not replies or "something went wrong" in replies[0].text:
             raise RuntimeError(f"{ext} step {n}: {replies[0].text if replies else 'no reply'}")
@@ -88,6 +93,8 @@ async def main() -> None:
     ap.add_argument("--officers", type=int, default=200)
     ap.add_argument("--rate", type=float, default=250.0, help="offered load of the paced run, steps/s")
     ap.add_argument("--driver", choices=["inline", "aiosqlite"], default="inline", help="SQLite driver")
+    ap.add_argument("--profile", help="write a cProfile of the burst run to this file")
+    ap.add_argument("--profile-top", type=int, default=0, help="print the top N functions of the profile")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
@@ -106,9 +113,14 @@ async def main() -> None:
         base = max(await baseline(app, ids), await baseline(app, ids))
 
         burst: list[float] = []
+        profiler = cProfile.Profile() if args.profile else None
         cpu0 = resource.getrusage(resource.RUSAGE_SELF)
         t0 = time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         await asyncio.gather(*(officer(app, ext, burst, 0.0) for ext in ids))
+        if profiler is not None:
+            profiler.disable()
         burst_wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         burst_cpu = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
@@ -140,6 +152,13 @@ async def main() -> None:
         f" -> at most {len(burst) / burst_cpu:.0f} steps/s per core"
     )
     print(f"peak RSS of the process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    if profiler is not None:
+        profiler.dump_stats(args.profile)
+        print(f"profile of the burst run (slowed by profiling): {args.profile}")
+        if args.profile_top:
+            stats = pstats.Stats(args.profile)
+            stats.sort_stats("tottime").print_stats(args.profile_top)
+            stats.sort_stats("cumulative").print_stats(args.profile_top)
 
 
 if __name__ == "__main__":

@@ -376,7 +376,7 @@ async def officer(app: App, ext: str, latencies: list[float], pause: float, rng:
             update_id=f"{ext}-{n}",
         )
         t0 = time.perf_counter()
-        replies = await app.handle(msg)
+        replies = (await app.handle(msg)).replies
         latencies.append(time.perf_counter() - t0)
         if not replies or "something went wrong" in replies[0].text:
             raise RuntimeError(f"{ext} step {n}: {replies[0].text if replies else 'no reply'}")

@@ -11,6 +11,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from storage import sqlite_inline
+from storage.locks import KeyedLocks
 from storage.readonly import ReadSide
 
 
@@ -56,10 +57,14 @@ def make_engine(url: str, sqlite_driver: str = "inline") -> AsyncEngine:
 
 
 class Database:
-    """An engine, its session factory, and (on SQLite) one writer at a time in this process.
+    """An engine, its session factory, and the in-process halves of its locks.
 
-    SQLite allows one writer; letting many coroutines race for the lock only produces
-    'database is locked' retries, so transactions queue on an asyncio lock instead.
+    `write_lock` (SQLite only): one writer at a time in this process. SQLite allows one writer;
+    letting many coroutines race for the lock only produces 'database is locked' retries, so
+    transactions queue on an asyncio lock instead.
+
+    `contact_locks`: one step per contact at a time in this process, the fast path in front of
+    the row lock each step takes in PostgreSQL (bot.services.incoming).
     """
 
     def __init__(self, url: str, sqlite_driver: str = "inline") -> None:
@@ -67,6 +72,7 @@ class Database:
         self.engine = make_engine(self.url, sqlite_driver)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
         self.write_lock: asyncio.Lock | None = asyncio.Lock() if is_sqlite(self.url) else None
+        self.contact_locks = KeyedLocks()
 
     @property
     def dialect(self) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -180,14 +181,30 @@ def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 
 # Statements of the per-message hot path, built once: constructing a select() costs more
 # Python time than SQLite takes to run it.
-_CONTACT_WITH_DIALOGUE = (
-    select(Contact, DialogueState)
+
+# A step's lock, taken first in its transaction: the contact's row and their dialogue row, read
+# and locked together, so that two instances never step one contact at the same time and the
+# second one reads what the first committed. FOR NO KEY UPDATE, not FOR UPDATE: rows that merely
+# reference the contact (outbox, audit) can still be inserted meanwhile. SQLite renders no
+# clause: there the one writer at a time (storage.db) already serializes. The person's active
+# roles come in the same query (one row per role; the role columns are NULL when there is none):
+# read after the lock is granted, so they too are what the previous step committed.
+_LOCK_CONTACT_WITH_DIALOGUE = (
+    select(Contact, DialogueState, ChannelIdentity.blocked_at, RoleGrant.role, Unit)
     .join(ChannelIdentity, ChannelIdentity.contact_id == Contact.id)
-    .outerjoin(DialogueState, DialogueState.contact_id == Contact.id)
+    .join(DialogueState, DialogueState.contact_id == Contact.id)
+    .outerjoin(RoleGrant, and_(RoleGrant.contact_id == Contact.id, RoleGrant.revoked_at.is_(None)))
+    .outerjoin(Unit, Unit.id == RoleGrant.unit_id)
     .where(
         ChannelIdentity.channel == bindparam("channel"),
         ChannelIdentity.external_id == bindparam("external_id"),
     )
+    .order_by(RoleGrant.id)
+    .with_for_update(of=[Contact, DialogueState], key_share=True)
+)
+_IDENTITY_CONTACT = select(ChannelIdentity.contact_id).where(
+    ChannelIdentity.channel == bindparam("channel"),
+    ChannelIdentity.external_id == bindparam("external_id"),
 )
 _ROLES_WITH_UNITS = (
     select(RoleGrant.role, Unit)
@@ -197,6 +214,21 @@ _ROLES_WITH_UNITS = (
 )
 
 
+def _insert(is_pg: bool) -> Any:
+    """INSERT with the dialect's ON CONFLICT spelling."""
+    return pg_insert if is_pg else sqlite_insert
+
+
+@dataclass(slots=True)
+class LockedContact:
+    """A contact and their dialogue row, locked for one step (ContactRepository.lock_with_dialogue)."""
+
+    contact: Contact
+    dialogue: DialogueState
+    blocked: bool  # this channel identity is marked as having blocked the bot
+    roles: list[tuple[str, Unit]]  # active roles and their units, as roles_with_units gives them
+
+
 class ContactRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
@@ -204,13 +236,51 @@ class ContactRepository:
     async def get(self, contact_id: int) -> Contact | None:
         return await self.s.get(Contact, contact_id)
 
-    async def with_dialogue(
-        self, channel: str, external_id: str
-    ) -> tuple[Contact, DialogueState | None] | None:
-        """The contact behind a channel identity and their dialogue row, in one query."""
+    async def lock_with_dialogue(self, channel: str, external_id: str) -> LockedContact | None:
+        """The contact behind a channel identity, their dialogue row (both locked until the
+        transaction ends) and their roles, in one query; None when the contact or the dialogue
+        row does not exist yet (`ensure` them)."""
         params = {"channel": channel, "external_id": external_id}
-        row = (await self.s.execute(_CONTACT_WITH_DIALOGUE, params)).first()
-        return None if row is None else (row[0], row[1])
+        rows = (await self.s.execute(_LOCK_CONTACT_WITH_DIALOGUE, params)).all()
+        if not rows:
+            return None
+        contact, dialogue, blocked_at = rows[0][0], rows[0][1], rows[0][2]
+        roles = [(role, unit) for *_, role, unit in rows if role is not None]
+        return LockedContact(contact, dialogue, blocked_at is not None, roles)
+
+    async def ensure(
+        self, channel: str, external_id: str, now: datetime, *, locale: str, display_name: str | None = None
+    ) -> int:
+        """The id of the contact behind a channel identity, created when new, with a dialogue
+        row to lock. Safe when two instances see a new person's first messages at once: both
+        insert a contact, only one identity insert wins (the other waits for it, finds the
+        conflict, and drops its own contact), so the person ends with one contact."""
+        is_pg = self.s.get_bind().dialect.name == "postgresql"
+        conn = await self.s.connection()  # Core level: nothing here needs ORM objects
+        where = {"channel": channel, "external_id": external_id}
+        contact_id: int | None = (await conn.execute(_IDENTITY_CONTACT, where)).scalar()
+        if contact_id is None:
+            new_contact = insert(Contact).values(
+                display_name=display_name, locale=locale, created_at=now, last_seen_at=now
+            )
+            mine = (await conn.execute(new_contact.returning(Contact.id))).scalar_one()
+            identity = (
+                _insert(is_pg)(ChannelIdentity)
+                .values(contact_id=mine, channel=channel, external_id=external_id, created_at=now)
+                .on_conflict_do_nothing(index_elements=["channel", "external_id"])
+                .returning(ChannelIdentity.contact_id)
+            )
+            contact_id = (await conn.execute(identity)).scalar()
+            if contact_id is None:  # another transaction created this person first, and committed
+                await conn.execute(delete(Contact).where(Contact.id == mine))
+                contact_id = (await conn.execute(_IDENTITY_CONTACT, where)).scalar_one()
+        dialogue = (
+            _insert(is_pg)(DialogueState)
+            .values(contact_id=contact_id, flow=None, state={}, updated_at=now)
+            .on_conflict_do_nothing(index_elements=["contact_id"])
+        )
+        await conn.execute(dialogue)
+        return contact_id
 
     async def roles_with_units(self, contact_id: int) -> list[tuple[str, Unit]]:
         """Active roles and their units, in one query."""
@@ -303,6 +373,14 @@ class InviteRepository:
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
+# The step's write: the row is locked and known to exist, so one UPDATE by primary key.
+_SAVE_DIALOGUE = (
+    update(DialogueState)
+    .where(DialogueState.contact_id == bindparam("of_contact"))
+    .values(flow=bindparam("new_flow"), state=bindparam("new_state"), updated_at=bindparam("now"))
+)
+
+
 class DialogueRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.s = session
@@ -318,14 +396,19 @@ class DialogueRepository:
         now: datetime,
         row: DialogueState | None = None,
     ) -> None:
-        """Insert or update the contact's dialogue row (`row` when the caller already loaded it)."""
-        row = row or await self.get(contact_id)
-        if row is None:
+        """Insert or update the contact's dialogue row (`row` when the caller already loaded it:
+        then one UPDATE, at the Core level, without the ORM's bookkeeping)."""
+        if row is not None:
+            params = {"of_contact": contact_id, "new_flow": flow, "new_state": state, "now": now}
+            await (await self.s.connection()).execute(_SAVE_DIALOGUE, params)
+            return
+        found = await self.get(contact_id)
+        if found is None:
             self.s.add(DialogueState(contact_id=contact_id, flow=flow, state=state, updated_at=now))
         else:
-            row.flow = flow
-            row.state = state
-            row.updated_at = now
+            found.flow = flow
+            found.state = state
+            found.updated_at = now
         await self.s.flush()
 
 

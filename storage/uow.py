@@ -63,8 +63,7 @@ class UnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            await self.session.rollback()
-            await self.session.close()
+            await self.session.close()  # rolls back whatever was not committed
         finally:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

@@ -89,7 +89,7 @@ class Chat:
         self._n = 0
 
     async def send(self, msg: Incoming) -> list[Reply]:
-        self.replies = await self.app.handle(msg)
+        self.replies = (await self.app.handle(msg)).replies
         return self.replies
 
     async def say(self, text: str) -> list[Reply]:

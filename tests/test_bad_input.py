@@ -73,8 +73,8 @@ async def test_a_duplicated_delivery_is_processed_once(officer: tuple[App, Tree]
     chat = Chat(app, "u1")
     await _start_report(chat)
     msg = Incoming("test", "u1", Kind.TEXT, text="100", update_id="dup-1")
-    first = await app.handle(msg)
-    second = await app.handle(msg)
+    first = (await app.handle(msg)).replies
+    second = (await app.handle(msg)).replies
     assert "Question 2/24" in "\n".join(r.text for r in first)
     assert second == []
     async with app.uow() as uow:

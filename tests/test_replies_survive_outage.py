@@ -176,7 +176,7 @@ async def test_a_reply_cut_off_halfway_queues_only_what_was_not_delivered(
         user = TgUser(telegram)
         await user.say("/start")
         telegram.down(after=1)  # "one" goes through, then Telegram is gone
-        await channel.sender.reply(str(TG_USER), [Reply("one"), Reply("two"), Reply("three")])
+        await channel.sender.reply(str(TG_USER), [Reply("one"), Reply("two"), Reply("three")], "vi")
         telegram.up()
         assert [t for _, t in await queued_replies(app)] == ["two", "three"]
         sender = await after_the_backoff(app)

@@ -111,7 +111,7 @@ async def test_other_dialogues_go_on_while_a_report_is_read(app: App) -> None:
         assert flows == {officer_id: None, village_id: "form"}
     finally:
         gate.release.set()
-    replies = await asyncio.wait_for(report, WAIT)
+    replies = (await asyncio.wait_for(report, WAIT)).replies
 
     # The same output as before: the summary, its files, then the menu.
     async with app.read_only() as reads:
@@ -139,7 +139,7 @@ async def test_a_report_that_fails_after_the_step_says_so_and_counts_an_error(ap
     gate.armed.set()
     errors = app.metrics.step_errors.labels("test")
     before = errors._value.get()
-    replies = await app.handle(pick("commune-officer", "2026-H1"))
+    replies = (await app.handle(pick("commune-officer", "2026-H1"))).replies
     assert gate.reached.is_set()
     assert [r.text for r in replies] == ["Xin lỗi, chưa lập được báo cáo tổng hợp. Vui lòng thử lại sau."]
     assert errors._value.get() == before + 1

@@ -18,7 +18,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.channels.telegram.channel import BY_POSITION, CHOSEN_MARK, TelegramChannel, callback_data, keyboard
-from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
 from bot.messaging.sending import Blocked
 from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
@@ -318,9 +318,9 @@ class Recorder:
         self.seen: list[Incoming] = []
         self.replies = replies
 
-    async def __call__(self, app: Any, msg: Incoming) -> list[Reply]:
+    async def __call__(self, app: Any, msg: Incoming) -> Handled:
         self.seen.append(msg)
-        return self.replies
+        return Handled(self.replies, "vi")
 
 
 def test_callback_data_carries_ids_and_never_exceeds_64_bytes() -> None:

@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.channels.manager import RedactSecrets, install_token_redaction
-from bot.channels.ratelimit import KeyedLocks, RateLimiter, RetryPolicy, with_retries
+from bot.channels.ratelimit import RateLimiter, RetryPolicy, with_retries
 from bot.channels.render import options_as_text, split_text
 from bot.channels.telegram.channel import secret_matches
 from bot.channels.telegram.channel import webhook_secret as telegram_secret
@@ -24,6 +24,7 @@ from bot.channels.zalo.client import ZaloApiError, ZaloClient, unwrap_update
 from bot.domain.i18n import translator
 from bot.domain.messages import Option, Reply
 from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
+from storage.locks import KeyedLocks
 from tests.fakes.harness import ZALO_TOKEN
 from tests.fakes.serving import serving
 from tests.fakes.zalo_api import FakeZalo

@@ -24,6 +24,7 @@ from bot.domain.messages import Attachment, Incoming, Kind, Option, Reply
 from bot.domain.settings import Settings
 from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import ACCESS_LOGGER, RedactClientIds, create_http_app, install_log_redaction
+from bot.services.incoming import Handled
 from storage.migrate import upgrade
 from storage.models import ChannelIdentity, DialogueState
 
@@ -50,12 +51,13 @@ class Recorder:
     def __init__(self) -> None:
         self.seen: list[Incoming] = []
 
-    async def __call__(self, app: App, msg: Incoming) -> list[Reply]:
+    async def __call__(self, app: App, msg: Incoming) -> Handled:
         self.seen.append(msg)
-        return [
+        replies = [
             Reply("Xin chào!\nChọn một mục:", options=[Option("a", "Mục A"), Option("b", "Mục B")]),
             Reply("Tệp", attachments=[Attachment("r.csv", "text/csv", b"x,y\n1,2\n")]),
         ]
+        return Handled(replies, "vi")
 
 
 def client_for(app: App, recorder: Recorder | None = None) -> httpx.AsyncClient:

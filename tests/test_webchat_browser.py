@@ -42,6 +42,7 @@ from bot.domain.messages import Attachment, Incoming, Kind, Option, Reply
 from bot.domain.settings import Settings
 from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import create_http_app
+from bot.services.incoming import Handled
 from storage.migrate import upgrade
 
 pytestmark = pytest.mark.browser
@@ -199,7 +200,10 @@ class Script:
         self.seen: list[Incoming] = []
         self.gate = asyncio.Event()
 
-    async def __call__(self, app: App, msg: Incoming) -> list[Reply]:
+    async def __call__(self, app: App, msg: Incoming) -> Handled:
+        return Handled(await self.answer(msg), "vi")
+
+    async def answer(self, msg: Incoming) -> list[Reply]:
         if msg.update_id and msg.update_id in {m.update_id for m in self.seen}:
             return []  # processed once, like the real service
         self.seen.append(msg)

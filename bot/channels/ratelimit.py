@@ -24,8 +24,7 @@ import logging
 import random
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Hashable
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TypeVar
@@ -198,10 +197,12 @@ class PlatformSender(ABC):
     """What Telegram's and Zalo's senders share: the recipient's language and block mark, and
     replies that survive an outage.
 
-    `send` is the `ChannelSender` protocol (the outbox sender): it refuses people who blocked
-    the bot. `reply` answers a message the person has just sent, which proves they no longer
-    block us, so the mark is lifted first. It is tried within `REPLY_BUDGET_SECONDS`; what the
-    platform did not take by then is queued in the outbox (module docstring).
+    `send` is the `ChannelSender` protocol (the outbox sender): it reads the recipient's language
+    and refuses people who blocked the bot. `reply` answers a message the person has just sent:
+    the step that handled it already lifted any block mark and knows the language
+    (bot.domain.messages.Handled). It is tried within `REPLY_BUDGET_SECONDS`; what the platform
+    did not take by then is queued in the outbox (module docstring), and a reply never overtakes
+    an earlier one still waiting there.
     """
 
     channel: str
@@ -218,12 +219,11 @@ class PlatformSender(ABC):
         state = await self._state(external_id)
         if state is not None and state.blocked_at is not None:
             raise Blocked(f"{self.channel} {person_tag(external_id)} blocked the bot")
-        await self._deliver(external_id, replies, state)
+        locale = state.locale if state is not None else self.app.settings.default_locale
+        await self._deliver(external_id, replies, locale)
 
-    async def reply(self, external_id: str, replies: list[Reply]) -> None:
+    async def reply(self, external_id: str, replies: list[Reply], locale: str) -> None:
         state, waiting = await self._reply_state(external_id)
-        if state is not None and state.blocked_at is not None:
-            await self.set_blocked(external_id, blocked=False)
         if waiting and state is not None:
             await self._queue(state, external_id, replies, QUEUED_BEHIND, tried=False)
             return
@@ -231,7 +231,7 @@ class PlatformSender(ABC):
         try:
             for n, reply in enumerate(replies):
                 try:
-                    await self._deliver(external_id, [reply], state)
+                    await self._deliver(external_id, [reply], locale)
                 except (RateLimited, TransientError) as exc:
                     if state is None:
                         raise
@@ -298,39 +298,9 @@ class PlatformSender(ABC):
                 return None, False
             return state, await OutboxRepository(session).replies_waiting(state.contact_id, self.channel)
 
-    async def _deliver(self, external_id: str, replies: list[Reply], state: IdentityState | None) -> None:
-        locale = state.locale if state is not None else self.app.settings.default_locale
+    async def _deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
         try:
             await self.deliver(external_id, replies, locale)
         except Blocked:
             await self.set_blocked(external_id, blocked=True)
             raise
-
-
-class KeyedLocks:
-    """One lock per chat: a person's messages are handled one after another, in order.
-
-    Locks are dropped when nobody holds or waits for them, so the map stays small.
-    """
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (None, 0))
-        if lock is None:
-            lock = asyncio.Lock()
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users <= 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bot.domain.clock import Clock
-from bot.domain.messages import Incoming, Reply
+from bot.domain.messages import Handled, Incoming
 from bot.domain.metrics import Metrics
 from bot.domain.settings import Settings
 from storage.db import Database
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # What handles one incoming message: the handlers' dialogue over the incoming-message service,
 # wired in by the composition root (the layers below cannot name it).
-MessageHandler = Callable[["App", Incoming], Awaitable[list[Reply]]]
+MessageHandler = Callable[["App", Incoming], Awaitable[Handled]]
 
 
 @dataclass
@@ -34,8 +34,8 @@ class App:
     extras: dict[str, Any] = field(default_factory=dict)
     metrics: Metrics = field(default_factory=Metrics)
 
-    async def handle(self, msg: Incoming) -> list[Reply]:
-        """Apply one incoming message and return the replies (what every channel calls)."""
+    async def handle(self, msg: Incoming) -> Handled:
+        """Apply one incoming message: the replies, and the language to render them in."""
         if self.handler is None:
             raise RuntimeError("this App has no message handler: build it with bot.runtime.bootstrap")
         return await self.handler(self, msg)

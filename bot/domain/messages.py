@@ -69,4 +69,13 @@ class Reply:
     later: Later | None = None
 
 
+@dataclass(slots=True)
+class Handled:
+    """What handling one message gives the channel: the replies, and the language to render
+    them in (the person's, as it stands after the step)."""
+
+    replies: list[Reply]
+    locale: str
+
+
 Later = Callable[["ReadOnlyUnitOfWork"], Awaitable[list[Reply]]]

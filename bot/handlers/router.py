@@ -26,7 +26,7 @@ from bot.conversations.engine import (
 )
 from bot.conversations.flows.outreach_flows import is_stop_word
 from bot.domain.app import App
-from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
 from bot.handlers.command_table import MidDialogue, find, help_text, menu_reply
 from bot.handlers.commands import Command, parse_command, run_command, start_flow
@@ -76,14 +76,15 @@ class Dialogue:
     def __init__(self, flows: FlowTable) -> None:
         self.flows = flows
 
-    async def handle(self, app: App, msg: Incoming) -> list[Reply]:
+    async def handle(self, app: App, msg: Incoming) -> Handled:
         """The service steps the dialogue through `step`; then, outside its transaction, the
         work its replies left for later (a compiled report) is done."""
         started = time.perf_counter()
-        replies = await run_later(app, await handle_incoming(app, msg, self.step), msg.channel)
+        handled = await handle_incoming(app, msg, self.step)
+        handled.replies = await run_later(app, handled.replies, msg.channel)
         app.metrics.steps.labels(msg.channel).inc()
         app.metrics.step_seconds.observe(time.perf_counter() - started)
-        return replies
+        return handled
 
     async def step(self, turn: Turn) -> Outcome:
         """One turn of the dialogue, inside the service's unit of work."""

@@ -1,8 +1,13 @@
 """The one service function every channel calls for every incoming message.
 
-Inside one unit of work: skip a delivery already processed, load the contact, their roles and
-their dialogue state, step the dialogue, save, commit. Only then are the replies returned for
-the channel to send, so a crash halfway leaves the dialogue where it was and loses nothing.
+Inside one unit of work: lock and load the contact, their roles and their dialogue, skip a
+delivery already processed, step the dialogue, save, commit. Only then are the replies returned for the
+channel to send, so a crash halfway leaves the dialogue where it was and loses nothing.
+
+One contact, one step at a time, on every instance (DESIGN.md, boundary 10): a step first waits
+for the person's in-process lock (storage.locks; the fast path, and the order of arrival), then
+takes the row lock on their contact and dialogue (PostgreSQL; on SQLite the one writer at a time
+already serializes), so that instances behind a load balancer never lose or reorder an answer.
 """
 
 from __future__ import annotations
@@ -17,8 +22,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.domain.app import App
 from bot.domain.i18n import Translator, translator
-from bot.domain.messages import Incoming, Reply
-from bot.domain.permissions import Grant, load_grants
+from bot.domain.messages import Handled, Incoming, Reply
+from bot.domain.permissions import Grant
 from storage.models import Contact, DialogueState
 from storage.uow import UnitOfWork
 
@@ -52,44 +57,51 @@ Stepper = Callable[[Turn], Awaitable[TurnResult]]
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
 
-async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> list[Reply]:
+async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
     locale = app.settings.default_locale
     try:
-        async with app.uow() as uow:
+        async with app.db.contact_locks.hold((msg.channel, msg.external_id)), app.uow() as uow:
             now = app.clock.now()
+            locked = await uow.contacts.lock_with_dialogue(msg.channel, msg.external_id)
+            if locked is None:  # a new person, or one who never had a dialogue row
+                await uow.contacts.ensure(
+                    msg.channel, msg.external_id, now, locale=locale, display_name=msg.display_name
+                )
+                locked = await uow.contacts.lock_with_dialogue(msg.channel, msg.external_id)
+                assert locked is not None
+            contact, row = locked.contact, locked.dialogue
+            locale = contact.locale
             if msg.update_id and not await uow.updates.first_time(msg.channel, msg.update_id, now):
                 log.info("duplicate %s update ignored", msg.channel)
-                return []
-            found = await uow.contacts.with_dialogue(msg.channel, msg.external_id)
-            if found is None:
-                contact = await uow.contacts.create(msg.channel, msg.external_id, now, msg.display_name)
-                contact.locale = app.settings.default_locale
-                row = None
-            else:
-                contact, row = found
+                return Handled([], locale)
+            if locked.blocked:  # a message from the person proves they no longer block the bot
+                await uow.channels.set_blocked(msg.channel, msg.external_id, None)
+                log.info("%s %s unblocked", msg.channel, contact.id)
             if contact.last_seen_at is None or now - contact.last_seen_at > LAST_SEEN_RESOLUTION:
                 contact.last_seen_at = now
-            locale = contact.locale
-            grants = await load_grants(uow, contact.id)
+            grants = [Grant(role, unit) for role, unit in locked.roles]
             turn = Turn(app, uow, contact, grants, translator(contact.locale), now, row, msg)
             outcome = await step(turn)
             await uow.dialogues.save(contact.id, outcome.flow, outcome.state, now, row)
             await uow.commit()
-            return outcome.replies
+            return Handled(outcome.replies, contact.locale)
     except IntegrityError:
         # Two deliveries of one update raced past the duplicate check: the other one won.
         if msg.update_id:
             log.info("concurrent duplicate %s update ignored", msg.channel)
-            return []
+            return Handled([], locale)
         log.exception("integrity error while handling a %s message", msg.channel)
     except Exception:
         log.exception("error while handling a %s message", msg.channel)
     app.metrics.step_errors.labels(msg.channel).inc()
     t = translator(locale)
-    return [
-        Reply(
-            t(
-                "Sorry, something went wrong on our side. Nothing you sent before was lost: please send your last answer again."
+    return Handled(
+        [
+            Reply(
+                t(
+                    "Sorry, something went wrong on our side. Nothing you sent before was lost: please send your last answer again."
+                )
             )
-        )
-    ]
+        ],
+        locale,
+    )

@@ -49,7 +49,6 @@ from telegram.request import HTTPXRequest
 
 from bot.channels.ratelimit import (
     REPLY_BUDGET_SECONDS,
-    KeyedLocks,
     PlatformSender,
     RateLimiter,
     RetryPolicy,
@@ -60,10 +59,11 @@ from bot.channels.ratelimit import (
 from bot.channels.render import TELEGRAM_MAX_CHARS, split_text
 from bot.domain.app import App
 from bot.domain.i18n import SUPPORTED, translator
-from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
 from bot.handlers.command_table import group_commands, platform_commands
 from bot.handlers.commands import parse_command
 from bot.messaging.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
+from storage.locks import KeyedLocks
 
 # Opt in to PTB's coming behaviour (time periods as timedelta): otherwise every RetryAfter it
 # builds emits a deprecation warning, and our tests turn warnings into errors.
@@ -107,7 +107,7 @@ SENDING_ENDPOINTS = frozenset(
 )
 GROUP_RATE_PER_MINUTE = 20  # Telegram's limit for groups
 
-Handler = Callable[[App, Incoming], Awaitable[list[Reply]]]
+Handler = Callable[[App, Incoming], Awaitable[Handled]]
 
 
 def webhook_secret(token: str, configured: str | None) -> str:
@@ -393,10 +393,12 @@ class TelegramChannel:
         await self._process(msg)
 
     async def _process(self, msg: Incoming) -> None:
+        # The service steps one person's messages one at a time; this lock also keeps their
+        # replies in that order while they are being sent.
         async with self._locks.hold(msg.external_id):
-            replies = await self.handle(self.app, msg)
-            if replies:
-                await self.sender.reply(msg.external_id, replies)
+            handled = await self.handle(self.app, msg)
+            if handled.replies:
+                await self.sender.reply(msg.external_id, handled.replies, handled.locale)
 
     async def _in_group(self, message: Message) -> None:
         """The group commands of the command table, addressed to us, get a pointer to a private chat."""

@@ -21,7 +21,7 @@ from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from bot.domain.app import App
-from bot.domain.messages import Incoming, Kind, Reply
+from bot.domain.messages import Handled, Incoming, Kind, Reply
 from bot.messaging.outbox import load_replies
 from storage.repositories import OutboxRepository
 
@@ -34,7 +34,7 @@ CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,63}$"
 PAGE_PATH = Path(__file__).parent / "static" / "webchat.html"
 
-Handler = Callable[[App, Incoming], Awaitable[list[Reply]]]
+Handler = Callable[[App, Incoming], Awaitable[Handled]]
 
 
 # ----------------------------------------------------------------------------- payloads
@@ -182,8 +182,8 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
             raise HTTPException(status_code=422, detail="text or option_id is required")
         msg = to_incoming(posted)
         log.debug("webchat message from %s (%s)", short_id(posted.client_id), msg.kind)
-        replies = await handler(app, msg)
-        return RepliesOut(replies=[render_reply(r) for r in replies])
+        handled = await handler(app, msg)
+        return RepliesOut(replies=[render_reply(r) for r in handled.replies])
 
     @router.get("/api/webchat/poll", response_model=PollOut)
     async def poll(

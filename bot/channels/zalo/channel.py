@@ -20,7 +20,6 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response
 
 from bot.channels.ratelimit import (
-    KeyedLocks,
     PlatformSender,
     RateLimiter,
     RetryPolicy,
@@ -30,10 +29,11 @@ from bot.channels.render import ZALO_MAX_CHARS, options_as_text, split_text
 from bot.channels.zalo.client import ZaloClient, unwrap_update
 from bot.domain.app import App
 from bot.domain.i18n import translator
-from bot.domain.messages import Incoming, Kind, Reply
+from bot.domain.messages import Handled, Incoming, Kind, Reply
 from bot.handlers.command_table import group_commands
 from bot.handlers.commands import parse_command
 from bot.messaging.sending import SendError
+from storage.locks import KeyedLocks
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ EVENT_KINDS = {
     "message.sticker.received": Kind.STICKER,
 }
 
-Handler = Callable[[App, Incoming], Awaitable[list[Reply]]]
+Handler = Callable[[App, Incoming], Awaitable[Handled]]
 
 
 def webhook_secret(token: str, configured: str | None) -> str:
@@ -188,10 +188,12 @@ class ZaloChannel:
         if is_group:
             await self._in_group(update, msg)
             return
+        # The service steps one person's messages one at a time; this lock also keeps their
+        # replies in that order while they are being sent.
         async with self._locks.hold(msg.external_id):
-            replies = await self.handle(self.app, msg)
-            if replies:
-                await self.sender.reply(msg.external_id, replies)
+            handled = await self.handle(self.app, msg)
+            if handled.replies:
+                await self.sender.reply(msg.external_id, handled.replies, handled.locale)
 
     async def _in_group(self, update: dict[str, Any], msg: Incoming) -> None:
         """Groups are for talking among people: only the command table's group commands get an answer."""
