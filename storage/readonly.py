@@ -25,6 +25,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from storage.models_channels import ChannelRepository
 from storage.repositories import OutboxRepository, UnitRepository
 
 if TYPE_CHECKING:
@@ -93,6 +94,7 @@ class ReadOnlyUnitOfWork:
         self.session = self._db.read_side.sessions()
         self.units = UnitRepository(self.session)
         self.outbox = OutboxRepository(self.session)
+        self.channels = ChannelRepository(self.session)
         return self
 
     async def __aexit__(

@@ -188,9 +188,21 @@ def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 # reference the contact (outbox, audit) can still be inserted meanwhile. SQLite renders no
 # clause: there the one writer at a time (storage.db) already serializes. The person's active
 # roles come in the same query (one row per role; the role columns are NULL when there is none):
-# read after the lock is granted, so they too are what the previous step committed.
+# read after the lock is granted, so they too are what the previous step committed. And whether
+# replies to this chat wait in the outbox (one EXISTS on ix_deliveries_contact_status): the
+# channel then queues the step's replies behind them instead of sending (bot/channels/ratelimit.py).
+_REPLIES_WAITING = (
+    select(Delivery.outbox_id)
+    .where(
+        Delivery.contact_id == Contact.id,
+        Delivery.status.in_((QUEUED, SENDING)),
+        Delivery.channel == bindparam("channel"),
+        Delivery.kind == KIND_REPLY,
+    )
+    .exists()
+)
 _LOCK_CONTACT_WITH_DIALOGUE = (
-    select(Contact, DialogueState, ChannelIdentity.blocked_at, RoleGrant.role, Unit)
+    select(Contact, DialogueState, ChannelIdentity.blocked_at, _REPLIES_WAITING, RoleGrant.role, Unit)
     .join(ChannelIdentity, ChannelIdentity.contact_id == Contact.id)
     .join(DialogueState, DialogueState.contact_id == Contact.id)
     .outerjoin(RoleGrant, and_(RoleGrant.contact_id == Contact.id, RoleGrant.revoked_at.is_(None)))
@@ -226,6 +238,7 @@ class LockedContact:
     contact: Contact
     dialogue: DialogueState
     blocked: bool  # this channel identity is marked as having blocked the bot
+    replies_waiting: bool  # replies to this identity wait in the outbox (OutboxRepository.replies_waiting)
     roles: list[tuple[str, Unit]]  # active roles and their units, as roles_with_units gives them
 
 
@@ -244,9 +257,9 @@ class ContactRepository:
         rows = (await self.s.execute(_LOCK_CONTACT_WITH_DIALOGUE, params)).all()
         if not rows:
             return None
-        contact, dialogue, blocked_at = rows[0][0], rows[0][1], rows[0][2]
+        contact, dialogue, blocked_at, waiting = rows[0][:4]
         roles = [(role, unit) for *_, role, unit in rows if role is not None]
-        return LockedContact(contact, dialogue, blocked_at is not None, roles)
+        return LockedContact(contact, dialogue, blocked_at is not None, bool(waiting), roles)
 
     async def ensure(
         self, channel: str, external_id: str, now: datetime, *, locale: str, display_name: str | None = None

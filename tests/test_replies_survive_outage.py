@@ -14,12 +14,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from bot.channels.ratelimit import REPLY_BUDGET_SECONDS
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
-from bot.domain.messages import Reply
+from bot.domain.messages import Handled, Reply
 from bot.messaging.outbox import OutboxSender, senders_for
 from storage.db import Database
 from storage.models import Contact, OutboxMessage
@@ -176,9 +176,43 @@ async def test_a_reply_cut_off_halfway_queues_only_what_was_not_delivered(
         user = TgUser(telegram)
         await user.say("/start")
         telegram.down(after=1)  # "one" goes through, then Telegram is gone
-        await channel.sender.reply(str(TG_USER), [Reply("one"), Reply("two"), Reply("three")], "vi")
+        contact = await the_contact(app)
+        replies = [Reply("one"), Reply("two"), Reply("three")]
+        await channel.sender.reply(str(TG_USER), Handled(replies, "vi", contact.id))
         telegram.up()
         assert [t for _, t in await queued_replies(app)] == ["two", "three"]
         sender = await after_the_backoff(app)
         assert await sender.drain() == 2
         assert [m["text"] for m in telegram.sent(TG_USER)][-3:] == ["one", "two", "three"]
+
+
+async def test_a_reply_reads_nothing_the_step_already_knew(
+    sqlite_db: Database, telegram: FakeTelegram
+) -> None:
+    """The step says who the person is and whether replies wait (Handled): sending runs no query,
+    and with replies waiting the new ones are queued behind them without being tried."""
+    async with running_bot(
+        sqlite_db.url, webhook=True, telegram_token=TELEGRAM_TOKEN, telegram_api_base_url=telegram.url
+    ) as bot:
+        app = bot.app
+        channel = bot.runtime.telegram
+        assert channel is not None
+        await TgUser(telegram).say("/start")
+        contact = await the_contact(app)
+        statements: list[str] = []
+
+        def seen(conn: object, cursor: object, statement: str, *args: object) -> None:
+            statements.append(statement)
+
+        event.listen(app.db.engine.sync_engine, "before_cursor_execute", seen)
+        try:
+            await channel.sender.reply(str(TG_USER), Handled([Reply("sent at once")], "vi", contact.id))
+            assert statements == []
+            assert telegram.sent(TG_USER)[-1]["text"] == "sent at once"
+
+            tried = len(telegram.calls_of("sendMessage"))
+            await channel.sender.reply(str(TG_USER), Handled([Reply("behind")], "vi", contact.id, True))
+            assert len(telegram.calls_of("sendMessage")) == tried
+        finally:
+            event.remove(app.db.engine.sync_engine, "before_cursor_execute", seen)
+        assert await queued_replies(app) == [("queued", "behind")]

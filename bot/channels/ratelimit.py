@@ -30,12 +30,11 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from bot.domain.app import App
-from bot.domain.messages import Reply
-from bot.messaging.outbox import Outgoing, backoff, enqueue, reply_payload
+from bot.domain.messages import Handled, Reply
+from bot.messaging.outbox import backoff, reply_payload
 from bot.messaging.sending import Blocked, RateLimited, SendError, TransientError
-from storage.models_channels import ChannelRepository, IdentityState
+from storage.models_channels import IdentityState
 from storage.models_outreach import KIND_REPLY
-from storage.repositories import OutboxRepository
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +198,11 @@ class PlatformSender(ABC):
 
     `send` is the `ChannelSender` protocol (the outbox sender): it reads the recipient's language
     and refuses people who blocked the bot. `reply` answers a message the person has just sent:
-    the step that handled it already lifted any block mark and knows the language
-    (bot.domain.messages.Handled). It is tried within `REPLY_BUDGET_SECONDS`; what the platform
-    did not take by then is queued in the outbox (module docstring), and a reply never overtakes
-    an earlier one still waiting there.
+    the step that handled it already lifted any block mark and says the language, the contact
+    and whether earlier replies wait in the outbox (bot.domain.messages.Handled), so a reply
+    reads nothing. It is tried within `REPLY_BUDGET_SECONDS`; what the platform did not take by
+    then is queued in the outbox (module docstring), and a reply never overtakes an earlier one
+    still waiting there.
     """
 
     channel: str
@@ -222,20 +222,21 @@ class PlatformSender(ABC):
         locale = state.locale if state is not None else self.app.settings.default_locale
         await self._deliver(external_id, replies, locale)
 
-    async def reply(self, external_id: str, replies: list[Reply], locale: str) -> None:
-        state, waiting = await self._reply_state(external_id)
-        if waiting and state is not None:
-            await self._queue(state, external_id, replies, QUEUED_BEHIND, tried=False)
+    async def reply(self, external_id: str, handled: Handled) -> None:
+        """Send the step's replies (in the caller's per-chat order), or queue them (class docstring)."""
+        replies, contact_id = handled.replies, handled.contact_id
+        if handled.replies_waiting and contact_id is not None:
+            await self._queue(contact_id, external_id, replies, QUEUED_BEHIND, tried=False)
             return
         token = _deadline.set(asyncio.get_running_loop().time() + REPLY_BUDGET_SECONDS)
         try:
             for n, reply in enumerate(replies):
                 try:
-                    await self._deliver(external_id, [reply], locale)
+                    await self._deliver(external_id, [reply], handled.locale)
                 except (RateLimited, TransientError) as exc:
-                    if state is None:
+                    if contact_id is None:
                         raise
-                    await self._queue(state, external_id, replies[n:], str(exc) or type(exc).__name__)
+                    await self._queue(contact_id, external_id, replies[n:], str(exc) or type(exc).__name__)
                     return
         except SendError as exc:  # blocked, refused for good, or nobody to queue it for
             log.warning("%s reply to %s not delivered: %s", self.channel, person_tag(external_id), exc)
@@ -243,18 +244,17 @@ class PlatformSender(ABC):
             _deadline.reset(token)
 
     async def _queue(
-        self, state: IdentityState, external_id: str, replies: list[Reply], error: str, *, tried: bool = True
+        self, contact_id: int, external_id: str, replies: list[Reply], error: str, *, tried: bool = True
     ) -> None:
         """Leave the replies to the outbox sender, in order; `tried`: the first of them met `error`
-        in the request, which counts as its first attempt (the next comes after the backoff)."""
+        in the request, which counts as its first attempt (the next comes after the backoff).
+        Replies carry no notice keys, so they go straight into the outbox's rows."""
         try:
             async with self.app.uow() as uow:
                 now = self.app.clock.now()
-                payloads = [await reply_payload(uow.session, r, now) for r in replies]
-                messages = [Outgoing(state.contact_id, self.channel, external_id, p) for p in payloads]
-                await enqueue(
-                    uow.session,
-                    messages,
+                payloads = [await reply_payload(uow, r, now) for r in replies]
+                await uow.outbox.insert(
+                    [(contact_id, self.channel, external_id, p) for p in payloads],
                     kind=KIND_REPLY,
                     now=now,
                     not_before=now + backoff(self.app, 1) if tried else None,
@@ -276,7 +276,7 @@ class PlatformSender(ABC):
     async def set_blocked(self, external_id: str, *, blocked: bool) -> None:
         async with self.app.uow() as uow:
             at = self.app.clock.now() if blocked else None
-            if await ChannelRepository(uow.session).set_blocked(self.channel, external_id, at):
+            if await uow.channels.set_blocked(self.channel, external_id, at):
                 await uow.commit()
                 log.info(
                     "%s %s %s",
@@ -286,17 +286,9 @@ class PlatformSender(ABC):
                 )
 
     async def _state(self, external_id: str) -> IdentityState | None:
-        # A plain read outside any unit of work: it never waits for SQLite's writer lock.
-        async with self.app.db.sessions() as session:
-            return await ChannelRepository(session).identity_state(self.channel, external_id)
-
-    async def _reply_state(self, external_id: str) -> tuple[IdentityState | None, bool]:
-        """The recipient's state, and whether replies to them wait in the outbox."""
-        async with self.app.db.sessions() as session:
-            state = await ChannelRepository(session).identity_state(self.channel, external_id)
-            if state is None:
-                return None, False
-            return state, await OutboxRepository(session).replies_waiting(state.contact_id, self.channel)
+        # A read-only unit of work: it never waits for SQLite's writer lock.
+        async with self.app.read_only() as reads:
+            return await reads.channels.identity_state(self.channel, external_id)
 
     async def _deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
         try:

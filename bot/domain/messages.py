@@ -72,10 +72,18 @@ class Reply:
 @dataclass(slots=True)
 class Handled:
     """What handling one message gives the channel: the replies, and the language to render
-    them in (the person's, as it stands after the step)."""
+    them in (the person's, as it stands after the step).
+
+    For a channel that queues what it cannot deliver at once (bot/channels/ratelimit.py), the
+    step also says who the person is (`contact_id`; None when the step failed before that was
+    known for sure) and whether earlier replies to them still wait in the outbox, read in the
+    step's own transaction: the channel then needs no read of its own.
+    """
 
     replies: list[Reply]
     locale: str
+    contact_id: int | None = None
+    replies_waiting: bool = False
 
 
 Later = Callable[["ReadOnlyUnitOfWork"], Awaitable[list[Reply]]]

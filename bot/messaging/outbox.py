@@ -80,6 +80,7 @@ from storage.models_outreach import (
 )
 from storage.models_reports import ReportFile
 from storage.repositories import OutboxRepository
+from storage.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -261,13 +262,13 @@ async def attach(
     return {**payload, "attachments": refs}
 
 
-async def reply_payload(session: AsyncSession, reply: Reply, now: datetime) -> dict[str, Any]:
+async def reply_payload(uow: UnitOfWork, reply: Reply, now: datetime) -> dict[str, Any]:
     """A dialogue reply as an outbox payload (the inverse of `load_replies`)."""
     payload: dict[str, Any] = {
         "text": reply.text,
         "options": [{"id": o.id, "label": o.label} for o in reply.options],
     }
-    return await attach(session, payload, reply.attachments, now)
+    return await attach(uow.session, payload, reply.attachments, now)
 
 
 def payload_replies(payload: dict[str, Any], content_dir: Path) -> list[Reply]:

@@ -59,6 +59,10 @@ LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
 async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
     locale = app.settings.default_locale
+    # The contact, once known to outlive this transaction, and whether replies to them wait in
+    # the outbox: the channel queues what it cannot send, and queues behind what waits (Handled).
+    contact_id: int | None = None
+    waiting = False
     try:
         async with app.db.contact_locks.hold((msg.channel, msg.external_id)), app.uow() as uow:
             now = app.clock.now()
@@ -69,11 +73,13 @@ async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
                 )
                 locked = await uow.contacts.lock_with_dialogue(msg.channel, msg.external_id)
                 assert locked is not None
+            else:  # it existed before: still there if this step fails
+                contact_id = locked.contact.id
             contact, row = locked.contact, locked.dialogue
-            locale = contact.locale
+            locale, waiting = contact.locale, locked.replies_waiting
             if msg.update_id and not await uow.updates.first_time(msg.channel, msg.update_id, now):
                 log.info("duplicate %s update ignored", msg.channel)
-                return Handled([], locale)
+                return Handled([], locale, contact_id, waiting)
             if locked.blocked:  # a message from the person proves they no longer block the bot
                 await uow.channels.set_blocked(msg.channel, msg.external_id, None)
                 log.info("%s %s unblocked", msg.channel, contact.id)
@@ -84,12 +90,12 @@ async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
             outcome = await step(turn)
             await uow.dialogues.save(contact.id, outcome.flow, outcome.state, now, row)
             await uow.commit()
-            return Handled(outcome.replies, contact.locale)
+            return Handled(outcome.replies, contact.locale, contact.id, waiting)
     except IntegrityError:
         # Two deliveries of one update raced past the duplicate check: the other one won.
         if msg.update_id:
             log.info("concurrent duplicate %s update ignored", msg.channel)
-            return Handled([], locale)
+            return Handled([], locale, contact_id, waiting)
         log.exception("integrity error while handling a %s message", msg.channel)
     except Exception:
         log.exception("error while handling a %s message", msg.channel)
@@ -104,4 +110,6 @@ async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
             )
         ],
         locale,
+        contact_id,
+        waiting,
     )

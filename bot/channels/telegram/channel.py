@@ -398,7 +398,7 @@ class TelegramChannel:
         async with self._locks.hold(msg.external_id):
             handled = await self.handle(self.app, msg)
             if handled.replies:
-                await self.sender.reply(msg.external_id, handled.replies, handled.locale)
+                await self.sender.reply(msg.external_id, handled)
 
     async def _in_group(self, message: Message) -> None:
         """The group commands of the command table, addressed to us, get a pointer to a private chat."""

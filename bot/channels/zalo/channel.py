@@ -193,7 +193,7 @@ class ZaloChannel:
         async with self._locks.hold(msg.external_id):
             handled = await self.handle(self.app, msg)
             if handled.replies:
-                await self.sender.reply(msg.external_id, handled.replies, handled.locale)
+                await self.sender.reply(msg.external_id, handled)
 
     async def _in_group(self, update: dict[str, Any], msg: Incoming) -> None:
         """Groups are for talking among people: only the command table's group commands get an answer."""
