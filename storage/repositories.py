@@ -195,7 +195,7 @@ _REPLIES_WAITING = (
     select(Delivery.outbox_id)
     .where(
         Delivery.contact_id == Contact.id,
-        Delivery.status.in_((QUEUED, SENDING)),
+        or_(Delivery.status == QUEUED, Delivery.status == SENDING),  # IN would be re-rendered each time
         Delivery.channel == bindparam("channel"),
         Delivery.kind == KIND_REPLY,
     )

@@ -8,7 +8,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, StatementError
 
 from storage.db import Database
@@ -24,6 +24,7 @@ from storage.models import (
     Submission,
     Unit,
 )
+from storage.models_outreach import KIND_OTHER, KIND_REPLY, SENDING, SENT, Delivery
 from storage.uow import UnitOfWork
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -471,3 +472,34 @@ async def test_audit_log(db: Database) -> None:
 
 async def test_backends_reported(db: Database) -> None:
     assert db.dialect in {"sqlite", "postgresql"}
+
+
+async def test_the_step_lock_says_whether_replies_wait(db: Database) -> None:
+    """`lock_with_dialogue` answers, with the lock, what `replies_waiting` answers: replies to this
+    contact on this channel that are queued or being sent (other channels, other kinds, and
+    replies already sent do not count)."""
+    contact_id = await make_contact(db)
+    async with UnitOfWork(db) as uow:
+        await uow.contacts.ensure("telegram", "tg-1", NOW, locale="vi")
+        await uow.outbox.insert([(contact_id, "zalo", "z-1", {"text": "a"})], kind=KIND_REPLY, now=NOW)
+        await uow.outbox.insert([(contact_id, "telegram", "tg-1", {"text": "b"})], kind=KIND_OTHER, now=NOW)
+        await uow.commit()
+
+    async def waiting() -> tuple[bool, bool]:
+        async with UnitOfWork(db) as uow:
+            locked = await uow.contacts.lock_with_dialogue("telegram", "tg-1")
+            assert locked is not None and locked.contact.id == contact_id
+            return locked.replies_waiting, await uow.outbox.replies_waiting(contact_id, "telegram")
+
+    assert await waiting() == (False, False)
+    async with UnitOfWork(db) as uow:
+        mine = [(contact_id, "telegram", "tg-1", {"text": "c"})]
+        (reply,) = await uow.outbox.insert(mine, kind=KIND_REPLY, now=NOW)
+        await uow.commit()
+    assert await waiting() == (True, True)
+    for status, expected in ((SENDING, True), (SENT, False)):
+        async with UnitOfWork(db) as uow:
+            q = update(Delivery).where(Delivery.outbox_id == reply).values(status=status)
+            await uow.session.execute(q)
+            await uow.commit()
+        assert await waiting() == (expected, expected)
