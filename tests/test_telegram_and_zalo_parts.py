@@ -5,7 +5,6 @@ reading of the API's answers."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncIterator
 
@@ -143,8 +142,10 @@ async def test_concurrent_senders_get_distinct_slots() -> None:
         times.append(loop.time())
 
     await asyncio.gather(*(send() for _ in range(4)))
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.045
+    # The k-th send goes no earlier than k slots (1/20 s each) after the first. A loaded machine
+    # can only make a send later than its slot, never earlier, so this holds under any load.
+    times.sort()
+    assert all(times[k] - times[0] >= k / 20 - 0.001 for k in range(4))
 
 
 # ----------------------------------------------------------------------------- retries
