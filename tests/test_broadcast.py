@@ -16,10 +16,10 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.parsing import fold
 from bot.domain.permissions import Grant, NotAllowed, load_grants
+from bot.domain.sending import Blocked, PermanentError
 from bot.messaging.content import sync_content
 from bot.messaging.outbox import OutboxSender
 from bot.messaging.outreach import set_topics, stop_outreach
-from bot.messaging.sending import Blocked, PermanentError
 from bot.services.actor import Actor
 from bot.services.broadcasts import (
     MEMBERS,

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
+from bot.domain.sending import Blocked, PermanentError, RateLimited, TransientError
 from bot.messaging.outbox import (
     IN_DOUBT_ERROR,
     OutboxSender,
@@ -21,7 +22,6 @@ from bot.messaging.outbox import (
     payload_replies,
     send_outbox,
 )
-from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
 from storage.db import Database
 from storage.models import MEMBER, ChannelIdentity, OutboxMessage
 from storage.models_outreach import (
@@ -317,7 +317,7 @@ async def test_the_scheduler_job_sends_with_the_channels_senders_and_recovers_ol
     await _leave_in_flight(app, "p1")  # a claim by a sender that died…
     await queue(app, "p2")
     sender = RecordingSender(idempotent=True)
-    app.extras["senders"] = {"test": sender}  # what bot.channels.manager publishes
+    app.senders["test"] = sender  # what the composition root puts there from the channels
     assert await send_outbox(app) == 2  # w1 and p2; p1 might still be in a live run's hands
     assert isinstance(app.clock, FixedClock)
     app.clock.advance(timedelta(minutes=3))  # …longer ago than a run lasts: recovered, resent

@@ -23,7 +23,7 @@ from bot.channels.zalo.channel import webhook_secret as zalo_secret
 from bot.channels.zalo.client import ZaloApiError, ZaloClient, unwrap_update
 from bot.domain.i18n import translator
 from bot.domain.messages import Option, Reply
-from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
+from bot.domain.sending import Blocked, PermanentError, RateLimited, TransientError
 from storage.locks import KeyedLocks
 from tests.fakes.harness import ZALO_TOKEN
 from tests.fakes.serving import serving

@@ -31,8 +31,8 @@ from typing import TypeVar
 
 from bot.domain.app import App
 from bot.domain.messages import Reply
+from bot.domain.sending import Blocked, RateLimited, SendError, TransientError
 from bot.messaging.outbox import Outgoing, backoff, enqueue, reply_payload
-from bot.messaging.sending import Blocked, RateLimited, SendError, TransientError
 from storage.models_channels import ChannelRepository, IdentityState
 from storage.models_outreach import KIND_REPLY
 from storage.repositories import OutboxRepository
@@ -213,7 +213,7 @@ class PlatformSender(ABC):
 
     @abstractmethod
     async def deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
-        """Render and send; raise the channel errors of bot.messaging.sending."""
+        """Render and send; raise the channel errors of bot.domain.sending."""
 
     async def send(self, external_id: str, replies: list[Reply]) -> None:
         state = await self._state(external_id)

@@ -56,8 +56,8 @@ from typing import Any, Protocol, runtime_checkable
 
 from bot.domain.app import App
 from bot.domain.messages import Attachment, Option, Reply
+from bot.domain.sending import Blocked, ChannelSender, PermanentError, RateLimited, SendError
 from bot.messaging.recipients import Officer, obeys_stop
-from bot.messaging.sending import Blocked, ChannelSender, PermanentError, RateLimited, SendError
 from storage.models_outreach import BLOCKED, CANCELLED, FAILED, QUEUED, SENT
 from storage.repositories import ReportFileRepository
 from storage.uow import Reads, UnitOfWork
@@ -547,10 +547,10 @@ def backoff(app: App, attempts: int) -> timedelta:
 
 
 def senders_for(app: App, senders: Mapping[str, ChannelSender] | None = None) -> dict[str, ChannelSender]:
-    """The senders to use: the given ones, else those the channels runtime put in
-    `app.extras["senders"]`; the web chat's is always there."""
+    """The senders to use: the given ones, else the platform senders the composition root put
+    in `app.senders`; the web chat's is always there."""
     found: dict[str, ChannelSender] = {WEBCHAT: WebchatSender()}
-    found.update(app.extras.get("senders") or {})
+    found.update(app.senders)
     found.update(senders or {})
     return found
 
@@ -567,8 +567,7 @@ async def send_outbox(app: App) -> int:
     at every run, since the channels start after the scheduler. Returns the messages sent.
     """
     budget = app.settings.outbox_job_seconds
-    instance = str(app.extras.setdefault("outbox_instance", uuid.uuid4().hex))
-    sender = OutboxSender(app, senders_for(app), instance_id=instance)
+    sender = OutboxSender(app, senders_for(app), instance_id=app.instance_id)
     await sender.recover(older_than=timedelta(seconds=budget + _SEND_TIMEOUT_SECONDS))
     return await sender.drain(budget_seconds=budget)
 
@@ -577,6 +576,4 @@ async def run_outbox_sender(
     app: App, stop: asyncio.Event, senders: Mapping[str, ChannelSender] | None = None
 ) -> None:
     """The long-running sender for `khuyenhoc run` on the elected instance."""
-    sender = OutboxSender(app, senders_for(app, senders))
-    app.extras["outbox_sender"] = sender
-    await sender.run(stop)
+    await OutboxSender(app, senders_for(app, senders)).run(stop)
