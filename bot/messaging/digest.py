@@ -14,7 +14,8 @@ from datetime import date, datetime, time, timedelta
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
-from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
 from bot.messaging.recipients import officers
@@ -145,7 +146,7 @@ async def send_weekly_digest(app: App) -> int:
     """The Monday job: one digest per officer and area, never twice for the same week."""
     now = scheduled_for(app)
     first_day, last_day = last_week(now)
-    week = ReportPeriod.containing("week", first_day)
+    week = Period.containing("week", first_day)
     start = datetime.combine(first_day, time(0), tzinfo=VN_TZ)
     end = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=VN_TZ)
     period, deadline = load_schedules(app.content_dir).open_period(VILLAGE_FORM, now.astimezone(VN_TZ).date())

@@ -23,7 +23,8 @@ from datetime import date, datetime
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
-from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
 from bot.messaging.recipients import Officer, officers
@@ -55,7 +56,7 @@ def names(t: Translator, units: list[UnitRef], limit: int = LIST_LIMIT) -> str:
 
 
 def reminder_text(
-    t: Translator, deadline: Deadline, period: ReportPeriod, units: list[UnitRef], days_left: int
+    t: Translator, deadline: Deadline, period: Period, units: list[UnitRef], days_left: int
 ) -> str:
     title = deadline.title.get(t.locale)
     due = t.date(deadline.due_date(period))
@@ -83,7 +84,7 @@ def reminder_text(
 def escalation_text(
     t: Translator,
     deadline: Deadline,
-    period: ReportPeriod,
+    period: Period,
     area: UnitRef,
     missing: list[UnitRef],
     grouped: list[tuple[UnitRef, int, int]] | None,
@@ -132,7 +133,7 @@ async def _deliver(
     app: App,
     kind: str,
     subject: str,
-    period: ReportPeriod,
+    period: Period,
     plan: list[tuple[Officer, list[int], str]],
     now: datetime,
 ) -> int:
@@ -150,7 +151,7 @@ async def _deliver(
     return sent
 
 
-async def remind(app: App, deadline: Deadline, period: ReportPeriod, days_left: int, now: datetime) -> int:
+async def remind(app: App, deadline: Deadline, period: Period, days_left: int, now: datetime) -> int:
     """Remind the officers of the units that have not reported; the number of messages queued."""
     subject = f"{deadline.id}@-{days_left}"
     async with app.read_only() as reads:
@@ -174,7 +175,7 @@ async def remind(app: App, deadline: Deadline, period: ReportPeriod, days_left: 
     return await _deliver(app, REMINDER, subject, period, plan, now)
 
 
-async def escalate(app: App, deadline: Deadline, period: ReportPeriod, days_after: int, now: datetime) -> int:
+async def escalate(app: App, deadline: Deadline, period: Period, days_after: int, now: datetime) -> int:
     """Tell the officers above the missing units which ones are still missing."""
     subject = f"{deadline.id}@+{days_after}"
     async with app.read_only() as reads:

@@ -17,7 +17,8 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import translator
 from bot.domain.messages import Attachment
-from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import attach, enqueue, notice_key, noticed_units, to_each_channel
 from bot.messaging.recipients import Officer, officers
@@ -32,7 +33,7 @@ RECIPIENT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 WINDOW_DAYS = 14  # an officer who joins (or a run missed) within this window still gets it
 
 
-async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod) -> int:
+async def send_period_report(app: App, deadline: Deadline, period: Period) -> int:
     """Send the compiled report of `period` to every commune officer and province staff member
     who has not had it; the number of messages queued."""
     now = scheduled_for(app)

@@ -313,7 +313,7 @@ def report(
 ) -> None:
     """Write a compiled report: the .xlsx, chart or CSV officers receive (no role check: an admin's tool)."""
     from bot.domain.i18n import translator
-    from bot.domain.schedules import ReportPeriod
+    from bot.domain.periods import Period
     from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
     from storage.models import Unit
     from storage.repositories import UnitRepository
@@ -321,7 +321,7 @@ def report(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"format must be one of {', '.join(FORMATS)}")
     try:
-        wanted = ReportPeriod.parse(period)
+        wanted = Period.parse(period)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
