@@ -169,15 +169,15 @@ async def test_missing_units_and_the_lifelong_learning_week(app: App) -> None:
     tree = await seed_tree(app)
     schedules = load_schedules(app.content_dir)
     await submit(app, tree.village, "2026-H1", vn(2026, 6, 1))
-    async with app.db.sessions() as session:
-        missing = await missing_units(session, schedules.deadline("village_report.half_year"), H1)
+    async with app.read_only() as reads:
+        missing = await missing_units(reads, schedules.deadline("village_report.half_year"), H1)
         assert {u.name for u in missing} == {"Tổ dân phố 1", "Xóm Pác Bó"}
     # A village's activity in the Week counts for its commune; one outside the Week does not.
     await submit_activity(app, tree.group, date(2026, 10, 3), llw=True)
     await submit_activity(app, tree.other_village, date(2026, 9, 1), llw=False)
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:
         missing = await missing_units(
-            session, schedules.deadline("lifelong_learning_week"), Period.parse("2026")
+            reads, schedules.deadline("lifelong_learning_week"), Period.parse("2026")
         )
         assert [u.name for u in missing] == ["Xã Trường Hà"]
 

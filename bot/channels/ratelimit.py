@@ -250,10 +250,10 @@ class PlatformSender(ABC):
         try:
             async with self.app.uow() as uow:
                 now = self.app.clock.now()
-                payloads = [await reply_payload(uow.session, r, now) for r in replies]
+                payloads = [await reply_payload(uow, r, now) for r in replies]
                 messages = [Outgoing(state.contact_id, self.channel, external_id, p) for p in payloads]
                 await enqueue(
-                    uow.session,
+                    uow,
                     messages,
                     kind=KIND_REPLY,
                     now=now,

@@ -151,22 +151,21 @@ async def send_weekly_digest(app: App) -> int:
     end = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=VN_TZ)
     period, deadline = load_schedules(app.content_dir).open_period(VILLAGE_FORM, now.astimezone(VN_TZ).date())
     queued = 0
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:
         recipients = [
             r
-            for r in await officers(session, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES))
+            for r in await officers(reads, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES))
             if RECIPIENT_ROLES.get(r.unit.kind) == r.role
         ]
     cache: dict[int, tuple[list[Received], Activities, Compiled]] = {}
     for r in recipients:
         async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
-            session = reads.session
-            if await noticed_units(session, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
+            if await noticed_units(reads, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
                 continue
             if r.unit.id not in cache:
                 cache[r.unit.id] = (
-                    await received_between(session, r.unit, start, end),
-                    await activities_between(session, r.unit, first_day, last_day),
+                    await received_between(reads, r.unit, start, end),
+                    await activities_between(reads, r.unit, first_day, last_day),
                     await compile_unit(
                         reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                     ),
@@ -178,7 +177,7 @@ async def send_weekly_digest(app: App) -> int:
         key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
         async with app.uow() as uow:
             messages = to_each_channel(r, {"text": text, "options": []}, [key])
-            queued += len(await enqueue(uow.session, messages, kind=DIGEST, now=now))
+            queued += len(await enqueue(uow, messages, kind=DIGEST, now=now))
             await uow.commit()
     log.info("weekly digest %s: %d messages queued", week.key, queued)
     return queued

@@ -28,7 +28,7 @@ from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
 from bot.messaging.recipients import Officer, officers
-from bot.reports.aggregate import UnitRef, expected_by_child, missing_units, unit_refs
+from bot.reports.aggregate import UnitRef, expected_by_child, missing_units
 from bot.reports.labels import kind_plural
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_KINDS, VILLAGE_OFFICER
 from storage.models_outreach import KIND_ESCALATION as ESCALATION
@@ -146,7 +146,7 @@ async def _deliver(
             for officer, unit_ids, text in plan[i : i + BATCH]:
                 keys = [notice_key(kind, subject, period.key, u) for u in unit_ids]
                 messages += to_each_channel(officer, {"text": text, "options": []}, keys)
-            sent += len(await enqueue(uow.session, messages, kind=kind, now=now))
+            sent += len(await enqueue(uow, messages, kind=kind, now=now))
             await uow.commit()
     return sent
 
@@ -154,10 +154,10 @@ async def _deliver(
 async def remind(app: App, deadline: Deadline, period: Period, days_left: int, now: datetime) -> int:
     """Remind the officers of the units that have not reported; the number of messages queued."""
     subject = f"{deadline.id}@-{days_left}"
-    async with app.db.sessions() as session:
-        missing = {u.id: u for u in await missing_units(session, deadline, period)}
+    async with app.read_only() as reads:
+        missing = {u.id: u for u in await missing_units(reads, deadline, period)}
         roles = sorted({DIRECT_ROLES[k] for k in deadline.expected if k in DIRECT_ROLES})
-        holders = await officers(session, roles, unit_ids=list(missing)) if missing else []
+        holders = await officers(reads, roles, unit_ids=list(missing)) if missing else []
         by_contact: dict[int, tuple[Officer, list[UnitRef]]] = {}
         for r in holders:
             if DIRECT_ROLES.get(r.unit.kind) != r.role or r.unit.id not in missing:
@@ -166,7 +166,7 @@ async def remind(app: App, deadline: Deadline, period: Period, days_left: int, n
         plan = []
         for recipient, units in by_contact.values():
             done = await noticed_units(
-                session, REMINDER, subject, period.key, recipient.contact_id, [u.id for u in units]
+                reads, REMINDER, subject, period.key, recipient.contact_id, [u.id for u in units]
             )
             todo = [u for u in units if u.id not in done]
             if todo:
@@ -178,12 +178,12 @@ async def remind(app: App, deadline: Deadline, period: Period, days_left: int, n
 async def escalate(app: App, deadline: Deadline, period: Period, days_after: int, now: datetime) -> int:
     """Tell the officers above the missing units which ones are still missing."""
     subject = f"{deadline.id}@+{days_after}"
-    async with app.db.sessions() as session:
-        missing = await missing_units(session, deadline, period)
+    async with app.read_only() as reads:
+        missing = await missing_units(reads, deadline, period)
         above = {a for u in missing for a in u.path_ids[:-1]}
         holders = [
             r
-            for r in await officers(session, ESCALATION_ROLES, unit_ids=sorted(above))
+            for r in await officers(reads, ESCALATION_ROLES, unit_ids=sorted(above))
             if r.role == DIRECT_ROLES.get(r.unit.kind)
         ]
         inside: dict[int, list[UnitRef]] = defaultdict(list)
@@ -195,7 +195,7 @@ async def escalate(app: App, deadline: Deadline, period: Period, days_after: int
             area = r.unit
             units = inside.get(area.id, [])
             if not units or area.id in await noticed_units(
-                session, ESCALATION, subject, period.key, r.contact_id, [area.id]
+                reads, ESCALATION, subject, period.key, r.contact_id, [area.id]
             ):
                 continue
             t = translator(r.locale)
@@ -206,8 +206,8 @@ async def escalate(app: App, deadline: Deadline, period: Period, days_after: int
             if all(len(u.path_ids) == depth + 1 for u in units):
                 text = escalation_text(t, deadline, period, area, units, None)
             else:
-                expected = await expected_by_child(session, deadline.expected, period, area)
-                refs = await unit_refs(session, children)
+                expected = await expected_by_child(reads, deadline.expected, period, area)
+                refs = {u.id: UnitRef.of(u) for u in await reads.units.many(list(children))}
                 grouped = sorted(
                     ((refs[c], len(us), expected.get(c, len(us))) for c, us in children.items() if c in refs),
                     key=lambda g: (-g[1], g[0].name),

@@ -38,13 +38,12 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
     who has not had it; the number of messages queued."""
     now = scheduled_for(app)
     async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
-        session = reads.session
         recipients: list[Officer] = []
-        for r in await officers(session, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES)):
+        for r in await officers(reads, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES)):
             if RECIPIENT_ROLES.get(r.unit.kind) != r.role:
                 continue
             if not await noticed_units(
-                session, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
+                reads, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
             ):
                 recipients.append(r)
         compiled: dict[int, Compiled] = {}
@@ -65,9 +64,9 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
         text, files = rendered[key]
         notice = notice_key(PERIOD_REPORT, deadline.id, period.key, r.unit.id)
         async with app.uow() as uow:
-            payload = await attach(uow.session, {"text": text, "options": []}, files, now)
+            payload = await attach(uow, {"text": text, "options": []}, files, now)
             messages = to_each_channel(r, payload, [notice])
-            queued += len(await enqueue(uow.session, messages, kind=PERIOD_REPORT, now=now))
+            queued += len(await enqueue(uow, messages, kind=PERIOD_REPORT, now=now))
             await uow.commit()
     return queued
 

@@ -39,6 +39,7 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, Schedules
 from bot.reports.targets import TargetBook, TargetSet
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Submission, Unit
+from storage.readonly import ReadOnlyUnitOfWork
 
 VILLAGE_FORM = "village_report"
 ACTIVITY_FORM = "activity_report"
@@ -590,9 +591,10 @@ def _matching_records(deadline: Deadline, period: Period, dialect: str, within: 
 
 
 async def missing_units(
-    session: AsyncSession, deadline: Deadline, period: Period, within: UnitRef | None = None
+    reads: ReadOnlyUnitOfWork, deadline: Deadline, period: Period, within: UnitRef | None = None
 ) -> list[UnitRef]:
     """Units expected to report for `period` that have not (a report inside a unit counts for it)."""
+    session = reads.session
     dialect = _dialect(session)
     expected_q = select(Unit).where(Unit.kind.in_(deadline.expected), _valid_in(period))
     records_q = _matching_records(deadline, period, dialect, within.path if within else None)
@@ -619,9 +621,10 @@ async def reported_unit_ids(
 
 
 async def expected_by_child(
-    session: AsyncSession, kinds: Sequence[str], period: Period, within: UnitRef
+    reads: ReadOnlyUnitOfWork, kinds: Sequence[str], period: Period, within: UnitRef
 ) -> dict[int, int]:
     """How many units of `kinds` each child of `within` holds (valid in the period)."""
+    session = reads.session
     dialect = _dialect(session)
     seg = child_segment(UNITS.c.path, within.path, dialect)
     q = (
@@ -644,7 +647,7 @@ class Received:
 
 
 async def received_between(
-    session: AsyncSession, within: UnitRef, start: datetime, end: datetime, form_key: str = VILLAGE_FORM
+    reads: ReadOnlyUnitOfWork, within: UnitRef, start: datetime, end: datetime, form_key: str = VILLAGE_FORM
 ) -> list[Received]:
     """Reports (and corrections: version > 1) sent in [start, end) from inside `within`."""
     q = (
@@ -658,13 +661,14 @@ async def received_between(
         )
         .order_by(Submission.submitted_at)
     )
-    return [Received(UnitRef.of(u), p, ver, at) for u, p, ver, at in await session.execute(q)]
+    return [Received(UnitRef.of(u), p, ver, at) for u, p, ver, at in await reads.session.execute(q)]
 
 
 async def activities_between(
-    session: AsyncSession, within: UnitRef, first_day: date, last_day: date
+    reads: ReadOnlyUnitOfWork, within: UnitRef, first_day: date, last_day: date
 ) -> Activities:
     """Activities held from `first_day` to `last_day` (by their date) inside `within`."""
+    session = reads.session
     dialect = _dialect(session)
     s = SUBMISSIONS
     v = s.c["values"]
