@@ -18,7 +18,7 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import officers
+from bot.messaging.recipients import COMPILED_REPORT_ROLES, officers
 from bot.reports.aggregate import (
     VILLAGE_FORM,
     Activities,
@@ -31,12 +31,10 @@ from bot.reports.aggregate import (
 )
 from bot.reports.compiled import compile_unit
 from bot.reports.labels import kind_plural
-from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF
 from storage.models_outreach import KIND_DIGEST as DIGEST
 
 log = logging.getLogger(__name__)
 
-RECIPIENT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 SUBJECT = "weekly"
 NAMES = 10
 RANKED = 5
@@ -154,8 +152,10 @@ async def send_weekly_digest(app: App) -> int:
     async with app.read_only() as reads:
         recipients = [
             r
-            for r in await officers(reads, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES))
-            if RECIPIENT_ROLES.get(r.unit.kind) == r.role
+            for r in await officers(
+                reads, list(COMPILED_REPORT_ROLES.values()), unit_kinds=list(COMPILED_REPORT_ROLES)
+            )
+            if COMPILED_REPORT_ROLES.get(r.unit.kind) == r.role
         ]
     cache: dict[int, tuple[list[Received], Activities, Compiled]] = {}
     for r in recipients:

@@ -26,15 +26,13 @@ from bot.domain.i18n import Translator, translator
 from bot.messaging.content import item_text, suits
 from bot.messaging.jobs import Job
 from bot.messaging.outbox import Outgoing, enqueue, send_outbox
-from bot.messaging.recipients import reachable
-from storage.models import COMMUNE_OFFICER, MEMBER, PROVINCE_STAFF, VILLAGE_OFFICER, Contact
+from bot.messaging.recipients import CAMPAIGN_OFFICER_ROLES, CAMPAIGN_REPORTER_ROLES, reachable
+from storage.models import MEMBER, Contact
 from storage.models_outreach import KIND_CAMPAIGN, KIND_TIP, OUTREACH_KINDS, ContentItem, Subscription
 from storage.uow import Reads, UnitOfWork
 
 CHUNK = 1000
 LLW = "lifelong_learning_week"
-OFFICER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF)
-REPORTER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER)
 
 
 def footer(t: Translator) -> str:
@@ -380,7 +378,11 @@ async def run_lifelong_learning_week_campaign(app: App) -> int:
         following = plan.reminder_days[i + 1] if i + 1 < len(plan.reminder_days) else 0
         if begins <= today < week.start - timedelta(days=following):
             total += await _run_notice(
-                app, OFFICER_ROLES, f"llw:{year}:remind:{days}", officer_factory("remind"), kind=KIND_CAMPAIGN
+                app,
+                CAMPAIGN_OFFICER_ROLES,
+                f"llw:{year}:remind:{days}",
+                officer_factory("remind"),
+                kind=KIND_CAMPAIGN,
             )
     if week.start <= today <= week.end:
         day = (today - week.start).days + 1
@@ -393,7 +395,7 @@ async def run_lifelong_learning_week_campaign(app: App) -> int:
         total += await _run_notice(app, (MEMBER,), f"llw:{year}:day:{day}", items_factory, kind=KIND_CAMPAIGN)
     if week.end <= today < plan.deadline:
         total += await _run_notice(
-            app, REPORTER_ROLES, f"llw:{year}:report", officer_factory("report"), kind=KIND_CAMPAIGN
+            app, CAMPAIGN_REPORTER_ROLES, f"llw:{year}:report", officer_factory("report"), kind=KIND_CAMPAIGN
         )
     if plan.deadline <= today <= plan.deadline + timedelta(days=2):
         async with app.read_only() as reads:
@@ -404,7 +406,7 @@ async def run_lifelong_learning_week_campaign(app: App) -> int:
 
         total += await _run_notice(
             app,
-            REPORTER_ROLES,
+            CAMPAIGN_REPORTER_ROLES,
             f"llw:{year}:deadline",
             officer_factory("deadline"),
             kind=KIND_CAMPAIGN,

@@ -26,8 +26,35 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.reports.aggregate import UnitRef
+from storage.models import (
+    COMMUNE,
+    COMMUNE_OFFICER,
+    PROVINCE,
+    PROVINCE_STAFF,
+    VILLAGE_KINDS,
+    VILLAGE_OFFICER,
+)
 from storage.models_outreach import OUTREACH_KINDS
 from storage.uow import Reads
+
+# ------------------------------------------------------------------------------ audiences
+# Who receives each kind of work notice, in one place. These are audiences, not permissions
+# (bot.domain.permissions says who may act): an admin acts everywhere but receives none of them.
+
+# Who answers for a unit of each kind: deadline reminders go to them, escalations name them.
+ANSWERS_FOR = {
+    **dict.fromkeys(VILLAGE_KINDS, VILLAGE_OFFICER),
+    COMMUNE: COMMUNE_OFFICER,
+    PROVINCE: PROVINCE_STAFF,
+}
+# Who is told when the units below theirs have not reported.
+ESCALATION_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+# Who receives a unit's compiled figures (the weekly digest, half-year and annual reports).
+COMPILED_REPORT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
+# The Lifelong Learning Week campaign: its reminder goes to officers, its call to report to
+# those who file activity reports.
+CAMPAIGN_OFFICER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF)
+CAMPAIGN_REPORTER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER)
 
 # Zalo first: the messenger officers and villagers use every day (DOMAIN.md); Telegram is
 # restricted in Vietnam; the web chat is for demos. Other channels come after, newest first.

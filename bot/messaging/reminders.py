@@ -27,22 +27,15 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import Officer, officers
+from bot.messaging.recipients import ANSWERS_FOR, ESCALATION_ROLES, Officer, officers
 from bot.reports.aggregate import UnitRef, expected_by_child, missing_units
 from bot.reports.labels import kind_plural
-from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_KINDS, VILLAGE_OFFICER
 from storage.models_outreach import KIND_ESCALATION as ESCALATION
 from storage.models_outreach import KIND_REMINDER as REMINDER
 
 log = logging.getLogger(__name__)
 
-# Who answers for a unit of each kind, and which command sends each form.
-DIRECT_ROLES = {
-    **dict.fromkeys(VILLAGE_KINDS, VILLAGE_OFFICER),
-    COMMUNE: COMMUNE_OFFICER,
-    PROVINCE: PROVINCE_STAFF,
-}
-ESCALATION_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+# Which command sends each form.
 FORM_COMMANDS = {"village_report": "/baocao", "activity_report": "/hoatdong"}
 LIST_LIMIT = 30
 BATCH = 200  # recipients per transaction
@@ -156,11 +149,11 @@ async def remind(app: App, deadline: Deadline, period: Period, days_left: int, n
     subject = f"{deadline.id}@-{days_left}"
     async with app.read_only() as reads:
         missing = {u.id: u for u in await missing_units(reads, deadline, period)}
-        roles = sorted({DIRECT_ROLES[k] for k in deadline.expected if k in DIRECT_ROLES})
+        roles = sorted({ANSWERS_FOR[k] for k in deadline.expected if k in ANSWERS_FOR})
         holders = await officers(reads, roles, unit_ids=list(missing)) if missing else []
         by_contact: dict[int, tuple[Officer, list[UnitRef]]] = {}
         for r in holders:
-            if DIRECT_ROLES.get(r.unit.kind) != r.role or r.unit.id not in missing:
+            if ANSWERS_FOR.get(r.unit.kind) != r.role or r.unit.id not in missing:
                 continue
             by_contact.setdefault(r.contact_id, (r, []))[1].append(r.unit)
         plan = []
@@ -184,7 +177,7 @@ async def escalate(app: App, deadline: Deadline, period: Period, days_after: int
         holders = [
             r
             for r in await officers(reads, ESCALATION_ROLES, unit_ids=sorted(above))
-            if r.role == DIRECT_ROLES.get(r.unit.kind)
+            if r.role == ANSWERS_FOR.get(r.unit.kind)
         ]
         inside: dict[int, list[UnitRef]] = defaultdict(list)
         for u in missing:

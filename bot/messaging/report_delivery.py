@@ -21,15 +21,13 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import attach, enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import Officer, officers
+from bot.messaging.recipients import COMPILED_REPORT_ROLES, Officer, officers
 from bot.reports.aggregate import VILLAGE_FORM, Compiled
 from bot.reports.compiled import compile_unit, render, summary_text
-from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF
 from storage.models_outreach import KIND_REPORT as PERIOD_REPORT
 
 log = logging.getLogger(__name__)
 
-RECIPIENT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 WINDOW_DAYS = 14  # an officer who joins (or a run missed) within this window still gets it
 
 
@@ -39,8 +37,10 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
     now = scheduled_for(app)
     async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
         recipients: list[Officer] = []
-        for r in await officers(reads, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES)):
-            if RECIPIENT_ROLES.get(r.unit.kind) != r.role:
+        for r in await officers(
+            reads, list(COMPILED_REPORT_ROLES.values()), unit_kinds=list(COMPILED_REPORT_ROLES)
+        ):
+            if COMPILED_REPORT_ROLES.get(r.unit.kind) != r.role:
                 continue
             if not await noticed_units(
                 reads, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
