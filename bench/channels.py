@@ -79,16 +79,14 @@ def serve_fake(channel: str, port: int) -> None:
 def serve_bot(channel: str, mode: str, port: int, api_url: str, database_url: str) -> None:
     import uvicorn
 
-    from bot.channels.manager import channel_runtime
-    from bot.runtime.http import create_http_app
-    from tests.support import make_app
+    from tests.support import make_bot
 
     tokens: dict[str, Any] = (
         {"telegram_token": TELEGRAM_TOKEN, "telegram_api_base_url": api_url}
         if channel == "telegram"
         else {"zalo_token": ZALO_TOKEN, "zalo_api_base_url": api_url}
     )
-    app = make_app(
+    bot = make_bot(
         database_url,
         public_url=f"http://127.0.0.1:{port}",
         webchat_enabled=False,
@@ -96,8 +94,7 @@ def serve_bot(channel: str, mode: str, port: int, api_url: str, database_url: st
         **tokens,
         **NO_LIMITS,
     )
-    api = create_http_app(app)
-    runtime = channel_runtime(app)
+    api, runtime = bot.http_app(), bot.channels
     if mode == "echo":
         if runtime.telegram is not None:
             from telegram import Update

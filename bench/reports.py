@@ -57,7 +57,8 @@ from bot.domain.clock import VN_TZ
 from bot.domain.forms.loader import load_forms
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind
-from bot.domain.schedules import ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import load_schedules
 from bot.reports.aggregate import Compiled, compile_report
 from bot.reports.chart import render_png
 from bot.reports.compiled import compile_unit, render, summary_text
@@ -115,7 +116,7 @@ def village_values(rng: random.Random) -> dict[str, Any]:
     }
 
 
-def half_years(last: ReportPeriod, n: int) -> list[ReportPeriod]:
+def half_years(last: Period, n: int) -> list[Period]:
     out = [last]
     while len(out) < n:
         out.append(out[-1].previous())
@@ -127,7 +128,7 @@ async def fill(
     provinces: int,
     communes: int,
     villages: int,
-    periods: list[ReportPeriod],
+    periods: list[Period],
     corrections: float,
     seed: int = 7,
 ) -> tuple[Unit, Unit]:
@@ -258,7 +259,7 @@ async def timed(label: str, fn: Callable[[], Awaitable[Any]], repeat: int) -> tu
     return median, cold
 
 
-async def read_rows(db: Database, period: ReportPeriod) -> int:
+async def read_rows(db: Database, period: Period) -> int:
     """The baseline: fetch the period's submission rows, decode their values, aggregate nothing."""
     from sqlalchemy import select
 
@@ -273,7 +274,7 @@ def ratio(label: str, report: float, baseline: float) -> None:
     print(f"  {label:<52} ratio  {report / baseline:8.2f}   (report / baseline)")
 
 
-async def compile_in(db: Database, unit: Unit | None, period: ReportPeriod) -> Compiled:
+async def compile_in(db: Database, unit: Unit | None, period: Period) -> Compiled:
     async with db.sessions() as s:
         return await compile_report(
             s, unit=unit, period=period, schedules=SCHEDULES, targets=TARGETS, sum_fields=SUM_FIELDS, now=NOW
@@ -284,7 +285,7 @@ async def province_scenario(url: str, repeat: int) -> None:
     db = Database(url)
     try:
         await upgrade_async(url)
-        periods = half_years(ReportPeriod.parse("2026-H2"), 20)
+        periods = half_years(Period.parse("2026-H2"), 20)
         t0 = time.perf_counter()
         province, commune = await fill(db, 1, 100, 3000, periods, corrections=0.05)
         async with db.sessions() as s:
@@ -330,7 +331,7 @@ async def national_scenario(url: str, repeat: int) -> None:
     db = Database(url)
     try:
         await upgrade_async(url)
-        periods = half_years(ReportPeriod.parse("2026-H2"), 2)
+        periods = half_years(Period.parse("2026-H2"), 2)
         t0 = time.perf_counter()
         province, _ = await fill(db, 34, 3321, 64000, periods, corrections=0.0)
         print(
@@ -384,7 +385,7 @@ async def officer(app: App, ext: str, latencies: list[float], pause: float, rng:
         raise RuntimeError(f"{ext}: report not saved: {replies[0].text}")
 
 
-async def national_old_way(app: App, period: ReportPeriod) -> None:
+async def national_old_way(app: App, period: Period) -> None:
     """Before: compiled and drawn inside the dialogue's unit of work (the write lock held)."""
     t = translator("vi")
     async with app.uow() as uow:
@@ -401,7 +402,7 @@ async def national_old_way(app: App, period: ReportPeriod) -> None:
         summary_text(compiled, t)
 
 
-async def national_new_way(app: App, period: ReportPeriod) -> None:
+async def national_new_way(app: App, period: Period) -> None:
     """Now: a read-only unit of work, drawing in a worker thread (bot.services.later)."""
     t = translator("vi")
     async with app.read_only() as reads:
@@ -456,7 +457,7 @@ async def stall_scenario(url: str, repeat: int, rate: float = 40.0) -> None:
     db = Database(url)
     try:
         await upgrade_async(url)
-        periods = half_years(ReportPeriod.parse("2026-H2"), 2)
+        periods = half_years(Period.parse("2026-H2"), 2)
         t0 = time.perf_counter()
         _province, commune = await fill(db, 34, 3321, 64000, periods, corrections=0.0)
     finally:

@@ -26,7 +26,8 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from storage.models_channels import ChannelRepository
-from storage.repositories import OutboxRepository, UnitRepository
+from storage.repositories import OutboxRepository, ReportFileRepository, SubmissionRepository, UnitRepository
+from storage.repositories_outreach import ContentRepository, NoticeRepository, RecipientRepository
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -92,9 +93,15 @@ class ReadOnlyUnitOfWork:
         if self._lock is not None:
             await self._lock.acquire()
         self.session = self._db.read_side.sessions()
-        self.units = UnitRepository(self.session)
-        self.outbox = OutboxRepository(self.session)
-        self.channels = ChannelRepository(self.session)
+        s = self.session
+        self.units = UnitRepository(s)
+        self.submissions = SubmissionRepository(s)
+        self.outbox = OutboxRepository(s)
+        self.notices = NoticeRepository(s)
+        self.recipients = RecipientRepository(s)
+        self.files = ReportFileRepository(s)
+        self.content = ContentRepository(s)
+        self.channels = ChannelRepository(s)
         return self
 
     async def __aexit__(

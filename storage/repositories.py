@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -12,6 +13,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, insert, or_, select,
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 
 from storage.models import (
     AuditEntry,
@@ -26,8 +28,18 @@ from storage.models import (
     Submission,
     Unit,
 )
-from storage.models_outreach import KIND_OTHER, KIND_REPLY, QUEUED, SENDING, Broadcast, Delivery, Subscription
-from storage.models_reports import JobRun, SchedulerLease
+from storage.models_outreach import (
+    CANCELLED,
+    KIND_OTHER,
+    KIND_REPLY,
+    QUEUED,
+    SENDING,
+    SENT,
+    Broadcast,
+    Delivery,
+    Subscription,
+)
+from storage.models_reports import JobRun, ReportFile, SchedulerLease
 
 
 class UnitRepository:
@@ -471,6 +483,17 @@ class SubmissionRepository:
             await self.s.flush()
         return row
 
+    async def values_with_unit_paths(
+        self, form_key: str, since: datetime
+    ) -> list[tuple[dict[str, Any], str]]:
+        """(values, unit path) of every version of `form_key` submitted since `since`."""
+        q = (
+            select(Submission.values, Unit.path)
+            .join(Unit, Unit.id == Submission.unit_id)
+            .where(Submission.form_key == form_key, Submission.submitted_at >= since)
+        )
+        return [(values or {}, path) for values, path in (await self.s.execute(q)).all()]
+
     async def count(self, form_key: str | None = None) -> int:
         q = select(func.count(Submission.id))
         if form_key:
@@ -486,6 +509,15 @@ class SubscriptionRepository:
 
     async def get(self, contact_id: int) -> Subscription | None:
         return await self.s.get(Subscription, contact_id)
+
+    async def ensure(self, contact_id: int, now: datetime) -> Subscription:
+        """The contact's row, inserted (every topic, not stopped) when they have none yet."""
+        sub = await self.get(contact_id)
+        if sub is None:
+            sub = Subscription(contact_id=contact_id, topics=[], created_at=now, updated_at=now)
+            self.s.add(sub)
+            await self.s.flush()
+        return sub
 
 
 class BroadcastRepository:
@@ -766,3 +798,208 @@ class OutboxRepository:
             .group_by(Delivery.channel)
         )
         return [(channel, int(n), oldest) for channel, n, oldest in (await self.s.execute(q)).all()]
+
+    async def status_counts(self, broadcast_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+        """(broadcast id, delivery status, how many) for the given broadcasts (/tinhtrang)."""
+        q = (
+            select(Delivery.broadcast_id, Delivery.status, func.count())
+            .where(Delivery.broadcast_id.in_(broadcast_ids))
+            .group_by(Delivery.broadcast_id, Delivery.status)
+        )
+        return [
+            (bid, status, int(n)) for bid, status, n in (await self.s.execute(q)).all() if bid is not None
+        ]
+
+    async def cancel_queued(
+        self,
+        now: datetime,
+        reason: str,
+        *,
+        contact_id: int | None = None,
+        kinds: Sequence[str] | None = None,
+        broadcast_id: int | None = None,
+    ) -> int:
+        """Cancel the deliveries still queued of a contact (of `kinds`) or of a broadcast;
+        messages in flight go on. The number cancelled."""
+        conditions: list[Any] = []
+        if contact_id is not None:
+            conditions.append(Delivery.contact_id == contact_id)
+        if kinds is not None:
+            conditions.append(Delivery.kind.in_(kinds))
+        if broadcast_id is not None:
+            conditions.append(Delivery.broadcast_id == broadcast_id)
+        if not conditions:
+            raise ValueError("cancel_queued needs a contact or a broadcast")
+        stmt = (
+            update(Delivery)
+            .where(Delivery.status == QUEUED, *conditions)
+            .values(status=CANCELLED, updated_at=now)
+            .returning(Delivery.outbox_id)
+            .execution_options(synchronize_session=False)
+        )
+        ids = list((await self.s.execute(stmt)).scalars())
+        for batch in _batches(ids, 5000):
+            await self.s.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(batch))
+                .values(failed_at=now, error=reason)
+                .execution_options(synchronize_session=False)
+            )
+        return len(ids)
+
+    # -- the sender's moves (bot/messaging/outbox.py: queued → sending → a final state) -------
+
+    async def claimed_elsewhere(
+        self, now: datetime, *, older_than: timedelta | None = None, not_by: str | None = None
+    ) -> list[tuple[int, str]]:
+        """(outbox id, channel) of rows left `sending`: claimed before `now - older_than`, or
+        claimed by anyone but `not_by`."""
+        q = select(Delivery.outbox_id, Delivery.channel).where(Delivery.status == SENDING)
+        if older_than is not None:
+            q = q.where(Delivery.claimed_at < now - older_than)
+        if not_by is not None:
+            q = q.where(Delivery.claimed_by != not_by)
+        return [(outbox_id, channel) for outbox_id, channel in (await self.s.execute(q)).all()]
+
+    async def requeue(self, ids: Sequence[int], now: datetime) -> None:
+        """Back to queued, due as before (an in-doubt row to send again)."""
+        await self.s.execute(
+            update(Delivery)
+            .where(Delivery.outbox_id.in_(ids))
+            .values(status=QUEUED, claimed_by=None, updated_at=now)
+        )
+
+    async def due(self, channel: str, now: datetime, limit: int, *, lock: bool) -> list[DueDelivery]:
+        """Up to `limit` queued rows of the channel that are due, oldest first, with what the
+        sender must check before sending (a block, a stop). Replies come ahead of other rows
+        (RapidPro's courier: replies before bulk sends), and a chat's reply only once no earlier
+        reply of that chat waits (even one not due yet, after a failed attempt), so a chat's
+        replies go out in order. `lock`: FOR UPDATE SKIP LOCKED (PostgreSQL), so that two
+        senders never claim the same row."""
+        earlier = aliased(Delivery)
+        reply_waiting = (
+            select(earlier.outbox_id)
+            .where(
+                earlier.contact_id == Delivery.contact_id,
+                earlier.channel == Delivery.channel,
+                earlier.kind == KIND_REPLY,
+                earlier.status.in_((QUEUED, SENDING)),
+                earlier.outbox_id < Delivery.outbox_id,
+            )
+            .exists()
+        )
+        q = (
+            select(
+                Delivery.outbox_id,
+                Delivery.contact_id,
+                Delivery.kind,
+                Delivery.idempotency_key,
+                OutboxMessage.external_id,
+                OutboxMessage.payload,
+                OutboxMessage.attempts,
+                ChannelIdentity.blocked_at,
+                Subscription.stopped_at,
+            )
+            .join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
+            .outerjoin(
+                ChannelIdentity,
+                and_(
+                    ChannelIdentity.channel == Delivery.channel,
+                    ChannelIdentity.external_id == OutboxMessage.external_id,
+                ),
+            )
+            .outerjoin(Subscription, Subscription.contact_id == Delivery.contact_id)
+            .where(Delivery.channel == channel, Delivery.status == QUEUED, Delivery.due_at <= now)
+            .where(or_(Delivery.kind != KIND_REPLY, ~reply_waiting))
+            .order_by(Delivery.due_at, Delivery.outbox_id)
+            .limit(limit)
+        )
+        if lock:
+            q = q.with_for_update(skip_locked=True, of=Delivery)
+        found = [DueDelivery(*r) for r in (await self.s.execute(q.where(Delivery.kind == KIND_REPLY))).all()]
+        seen = {r.outbox_id for r in found}
+        found += [DueDelivery(*r) for r in (await self.s.execute(q)).all() if r.outbox_id not in seen]
+        return found
+
+    async def mark_sending(self, ids: Sequence[int], now: datetime, claimed_by: str) -> None:
+        """The claim: `sending`, by whom and since when, one more attempt counted."""
+        await self.s.execute(
+            update(Delivery)
+            .where(Delivery.outbox_id.in_(ids))
+            .values(status=SENDING, claimed_at=now, claimed_by=claimed_by, updated_at=now)
+        )
+        await self.s.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(attempts=OutboxMessage.attempts + 1)
+        )
+
+    async def finish(self, ids: Sequence[int], status: str, now: datetime, error: str | None) -> None:
+        """A final state: the delivery's status, and the outbox row's sent_at or failed_at."""
+        await self.s.execute(
+            update(Delivery).where(Delivery.outbox_id.in_(ids)).values(status=status, updated_at=now)
+        )
+        values: dict[str, Any] = (
+            {"sent_at": now, "error": None}
+            if status == SENT
+            else {"failed_at": now, "error": (error or status)[:2000]}
+        )
+        await self.s.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(**values))
+
+    async def retry_at(
+        self, outbox_id: int, due: datetime, now: datetime, *, attempts: int, error: str
+    ) -> None:
+        """Queued again, due at `due`, with the attempts counted so far and the last error."""
+        await self.s.execute(
+            update(Delivery)
+            .where(Delivery.outbox_id == outbox_id)
+            .values(status=QUEUED, due_at=due, claimed_by=None, updated_at=now)
+        )
+        await self.s.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == outbox_id)
+            .values(not_before=due, error=error[:2000], attempts=attempts)
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class DueDelivery:
+    """A due outbox row as the sender claims it (OutboxRepository.due)."""
+
+    outbox_id: int
+    contact_id: int
+    kind: str
+    idempotency_key: str
+    external_id: str
+    payload: dict[str, Any] | None
+    attempts: int
+    blocked_at: datetime | None  # the identity blocked the bot
+    stopped_at: datetime | None  # the person sent /dung
+
+
+class ReportFileRepository:
+    """Rendered report files, kept once by content hash (storage.models_reports.ReportFile)."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.s = session
+
+    async def get(self, file_id: int) -> ReportFile | None:
+        return await self.s.get(ReportFile, file_id)
+
+    async def store(self, filename: str, content_type: str, data: bytes, now: datetime) -> ReportFile:
+        """The file's row, inserted unless the same bytes are stored already."""
+        digest = hashlib.sha256(data).hexdigest()
+        found = (
+            await self.s.execute(select(ReportFile).where(ReportFile.sha256 == digest))
+        ).scalar_one_or_none()
+        if found is not None:
+            return found
+        row = ReportFile(
+            sha256=digest,
+            filename=filename,
+            content_type=content_type,
+            size=len(data),
+            data=data,
+            created_at=now,
+        )
+        self.s.add(row)
+        await self.s.flush()
+        return row

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models_channels import ChannelRepository
+from storage.readonly import ReadOnlyUnitOfWork
 from storage.repositories import (
     AuditRepository,
     BroadcastRepository,
@@ -16,11 +17,18 @@ from storage.repositories import (
     DialogueRepository,
     InviteRepository,
     OutboxRepository,
+    ReportFileRepository,
     SchedulerRepository,
     SubmissionRepository,
     SubscriptionRepository,
     UnitRepository,
     UpdateRepository,
+)
+from storage.repositories_outreach import (
+    ContentRepository,
+    NoticeRepository,
+    RecipientRepository,
+    SentItemRepository,
 )
 
 
@@ -46,6 +54,11 @@ class UnitOfWork:
             self.audit = AuditRepository(s)
             self.updates = UpdateRepository(s)
             self.outbox = OutboxRepository(s)
+            self.notices = NoticeRepository(s)
+            self.recipients = RecipientRepository(s)
+            self.files = ReportFileRepository(s)
+            self.content = ContentRepository(s)
+            self.sent_items = SentItemRepository(s)
             self.channels = ChannelRepository(s)
             self.subscriptions = SubscriptionRepository(s)
             self.broadcasts = BroadcastRepository(s)
@@ -73,3 +86,8 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         await self.session.rollback()
+
+
+# What reads the tables the write and the read-only unit of work both carry (recipients, notices,
+# files, content, units, submissions): work that runs inside either takes this.
+Reads = UnitOfWork | ReadOnlyUnitOfWork

@@ -10,7 +10,7 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.messages import Incoming, Kind, Reply
 from bot.domain.settings import Settings
-from bot.runtime.bootstrap import bootstrap
+from bot.runtime.bootstrap import Bot, bootstrap
 from bot.services.actor import CONSOLE
 from bot.services.units import add_village
 from storage.models import COMMUNE, PROVINCE, VILLAGE, Unit
@@ -20,11 +20,16 @@ CONTENT = REPO / "content"
 START = datetime(2026, 11, 22, 9, 0, tzinfo=VN_TZ)
 
 
-def make_app(database_url: str, clock: FixedClock | None = None, **settings: object) -> App:
-    """The real app (composition root) on a migrated database, with a fixed clock."""
+def make_bot(database_url: str, clock: FixedClock | None = None, **settings: object) -> Bot:
+    """The real process (composition root) on a migrated database, with a fixed clock."""
     settings.setdefault("content_dir", str(CONTENT))
     conf = Settings(database_url=database_url, _env_file=None, **settings)  # type: ignore[arg-type]
     return bootstrap(conf, clock or FixedClock(START))
+
+
+def make_app(database_url: str, clock: FixedClock | None = None, **settings: object) -> App:
+    """The app of `make_bot`: what every layer is handed."""
+    return make_bot(database_url, clock, **settings).app
 
 
 @dataclass

@@ -16,10 +16,10 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.parsing import fold
 from bot.domain.permissions import Grant, NotAllowed, load_grants
+from bot.domain.sending import Blocked, PermanentError
 from bot.messaging.content import sync_content
 from bot.messaging.outbox import OutboxSender
 from bot.messaging.outreach import set_topics, stop_outreach
-from bot.messaging.sending import Blocked, PermanentError
 from bot.services.actor import Actor
 from bot.services.broadcasts import (
     MEMBERS,
@@ -61,7 +61,7 @@ async def build(app: App) -> World:
     tree = await seed_tree(app)
     now = app.clock.now()
     async with app.uow() as uow:
-        await sync_content(uow.session, app.content_dir, now)
+        await sync_content(uow, app.content_dir, now)
         other = await uow.units.add(
             Unit(kind=PROVINCE, name="Hưng Yên", name_folded=fold("Hưng Yên"), code="33", created_at=now)
         )
@@ -286,13 +286,13 @@ async def test_opted_out_blocked_unconsented_and_off_topic_people_are_left_out(w
     now = app.clock.now()
     ids = {ext: await contact_id(app, ext) for ext in ("m1", "m4", "m5", "m6", "m7")}
     async with app.uow() as uow:
-        await stop_outreach(uow.session, ids["m4"], now)
+        await stop_outreach(uow, ids["m4"], now)
         await uow.session.execute(
             update(ChannelIdentity).where(ChannelIdentity.external_id == "m5").values(blocked_at=now)
         )
         await uow.session.execute(update(Contact).where(Contact.id == ids["m6"]).values(consent_at=None))
-        await set_topics(uow.session, ids["m7"], ["reading"], now)
-        await set_topics(uow.session, ids["m1"], ["digital_skills", "reading"], now)
+        await set_topics(uow, ids["m7"], ["reading"], now)
+        await set_topics(uow, ids["m1"], ["digital_skills", "reading"], now)
         await uow.commit()
     audience = Audience((tree.province.id,), (MEMBERS,), ("digital_skills",))
     async with app.uow() as uow:

@@ -9,7 +9,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 from typer.testing import CliRunner
 
 from bot.domain.i18n import SUPPORTED
@@ -25,7 +24,8 @@ from bot.messaging.content import (
 )
 from storage.db import Database
 from storage.models import ROLES
-from storage.models_outreach import CAMPAIGN, CONTENT_KINDS, ContentItem
+from storage.models_outreach import CAMPAIGN, CONTENT_KINDS
+from storage.uow import UnitOfWork
 from tests.support import CONTENT, START
 
 FILES = sorted(p for p in (CONTENT / ARTICLES_DIR).rglob("*.md") if p.name != "README.md")
@@ -135,11 +135,11 @@ async def test_sync_adds_changes_retires_and_restores(db: Database, tmp_path: Pa
     shutil.copytree(CONTENT / ARTICLES_DIR, content / ARTICLES_DIR)
     now = START
     n = len(FILES)
-    async with db.sessions() as session:
-        result = await sync_content(session, content, now)
+    async with UnitOfWork(db) as uow:
+        result = await sync_content(uow, content, now)
         assert (result.new, result.changed, result.retired) == (n, 0, 0)
-        await session.commit()
-        assert (await sync_content(session, content, now)).unchanged == n  # idempotent
+        await uow.commit()
+        assert (await sync_content(uow, content, now)).unchanged == n  # idempotent
         article = content / ARTICLES_DIR / "vi" / "doc-sach-cung-con.md"
         article.write_text(
             article.read_text(encoding="utf-8").replace("15 phút", "20 phút"), encoding="utf-8"
@@ -147,19 +147,19 @@ async def test_sync_adds_changes_retires_and_restores(db: Database, tmp_path: Pa
         removed = content / ARTICLES_DIR / "en" / "fake-news.md"
         kept = removed.read_text(encoding="utf-8")
         removed.unlink()
-        result = await sync_content(session, content, now)
+        result = await sync_content(uow, content, now)
         assert (result.new, result.changed, result.retired, result.unchanged) == (0, 1, 1, n - 2)
-        await session.commit()
-        rows = {(r.item_key, r.language): r for r in (await session.execute(select(ContentItem))).scalars()}
+        await uow.commit()
+        rows = {(r.item_key, r.language): r for r in await uow.content.every()}
         assert len(rows) == n  # retired, not deleted
         assert rows[("fake-news", "en")].retired_at is not None
         assert "20 phút" in rows[("reading-with-children", "vi")].body
         assert rows[("fake-news", "vi")].retired_at is None  # the other language lives on
         removed.write_text(kept, encoding="utf-8")
-        result = await sync_content(session, content, now)
+        result = await sync_content(uow, content, now)
         assert (result.restored, result.retired) == (1, 0)
-        await session.commit()
-        assert (await session.get(ContentItem, rows[("fake-news", "en")].id)).retired_at is None  # type: ignore[union-attr]
+        await uow.commit()
+        assert (await uow.content.translations("fake-news")).get("en").retired_at is None  # type: ignore[union-attr]
 
 
 def test_cli_content_sync(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

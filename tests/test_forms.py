@@ -707,6 +707,7 @@ BROKEN: list[tuple[str, Mutation, list[str]]] = [
     ("missing fields", _delete("fields"), ["missing 'fields'"]),
     ("bad form key", _set("key", "Mini Form"), ["key", "lower_case"]),
     ("unknown unit kind", _set("unit_kinds", ["hamlet"]), ["unit_kinds", "'hamlet'"]),
+    ("unknown period kind", _set("period_kinds", ["fortnight"]), ["period_kinds", "'fortnight'"]),
     ("empty period kinds", _set("period_kinds", []), ["period_kinds", "non-empty"]),
     ("bad record", _set("record", "per_month"), ["record", "'per_month'"]),
     ("missing en title", _set("title", {"vi": "Mini"}), ["title", "missing 'en' text"]),

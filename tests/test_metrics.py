@@ -89,10 +89,8 @@ async def test_metrics_count_steps_sends_429s_the_outbox_and_the_leader(
         now = app.clock.now()
         people = {ext: await uow.contacts.by_identity("zalo", ext) for ext in ("u2", "u3", "u4")}
         out = {ext: Outgoing(c.id, "zalo", ext, {"text": f"hello {ext}"}) for ext, c in people.items() if c}
-        await enqueue(uow.session, [out["u2"], out["u3"]], kind=KIND_BROADCAST, now=now)
-        await enqueue(
-            uow.session, [out["u4"]], kind=KIND_BROADCAST, now=now, not_before=now + timedelta(days=1)
-        )
+        await enqueue(uow, [out["u2"], out["u3"]], kind=KIND_BROADCAST, now=now)
+        await enqueue(uow, [out["u4"]], kind=KIND_BROADCAST, now=now, not_before=now + timedelta(days=1))
         await uow.commit()
     app.clock.advance(timedelta(seconds=90))
     before = await scrape(hooked.url)

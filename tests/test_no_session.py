@@ -4,6 +4,12 @@ Outside `storage/` and `bot/services/`, code reaches the database through the un
 repositories (`uow.units`, `uow.scheduler`, …) or through a service, never through
 `uow.session`. The check reads the syntax tree, so comments and docstrings do not count, and
 any `<something uow>.session` does (`ctx.uow.session`, `self._uow.session`, `uow.session`).
+
+The outbox, the recipients, reminders, digests and outreach (bot/messaging), the dialogues, the
+handlers and the channels' send path (bot/channels/ratelimit.py) go further: no function there
+takes or returns an `AsyncSession`, and none opens a session of its own (`db.sessions()`). They
+take a unit of work, a read-only one, or a repository, so that a raw session handed from
+function to function cannot come back.
 """
 
 from __future__ import annotations
@@ -13,13 +19,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 ALLOWED = ("bot/services/",)
-# Being rewritten by other work of issue 8 (the messaging modules): they move to
-# repositories when that work lands. A prefix that no longer matches a user must be removed.
-KNOWN = {
-    "bot/messaging/": "the outbox, notices, reminders, digests and outreach jobs (the one outbox)",
-}
 # The dialogue and handler layers do not even import the database toolkit.
 NO_SQLALCHEMY = ("bot/conversations/", "bot/handlers/")
+# Layers that neither pass sessions around nor open their own.
+NO_RAW_SESSION = ("bot/messaging/", "bot/conversations/", "bot/handlers/", "bot/channels/ratelimit.py")
 
 
 def _owner_name(node: ast.expr) -> str:
@@ -39,6 +42,36 @@ def session_uses(source: str) -> list[int]:
         and node.attr == "session"
         and "uow" in _owner_name(node.value).lower()
     )
+
+
+def _names_async_session(node: ast.expr | None) -> bool:
+    if node is None:
+        return False
+    return any(
+        (isinstance(n, ast.Name) and n.id == "AsyncSession")
+        or (isinstance(n, ast.Attribute) and n.attr == "AsyncSession")
+        or (isinstance(n, ast.Constant) and isinstance(n.value, str) and "AsyncSession" in n.value)
+        for n in ast.walk(node)
+    )
+
+
+def raw_sessions(source: str) -> list[int]:
+    """Lines of functions whose signature names `AsyncSession` (a parameter or the result), and
+    of calls that open a session (`….sessions()`)."""
+    lines: set[int] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            a = node.args
+            params = [*a.posonlyargs, *a.args, *a.kwonlyargs, *filter(None, (a.vararg, a.kwarg))]
+            if any(_names_async_session(p.annotation) for p in params) or _names_async_session(node.returns):
+                lines.add(node.lineno)
+        elif (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "sessions"
+        ):
+            lines.add(node.lineno)
+    return sorted(lines)
 
 
 def imports_sqlalchemy(source: str) -> bool:
@@ -64,24 +97,23 @@ def test_the_check_sees_what_it_looks_for() -> None:
     assert session_uses('"""uow.session in a docstring"""\n# uow.session\nuow.units.get(1)\n') == []
     assert imports_sqlalchemy("from sqlalchemy import select\n")
     assert not imports_sqlalchemy("from storage.models import Unit\n")
+    assert raw_sessions("async def f(session: AsyncSession, n: int) -> None:\n    pass\n") == [1]
+    assert raw_sessions("def f(*, s: 'AsyncSession | None' = None):\n    pass\n") == [1]
+    assert raw_sessions("def f(uow):\n    pass\n\n\ndef g() -> sa.AsyncSession:\n    pass\n") == [5]
+    assert raw_sessions("async def f(app):\n    async with app.db.sessions() as s:\n        pass\n") == [2]
+    assert raw_sessions("async def f(uow: UnitOfWork, reads: ReadOnlyUnitOfWork) -> None:\n    pass\n") == []
 
 
 def test_no_unit_of_work_session_outside_services() -> None:
     found = {
         path: lines
         for path, source in _sources().items()
-        if not path.startswith(ALLOWED + tuple(KNOWN)) and (lines := session_uses(source))
+        if not path.startswith(ALLOWED) and (lines := session_uses(source))
     }
     assert not found, (
         "use a repository on the unit of work, or a service, instead of uow.session: "
         + ", ".join(f"{path} (lines {', '.join(map(str, lines))})" for path, lines in found.items())
     )
-
-
-def test_the_known_exceptions_are_still_needed() -> None:
-    users = [path for path, source in _sources().items() if session_uses(source)]
-    stale = [known for known in KNOWN if not any(path.startswith(known) for path in users)]
-    assert not stale, f"no longer using uow.session: remove from KNOWN in {__file__}: {stale}"
 
 
 def test_dialogues_and_handlers_do_not_import_sqlalchemy() -> None:
@@ -91,3 +123,15 @@ def test_dialogues_and_handlers_do_not_import_sqlalchemy() -> None:
         if path.startswith(NO_SQLALCHEMY) and imports_sqlalchemy(source)
     ]
     assert not offenders, offenders
+
+
+def test_messaging_dialogues_and_handlers_pass_no_raw_session() -> None:
+    found = {
+        path: lines
+        for path, source in _sources().items()
+        if path.startswith(NO_RAW_SESSION) and (lines := raw_sessions(source))
+    }
+    assert not found, (
+        "take the unit of work, a read-only one (app.read_only()) or a repository, not a session: "
+        + ", ".join(f"{path} (lines {', '.join(map(str, lines))})" for path, lines in found.items())
+    )

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
+from bot.domain.sending import Blocked, PermanentError, RateLimited, TransientError
 from bot.messaging.outbox import (
     IN_DOUBT_ERROR,
     OutboxSender,
@@ -21,7 +22,6 @@ from bot.messaging.outbox import (
     payload_replies,
     send_outbox,
 )
-from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
 from storage.db import Database
 from storage.models import MEMBER, ChannelIdentity, OutboxMessage
 from storage.models_outreach import (
@@ -72,7 +72,7 @@ async def queue(
     ]
     async with app.uow() as uow:
         now = app.clock.now()
-        await enqueue(uow.session, messages, kind=kind, now=now, not_before=now + delay if delay else None)
+        await enqueue(uow, messages, kind=kind, now=now, not_before=now + delay if delay else None)
         await uow.commit()
 
 
@@ -162,7 +162,7 @@ async def test_blocks_and_refusals_are_final(app: App) -> None:
     # A later message to the person who blocked the bot is not even attempted.
     again = [Outgoing(await contact_id(app, "p1"), "test", "p1", {"text": "again"})]
     async with app.uow() as uow:
-        await enqueue(uow.session, again, kind=KIND_TIP, now=app.clock.now())
+        await enqueue(uow, again, kind=KIND_TIP, now=app.clock.now())
         await uow.commit()
     await outbox.drain()
     assert [e for e, _ in sender.sent] == ["p3"]
@@ -281,7 +281,7 @@ async def test_several_messages_to_one_person_go_out_in_the_order_queued(app: Ap
     texts = [f"part {n}" for n in range(12)]
     async with app.uow() as uow:
         queued = await enqueue(
-            uow.session,
+            uow,
             [Outgoing(cid, "test", "p1", {"text": t}) for t in texts],
             kind=KIND_TIP,
             now=app.clock.now(),
@@ -304,12 +304,12 @@ async def test_a_notice_is_queued_once_whoever_queues_it_again(app: App) -> None
     ]
     for expected in (3, 0):
         async with app.uow() as uow:
-            queued = await enqueue(uow.session, first, kind=KIND_TIP, now=app.clock.now())
+            queued = await enqueue(uow, first, kind=KIND_TIP, now=app.clock.now())
             await uow.commit()
         assert len(queued) == expected
     async with app.uow() as uow:  # one new key of two is enough: it is a new message
         again = Outgoing(p1, "test", "p1", {"text": "c"}, ("tip:2026-11-22", "tip:2026-11-29"))
-        assert len(await enqueue(uow.session, [again], kind=KIND_TIP, now=app.clock.now())) == 1
+        assert len(await enqueue(uow, [again], kind=KIND_TIP, now=app.clock.now())) == 1
 
 
 async def test_the_scheduler_job_sends_with_the_channels_senders_and_recovers_old_claims(app: App) -> None:
@@ -317,7 +317,7 @@ async def test_the_scheduler_job_sends_with_the_channels_senders_and_recovers_ol
     await _leave_in_flight(app, "p1")  # a claim by a sender that died…
     await queue(app, "p2")
     sender = RecordingSender(idempotent=True)
-    app.extras["senders"] = {"test": sender}  # what bot.channels.manager publishes
+    app.senders["test"] = sender  # what the composition root puts there from the channels
     assert await send_outbox(app) == 2  # w1 and p2; p1 might still be in a live run's hands
     assert isinstance(app.clock, FixedClock)
     app.clock.advance(timedelta(minutes=3))  # …longer ago than a run lasts: recovered, resent
@@ -341,10 +341,10 @@ async def test_a_compiled_report_goes_out_with_its_file(app: App) -> None:
     xlsx = Attachment("bao-cao.xlsx", "application/vnd.ms-excel", b"PK\x03\x04 workbook bytes")
     cid = await contact_id(app, "p1")
     async with app.uow() as uow:
-        payload = await attach(uow.session, {"text": "Báo cáo 6 tháng"}, [xlsx], app.clock.now())
+        payload = await attach(uow, {"text": "Báo cáo 6 tháng"}, [xlsx], app.clock.now())
         assert payload["attachments"][0]["file_id"] and "data" not in payload["attachments"][0]
         message = Outgoing(cid, "test", "p1", payload)
-        assert len(await enqueue(uow.session, [message], kind="period_report", now=app.clock.now())) == 1
+        assert len(await enqueue(uow, [message], kind="period_report", now=app.clock.now())) == 1
         await uow.commit()
     sender = RecordingSender()
     assert await OutboxSender(app, {"test": sender}).drain() == 1
@@ -358,7 +358,7 @@ async def queue_replies(app: App, ext: str, *texts: str, tried: bool = False) ->
     async with app.uow() as uow:
         now = app.clock.now()
         await enqueue(
-            uow.session,
+            uow,
             [Outgoing(cid, "test", ext, {"text": t}) for t in texts],
             kind=KIND_REPLY,
             now=now,

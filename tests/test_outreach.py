@@ -59,7 +59,7 @@ async def build(url: str) -> World:
     app = make_app(url, clock)
     tree = await seed_tree(app)
     async with app.uow() as uow:
-        await sync_content(uow.session, app.content_dir, clock.now())
+        await sync_content(uow, app.content_dir, clock.now())
         await uow.commit()
     return World(app, tree, clock)
 
@@ -237,7 +237,7 @@ async def test_tip_day_and_hour_are_settings_and_a_missed_slot_waits(
     try:
         tree = await seed_tree(app)
         async with app.uow() as uow:
-            await sync_content(uow.session, app.content_dir, clock.now())
+            await sync_content(uow, app.content_dir, clock.now())
             await uow.commit()
         await make_contact(app, "m1", MEMBER, tree.village)
         assert await send_weekly_tips(app) == 0

@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from bot.domain.app import App
-from bot.domain.schedules import ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import load_schedules
 from bot.reports.aggregate import Compiled, missing_units
 from bot.reports.compiled import compile_unit
 from bot.reports.targets import load_targets, parse_targets
@@ -19,7 +20,7 @@ from storage.models import Unit
 from tests.support import CONTENT, Tree, make_app, seed_tree
 from tests.test_reports_helpers import submit, submit_activity, vn
 
-H1 = ReportPeriod.parse("2026-H1")
+H1 = Period.parse("2026-H1")
 
 
 @pytest.fixture
@@ -31,7 +32,7 @@ async def app(db: Database) -> AsyncIterator[App]:
         await app.db.dispose()
 
 
-async def compiled(app: App, unit: Unit | None, period: ReportPeriod = H1) -> Compiled:
+async def compiled(app: App, unit: Unit | None, period: Period = H1) -> Compiled:
     async with app.read_only() as reads:
         return await compile_unit(
             reads,
@@ -168,15 +169,15 @@ async def test_missing_units_and_the_lifelong_learning_week(app: App) -> None:
     tree = await seed_tree(app)
     schedules = load_schedules(app.content_dir)
     await submit(app, tree.village, "2026-H1", vn(2026, 6, 1))
-    async with app.db.sessions() as session:
-        missing = await missing_units(session, schedules.deadline("village_report.half_year"), H1)
+    async with app.read_only() as reads:
+        missing = await missing_units(reads, schedules.deadline("village_report.half_year"), H1)
         assert {u.name for u in missing} == {"Tổ dân phố 1", "Xóm Pác Bó"}
     # A village's activity in the Week counts for its commune; one outside the Week does not.
     await submit_activity(app, tree.group, date(2026, 10, 3), llw=True)
     await submit_activity(app, tree.other_village, date(2026, 9, 1), llw=False)
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:
         missing = await missing_units(
-            session, schedules.deadline("lifelong_learning_week"), ReportPeriod.parse("2026")
+            reads, schedules.deadline("lifelong_learning_week"), Period.parse("2026")
         )
         assert [u.name for u in missing] == ["Xã Trường Hà"]
 
@@ -240,7 +241,7 @@ def test_targets_hold_until_the_next_year_with_targets() -> None:
 
 async def test_an_empty_tree_compiles(app: App) -> None:
     tree: Tree = await seed_tree(app)
-    c = await compiled(app, tree.commune, ReportPeriod.parse("2026"))
+    c = await compiled(app, tree.commune, Period.parse("2026"))
     assert c.total.reported == 0 and c.total.expected == 2
     assert c.total.rate("learning_families") is None
     assert c.deadline is not None and c.due == date(2026, 11, 30)

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from bot.domain.app import App
 from bot.domain.i18n import translator
-from bot.domain.schedules import ReportPeriod
+from bot.domain.periods import Period
 from bot.reports.aggregate import Compiled
 from bot.reports.compiled import compile_unit, render
 from bot.reports.labels import COLUMNS
@@ -28,7 +28,7 @@ from storage.migrate import upgrade
 from tests.support import CONTENT, Tree, make_app, seed_tree
 from tests.test_reports_helpers import submit, submit_activity, vn
 
-H1 = ReportPeriod.parse("2026-H1")
+H1 = Period.parse("2026-H1")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 

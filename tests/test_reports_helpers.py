@@ -154,8 +154,8 @@ async def outbox_to(app: App, external_id: str, channel: str = "test") -> list[d
 
 
 async def files_of(app: App, payload: dict[str, Any]) -> dict[str, bytes]:
-    async with app.db.sessions() as session:
-        return {a.filename.rsplit(".", 1)[-1]: a.data for a in await attachments_of(session, payload)}
+    async with app.read_only() as reads:
+        return {a.filename.rsplit(".", 1)[-1]: a.data for a in await attachments_of(reads.files, payload)}
 
 
 async def set_locale(app: App, external_id: str, locale: str) -> None:

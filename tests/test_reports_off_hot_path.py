@@ -21,7 +21,7 @@ from sqlalchemy import event, func, select, text
 from bot.domain.app import App
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Reply
-from bot.domain.schedules import ReportPeriod
+from bot.domain.periods import Period
 from bot.reports.compiled import compile_unit, summary_text
 from bot.services.actor import CONSOLE
 from bot.services.units import add_village
@@ -32,7 +32,7 @@ from storage.uow import UnitOfWork
 from tests.support import Chat, Tree, make_app, make_contact, seed_tree
 from tests.test_reports_helpers import submit, vn
 
-H1 = ReportPeriod.parse("2026-H1")
+H1 = Period.parse("2026-H1")
 WAIT = 20.0  # seconds: only ever reached when the test fails
 
 

@@ -38,9 +38,18 @@ from tests.test_reports_helpers import vn
 Record = list[tuple[str, datetime]]
 
 
+# Which instance an app stands for, and the record its probe writes to (by the app's id).
+_WATCHED: dict[int, tuple[str, Record]] = {}
+
+
+def watch(app: App, name: str, record: Record) -> None:
+    _WATCHED[id(app)] = (name, record)
+
+
 async def probe(app: App) -> int:
     """A job that notes which instance ran which slot."""
-    app.extras["record"].append((app.extras["name"], scheduled_for(app)))
+    name, record = _WATCHED[id(app)]
+    record.append((name, scheduled_for(app)))
     return 1
 
 
@@ -86,7 +95,7 @@ async def two_apps(db: Database) -> AsyncIterator[tuple[App, App, FixedClock]]:
     record: Record = []
     apps = [make_app(db.url, clock), make_app(db.url, clock)]
     for name, app in zip("ab", apps, strict=True):
-        app.extras.update(name=name, record=record)
+        watch(app, name, record)
     try:
         yield apps[0], apps[1], clock
     finally:
@@ -124,14 +133,14 @@ async def test_catch_up_fencing_and_no_slot_twice(two_apps: tuple[App, App, Fixe
         assert await first.elect_once()
         await first.idle()
         # Elected at 10:00, it caught up the digest slot of 07:00, as of 07:00.
-        assert a.extras["record"] == [("a", vn(2026, 11, 23, 7))]
+        assert _WATCHED[id(a)][1] == [("a", vn(2026, 11, 23, 7))]
         assert not await second.elect_once()
         assert not await first.run_slot(spec, vn(2026, 11, 23, 7))  # claimed already
         # The first instance stops renewing; after expiry the second takes over...
         clock.advance(timedelta(seconds=31))
         assert await second.elect_once()
         await second.idle()
-        assert a.extras["record"] == [("a", vn(2026, 11, 23, 7))]  # ...and does not run 07:00 again
+        assert _WATCHED[id(a)][1] == [("a", vn(2026, 11, 23, 7))]  # ...and does not run 07:00 again
         # The first, waking up late, is fenced off: it runs nothing any more.
         assert not await first.run_slot(spec, vn(2026, 11, 30, 7))
         assert await second.run_slot(spec, vn(2026, 11, 30, 7))
@@ -191,15 +200,15 @@ async def test_the_other_instance_takes_over_when_the_leader_dies(db: Database) 
     apps: list[App] = []
     for name in "ab":
         settings = Settings(database_url=db.url, content_dir=str(CONTENT), _env_file=None)  # type: ignore[call-arg]
-        app = bootstrap(settings, SystemClock())
-        app.extras.update(name=name, record=record)
+        app = bootstrap(settings, SystemClock()).app
+        watch(app, name, record)
         apps.append(app)
     spec = JobSpec("probe", probe, IntervalTrigger(seconds=0.5, timezone=VN_TZ))
     schedulers = [
         Scheduler(
             app,
             {"probe": spec},
-            holder=app.extras["name"],
+            holder=_WATCHED[id(app)][0],
             lease_seconds=0.8,
             renew_seconds=0.1,
             grace_seconds=60,
@@ -246,19 +255,19 @@ async def test_the_http_app_runs_the_scheduler_while_it_lives(sqlite_db: Databas
     api = FastAPI()
     attach_to(api, app)
     async with api.router.lifespan_context(api):
-        s = app.extras["scheduler"]
+        s = api.state.scheduler
         for _ in range(200):
             if s.is_leader:
                 break
             await asyncio.sleep(0.02)
         assert s.is_leader
         await s.idle()
-    assert "scheduler" not in app.extras
+    assert not hasattr(api.state, "scheduler")
     assert await Lease(app, "other", timedelta(seconds=5)).holder_now(app.clock.now()) is None  # released
     off = make_app(sqlite_db.url, scheduler_enabled=False)
     plain = FastAPI()
     attach_to(plain, off)
     async with plain.router.lifespan_context(plain):
-        assert "scheduler" not in off.extras
+        assert not hasattr(plain.state, "scheduler")
     await app.db.dispose()
     await off.db.dispose()

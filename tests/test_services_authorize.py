@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 
 from bot.domain.app import App
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, load_grants
-from bot.domain.schedules import ReportPeriod
 from bot.services.actor import CONSOLE, Actor
 from bot.services.broadcasts import Audience, Message, cancel_broadcast, count_recipients, queue_broadcast
 from bot.services.invites import create_invite
@@ -99,7 +99,7 @@ async def _compile(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> obje
         uow,
         who,
         village.parent_id or 0,  # the village's commune
-        ReportPeriod.parse(H1),
+        Period.parse(H1),
         content_dir=w.app.content_dir,
         forms=w.app.forms,
         now=w.app.clock.now(),

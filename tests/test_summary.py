@@ -9,14 +9,14 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.domain.app import App
-from bot.domain.schedules import ReportPeriod
+from bot.domain.periods import Period
 from bot.reports.compiled import ReportNotAllowed, compile_for
 from storage.db import Database
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_OFFICER, Unit
 from tests.support import Chat, Tree, make_app, make_contact, seed_tree
 from tests.test_reports_helpers import grants_of, submit, vn
 
-H1 = ReportPeriod.parse("2026-H1")
+H1 = Period.parse("2026-H1")
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from bot.channels.telegram.channel import BY_POSITION, CHOSEN_MARK, TelegramChannel, callback_data, keyboard
 from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
-from bot.messaging.sending import Blocked
+from bot.domain.sending import Blocked
 from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
 from storage.db import Database

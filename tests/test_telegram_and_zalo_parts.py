@@ -5,7 +5,6 @@ reading of the API's answers."""
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 from collections.abc import AsyncIterator
 
@@ -23,7 +22,7 @@ from bot.channels.zalo.channel import webhook_secret as zalo_secret
 from bot.channels.zalo.client import ZaloApiError, ZaloClient, unwrap_update
 from bot.domain.i18n import translator
 from bot.domain.messages import Option, Reply
-from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
+from bot.domain.sending import Blocked, PermanentError, RateLimited, TransientError
 from storage.locks import KeyedLocks
 from tests.fakes.harness import ZALO_TOKEN
 from tests.fakes.serving import serving
@@ -143,8 +142,10 @@ async def test_concurrent_senders_get_distinct_slots() -> None:
         times.append(loop.time())
 
     await asyncio.gather(*(send() for _ in range(4)))
-    gaps = [b - a for a, b in itertools.pairwise(times)]
-    assert min(gaps) >= 0.045
+    # The k-th send goes no earlier than k slots (1/20 s each) after the first. A loaded machine
+    # can only make a send later than its slot, never earlier, so this holds under any load.
+    times.sort()
+    assert all(times[k] - times[0] >= k / 20 - 0.001 for k in range(4))
 
 
 # ----------------------------------------------------------------------------- retries

@@ -101,7 +101,7 @@ async def app(sqlite_url: str) -> AsyncIterator[App]:
     await asyncio.to_thread(upgrade, sqlite_url)
     application = bootstrap(
         Settings(database_url=sqlite_url, content_dir=str(CONTENT)), clock=FixedClock(NOW)
-    )
+    ).app
     yield application
     await application.db.dispose()
 

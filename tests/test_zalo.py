@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 
 from bot.channels.zalo.channel import ZaloChannel, to_incoming
 from bot.domain.messages import Kind, Option, Reply
-from bot.messaging.sending import Blocked
+from bot.domain.sending import Blocked
 from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
 from storage.db import Database

@@ -1,7 +1,7 @@
 """What runs the Telegram and Zalo channels inside `khuyenhoc run`.
 
-`channel_runtime(app)` builds, once per process, the channels that have a token. Its
-`routers()` go into the HTTP app (bot.runtime.http.channel_routers): the webhook routes when PUBLIC_URL
+`ChannelRuntime(app)`, built once per process by the composition root (bot.runtime.bootstrap),
+holds the channels that have a token. Its `routers()` go into the HTTP app: the webhook routes when PUBLIC_URL
 is set, and in every case a lifespan that starts the channels with the server and stops them
 with it. Starting happens in the background and is retried: Telegram may be unreachable from
 Vietnam, and that must never keep Zalo or the web chat from serving.
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter
 
 from bot.domain.app import App
-from bot.messaging.sending import ChannelSender, PermanentError, SendError
+from bot.domain.sending import ChannelSender, PermanentError, SendError
 
 if TYPE_CHECKING:
     from bot.channels.telegram.channel import TelegramChannel
@@ -30,8 +30,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-EXTRAS_KEY = "channel_runtime"
-SENDERS_KEY = "senders"  # app.extras["senders"][channel] -> ChannelSender, for the outbox
 MAX_START_DELAY = 300.0
 
 
@@ -133,11 +131,15 @@ class ChannelRuntime:
             self.zalo = ZaloChannel(app, ZaloClient(token, settings.zalo_api_base_url, timeout=15))
             secrets += [token, self.zalo.secret]
         install_token_redaction(*secrets)
-        senders: dict[str, ChannelSender] = app.extras.setdefault(SENDERS_KEY, {})
+
+    def senders(self) -> dict[str, ChannelSender]:
+        """The platform senders by channel, for the outbox sender (bot.runtime.bootstrap)."""
+        found: dict[str, ChannelSender] = {}
         if self.telegram is not None:
-            senders[self.telegram.sender.channel] = self.telegram.sender
+            found[self.telegram.sender.channel] = self.telegram.sender
         if self.zalo is not None:
-            senders[self.zalo.sender.channel] = self.zalo.sender
+            found[self.zalo.sender.channel] = self.zalo.sender
+        return found
 
     @property
     def empty(self) -> bool:
@@ -217,12 +219,3 @@ class ChannelRuntime:
             delay = min(delay * 2, MAX_START_DELAY)
         if channel.polling:
             await channel.poll_forever(self.app.settings.poll_timeout_seconds)
-
-
-def channel_runtime(app: App) -> ChannelRuntime:
-    """The process's runtime, built on first use and kept in `app.extras`."""
-    runtime = app.extras.get(EXTRAS_KEY)
-    if runtime is None:
-        runtime = app.extras[EXTRAS_KEY] = ChannelRuntime(app)
-    assert isinstance(runtime, ChannelRuntime)
-    return runtime

@@ -31,8 +31,8 @@ from typing import TypeVar
 
 from bot.domain.app import App
 from bot.domain.messages import Handled, Reply
-from bot.messaging.outbox import backoff, reply_payload
-from bot.messaging.sending import Blocked, RateLimited, SendError, TransientError
+from bot.domain.sending import Blocked, RateLimited, SendError, TransientError
+from bot.messaging.outbox import Outgoing, backoff, enqueue, reply_payload
 from storage.models_channels import IdentityState
 from storage.models_outreach import KIND_REPLY
 
@@ -213,7 +213,7 @@ class PlatformSender(ABC):
 
     @abstractmethod
     async def deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
-        """Render and send; raise the channel errors of bot.messaging.sending."""
+        """Render and send; raise the channel errors of bot.domain.sending."""
 
     async def send(self, external_id: str, replies: list[Reply]) -> None:
         state = await self._state(external_id)
@@ -247,14 +247,15 @@ class PlatformSender(ABC):
         self, contact_id: int, external_id: str, replies: list[Reply], error: str, *, tried: bool = True
     ) -> None:
         """Leave the replies to the outbox sender, in order; `tried`: the first of them met `error`
-        in the request, which counts as its first attempt (the next comes after the backoff).
-        Replies carry no notice keys, so they go straight into the outbox's rows."""
+        in the request, which counts as its first attempt (the next comes after the backoff)."""
         try:
             async with self.app.uow() as uow:
                 now = self.app.clock.now()
                 payloads = [await reply_payload(uow, r, now) for r in replies]
-                await uow.outbox.insert(
-                    [(contact_id, self.channel, external_id, p) for p in payloads],
+                messages = [Outgoing(contact_id, self.channel, external_id, p) for p in payloads]
+                await enqueue(
+                    uow,
+                    messages,
                     kind=KIND_REPLY,
                     now=now,
                     not_before=now + backoff(self.app, 1) if tried else None,

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from bot.domain.clock import Clock
 from bot.domain.messages import Handled, Incoming
 from bot.domain.metrics import Metrics
+from bot.domain.sending import ChannelSender
 from bot.domain.settings import Settings
 from storage.db import Database
 from storage.readonly import ReadOnlyUnitOfWork
@@ -31,7 +33,11 @@ class App:
     clock: Clock
     forms: dict[str, Form] = field(default_factory=dict)
     handler: MessageHandler | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    # The platform senders of this process by channel (Telegram, Zalo), for the outbox sender:
+    # filled by the composition root from the channels that have a token.
+    senders: dict[str, ChannelSender] = field(default_factory=dict)
+    # Names this process in the outbox's claims, so that a sender recovers only its own.
+    instance_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     metrics: Metrics = field(default_factory=Metrics)
 
     async def handle(self, msg: Incoming) -> Handled:

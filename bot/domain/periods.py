@@ -1,80 +1,207 @@
-"""Reporting periods: "2026-H1", "2026-H2" (half-years) and "2026" (a year)."""
+"""Reporting periods: one type for every kind a form, a deadline or a compiled report uses.
+
+A period is a kind, a year and a number within the year, and is stored under its key:
+
+    week         2026-W07    ISO week 7 (Monday to Sunday; the year is the ISO year)
+    month        2026-03     March 2026
+    half_year    2026-H1     January–June 2026 (2026-H2: July–December)
+    year         2026        the calendar year
+    school_year  2026-2027   1 September 2026 – 31 August 2027
+
+Submissions, notices and compiled reports are stored under the key, so a key never changes
+meaning. The kinds are the table `KINDS` (length in months, the month the first one of a year
+starts in, the shape of the key); start, end, next, previous and the period containing a day are
+derived from it, so a new kind is a row of the table plus its label. Which kinds a form is
+reported for is data (`period_kinds` in the form's YAML and in content/schedules.yaml).
+"""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 
 from bot.domain.i18n import Translator
 
-_PERIOD = re.compile(r"^(\d{4})(?:-H([12]))?$")
-
 
 @dataclass(frozen=True, slots=True)
+class PeriodKind:
+    """How the periods of one kind divide the calendar and how their keys are written."""
+
+    name: str
+    months: int  # the length of one period; 0: ISO weeks
+    key: str  # str.format pattern over year, number and next_year
+    suffix: str  # what follows the year in a key, as a regex ("number" / "next_year" groups)
+    first_month: int = 1  # the month the first period of a year starts in
+
+    @property
+    def per_year(self) -> int:
+        """How many periods of the kind a year has; 0 for ISO weeks (a year has 52 or 53)."""
+        return 12 // self.months if self.months else 0
+
+
+KINDS: dict[str, PeriodKind] = {
+    k.name: k
+    for k in (
+        PeriodKind("week", 0, "{year}-W{number:02d}", r"-W(?P<number>\d{1,2})"),
+        PeriodKind("month", 1, "{year}-{number:02d}", r"-(?P<number>\d{1,2})"),
+        PeriodKind("half_year", 6, "{year}-H{number}", r"-H(?P<number>[12])"),
+        PeriodKind("year", 12, "{year}", ""),
+        PeriodKind("school_year", 12, "{year}-{next_year}", r"-(?P<next_year>\d{4})", first_month=9),
+    )
+}
+PERIOD_KINDS: tuple[str, ...] = tuple(KINDS)
+
+_KEYS = [(kind, re.compile(r"(?P<year>\d{4})" + kind.suffix)) for kind in KINDS.values()]
+
+
+def _first_of_month(year: int, month_index: int) -> date:
+    """The first day of the `month_index`-th month counted from January of `year` (0-based)."""
+    return date(year + month_index // 12, month_index % 12 + 1, 1)
+
+
+@dataclass(frozen=True, slots=True, order=True)
 class Period:
+    """One period of one kind. `number`: the ISO week, the month, the half (1–2); 0 for a kind
+    with one period a year (the year, the school year)."""
+
+    kind: str
     year: int
-    half: int | None = None  # 1, 2, or None for the whole year
+    number: int = 0
+
+    def __post_init__(self) -> None:
+        spec = KINDS.get(self.kind)
+        if spec is None:
+            raise ValueError(f"unknown period kind {self.kind!r}")
+        if not 1 <= self.year <= 9998:
+            raise ValueError(f"no {self.kind} in the year {self.year}")
+        if spec.months == 0:
+            date.fromisocalendar(self.year, self.number, 1)  # ValueError for a week the year lacks
+        elif not (self.number == 0 if spec.per_year == 1 else 1 <= self.number <= spec.per_year):
+            raise ValueError(f"no {self.kind} {self.number} in {self.year}")
+
+    @property
+    def _spec(self) -> PeriodKind:
+        return KINDS[self.kind]
 
     @property
     def key(self) -> str:
-        return f"{self.year}-H{self.half}" if self.half else str(self.year)
+        return self._spec.key.format(year=self.year, number=self.number, next_year=self.year + 1)
 
     @property
-    def kind(self) -> str:
-        return "half_year" if self.half else "year"
+    def _index(self) -> int:
+        """Which period of its year this is, from 0 (month-based kinds)."""
+        return max(self.number - 1, 0)
 
     @property
     def start(self) -> date:
-        return date(self.year, 7, 1) if self.half == 2 else date(self.year, 1, 1)
+        spec = self._spec
+        if spec.months == 0:
+            return date.fromisocalendar(self.year, self.number, 1)
+        return _first_of_month(self.year, spec.first_month - 1 + self._index * spec.months)
 
     @property
     def end(self) -> date:
-        return date(self.year, 6, 30) if self.half == 1 else date(self.year, 12, 31)
+        return self.next().start - timedelta(days=1)
+
+    @property
+    def fraction_of_year(self) -> float:
+        """How much of a year the period spans: flow targets (money raised) scale with it."""
+        months = self._spec.months
+        return months / 12 if months else 7 / 365
+
+    def contains(self, day: date) -> bool:
+        return self.start <= day <= self.end
+
+    def _step(self, by: int) -> Period:
+        spec = self._spec
+        if spec.months == 0:
+            return Period.containing(self.kind, self.start + timedelta(days=7 * by))
+        year, index = divmod(self.year * spec.per_year + self._index + by, spec.per_year)
+        return Period(self.kind, year, index + 1 if spec.per_year > 1 else 0)
+
+    def next(self) -> Period:
+        return self._step(1)
 
     def previous(self) -> Period:
-        if self.half == 2:
-            return Period(self.year, 1)
-        if self.half == 1:
-            return Period(self.year - 1, 2)
-        return Period(self.year - 1)
+        return self._step(-1)
 
-    def preceding(self) -> list[Period]:
-        """The periods that end the day before this one starts, the same kind first: what a
-        report for this period is compared with (a stock's change, the fund's opening balance)."""
-        if self.half == 2:
-            return [Period(self.year, 1)]
-        if self.half == 1:
-            return [Period(self.year - 1, 2), Period(self.year - 1)]
-        return [Period(self.year - 1), Period(self.year - 1, 2)]
+    def preceding(self, kinds: Iterable[str]) -> list[Period]:
+        """The periods of `kinds` that end the day before this one starts, this kind first: what a
+        report for this period is compared with (a stock's change, the fund's opening balance).
+        For half-years and years: H1 → [H2 and the year before]; H2 → [H1]; a year → [the year
+        before, its H2]."""
+        day = self.start - timedelta(days=1)
+        out = [self.previous()]
+        for kind in kinds:
+            if kind != self.kind:
+                other = Period.containing(kind, day)
+                if other.end == day:
+                    out.append(other)
+        return out
 
     def label(self, t: Translator) -> str:
-        if self.half == 1:
-            return t("First half of {year}", year=self.year)
-        if self.half == 2:
+        if self.kind == "half_year":
+            if self.number == 1:
+                return t("First half of {year}", year=self.year)
             return t("Second half of {year}", year=self.year)
-        return t("Year {year}", year=self.year)
+        if self.kind == "year":
+            return t("Year {year}", year=self.year)
+        if self.kind == "week":
+            return t(
+                "Week {week} of {year} ({start}–{end})",
+                week=self.number,
+                year=self.year,
+                start=t.date(self.start),
+                end=t.date(self.end),
+            )
+        if self.kind == "month":
+            return t("Month {month}/{year}", month=self.number, year=self.year)
+        return t("School year {start}–{end}", start=self.year, end=self.year + 1)
 
     @classmethod
     def parse(cls, key: str) -> Period:
-        m = _PERIOD.match(key.strip().upper())
-        if not m:
-            raise ValueError(f"not a period: {key!r}")
-        return cls(int(m.group(1)), int(m.group(2)) if m.group(2) else None)
+        """'2026-W07', '2026-03', '2026-H1', '2026', '2026-2027' → a period; ValueError otherwise."""
+        text = key.strip().upper().replace(" ", "")
+        for kind, pattern in _KEYS:
+            m = pattern.fullmatch(text)
+            if m is None:
+                continue
+            year, found = int(m["year"]), m.groupdict()
+            if found.get("next_year") is not None and int(found["next_year"]) != year + 1:
+                raise ValueError(f"not a {kind.name.replace('_', ' ')}: {key!r}")
+            try:
+                return cls(kind.name, year, int(found.get("number") or 0))
+            except ValueError:
+                raise ValueError(f"not a {kind.name.replace('_', ' ')}: {key!r}") from None
+        raise ValueError(f"not a period: {key!r}")
+
+    @classmethod
+    def containing(cls, kind: str, day: date) -> Period:
+        spec = KINDS.get(kind)
+        if spec is None:
+            raise ValueError(f"unknown period kind {kind!r}")
+        if spec.months == 0:
+            iso = day.isocalendar()
+            return cls(kind, iso.year, iso.week)
+        year, month = divmod(day.year * 12 + day.month - spec.first_month, 12)
+        index = month // spec.months
+        return cls(kind, year, index + 1 if spec.per_year > 1 else 0)
 
 
-def current_half_year(today: date) -> Period:
-    return Period(today.year, 1 if today.month <= 6 else 2)
-
-
-def period_choices(today: date, kinds: tuple[str, ...]) -> list[Period]:
-    """The periods an officer may report, the default (the current half-year) first."""
+def period_choices(today: date, kinds: Iterable[str]) -> list[Period]:
+    """The periods an officer may report, the default first: of each kind (shortest first) the
+    current period and the one before, except that the previous year is offered only in
+    January and February, while it is still being closed. For a half-year and year form: the
+    current half-year (the default), the one before, this year."""
+    wanted = set(kinds)
     out: list[Period] = []
-    current = current_half_year(today)
-    if "half_year" in kinds:
-        out += [current, current.previous()]
-    if "year" in kinds:
-        out.append(Period(today.year))
-        if today.month <= 2:  # early in the year the previous year is still being closed
-            out.append(Period(today.year - 1))
+    for kind in PERIOD_KINDS:
+        if kind not in wanted:
+            continue
+        current = Period.containing(kind, today)
+        out.append(current)
+        if kind != "year" or today.month <= 2:
+            out.append(current.previous())
     return out

@@ -1,10 +1,8 @@
-"""Reporting periods and deadlines as data (content/schedules.yaml).
+"""Deadlines as data (content/schedules.yaml), over the periods of bot.domain.periods.
 
-`ReportPeriod` covers every period kind a form may use (week, month, half-year, year, school
-year) with the same keys the submissions are stored under ("2026-H1", "2026"). `Deadline` says
-what is due when and from which units; reminders, escalations, compiled reports and the
-"open period" of the digest are all derived from these entries, so a province that moves a date
-edits YAML, not code.
+`Deadline` says what is due when and from which units; reminders, escalations, compiled reports
+and the "open period" of the digest are all derived from these entries, so a province that moves
+a date edits YAML, not code.
 """
 
 from __future__ import annotations
@@ -20,131 +18,9 @@ import yaml
 
 from bot.domain.clock import VN_TZ
 from bot.domain.forms.model import Text
-from bot.domain.i18n import Translator
-from bot.domain.periods import Period
+from bot.domain.periods import PERIOD_KINDS, Period
 
 SCHEDULES_FILE = "schedules.yaml"
-PERIOD_KINDS = ("week", "month", "half_year", "year", "school_year")
-
-_KEY = re.compile(r"^(\d{4})(?:-(W\d{1,2}|H[12]|\d{1,2}|\d{4}))?$")
-
-
-@dataclass(frozen=True, slots=True, order=True)
-class ReportPeriod:
-    """One period of one kind. `number`: ISO week, month, half (1–2); 0 for a (school) year."""
-
-    kind: str
-    year: int
-    number: int = 0
-
-    @property
-    def key(self) -> str:
-        if self.kind == "week":
-            return f"{self.year}-W{self.number:02d}"
-        if self.kind == "month":
-            return f"{self.year}-{self.number:02d}"
-        if self.kind == "half_year":
-            return f"{self.year}-H{self.number}"
-        if self.kind == "school_year":
-            return f"{self.year}-{self.year + 1}"
-        return str(self.year)
-
-    @property
-    def start(self) -> date:
-        if self.kind == "week":
-            return date.fromisocalendar(self.year, self.number, 1)
-        if self.kind == "month":
-            return date(self.year, self.number, 1)
-        if self.kind == "half_year":
-            return date(self.year, 7 if self.number == 2 else 1, 1)
-        if self.kind == "school_year":
-            return date(self.year, 9, 1)
-        return date(self.year, 1, 1)
-
-    @property
-    def end(self) -> date:
-        return self.next().start - timedelta(days=1)
-
-    @property
-    def fraction_of_year(self) -> float:
-        """How much of a year the period spans: flow targets (money raised) scale with it."""
-        return {"week": 7 / 365, "month": 1 / 12, "half_year": 0.5}.get(self.kind, 1.0)
-
-    def contains(self, day: date) -> bool:
-        return self.start <= day <= self.end
-
-    def next(self) -> ReportPeriod:
-        if self.kind == "week":
-            return ReportPeriod.containing("week", self.start + timedelta(days=7))
-        if self.kind == "month":
-            return ReportPeriod("month", self.year + self.number // 12, self.number % 12 + 1)
-        if self.kind == "half_year":
-            return ReportPeriod("half_year", self.year + (self.number == 2), 1 if self.number == 2 else 2)
-        return ReportPeriod(self.kind, self.year + 1)
-
-    def previous(self) -> ReportPeriod:
-        if self.kind == "week":
-            return ReportPeriod.containing("week", self.start - timedelta(days=7))
-        if self.kind == "month":
-            return ReportPeriod("month", self.year - (self.number == 1), (self.number - 2) % 12 + 1)
-        if self.kind == "half_year":
-            return ReportPeriod("half_year", self.year - (self.number == 1), 2 if self.number == 1 else 1)
-        return ReportPeriod(self.kind, self.year - 1)
-
-    def label(self, t: Translator) -> str:
-        if self.kind == "half_year":
-            return Period(self.year, self.number).label(t)
-        if self.kind == "year":
-            return Period(self.year).label(t)
-        if self.kind == "week":
-            return t(
-                "Week {week} of {year} ({start}–{end})",
-                week=self.number,
-                year=self.year,
-                start=t.date(self.start),
-                end=t.date(self.end),
-            )
-        if self.kind == "month":
-            return t("Month {month}/{year}", month=self.number, year=self.year)
-        return t("School year {start}–{end}", start=self.year, end=self.year + 1)
-
-    @classmethod
-    def parse(cls, key: str) -> ReportPeriod:
-        """'2026-W07', '2026-03', '2026-H1', '2026', '2026-2027' → a period; ValueError otherwise."""
-        m = _KEY.match(key.strip().upper().replace(" ", ""))
-        if not m:
-            raise ValueError(f"not a period: {key!r}")
-        year, rest = int(m.group(1)), m.group(2)
-        if rest is None:
-            return cls("year", year)
-        if rest.startswith("W"):
-            week = int(rest[1:])
-            date.fromisocalendar(year, week, 1)  # ValueError for a week the year does not have
-            return cls("week", year, week)
-        if rest.startswith("H"):
-            return cls("half_year", year, int(rest[1:]))
-        if len(rest) == 4:
-            if int(rest) != year + 1:
-                raise ValueError(f"not a school year: {key!r}")
-            return cls("school_year", year)
-        if not 1 <= int(rest) <= 12:
-            raise ValueError(f"not a month: {key!r}")
-        return cls("month", year, int(rest))
-
-    @classmethod
-    def containing(cls, kind: str, day: date) -> ReportPeriod:
-        if kind == "week":
-            iso = day.isocalendar()
-            return cls("week", iso.year, iso.week)
-        if kind == "month":
-            return cls("month", day.year, day.month)
-        if kind == "half_year":
-            return cls("half_year", day.year, 1 if day.month <= 6 else 2)
-        if kind == "school_year":
-            return cls("school_year", day.year if day.month >= 9 else day.year - 1)
-        if kind == "year":
-            return cls("year", day.year)
-        raise ValueError(f"unknown period kind {kind!r}")
 
 
 def end_of_day(day: date) -> datetime:
@@ -171,10 +47,10 @@ class Deadline:
     report_after_days: int | None = 1
     open_days_after_due: int = 45
 
-    def applies(self, period: ReportPeriod) -> bool:
+    def applies(self, period: Period) -> bool:
         return period.kind == self.period_kind and (not self.only or period.number in self.only)
 
-    def due_date(self, period: ReportPeriod) -> date:
+    def due_date(self, period: Period) -> date:
         if self.due_after_end_days is not None:
             return period.end + timedelta(days=self.due_after_end_days)
         assert self.due is not None
@@ -184,22 +60,22 @@ class Deadline:
             candidate = date(period.start.year + 1, month, day)
         return candidate
 
-    def due_at(self, period: ReportPeriod) -> datetime:
+    def due_at(self, period: Period) -> datetime:
         return end_of_day(self.due_date(period))
 
-    def periods_due_near(self, today: date, before: int, after: int) -> list[ReportPeriod]:
+    def periods_due_near(self, today: date, before: int, after: int) -> list[Period]:
         """Periods of this deadline due between `after` days ago and `before` days ahead."""
-        out: list[ReportPeriod] = []
+        out: list[Period] = []
         # A due date lies at most a year after the period starts (MM-DD), or N days after it ends.
         reach = timedelta(days=after + 366 + (self.due_after_end_days or 0) + 366)
-        p = ReportPeriod.containing(self.period_kind, today + timedelta(days=before))
+        p = Period.containing(self.period_kind, today + timedelta(days=before))
         while p.start >= today - reach:
             if self.applies(p) and -after <= (self.due_date(p) - today).days <= before:
                 out.append(p)
             p = p.previous()
         return sorted(out)
 
-    def is_open(self, period: ReportPeriod, today: date) -> bool:
+    def is_open(self, period: Period, today: date) -> bool:
         return period.start <= today <= self.due_date(period) + timedelta(days=self.open_days_after_due)
 
 
@@ -219,16 +95,16 @@ class Schedules:
     def for_form(self, form_key: str) -> list[Deadline]:
         return [d for d in self.deadlines if d.form == form_key]
 
-    def deadline_for(self, form_key: str, period: ReportPeriod) -> Deadline | None:
+    def deadline_for(self, form_key: str, period: Period) -> Deadline | None:
         """The deadline that `period` of `form_key` answers to, if it has one."""
         for d in self.deadlines:
             if d.form == form_key and not d.where and d.applies(period):
                 return d
         return None
 
-    def open_period(self, form_key: str, today: date) -> tuple[ReportPeriod, Deadline | None]:
+    def open_period(self, form_key: str, today: date) -> tuple[Period, Deadline | None]:
         """The period officers are working on now: the open one due soonest, else the current one."""
-        candidates: list[tuple[date, ReportPeriod, Deadline]] = []
+        candidates: list[tuple[date, Period, Deadline]] = []
         for d in self.for_form(form_key):
             if d.where:
                 continue
@@ -239,14 +115,14 @@ class Schedules:
             _, period, deadline = min(candidates)
             return period, deadline
         kinds = self.form_period_kinds.get(form_key) or ("half_year",)
-        return ReportPeriod.containing(kinds[0], today), None
+        return Period.containing(kinds[0], today), None
 
-    def recent_periods(self, form_key: str, today: date, limit: int = 4) -> list[ReportPeriod]:
+    def recent_periods(self, form_key: str, today: date, limit: int = 4) -> list[Period]:
         """Choices for a compiled report: the open period first, then the latest other ones."""
         first, _ = self.open_period(form_key, today)
-        others: list[ReportPeriod] = []
+        others: list[Period] = []
         for kind in self.form_period_kinds.get(form_key) or ("half_year", "year"):
-            p = ReportPeriod.containing(kind, today)
+            p = Period.containing(kind, today)
             for _ in range(2):
                 if p != first and p not in others:
                     others.append(p)

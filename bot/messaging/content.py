@@ -34,12 +34,11 @@ from typing import Any
 
 import frontmatter
 import yaml
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.i18n import SUPPORTED
 from storage.models import ROLES
 from storage.models_outreach import CAMPAIGN, CONTENT_KINDS, ContentItem
+from storage.uow import UnitOfWork
 
 ARTICLES_DIR = "articles"
 TOPICS_FILE = "topics.yaml"
@@ -272,21 +271,21 @@ def _apply(row: ContentItem, a: Article) -> None:
     row.source, row.digest = a.source, a.digest
 
 
-async def sync_content(session: AsyncSession, content_dir: Path, now: datetime) -> SyncResult:
+async def sync_content(uow: UnitOfWork, content_dir: Path, now: datetime) -> SyncResult:
     """Bring content_items in line with the files: insert new, update changed, retire removed.
 
     Idempotent: a second run with the same files changes nothing. A bad file aborts the whole
     sync (ContentError) so that half a library is never published.
     """
     articles = load_library(content_dir)
-    rows = {(r.item_key, r.language): r for r in (await session.execute(select(ContentItem))).scalars()}
+    rows = {(r.item_key, r.language): r for r in await uow.content.every()}
     result = SyncResult()
     for a in articles:
         row = rows.pop((a.item_key, a.language), None)
         if row is None:
             row = ContentItem(item_key=a.item_key, language=a.language, created_at=now, updated_at=now)
             _apply(row, a)
-            session.add(row)
+            uow.content.add(row)
             result.new += 1
             continue
         if row.retired_at is not None:
@@ -303,20 +302,12 @@ async def sync_content(session: AsyncSession, content_dir: Path, now: datetime) 
         if row.retired_at is None:
             row.retired_at = now
             result.retired += 1
-    await session.flush()
+    await uow.content.flush()
     return result
 
 
-# ------------------------------------------------------------------------------- queries
-
-
-async def live_items(session: AsyncSession, language: str | None = None) -> list[ContentItem]:
-    """Items not retired, newest first (optionally of one language)."""
-    q = select(ContentItem).where(ContentItem.retired_at.is_(None))
-    if language is not None:
-        q = q.where(ContentItem.language == language)
-    q = q.order_by(ContentItem.published.desc(), ContentItem.item_key)
-    return list((await session.execute(q)).scalars())
+# ------------------------------------------------------------------------------- choosing
+# The items themselves come from `uow.content` (storage.repositories_outreach.ContentRepository).
 
 
 def is_valid_on(item: ContentItem, day: date) -> bool:
@@ -344,9 +335,3 @@ def suits(
     if not set(item.audience) & set(roles):
         return False
     return not topics or bool(set(item.topics) & set(topics))
-
-
-async def item_translations(session: AsyncSession, item_key: str) -> dict[str, ContentItem]:
-    """An item in each language it exists in (retired ones included: a broadcast may name one)."""
-    q = select(ContentItem).where(ContentItem.item_key == item_key)
-    return {r.language: r for r in (await session.execute(q)).scalars()}

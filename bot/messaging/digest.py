@@ -14,10 +14,11 @@ from datetime import date, datetime, time, timedelta
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
-from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import officers
+from bot.messaging.recipients import COMPILED_REPORT_ROLES, officers
 from bot.reports.aggregate import (
     VILLAGE_FORM,
     Activities,
@@ -30,12 +31,10 @@ from bot.reports.aggregate import (
 )
 from bot.reports.compiled import compile_unit
 from bot.reports.labels import kind_plural
-from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF
 from storage.models_outreach import KIND_DIGEST as DIGEST
 
 log = logging.getLogger(__name__)
 
-RECIPIENT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 SUBJECT = "weekly"
 NAMES = 10
 RANKED = 5
@@ -145,27 +144,28 @@ async def send_weekly_digest(app: App) -> int:
     """The Monday job: one digest per officer and area, never twice for the same week."""
     now = scheduled_for(app)
     first_day, last_day = last_week(now)
-    week = ReportPeriod.containing("week", first_day)
+    week = Period.containing("week", first_day)
     start = datetime.combine(first_day, time(0), tzinfo=VN_TZ)
     end = datetime.combine(last_day + timedelta(days=1), time(0), tzinfo=VN_TZ)
     period, deadline = load_schedules(app.content_dir).open_period(VILLAGE_FORM, now.astimezone(VN_TZ).date())
     queued = 0
-    async with app.db.sessions() as session:
+    async with app.read_only() as reads:
         recipients = [
             r
-            for r in await officers(session, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES))
-            if RECIPIENT_ROLES.get(r.unit.kind) == r.role
+            for r in await officers(
+                reads, list(COMPILED_REPORT_ROLES.values()), unit_kinds=list(COMPILED_REPORT_ROLES)
+            )
+            if COMPILED_REPORT_ROLES.get(r.unit.kind) == r.role
         ]
     cache: dict[int, tuple[list[Received], Activities, Compiled]] = {}
     for r in recipients:
         async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
-            session = reads.session
-            if await noticed_units(session, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
+            if await noticed_units(reads, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
                 continue
             if r.unit.id not in cache:
                 cache[r.unit.id] = (
-                    await received_between(session, r.unit, start, end),
-                    await activities_between(session, r.unit, first_day, last_day),
+                    await received_between(reads, r.unit, start, end),
+                    await activities_between(reads, r.unit, first_day, last_day),
                     await compile_unit(
                         reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                     ),
@@ -177,7 +177,7 @@ async def send_weekly_digest(app: App) -> int:
         key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
         async with app.uow() as uow:
             messages = to_each_channel(r, {"text": text, "options": []}, [key])
-            queued += len(await enqueue(uow.session, messages, kind=DIGEST, now=now))
+            queued += len(await enqueue(uow, messages, kind=DIGEST, now=now))
             await uow.commit()
     log.info("weekly digest %s: %d messages queued", week.key, queued)
     return queued

@@ -45,7 +45,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import hashlib
 import logging
 import mimetypes
 import uuid
@@ -55,38 +54,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from sqlalchemy import and_, func, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
-
 from bot.domain.app import App
 from bot.domain.messages import Attachment, Option, Reply
+from bot.domain.sending import Blocked, ChannelSender, PermanentError, RateLimited, SendError
 from bot.messaging.recipients import Officer, obeys_stop
-from bot.messaging.sending import Blocked, ChannelSender, PermanentError, RateLimited, SendError
-from storage.models import ChannelIdentity, OutboxMessage
-from storage.models_outreach import (
-    BLOCKED,
-    CANCELLED,
-    FAILED,
-    KIND_REPLY,
-    QUEUED,
-    SENDING,
-    SENT,
-    Delivery,
-    Notice,
-    Subscription,
-)
-from storage.models_reports import ReportFile
-from storage.repositories import OutboxRepository
-from storage.uow import UnitOfWork
+from storage.models_outreach import BLOCKED, CANCELLED, FAILED, QUEUED, SENT
+from storage.repositories import ReportFileRepository
+from storage.uow import Reads, UnitOfWork
 
 log = logging.getLogger(__name__)
 
 WEBCHAT = "webchat"
 IN_DOUBT_ERROR = "in doubt: the sender stopped while sending; not resent to avoid a duplicate"
-_NOTICE_CHUNK = 1000
 _IDLE_MAX_SECONDS = 5.0
 _SEND_TIMEOUT_SECONDS = 120.0  # longer than any channel's HTTP timeout and retries
 
@@ -117,11 +96,12 @@ def notice_key(kind: str, subject: str, period: str, unit_id: int) -> str:
 
 
 async def noticed_units(
-    session: AsyncSession, kind: str, subject: str, period: str, contact_id: int, unit_ids: Iterable[int]
+    reads: Reads, kind: str, subject: str, period: str, contact_id: int, unit_ids: Iterable[int]
 ) -> set[int]:
-    """The units about which this notice already went to this contact."""
+    """The units about which this notice already went to this contact (to skip work before
+    queueing; `enqueue` is what makes a notice go once)."""
     keys = {notice_key(kind, subject, period, u): u for u in unit_ids}
-    return {keys[k] for k in await noticed(session, contact_id, keys)}
+    return {keys[k] for k in await reads.notices.noticed(contact_id, keys)}
 
 
 def to_each_channel(officer: Officer, payload: dict[str, Any], notices: Sequence[str] = ()) -> list[Outgoing]:
@@ -129,42 +109,8 @@ def to_each_channel(officer: Officer, payload: dict[str, Any], notices: Sequence
     return [Outgoing(officer.contact_id, c, e, payload, tuple(notices)) for c, e in officer.identities]
 
 
-def _insert_for(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-async def noticed(session: AsyncSession, contact_id: int, keys: Iterable[str]) -> set[str]:
-    """Which of `keys` the contact already had (to skip work before queueing)."""
-    wanted = list(keys)
-    found: set[str] = set()
-    for i in range(0, len(wanted), _NOTICE_CHUNK):
-        q = select(Notice.key).where(
-            Notice.contact_id == contact_id, Notice.key.in_(wanted[i : i + _NOTICE_CHUNK])
-        )
-        found |= set((await session.execute(q)).scalars())
-    return found
-
-
-async def _record_notices(
-    session: AsyncSession, keyed: Sequence[tuple[int, str]], now: datetime
-) -> set[tuple[int, str]]:
-    """Insert the (contact, key) notices; those that were new. ON CONFLICT DO NOTHING: of two
-    jobs racing (two instances, a re-run), only one gets each notice back."""
-    fresh: set[tuple[int, str]] = set()
-    insert_ = _insert_for(session)
-    for i in range(0, len(keyed), _NOTICE_CHUNK):
-        stmt = (
-            insert_(Notice)
-            .values([{"contact_id": c, "key": k, "created_at": now} for c, k in keyed[i : i + _NOTICE_CHUNK]])
-            .on_conflict_do_nothing(index_elements=["contact_id", "key"])
-            .returning(Notice.contact_id, Notice.key)
-        )
-        fresh |= {(c, k) for c, k in (await session.execute(stmt)).all()}
-    return fresh
-
-
 async def enqueue(
-    session: AsyncSession,
+    uow: UnitOfWork,
     messages: Sequence[Outgoing],
     *,
     kind: str,
@@ -184,9 +130,9 @@ async def enqueue(
     queued = list(messages)
     keyed = sorted({(m.contact_id, k) for m in queued for k in m.notices})
     if keyed:
-        fresh = await _record_notices(session, keyed, now)
+        fresh = await uow.notices.record(keyed, now)
         queued = [m for m in queued if not m.notices or any((m.contact_id, k) in fresh for k in m.notices)]
-    await OutboxRepository(session).insert(
+    await uow.outbox.insert(
         [(m.contact_id, m.channel, m.external_id, m.payload) for m in queued],
         kind=kind,
         now=now,
@@ -198,52 +144,11 @@ async def enqueue(
     return queued
 
 
-async def cancel_queued(session: AsyncSession, conditions: Sequence[Any], now: datetime, reason: str) -> int:
-    """Cancel deliveries still queued that match `conditions`; messages in flight go on."""
-    stmt = (
-        update(Delivery)
-        .where(Delivery.status == QUEUED, *conditions)
-        .values(status=CANCELLED, updated_at=now)
-        .returning(Delivery.outbox_id)
-        .execution_options(synchronize_session=False)
-    )
-    ids = list((await session.execute(stmt)).scalars())
-    for i in range(0, len(ids), 5000):
-        await session.execute(
-            update(OutboxMessage)
-            .where(OutboxMessage.id.in_(ids[i : i + 5000]))
-            .values(failed_at=now, error=reason)
-            .execution_options(synchronize_session=False)
-        )
-    return len(ids)
-
-
 # ------------------------------------------------------------------------------ payloads
 
 
-async def store_file(session: AsyncSession, attachment: Attachment, now: datetime) -> ReportFile:
-    """The file's row, inserted unless the same bytes are stored already."""
-    digest = hashlib.sha256(attachment.data).hexdigest()
-    found = (
-        await session.execute(select(ReportFile).where(ReportFile.sha256 == digest))
-    ).scalar_one_or_none()
-    if found is not None:
-        return found
-    row = ReportFile(
-        sha256=digest,
-        filename=attachment.filename,
-        content_type=attachment.content_type,
-        size=len(attachment.data),
-        data=attachment.data,
-        created_at=now,
-    )
-    session.add(row)
-    await session.flush()
-    return row
-
-
 async def attach(
-    session: AsyncSession, payload: dict[str, Any], files: Sequence[Attachment], now: datetime
+    uow: UnitOfWork, payload: dict[str, Any], files: Sequence[Attachment], now: datetime
 ) -> dict[str, Any]:
     """The payload with `files` stored once (report_files) and named by id:
 
@@ -255,7 +160,7 @@ async def attach(
         return payload
     refs = []
     for f in files:
-        row = await store_file(session, f, now)
+        row = await uow.files.store(f.filename, f.content_type, f.data, now)
         refs.append(
             {"filename": f.filename, "content_type": f.content_type, "file_id": row.id, "size": row.size}
         )
@@ -268,7 +173,7 @@ async def reply_payload(uow: UnitOfWork, reply: Reply, now: datetime) -> dict[st
         "text": reply.text,
         "options": [{"id": o.id, "label": o.label} for o in reply.options],
     }
-    return await attach(uow.session, payload, reply.attachments, now)
+    return await attach(uow, payload, reply.attachments, now)
 
 
 def payload_replies(payload: dict[str, Any], content_dir: Path) -> list[Reply]:
@@ -288,14 +193,15 @@ def payload_replies(payload: dict[str, Any], content_dir: Path) -> list[Reply]:
     return [Reply(str(payload.get("text", "")), options, attachments)]
 
 
-async def attachments_of(session: AsyncSession, payload: dict[str, Any]) -> list[Attachment]:
-    """The attachments a payload names, with their bytes (stored files, or inline data_b64)."""
+async def attachments_of(files: ReportFileRepository, payload: dict[str, Any]) -> list[Attachment]:
+    """The attachments a payload names, with their bytes (stored files, or inline data_b64).
+    `files` is `reads.files` of a unit of work, or the web chat poll's own repository."""
     out: list[Attachment] = []
     for item in payload.get("attachments") or ():
         if "data_b64" in item:
             data = base64.b64decode(item["data_b64"])
         else:
-            row = await session.get(ReportFile, int(item["file_id"]))
+            row = await files.get(int(item["file_id"]))
             if row is None:
                 continue
             data = row.data
@@ -303,11 +209,13 @@ async def attachments_of(session: AsyncSession, payload: dict[str, Any]) -> list
     return out
 
 
-async def load_replies(session: AsyncSession, payload: dict[str, Any], content_dir: Path) -> list[Reply]:
+async def load_replies(
+    files: ReportFileRepository, payload: dict[str, Any], content_dir: Path
+) -> list[Reply]:
     """`payload_replies`, with the files a payload names by id (compiled reports) read in."""
     replies = payload_replies(payload, content_dir)
     if payload.get("attachments"):
-        replies[0].attachments.extend(await attachments_of(session, payload))
+        replies[0].attachments.extend(await attachments_of(files, payload))
     return replies
 
 
@@ -416,12 +324,10 @@ class OutboxSender:
         result = Recovery()
         async with self.app.uow() as uow:
             now = self.app.clock.now()
-            q = select(Delivery.outbox_id, Delivery.channel).where(Delivery.status == SENDING)
             if older_than is None:
-                q = q.where(Delivery.claimed_by != self.instance_id)
+                rows = await uow.outbox.claimed_elsewhere(now, not_by=self.instance_id)
             else:
-                q = q.where(Delivery.claimed_at < now - older_than)
-            rows = (await uow.session.execute(q)).all()
+                rows = await uow.outbox.claimed_elsewhere(now, older_than=older_than)
             resend: list[int] = []
             skip: list[int] = []
             for outbox_id, channel in rows:
@@ -433,13 +339,9 @@ class OutboxSender:
                 else:
                     skip.append(outbox_id)
             if resend:
-                await uow.session.execute(
-                    update(Delivery)
-                    .where(Delivery.outbox_id.in_(resend))
-                    .values(status=QUEUED, claimed_by=None, updated_at=now)
-                )
+                await uow.outbox.requeue(resend, now)
             if skip:
-                await self._finish(uow.session, skip, FAILED, now, IN_DOUBT_ERROR)
+                await uow.outbox.finish(skip, FAILED, now, IN_DOUBT_ERROR)
             await uow.commit()
         result.requeued, result.in_doubt = len(resend), len(skip)
         if rows:
@@ -464,52 +366,7 @@ class OutboxSender:
     async def _claim(self, channel: str, limit: int, state: _ChannelState) -> list[Claimed]:
         async with self.app.uow() as uow:
             now = self.app.clock.now()
-            # A chat's replies go out in order: none while an earlier one still waits (even one
-            # not due yet, after a failed attempt).
-            earlier = aliased(Delivery)
-            reply_waiting = (
-                select(earlier.outbox_id)
-                .where(
-                    earlier.contact_id == Delivery.contact_id,
-                    earlier.channel == Delivery.channel,
-                    earlier.kind == KIND_REPLY,
-                    earlier.status.in_((QUEUED, SENDING)),
-                    earlier.outbox_id < Delivery.outbox_id,
-                )
-                .exists()
-            )
-            q = (
-                select(
-                    Delivery.outbox_id,
-                    Delivery.contact_id,
-                    Delivery.kind,
-                    Delivery.idempotency_key,
-                    OutboxMessage.external_id,
-                    OutboxMessage.payload,
-                    OutboxMessage.attempts,
-                    ChannelIdentity.blocked_at,
-                    Subscription.stopped_at,
-                )
-                .join(OutboxMessage, OutboxMessage.id == Delivery.outbox_id)
-                .outerjoin(
-                    ChannelIdentity,
-                    and_(
-                        ChannelIdentity.channel == Delivery.channel,
-                        ChannelIdentity.external_id == OutboxMessage.external_id,
-                    ),
-                )
-                .outerjoin(Subscription, Subscription.contact_id == Delivery.contact_id)
-                .where(Delivery.channel == channel, Delivery.status == QUEUED, Delivery.due_at <= now)
-                .where(or_(Delivery.kind != KIND_REPLY, ~reply_waiting))
-                .order_by(Delivery.due_at, Delivery.outbox_id)
-                .limit(limit * 4 + len(state.busy))
-            )
-            if self._pg:
-                q = q.with_for_update(skip_locked=True, of=Delivery)
-            # Replies first (RapidPro's courier: replies ahead of bulk sends), then the rest.
-            found = list((await uow.session.execute(q.where(Delivery.kind == KIND_REPLY))).all())
-            seen = {r.outbox_id for r in found}
-            found += [r for r in (await uow.session.execute(q)).all() if r.outbox_id not in seen]
+            found = await uow.outbox.due(channel, now, limit * 4 + len(state.busy), lock=self._pg)
             claimed: list[Claimed] = []
             blocked: list[int] = []
             stopped: list[int] = []
@@ -535,21 +392,11 @@ class OutboxSender:
                         )
                     )
             if blocked:
-                await self._finish(uow.session, blocked, BLOCKED, now, "blocked")
+                await uow.outbox.finish(blocked, BLOCKED, now, "blocked")
             if stopped:
-                await self._finish(uow.session, stopped, CANCELLED, now, "opted out")
+                await uow.outbox.finish(stopped, CANCELLED, now, "opted out")
             if claimed:
-                ids = [c.outbox_id for c in claimed]
-                await uow.session.execute(
-                    update(Delivery)
-                    .where(Delivery.outbox_id.in_(ids))
-                    .values(status=SENDING, claimed_at=now, claimed_by=self.instance_id, updated_at=now)
-                )
-                await uow.session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids))
-                    .values(attempts=OutboxMessage.attempts + 1)
-                )
+                await uow.outbox.mark_sending([c.outbox_id for c in claimed], now, self.instance_id)
             await uow.commit()
         state.busy |= chats
         return claimed
@@ -559,8 +406,8 @@ class OutboxSender:
     async def _send(self, row: Claimed) -> Outcome:
         sender = self.senders[row.channel]
         if row.payload.get("attachments"):
-            async with self.app.db.sessions() as session:
-                replies = await load_replies(session, row.payload, self.app.content_dir)
+            async with self.app.read_only() as reads:
+                replies = await load_replies(reads.files, row.payload, self.app.content_dir)
         else:
             replies = payload_replies(row.payload, self.app.content_dir)
         try:
@@ -590,27 +437,12 @@ class OutboxSender:
     def backoff(self, attempts: int) -> timedelta:
         return backoff(self.app, attempts)
 
-    async def _finish(
-        self, session: AsyncSession, ids: list[int], status: str, now: datetime, error: str | None
-    ) -> None:
-        """Final states: the delivery's status, and the outbox row's sent_at or failed_at."""
-        await session.execute(
-            update(Delivery).where(Delivery.outbox_id.in_(ids)).values(status=status, updated_at=now)
-        )
-        values: dict[str, Any] = (
-            {"sent_at": now, "error": None}
-            if status == SENT
-            else {"failed_at": now, "error": (error or status)[:2000]}
-        )
-        await session.execute(update(OutboxMessage).where(OutboxMessage.id.in_(ids)).values(**values))
-
     async def record(self, outcomes: Sequence[Outcome]) -> None:
         """Store the outcomes of one batch in one transaction."""
         if not outcomes:
             return
         async with self.app.uow() as uow:
             now = self.app.clock.now()
-            s = uow.session
             finals: dict[tuple[str, str | None], list[int]] = {}
             for o in outcomes:
                 if o.status != QUEUED:
@@ -622,29 +454,11 @@ class OutboxSender:
                 else:
                     due = now + self.backoff(o.row.attempts)
                     attempts = o.row.attempts
-                await s.execute(
-                    update(Delivery)
-                    .where(Delivery.outbox_id == o.row.outbox_id)
-                    .values(status=QUEUED, due_at=due, claimed_by=None, updated_at=now)
-                )
-                await s.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id == o.row.outbox_id)
-                    .values(not_before=due, error=(o.error or "")[:2000], attempts=attempts)
-                )
+                await uow.outbox.retry_at(o.row.outbox_id, due, now, attempts=attempts, error=o.error or "")
             for (status, error), ids in finals.items():
-                await self._finish(s, ids, status, now, error)
-            blocked = [o.row for o in outcomes if o.status == BLOCKED]
-            for row in blocked:
-                await s.execute(
-                    update(ChannelIdentity)
-                    .where(
-                        ChannelIdentity.channel == row.channel,
-                        ChannelIdentity.external_id == row.external_id,
-                        ChannelIdentity.blocked_at.is_(None),
-                    )
-                    .values(blocked_at=now)
-                )
+                await uow.outbox.finish(ids, status, now, error)
+            for row in (o.row for o in outcomes if o.status == BLOCKED):
+                await uow.channels.set_blocked(row.channel, row.external_id, now)
             await uow.commit()
         self.sent += sum(1 for o in outcomes if o.status == SENT)
         for o in outcomes:
@@ -733,10 +547,10 @@ def backoff(app: App, attempts: int) -> timedelta:
 
 
 def senders_for(app: App, senders: Mapping[str, ChannelSender] | None = None) -> dict[str, ChannelSender]:
-    """The senders to use: the given ones, else those the channels runtime put in
-    `app.extras["senders"]`; the web chat's is always there."""
+    """The senders to use: the given ones, else the platform senders the composition root put
+    in `app.senders`; the web chat's is always there."""
     found: dict[str, ChannelSender] = {WEBCHAT: WebchatSender()}
-    found.update(app.extras.get("senders") or {})
+    found.update(app.senders)
     found.update(senders or {})
     return found
 
@@ -753,8 +567,7 @@ async def send_outbox(app: App) -> int:
     at every run, since the channels start after the scheduler. Returns the messages sent.
     """
     budget = app.settings.outbox_job_seconds
-    instance = str(app.extras.setdefault("outbox_instance", uuid.uuid4().hex))
-    sender = OutboxSender(app, senders_for(app), instance_id=instance)
+    sender = OutboxSender(app, senders_for(app), instance_id=app.instance_id)
     await sender.recover(older_than=timedelta(seconds=budget + _SEND_TIMEOUT_SECONDS))
     return await sender.drain(budget_seconds=budget)
 
@@ -763,14 +576,4 @@ async def run_outbox_sender(
     app: App, stop: asyncio.Event, senders: Mapping[str, ChannelSender] | None = None
 ) -> None:
     """The long-running sender for `khuyenhoc run` on the elected instance."""
-    sender = OutboxSender(app, senders_for(app, senders))
-    app.extras["outbox_sender"] = sender
-    await sender.run(stop)
-
-
-async def pending_count(session: AsyncSession, channel: str | None = None) -> int:
-    """Rows not yet in a final state (queued or sending)."""
-    q = select(func.count()).select_from(Delivery).where(Delivery.status.in_((QUEUED, SENDING)))
-    if channel is not None:
-        q = q.where(Delivery.channel == channel)
-    return int((await session.execute(q)).scalar_one())
+    await OutboxSender(app, senders_for(app, senders)).run(stop)

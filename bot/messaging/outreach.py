@@ -1,7 +1,7 @@
 """Outreach to members and officers: subscriptions (/chude, /dung, /batdau), the newest item
 (/tin), the weekly tip and the Lifelong Learning Week campaign.
 
-Service functions take a session (inside the caller's unit of work) and `now`; the job functions
+Service functions take the caller's unit of work and `now`; the job functions
 at the end (`send_weekly_tips`, `run_lifelong_learning_week_campaign`) each take the App, open
 their own units of work and return how many messages they queued. The scheduler may call them
 as often as it likes (hourly is fine): every message a job queues is recorded as a notice keyed
@@ -18,53 +18,21 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import and_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.domain.app import App
 from bot.domain.calendar import CAMPAIGN_FILE, Week, lifelong_learning_week
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
-from bot.messaging.content import item_text, live_items, suits
+from bot.messaging.content import item_text, suits
 from bot.messaging.jobs import Job
-from bot.messaging.outbox import Outgoing, cancel_queued, enqueue, send_outbox
-from bot.messaging.recipients import holds_role, outreach_allowed, reachable
-from storage.models import (
-    COMMUNE_OFFICER,
-    MEMBER,
-    PROVINCE_STAFF,
-    VILLAGE_OFFICER,
-    Contact,
-    RoleGrant,
-    Submission,
-    Unit,
-)
-from storage.models_outreach import (
-    KIND_CAMPAIGN,
-    KIND_TIP,
-    OUTREACH_KINDS,
-    ContentItem,
-    Delivery,
-    Notice,
-    SentItem,
-    Subscription,
-)
+from bot.messaging.outbox import Outgoing, enqueue, send_outbox
+from bot.messaging.recipients import CAMPAIGN_OFFICER_ROLES, CAMPAIGN_REPORTER_ROLES, reachable
+from storage.models import MEMBER, Contact
+from storage.models_outreach import KIND_CAMPAIGN, KIND_TIP, OUTREACH_KINDS, ContentItem, Subscription
+from storage.uow import Reads, UnitOfWork
 
 CHUNK = 1000
-_IN_CHUNK = 5000
 LLW = "lifelong_learning_week"
-OFFICER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF)
-REPORTER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER)
-
-
-def _insert(session: AsyncSession) -> Any:
-    return pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-
-
-def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def footer(t: Translator) -> str:
@@ -75,43 +43,26 @@ def footer(t: Translator) -> str:
 # ------------------------------------------------------------------------------ subscriptions
 
 
-async def subscription(session: AsyncSession, contact_id: int) -> Subscription | None:
-    return await session.get(Subscription, contact_id)
-
-
-async def ensure_subscription(session: AsyncSession, contact_id: int, now: datetime) -> Subscription:
-    sub = await subscription(session, contact_id)
-    if sub is None:
-        sub = Subscription(contact_id=contact_id, topics=[], created_at=now, updated_at=now)
-        session.add(sub)
-        await session.flush()
-    return sub
-
-
-async def set_topics(
-    session: AsyncSession, contact_id: int, topics: Sequence[str], now: datetime
-) -> Subscription:
+async def set_topics(uow: UnitOfWork, contact_id: int, topics: Sequence[str], now: datetime) -> Subscription:
     """Choose topics (empty: every topic). Choosing is no opt-out: a stop stays a stop."""
-    sub = await ensure_subscription(session, contact_id, now)
+    sub = await uow.subscriptions.ensure(contact_id, now)
     sub.topics = sorted(set(topics))
     sub.updated_at = now
     return sub
 
 
-async def stop_outreach(session: AsyncSession, contact_id: int, now: datetime) -> int:
+async def stop_outreach(uow: UnitOfWork, contact_id: int, now: datetime) -> int:
     """/dung: nothing more is sent, including what is already queued. Returns rows cancelled."""
-    sub = await ensure_subscription(session, contact_id, now)
+    sub = await uow.subscriptions.ensure(contact_id, now)
     if sub.stopped_at is None:
         sub.stopped_at = now
     sub.updated_at = now
-    return await cancel_queued(
-        session, [Delivery.contact_id == contact_id, Delivery.kind.in_(OUTREACH_KINDS)], now, "opted out"
-    )
+    return await uow.outbox.cancel_queued(now, "opted out", contact_id=contact_id, kinds=OUTREACH_KINDS)
 
 
-async def resume_outreach(session: AsyncSession, contact_id: int, now: datetime) -> bool:
+async def resume_outreach(uow: UnitOfWork, contact_id: int, now: datetime) -> bool:
     """/batdau: messages again. False when they were not stopped."""
-    sub = await ensure_subscription(session, contact_id, now)
+    sub = await uow.subscriptions.ensure(contact_id, now)
     was_stopped = sub.stopped_at is not None
     sub.stopped_at = None
     sub.updated_at = now
@@ -134,41 +85,12 @@ def choose_item(candidates: Sequence[ContentItem], sent: dict[str, datetime]) ->
     return min(candidates, key=lambda i: (sent[i.item_key], i.item_key))
 
 
-async def sent_items(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, dict[str, datetime]]:
-    out: dict[int, dict[str, datetime]] = {}
-    for ids in _chunks(list(contact_ids)):
-        q = select(SentItem.contact_id, SentItem.item_key, SentItem.last_sent_at)
-        q = q.where(SentItem.contact_id.in_(ids))
-        for cid, key, at in (await session.execute(q)).all():
-            out.setdefault(cid, {})[key] = at
-    return out
-
-
-async def record_sent(session: AsyncSession, pairs: Sequence[tuple[int, str]], now: datetime) -> None:
-    """Remember that these (contact, item) pairs were sent."""
-    if not pairs:
-        return
-    ins = _insert(session)
-    for chunk in _chunks(list(pairs), 1000):
-        stmt = ins(SentItem).values(
-            [
-                {"contact_id": c, "item_key": k, "first_sent_at": now, "last_sent_at": now, "times": 1}
-                for c, k in chunk
-            ]
-        )
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["contact_id", "item_key"],
-            set_={"last_sent_at": stmt.excluded.last_sent_at, "times": SentItem.times + 1},
-        )
-        await session.execute(stmt)
-
-
 async def newest_item_for(
-    session: AsyncSession, contact: Contact, roles: Sequence[str], topics: Sequence[str], today: date
+    reads: Reads, contact: Contact, roles: Sequence[str], topics: Sequence[str], today: date
 ) -> ContentItem | None:
     """/tin: the newest item in the contact's language for their roles and topics (any topic
     when none of theirs has an item)."""
-    items = await live_items(session, contact.locale)
+    items = await reads.content.live(contact.locale)
     roles = list(roles) or [MEMBER]
     for wanted in (topics, ()):
         for item in items:
@@ -200,44 +122,19 @@ class Target:
 Builder = Callable[[Target], dict[str, Any] | None]
 
 
-async def _targets(
-    session: AsyncSession, roles: Sequence[str], key: str, after: int, limit: int
-) -> list[Target]:
+async def _targets(reads: Reads, roles: Sequence[str], key: str, after: int, limit: int) -> list[Target]:
     """The next contacts (by id, after `after`) holding one of `roles`, who may receive outreach
     (bot/messaging/recipients.py), and have no notice `key` yet."""
-    noticed = select(Notice.id).where(Notice.contact_id == Contact.id, Notice.key == key)
-    ids_q = (
-        select(Contact.id)
-        .where(Contact.id > after, outreach_allowed(), holds_role(roles), ~noticed.exists())
-        .order_by(Contact.id)
-        .limit(limit)
-    )
-    ids = list((await session.execute(ids_q)).scalars())
-    if not ids:
-        return []
-    grant = and_(
-        RoleGrant.contact_id == Contact.id, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None)
-    )
-    q = (
-        select(Contact.id, Contact.locale, Subscription.topics, Unit.path)
-        .join(RoleGrant, grant)
-        .join(Unit, Unit.id == RoleGrant.unit_id)
-        .outerjoin(Subscription, Subscription.contact_id == Contact.id)
-        .where(Contact.id.in_(ids))
-    )
-    rows: dict[int, tuple[str, tuple[str, ...], list[str]]] = {}
-    for cid, locale, topics, path in (await session.execute(q)).all():
-        entry = rows.setdefault(cid, (locale, tuple(topics or ()), []))
-        entry[2].append(path)
-    return [Target(cid, rows[cid][0], rows[cid][1], tuple(rows[cid][2])) for cid in ids if cid in rows]
+    rows = await reads.recipients.outreach_without_notice(roles, key, after, limit)
+    return [Target(*row) for row in rows]
 
 
 async def queue_notices(
-    session: AsyncSession, targets: Sequence[Target], key: str, build: Builder, *, kind: str, now: datetime
+    uow: UnitOfWork, targets: Sequence[Target], key: str, build: Builder, *, kind: str, now: datetime
 ) -> int:
     """Queue a message (from `build`; None skips) to each target, under the notice `key`:
     even two jobs racing send each notice once (bot/messaging/outbox.py)."""
-    where = await reachable(session, [t.contact_id for t in targets])
+    where = await reachable(uow, [t.contact_id for t in targets])
     messages = []
     for target in targets:
         if target.contact_id not in where:
@@ -245,13 +142,13 @@ async def queue_notices(
         payload = build(target)
         if payload is not None:
             messages.append(Outgoing(target.contact_id, *where[target.contact_id], payload, (key,)))
-    queued = await enqueue(session, messages, kind=kind, now=now)
+    queued = await enqueue(uow, messages, kind=kind, now=now)
     items = [(m.contact_id, str(m.payload["item"])) for m in queued if m.payload.get("item")]
-    await record_sent(session, items, now)
+    await uow.sent_items.record(items, now)
     return len(queued)
 
 
-BuilderFactory = Callable[[AsyncSession, list[Target]], Awaitable[Builder]]
+BuilderFactory = Callable[[UnitOfWork, list[Target]], Awaitable[Builder]]
 
 
 async def _run_notice(
@@ -268,13 +165,13 @@ async def _run_notice(
     while True:
         async with app.uow() as uow:
             now = app.clock.now()
-            targets = await _targets(uow.session, roles, key, after, CHUNK)
+            targets = await _targets(uow, roles, key, after, CHUNK)
             if not targets:
                 return total
             after = targets[-1].contact_id
             chosen = [t for t in targets if keep is None or keep(t)]
-            build = await factory(uow.session, chosen)
-            total += await queue_notices(uow.session, chosen, key, build, kind=kind, now=now)
+            build = await factory(uow, chosen)
+            total += await queue_notices(uow, chosen, key, build, kind=kind, now=now)
             await uow.commit()
 
 
@@ -311,9 +208,9 @@ async def send_weekly_tips(app: App) -> int:
         return 0
     today = now.astimezone(VN_TZ).date()
 
-    async def factory(session: AsyncSession, targets: list[Target]) -> Builder:
-        items = await live_items(session)
-        sent = await sent_items(session, [t.contact_id for t in targets])
+    async def factory(uow: UnitOfWork, targets: list[Target]) -> Builder:
+        items = await uow.content.live()
+        sent = await uow.sent_items.sent([t.contact_id for t in targets])
         return tip_builder(items, sent, today)
 
     return await _run_notice(app, (MEMBER,), f"tip:{slot.date().isoformat()}", factory, kind=KIND_TIP)
@@ -440,18 +337,13 @@ def _week_item_builder(
     return build
 
 
-async def _reported_paths(session: AsyncSession, plan: CampaignPlan) -> list[str]:
+async def _reported_paths(reads: Reads, plan: CampaignPlan) -> list[str]:
     """Units with an activity report flagged for this year's Week."""
     since = datetime.combine(plan.week.start - timedelta(days=30), time(), tzinfo=VN_TZ)
-    q = (
-        select(Submission.values, Unit.path)
-        .join(Unit, Unit.id == Submission.unit_id)
-        .where(Submission.form_key == "activity_report", Submission.submitted_at >= since)
-    )
     paths = []
-    for values, path in (await session.execute(q)).all():
-        day = str((values or {}).get("activity_date") or "")
-        if (values or {}).get("is_lifelong_learning_week") and day.startswith(str(plan.year)):
+    for values, path in await reads.submissions.values_with_unit_paths("activity_report", since):
+        day = str(values.get("activity_date") or "")
+        if values.get("is_lifelong_learning_week") and day.startswith(str(plan.year)):
             paths.append(path)
     return paths
 
@@ -475,7 +367,7 @@ async def run_lifelong_learning_week_campaign(app: App) -> int:
     total = 0
 
     def officer_factory(kind: str) -> BuilderFactory:
-        async def factory(session: AsyncSession, targets: list[Target]) -> Builder:
+        async def factory(uow: UnitOfWork, targets: list[Target]) -> Builder:
             return lambda target: _officer_text(plan, target, kind, today)
 
         return factory
@@ -486,31 +378,35 @@ async def run_lifelong_learning_week_campaign(app: App) -> int:
         following = plan.reminder_days[i + 1] if i + 1 < len(plan.reminder_days) else 0
         if begins <= today < week.start - timedelta(days=following):
             total += await _run_notice(
-                app, OFFICER_ROLES, f"llw:{year}:remind:{days}", officer_factory("remind"), kind=KIND_CAMPAIGN
+                app,
+                CAMPAIGN_OFFICER_ROLES,
+                f"llw:{year}:remind:{days}",
+                officer_factory("remind"),
+                kind=KIND_CAMPAIGN,
             )
     if week.start <= today <= week.end:
         day = (today - week.start).days + 1
 
-        async def items_factory(session: AsyncSession, targets: list[Target]) -> Builder:
-            items = await live_items(session)
-            sent = await sent_items(session, [t.contact_id for t in targets])
+        async def items_factory(uow: UnitOfWork, targets: list[Target]) -> Builder:
+            items = await uow.content.live()
+            sent = await uow.sent_items.sent([t.contact_id for t in targets])
             return _week_item_builder(items, sent, day, today)
 
         total += await _run_notice(app, (MEMBER,), f"llw:{year}:day:{day}", items_factory, kind=KIND_CAMPAIGN)
     if week.end <= today < plan.deadline:
         total += await _run_notice(
-            app, REPORTER_ROLES, f"llw:{year}:report", officer_factory("report"), kind=KIND_CAMPAIGN
+            app, CAMPAIGN_REPORTER_ROLES, f"llw:{year}:report", officer_factory("report"), kind=KIND_CAMPAIGN
         )
     if plan.deadline <= today <= plan.deadline + timedelta(days=2):
-        async with app.uow() as uow:
-            reported = await _reported_paths(uow.session, plan)
+        async with app.read_only() as reads:
+            reported = await _reported_paths(reads, plan)
 
         def not_reported(target: Target) -> bool:
             return not any(r.startswith(p) for p in target.unit_paths for r in reported)
 
         total += await _run_notice(
             app,
-            REPORTER_ROLES,
+            CAMPAIGN_REPORTER_ROLES,
             f"llw:{year}:deadline",
             officer_factory("deadline"),
             kind=KIND_CAMPAIGN,

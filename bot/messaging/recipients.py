@@ -9,10 +9,14 @@ compiled reports):
   (`Officer.identities`), outreach to one preferred identity per person (`pick_identity`:
   Zalo first, then Telegram, then the web chat; the newest among equals). Identities that
   blocked the bot are never chosen.
-* Who said stop: `outreach_allowed` keeps only people who agreed (consent) and did not send
-  /dung; the outbox sender cancels queued outreach of people who stopped since (`obeys_stop`).
+* Who said stop: outreach goes only to people who agreed (consent) and did not send /dung
+  (storage.repositories_outreach.outreach_allowed); the outbox sender cancels queued outreach of
+  people who stopped since (`obeys_stop`).
   Officers' deadline reminders, escalations, digests and compiled reports are work, not
   outreach: /dung does not stop them.
+
+The questions are asked of `uow.recipients` (storage.repositories_outreach.RecipientRepository),
+in the caller's unit of work or in a read-only one.
 """
 
 from __future__ import annotations
@@ -20,23 +24,41 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
-
-from sqlalchemy import ColumnElement, and_, or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.reports.aggregate import UnitRef
-from storage.models import ChannelIdentity, Contact, RoleGrant, Unit
-from storage.models_outreach import OUTREACH_KINDS, Subscription
+from storage.models import (
+    COMMUNE,
+    COMMUNE_OFFICER,
+    PROVINCE,
+    PROVINCE_STAFF,
+    VILLAGE_KINDS,
+    VILLAGE_OFFICER,
+)
+from storage.models_outreach import OUTREACH_KINDS
+from storage.uow import Reads
+
+# ------------------------------------------------------------------------------ audiences
+# Who receives each kind of work notice, in one place. These are audiences, not permissions
+# (bot.domain.permissions says who may act): an admin acts everywhere but receives none of them.
+
+# Who answers for a unit of each kind: deadline reminders go to them, escalations name them.
+ANSWERS_FOR = {
+    **dict.fromkeys(VILLAGE_KINDS, VILLAGE_OFFICER),
+    COMMUNE: COMMUNE_OFFICER,
+    PROVINCE: PROVINCE_STAFF,
+}
+# Who is told when the units below theirs have not reported.
+ESCALATION_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+# Who receives a unit's compiled figures (the weekly digest, half-year and annual reports).
+COMPILED_REPORT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
+# The Lifelong Learning Week campaign: its reminder goes to officers, its call to report to
+# those who file activity reports.
+CAMPAIGN_OFFICER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF)
+CAMPAIGN_REPORTER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER)
 
 # Zalo first: the messenger officers and villagers use every day (DOMAIN.md); Telegram is
 # restricted in Vietnam; the web chat is for demos. Other channels come after, newest first.
 CHANNEL_PREFERENCE = ("zalo", "telegram", "webchat")
-_IN_CHUNK = 5000
-
-
-def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> list[Sequence[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]
 
 
 def obeys_stop(kind: str) -> bool:
@@ -62,31 +84,10 @@ def pick_identity(rows: Sequence[tuple[str, str, datetime]]) -> tuple[str, str] 
     return channel, external_id
 
 
-async def _identities(
-    session: AsyncSession, contact_ids: Sequence[int]
-) -> dict[int, list[tuple[str, str, datetime]]]:
-    """Each contact's unblocked identities (channel, external_id, created_at), oldest first."""
-    found: dict[int, list[tuple[str, str, datetime]]] = {}
-    for ids in _chunks(sorted(set(contact_ids))):
-        q = (
-            select(
-                ChannelIdentity.contact_id,
-                ChannelIdentity.channel,
-                ChannelIdentity.external_id,
-                ChannelIdentity.created_at,
-            )
-            .where(ChannelIdentity.contact_id.in_(ids), ChannelIdentity.blocked_at.is_(None))
-            .order_by(ChannelIdentity.id)
-        )
-        for cid, channel, ext, created in (await session.execute(q)).all():
-            found.setdefault(cid, []).append((channel, ext, created))
-    return found
-
-
-async def reachable(session: AsyncSession, contact_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
+async def reachable(reads: Reads, contact_ids: Sequence[int]) -> dict[int, tuple[str, str]]:
     """Each contact's preferred identity that has not blocked the bot; absent when none."""
     out: dict[int, tuple[str, str]] = {}
-    for cid, rows in (await _identities(session, contact_ids)).items():
+    for cid, rows in (await reads.recipients.identities(contact_ids)).items():
         picked = pick_identity(rows)
         if picked is not None:
             out[cid] = picked
@@ -94,26 +95,6 @@ async def reachable(session: AsyncSession, contact_ids: Sequence[int]) -> dict[i
 
 
 # ------------------------------------------------------------------------------ outreach
-
-
-def outreach_allowed() -> ColumnElement[bool]:
-    """The condition on `Contact` for outreach: agreed to the terms, and no /dung in force."""
-    stopped = (
-        select(Subscription.contact_id)
-        .where(Subscription.contact_id == Contact.id, Subscription.stopped_at.is_not(None))
-        .correlate(Contact)
-    )
-    return and_(Contact.consent_at.is_not(None), ~stopped.exists())
-
-
-def holds_role(roles: Sequence[str], *where: ColumnElement[bool]) -> ColumnElement[bool]:
-    """The condition on `Contact`: an active grant of one of `roles` (on units matching `where`)."""
-    q = select(RoleGrant.id).where(
-        RoleGrant.contact_id == Contact.id, RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None)
-    )
-    if where:
-        q = q.join(Unit, Unit.id == RoleGrant.unit_id).where(*where)
-    return q.correlate(Contact).exists()
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +109,7 @@ class Member:
 
 
 async def members_in_areas(
-    session: AsyncSession,
+    reads: Reads,
     area_paths: Sequence[str],
     roles: Sequence[str],
     *,
@@ -136,22 +117,11 @@ async def members_in_areas(
 ) -> list[Member]:
     """Everyone holding one of `roles` inside the subtrees at `area_paths`, who agreed, did not
     stop, and has an unblocked identity; by contact id."""
-    inside = or_(*(Unit.path.like(path + "%") for path in area_paths))
-    q = (
-        select(Contact.id, Contact.locale, Subscription.topics)
-        .outerjoin(Subscription, Subscription.contact_id == Contact.id)
-        .where(outreach_allowed(), holds_role(roles, inside))
-        .order_by(Contact.id)
+    people = await reads.recipients.outreach_in_areas(
+        area_paths, roles, exclude_contact_id=exclude_contact_id
     )
-    if exclude_contact_id is not None:
-        q = q.where(Contact.id != exclude_contact_id)
-    people = (await session.execute(q)).all()
-    where = await reachable(session, [cid for cid, _, _ in people])
-    return [
-        Member(cid, locale, tuple(topics or ()), *where[cid])
-        for cid, locale, topics in people
-        if cid in where
-    ]
+    where = await reachable(reads, [cid for cid, _, _ in people])
+    return [Member(cid, locale, topics, *where[cid]) for cid, locale, topics in people if cid in where]
 
 
 # ------------------------------------------------------------------------------ officers
@@ -169,7 +139,7 @@ class Officer:
 
 
 async def officers(
-    session: AsyncSession,
+    reads: Reads,
     roles: Sequence[str],
     *,
     unit_ids: Sequence[int] | None = None,
@@ -179,22 +149,8 @@ async def officers(
 
     No consent or /dung filter: these are the officers' work notices.
     """
-    base = (
-        select(RoleGrant.role, Contact.id, Contact.locale, Unit)
-        .join(Contact, Contact.id == RoleGrant.contact_id)
-        .join(Unit, Unit.id == RoleGrant.unit_id)
-        .where(RoleGrant.role.in_(roles), RoleGrant.revoked_at.is_(None))
-        .order_by(RoleGrant.contact_id, RoleGrant.unit_id)
-    )
-    if unit_kinds is not None:
-        base = base.where(Unit.kind.in_(unit_kinds))
-    rows: list[Any] = []
-    if unit_ids is None:
-        rows = list((await session.execute(base)).all())
-    else:
-        for chunk in _chunks(sorted(set(unit_ids)), 500):
-            rows += (await session.execute(base.where(RoleGrant.unit_id.in_(chunk)))).all()
-    reach = await _identities(session, [cid for _, cid, _, _ in rows])
+    rows = await reads.recipients.role_holders(roles, unit_ids=unit_ids, unit_kinds=unit_kinds)
+    reach = await reads.recipients.identities([cid for _, cid, _, _ in rows])
     return [
         Officer(cid, locale, role, UnitRef.of(unit), tuple((c, e) for c, e, _ in reach[cid]))
         for role, cid, locale, unit in rows

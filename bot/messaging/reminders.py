@@ -23,25 +23,19 @@ from datetime import date, datetime
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
-from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import Officer, officers
-from bot.reports.aggregate import UnitRef, expected_by_child, missing_units, unit_refs
+from bot.messaging.recipients import ANSWERS_FOR, ESCALATION_ROLES, Officer, officers
+from bot.reports.aggregate import UnitRef, expected_by_child, missing_units
 from bot.reports.labels import kind_plural
-from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_KINDS, VILLAGE_OFFICER
 from storage.models_outreach import KIND_ESCALATION as ESCALATION
 from storage.models_outreach import KIND_REMINDER as REMINDER
 
 log = logging.getLogger(__name__)
 
-# Who answers for a unit of each kind, and which command sends each form.
-DIRECT_ROLES = {
-    **dict.fromkeys(VILLAGE_KINDS, VILLAGE_OFFICER),
-    COMMUNE: COMMUNE_OFFICER,
-    PROVINCE: PROVINCE_STAFF,
-}
-ESCALATION_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+# Which command sends each form.
 FORM_COMMANDS = {"village_report": "/baocao", "activity_report": "/hoatdong"}
 LIST_LIMIT = 30
 BATCH = 200  # recipients per transaction
@@ -55,7 +49,7 @@ def names(t: Translator, units: list[UnitRef], limit: int = LIST_LIMIT) -> str:
 
 
 def reminder_text(
-    t: Translator, deadline: Deadline, period: ReportPeriod, units: list[UnitRef], days_left: int
+    t: Translator, deadline: Deadline, period: Period, units: list[UnitRef], days_left: int
 ) -> str:
     title = deadline.title.get(t.locale)
     due = t.date(deadline.due_date(period))
@@ -83,7 +77,7 @@ def reminder_text(
 def escalation_text(
     t: Translator,
     deadline: Deadline,
-    period: ReportPeriod,
+    period: Period,
     area: UnitRef,
     missing: list[UnitRef],
     grouped: list[tuple[UnitRef, int, int]] | None,
@@ -132,7 +126,7 @@ async def _deliver(
     app: App,
     kind: str,
     subject: str,
-    period: ReportPeriod,
+    period: Period,
     plan: list[tuple[Officer, list[int], str]],
     now: datetime,
 ) -> int:
@@ -145,27 +139,27 @@ async def _deliver(
             for officer, unit_ids, text in plan[i : i + BATCH]:
                 keys = [notice_key(kind, subject, period.key, u) for u in unit_ids]
                 messages += to_each_channel(officer, {"text": text, "options": []}, keys)
-            sent += len(await enqueue(uow.session, messages, kind=kind, now=now))
+            sent += len(await enqueue(uow, messages, kind=kind, now=now))
             await uow.commit()
     return sent
 
 
-async def remind(app: App, deadline: Deadline, period: ReportPeriod, days_left: int, now: datetime) -> int:
+async def remind(app: App, deadline: Deadline, period: Period, days_left: int, now: datetime) -> int:
     """Remind the officers of the units that have not reported; the number of messages queued."""
     subject = f"{deadline.id}@-{days_left}"
-    async with app.db.sessions() as session:
-        missing = {u.id: u for u in await missing_units(session, deadline, period)}
-        roles = sorted({DIRECT_ROLES[k] for k in deadline.expected if k in DIRECT_ROLES})
-        holders = await officers(session, roles, unit_ids=list(missing)) if missing else []
+    async with app.read_only() as reads:
+        missing = {u.id: u for u in await missing_units(reads, deadline, period)}
+        roles = sorted({ANSWERS_FOR[k] for k in deadline.expected if k in ANSWERS_FOR})
+        holders = await officers(reads, roles, unit_ids=list(missing)) if missing else []
         by_contact: dict[int, tuple[Officer, list[UnitRef]]] = {}
         for r in holders:
-            if DIRECT_ROLES.get(r.unit.kind) != r.role or r.unit.id not in missing:
+            if ANSWERS_FOR.get(r.unit.kind) != r.role or r.unit.id not in missing:
                 continue
             by_contact.setdefault(r.contact_id, (r, []))[1].append(r.unit)
         plan = []
         for recipient, units in by_contact.values():
             done = await noticed_units(
-                session, REMINDER, subject, period.key, recipient.contact_id, [u.id for u in units]
+                reads, REMINDER, subject, period.key, recipient.contact_id, [u.id for u in units]
             )
             todo = [u for u in units if u.id not in done]
             if todo:
@@ -174,16 +168,16 @@ async def remind(app: App, deadline: Deadline, period: ReportPeriod, days_left: 
     return await _deliver(app, REMINDER, subject, period, plan, now)
 
 
-async def escalate(app: App, deadline: Deadline, period: ReportPeriod, days_after: int, now: datetime) -> int:
+async def escalate(app: App, deadline: Deadline, period: Period, days_after: int, now: datetime) -> int:
     """Tell the officers above the missing units which ones are still missing."""
     subject = f"{deadline.id}@+{days_after}"
-    async with app.db.sessions() as session:
-        missing = await missing_units(session, deadline, period)
+    async with app.read_only() as reads:
+        missing = await missing_units(reads, deadline, period)
         above = {a for u in missing for a in u.path_ids[:-1]}
         holders = [
             r
-            for r in await officers(session, ESCALATION_ROLES, unit_ids=sorted(above))
-            if r.role == DIRECT_ROLES.get(r.unit.kind)
+            for r in await officers(reads, ESCALATION_ROLES, unit_ids=sorted(above))
+            if r.role == ANSWERS_FOR.get(r.unit.kind)
         ]
         inside: dict[int, list[UnitRef]] = defaultdict(list)
         for u in missing:
@@ -194,7 +188,7 @@ async def escalate(app: App, deadline: Deadline, period: ReportPeriod, days_afte
             area = r.unit
             units = inside.get(area.id, [])
             if not units or area.id in await noticed_units(
-                session, ESCALATION, subject, period.key, r.contact_id, [area.id]
+                reads, ESCALATION, subject, period.key, r.contact_id, [area.id]
             ):
                 continue
             t = translator(r.locale)
@@ -205,8 +199,8 @@ async def escalate(app: App, deadline: Deadline, period: ReportPeriod, days_afte
             if all(len(u.path_ids) == depth + 1 for u in units):
                 text = escalation_text(t, deadline, period, area, units, None)
             else:
-                expected = await expected_by_child(session, deadline.expected, period, area)
-                refs = await unit_refs(session, children)
+                expected = await expected_by_child(reads, deadline.expected, period, area)
+                refs = {u.id: UnitRef.of(u) for u in await reads.units.many(list(children))}
                 grouped = sorted(
                     ((refs[c], len(us), expected.get(c, len(us))) for c, us in children.items() if c in refs),
                     key=lambda g: (-g[1], g[0].name),

@@ -17,33 +17,33 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import translator
 from bot.domain.messages import Attachment
-from bot.domain.schedules import Deadline, ReportPeriod, load_schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import attach, enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import Officer, officers
+from bot.messaging.recipients import COMPILED_REPORT_ROLES, Officer, officers
 from bot.reports.aggregate import VILLAGE_FORM, Compiled
 from bot.reports.compiled import compile_unit, render, summary_text
-from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF
 from storage.models_outreach import KIND_REPORT as PERIOD_REPORT
 
 log = logging.getLogger(__name__)
 
-RECIPIENT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 WINDOW_DAYS = 14  # an officer who joins (or a run missed) within this window still gets it
 
 
-async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod) -> int:
+async def send_period_report(app: App, deadline: Deadline, period: Period) -> int:
     """Send the compiled report of `period` to every commune officer and province staff member
     who has not had it; the number of messages queued."""
     now = scheduled_for(app)
     async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
-        session = reads.session
         recipients: list[Officer] = []
-        for r in await officers(session, list(RECIPIENT_ROLES.values()), unit_kinds=list(RECIPIENT_ROLES)):
-            if RECIPIENT_ROLES.get(r.unit.kind) != r.role:
+        for r in await officers(
+            reads, list(COMPILED_REPORT_ROLES.values()), unit_kinds=list(COMPILED_REPORT_ROLES)
+        ):
+            if COMPILED_REPORT_ROLES.get(r.unit.kind) != r.role:
                 continue
             if not await noticed_units(
-                session, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
+                reads, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
             ):
                 recipients.append(r)
         compiled: dict[int, Compiled] = {}
@@ -64,9 +64,9 @@ async def send_period_report(app: App, deadline: Deadline, period: ReportPeriod)
         text, files = rendered[key]
         notice = notice_key(PERIOD_REPORT, deadline.id, period.key, r.unit.id)
         async with app.uow() as uow:
-            payload = await attach(uow.session, {"text": text, "options": []}, files, now)
+            payload = await attach(uow, {"text": text, "options": []}, files, now)
             messages = to_each_channel(r, payload, [notice])
-            queued += len(await enqueue(uow.session, messages, kind=PERIOD_REPORT, now=now))
+            queued += len(await enqueue(uow, messages, kind=PERIOD_REPORT, now=now))
             await uow.commit()
     return queued
 

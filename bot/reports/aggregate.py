@@ -35,9 +35,11 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.domain.schedules import Deadline, ReportPeriod, Schedules
+from bot.domain.periods import Period
+from bot.domain.schedules import Deadline, Schedules
 from bot.reports.targets import TargetBook, TargetSet
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Submission, Unit
+from storage.readonly import ReadOnlyUnitOfWork
 
 VILLAGE_FORM = "village_report"
 ACTIVITY_FORM = "activity_report"
@@ -153,7 +155,7 @@ class Figures:
         return 100.0 * self.on_time / self.expected if self.expected else None
 
 
-def target_for(rate: Rate, targets: TargetSet, period: ReportPeriod) -> float | None:
+def target_for(rate: Rate, targets: TargetSet, period: Period) -> float | None:
     """The target the period is measured against: yearly money targets scale with its length."""
     target = targets.get(rate.key)
     if target is None:
@@ -161,7 +163,7 @@ def target_for(rate: Rate, targets: TargetSet, period: ReportPeriod) -> float | 
     return target * period.fraction_of_year if rate.flow else target
 
 
-def progress(figures: Figures, rate: Rate, targets: TargetSet, period: ReportPeriod) -> float | None:
+def progress(figures: Figures, rate: Rate, targets: TargetSet, period: Period) -> float | None:
     """How far the rate is towards its target, in percent (100 = target reached)."""
     value = figures.rate(rate.key)
     target = target_for(rate, targets, period)
@@ -170,7 +172,7 @@ def progress(figures: Figures, rate: Rate, targets: TargetSet, period: ReportPer
     return 100.0 * value / target
 
 
-def score(figures: Figures, targets: TargetSet, period: ReportPeriod) -> float | None:
+def score(figures: Figures, targets: TargetSet, period: Period) -> float | None:
     """One number to rank units by (thi đua): mean progress over the rates, each capped at 100."""
     values = [p for r in RATES if (p := progress(figures, r, targets, period)) is not None]
     return sum(min(p, 100.0) for p in values) / len(values) if values else None
@@ -193,7 +195,7 @@ class Compiled:
     form_key: str
     unit: UnitRef | None
     ancestors: list[UnitRef]  # root first
-    period: ReportPeriod
+    period: Period
     deadline: Deadline | None
     rows: list[Row]
     total: Figures
@@ -205,7 +207,7 @@ class Compiled:
     sum_fields: tuple[str, ...]
 
     @property
-    def previous_period(self) -> ReportPeriod:
+    def previous_period(self) -> Period:
         return self.period.previous()
 
     @property
@@ -284,7 +286,7 @@ UNITS = Unit.__table__
 SUBMISSIONS = Submission.__table__
 
 
-def _valid_in(period: ReportPeriod, units: Any = UNITS) -> ColumnElement[bool]:
+def _valid_in(period: Period, units: Any = UNITS) -> ColumnElement[bool]:
     return and_(
         or_(units.c.valid_to.is_(None), units.c.valid_to >= period.start),
         or_(units.c.valid_from.is_(None), units.c.valid_from <= period.end),
@@ -328,7 +330,7 @@ async def compile_report(
     session: AsyncSession,
     *,
     unit: Unit | UnitRef | None,
-    period: ReportPeriod,
+    period: Period,
     schedules: Schedules,
     targets: TargetBook,
     sum_fields: Sequence[str],
@@ -567,9 +569,7 @@ async def compile_report(
 # ---- who has not reported ------------------------------------------------------------------------
 
 
-def _matching_records(
-    deadline: Deadline, period: ReportPeriod, dialect: str, within: str | None = None
-) -> Any:
+def _matching_records(deadline: Deadline, period: Period, dialect: str, within: str | None = None) -> Any:
     """Paths of the units of the latest records that count for `period` (inside `within`)."""
     s = SUBMISSIONS.alias("s")
     q = (
@@ -591,9 +591,10 @@ def _matching_records(
 
 
 async def missing_units(
-    session: AsyncSession, deadline: Deadline, period: ReportPeriod, within: UnitRef | None = None
+    reads: ReadOnlyUnitOfWork, deadline: Deadline, period: Period, within: UnitRef | None = None
 ) -> list[UnitRef]:
     """Units expected to report for `period` that have not (a report inside a unit counts for it)."""
+    session = reads.session
     dialect = _dialect(session)
     expected_q = select(Unit).where(Unit.kind.in_(deadline.expected), _valid_in(period))
     records_q = _matching_records(deadline, period, dialect, within.path if within else None)
@@ -607,7 +608,7 @@ async def missing_units(
 
 
 async def reported_unit_ids(
-    session: AsyncSession, deadline: Deadline, period: ReportPeriod, unit_ids: Sequence[int]
+    session: AsyncSession, deadline: Deadline, period: Period, unit_ids: Sequence[int]
 ) -> set[int]:
     """Which of `unit_ids` have reported for `period` (themselves or a unit inside them)."""
     if not unit_ids:
@@ -620,9 +621,10 @@ async def reported_unit_ids(
 
 
 async def expected_by_child(
-    session: AsyncSession, kinds: Sequence[str], period: ReportPeriod, within: UnitRef
+    reads: ReadOnlyUnitOfWork, kinds: Sequence[str], period: Period, within: UnitRef
 ) -> dict[int, int]:
     """How many units of `kinds` each child of `within` holds (valid in the period)."""
+    session = reads.session
     dialect = _dialect(session)
     seg = child_segment(UNITS.c.path, within.path, dialect)
     q = (
@@ -645,7 +647,7 @@ class Received:
 
 
 async def received_between(
-    session: AsyncSession, within: UnitRef, start: datetime, end: datetime, form_key: str = VILLAGE_FORM
+    reads: ReadOnlyUnitOfWork, within: UnitRef, start: datetime, end: datetime, form_key: str = VILLAGE_FORM
 ) -> list[Received]:
     """Reports (and corrections: version > 1) sent in [start, end) from inside `within`."""
     q = (
@@ -659,13 +661,14 @@ async def received_between(
         )
         .order_by(Submission.submitted_at)
     )
-    return [Received(UnitRef.of(u), p, ver, at) for u, p, ver, at in await session.execute(q)]
+    return [Received(UnitRef.of(u), p, ver, at) for u, p, ver, at in await reads.session.execute(q)]
 
 
 async def activities_between(
-    session: AsyncSession, within: UnitRef, first_day: date, last_day: date
+    reads: ReadOnlyUnitOfWork, within: UnitRef, first_day: date, last_day: date
 ) -> Activities:
     """Activities held from `first_day` to `last_day` (by their date) inside `within`."""
+    session = reads.session
     dialect = _dialect(session)
     s = SUBMISSIONS
     v = s.c["values"]

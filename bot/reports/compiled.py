@@ -19,8 +19,9 @@ from typing import Any
 from bot.domain.i18n import Translator
 from bot.domain.messages import Attachment
 from bot.domain.parsing import fold
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, Grant, may_act_on
-from bot.domain.schedules import ReportPeriod, load_schedules
+from bot.domain.schedules import load_schedules
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import (
     RATES,
@@ -55,7 +56,7 @@ def sum_fields(forms: dict[str, Any], form_key: str = VILLAGE_FORM) -> tuple[str
 async def compile_unit(
     reads: ReadOnlyUnitOfWork,
     unit: Unit | UnitRef | None,
-    period: ReportPeriod,
+    period: Period,
     *,
     content_dir: Path,
     forms: dict[str, Any],
@@ -81,7 +82,7 @@ async def compile_for(
     reads: ReadOnlyUnitOfWork,
     grants: Sequence[Grant],
     unit_id: int,
-    period: ReportPeriod,
+    period: Period,
     *,
     content_dir: Path,
     forms: dict[str, Any],

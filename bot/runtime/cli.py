@@ -11,7 +11,7 @@ import typer
 
 from bot.domain.app import App
 from bot.domain.settings import Settings
-from bot.runtime.bootstrap import bootstrap
+from bot.runtime.bootstrap import Bot, bootstrap
 from storage.migrate import upgrade
 
 app = typer.Typer(
@@ -36,10 +36,12 @@ def _settings(**overrides: object) -> Settings:
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
-def _serve(bot: App, *, scheduler: bool = False) -> None:
+def _serve(process: Bot, *, scheduler: bool = False) -> None:
     import uvicorn
 
-    from bot.runtime.http import create_http_app, install_log_redaction
+    from bot.runtime.http import install_log_redaction
+
+    bot = process.app
 
     logging.basicConfig(
         level=bot.settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -47,11 +49,11 @@ def _serve(bot: App, *, scheduler: bool = False) -> None:
     install_log_redaction()
     # APScheduler logs every run of every job at INFO; bot.runtime.scheduler logs the runs that did something.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, logging.getLogger().level))
-    api = create_http_app(bot)
+    api = process.http_app()
     if scheduler:  # reports: scheduled jobs on the instance elected by the lease (bot/runtime/scheduler.py)
         from bot.runtime.scheduler import attach_to
 
-        attach_to(api, bot)
+        attach_to(api, bot, process.jobs)
     uvicorn.run(
         api,
         host=bot.settings.host,
@@ -83,14 +85,14 @@ def demo(
     """Set up a demo on SQLite (units, sample villages, invite codes) and serve the web chat."""
     settings = _settings(port=port)
     upgrade(settings.database_url)
-    bot = bootstrap(settings)
-    village_code, commune_code, where = asyncio.run(_seed_demo(bot))
+    process = bootstrap(settings)
+    village_code, commune_code, where = asyncio.run(_seed_demo(process.app))
     typer.echo(f"Demo ready: {where}")
     typer.echo(f"  Invite code, village officer : {village_code}")
     typer.echo(f"  Invite code, commune officer : {commune_code}")
     typer.echo(f"Open http://{settings.host}:{settings.port}/ , press “Bắt đầu”, choose “Tôi có mã mời”.")
     if serve:
-        _serve(bot, scheduler=True)  # as `run` does: reminders, tips, digests, the outbox
+        _serve(process, scheduler=True)  # as `run` does: reminders, tips, digests, the outbox
 
 
 async def _seed_demo(bot: App) -> tuple[str, str, str]:
@@ -132,7 +134,7 @@ def content_sync() -> None:
     settings = Settings()
     upgrade(settings.database_url)
     try:
-        typer.echo(asyncio.run(go(bootstrap(settings))))
+        typer.echo(asyncio.run(go(bootstrap(settings).app)))
     except ContentError as exc:
         typer.echo(f"Nothing synced: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -161,7 +163,7 @@ def units_import() -> None:
 
     settings = Settings()
     upgrade(settings.database_url)
-    typer.echo(asyncio.run(go(bootstrap(settings))))
+    typer.echo(asyncio.run(go(bootstrap(settings).app)))
 
 
 @units_app.command("import-villages")
@@ -185,7 +187,7 @@ def units_import_villages(
 
     settings = Settings()
     upgrade(settings.database_url)
-    for line in asyncio.run(go(bootstrap(settings))):
+    for line in asyncio.run(go(bootstrap(settings).app)):
         typer.echo(line)
 
 
@@ -228,7 +230,7 @@ def invite_create(
 
     settings = Settings()
     upgrade(settings.database_url)
-    typer.echo(asyncio.run(go(bootstrap(settings))))
+    typer.echo(asyncio.run(go(bootstrap(settings).app)))
 
 
 def _channel_admin(channel: str, action: str, public_url: str | None) -> None:
@@ -251,7 +253,7 @@ def _channel_admin(channel: str, action: str, public_url: str | None) -> None:
             await bot.db.dispose()
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for line in asyncio.run(go(bootstrap(settings))):
+    for line in asyncio.run(go(bootstrap(settings).app)):
         typer.echo(line)
 
 
@@ -311,7 +313,7 @@ def report(
 ) -> None:
     """Write a compiled report: the .xlsx, chart or CSV officers receive (no role check: an admin's tool)."""
     from bot.domain.i18n import translator
-    from bot.domain.schedules import ReportPeriod
+    from bot.domain.periods import Period
     from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
     from storage.models import Unit
     from storage.repositories import UnitRepository
@@ -319,7 +321,7 @@ def report(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"format must be one of {', '.join(FORMATS)}")
     try:
-        wanted = ReportPeriod.parse(period)
+        wanted = Period.parse(period)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
@@ -351,7 +353,7 @@ def report(
 
     settings = Settings()
     upgrade(settings.database_url)
-    filename, data, summary = asyncio.run(go(bootstrap(settings)))
+    filename, data, summary = asyncio.run(go(bootstrap(settings).app))
     target = out or Path(filename)
     target.write_bytes(data)
     typer.echo(summary)

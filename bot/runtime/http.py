@@ -1,6 +1,6 @@
 """The one ASGI app: health, metrics, the web chat, and the channels' webhooks.
 
-Each channel contributes an `APIRouter`; `channel_routers` decides which are mounted, so adding
+Each channel contributes an `APIRouter`; `default_routers` decides which are mounted, so adding
 Telegram or Zalo webhooks is one more entry there.
 """
 
@@ -13,6 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from bot.channels.manager import ChannelRuntime
 from bot.domain.app import App
 from bot.runtime import metrics
 
@@ -49,22 +50,21 @@ def install_log_redaction() -> None:
         access.addFilter(RedactClientIds())
 
 
-def channel_routers(app: App) -> list[APIRouter]:
-    """The routers of the channels enabled in the settings."""
+def default_routers(app: App, channels: ChannelRuntime | None = None) -> list[APIRouter]:
+    """The web chat's routes when it is enabled, and the platform channels' (webhooks, lifespan)."""
     routers: list[APIRouter] = []
     if app.settings.webchat_enabled:
         from bot.channels.webchat import channel as webchat
 
         routers.append(webchat.create_router(app))
-    if app.settings.telegram_token is not None or app.settings.zalo_token is not None:
-        from bot.channels.manager import channel_runtime
-
-        routers += channel_runtime(app).routers()
+    if channels is not None:
+        routers += channels.routers()
     return routers
 
 
 def create_http_app(app: App, routers: list[APIRouter] | None = None) -> FastAPI:
-    """The HTTP app. `routers` replaces the channels chosen from the settings (tests use this)."""
+    """The HTTP app with `routers` (default: the web chat alone, when enabled; the composition
+    root's `Bot.http_app()` adds the platform channels)."""
     install_log_redaction()
     api = FastAPI(title="Khuyến học Bot", version="0.1.0", docs_url=None, redoc_url=None)
 
@@ -79,6 +79,6 @@ def create_http_app(app: App, routers: list[APIRouter] | None = None) -> FastAPI
         return JSONResponse({"status": "ok"})
 
     api.include_router(metrics.create_router(app))
-    for router in channel_routers(app) if routers is None else routers:
+    for router in default_routers(app) if routers is None else routers:
         api.include_router(router)
     return api

@@ -385,23 +385,26 @@ async def running(app: App, **options: Any) -> AsyncIterator[Scheduler]:
     """A started scheduler for the duration of the block (stopped and lease released after)."""
     scheduler = Scheduler(app, **options)
     await scheduler.start()
-    app.extras["scheduler"] = scheduler
     try:
         yield scheduler
     finally:
-        app.extras.pop("scheduler", None)
         await scheduler.stop()
 
 
-def attach_to(api: FastAPI, app: App) -> None:
-    """Run the scheduler for the lifetime of the HTTP app (uvicorn's event loop), if enabled."""
+def attach_to(api: FastAPI, app: App, jobs: Mapping[str, JobSpec] | None = None) -> None:
+    """Run the scheduler for the lifetime of the HTTP app (uvicorn's event loop), if enabled;
+    while it runs it is `api.state.scheduler`."""
     if not app.settings.scheduler_enabled:
         return
     inner = api.router.lifespan_context
 
     @contextlib.asynccontextmanager
     async def lifespan(asgi: Any) -> AsyncIterator[Any]:
-        async with inner(asgi) as state, running(app):
-            yield state
+        async with inner(asgi) as state, running(app, jobs=jobs) as scheduler:
+            api.state.scheduler = scheduler
+            try:
+                yield state
+            finally:
+                del api.state.scheduler
 
     api.router.lifespan_context = lifespan

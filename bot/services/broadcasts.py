@@ -14,13 +14,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from bot.domain.i18n import translator
 from bot.domain.permissions import Action, Grant, NotAllowed, area
-from bot.messaging.content import item_text, item_translations, live_items
-from bot.messaging.outbox import Outgoing, cancel_queued, enqueue
+from bot.messaging.content import item_text
+from bot.messaging.outbox import Outgoing, enqueue
 from bot.messaging.outreach import footer
 from bot.messaging.recipients import members_in_areas
 from bot.services.actor import Actor
@@ -42,7 +39,6 @@ from storage.models_outreach import (
     SENT,
     Broadcast,
     ContentItem,
-    Delivery,
 )
 from storage.uow import UnitOfWork
 
@@ -132,13 +128,13 @@ async def audience_units(uow: UnitOfWork, actor: Actor, audience: Audience) -> l
 
 
 async def resolve(
-    session: AsyncSession, units: Sequence[Unit], audience: Audience, exclude_contact_id: int | None = None
+    uow: UnitOfWork, units: Sequence[Unit], audience: Audience, exclude_contact_id: int | None = None
 ) -> list[Recipient]:
     """Everyone the audience names who agreed, did not stop, and has an unblocked identity
     (bot/messaging/recipients.py), and chose one of the audience's topics (or none)."""
     roles = [r for g in audience.groups for r in GROUP_ROLES[g]]
     members = await members_in_areas(
-        session, [u.path for u in units], roles, exclude_contact_id=exclude_contact_id
+        uow, [u.path for u in units], roles, exclude_contact_id=exclude_contact_id
     )
     wanted = set(audience.topics)
     return [
@@ -151,16 +147,16 @@ async def resolve(
 async def count_recipients(uow: UnitOfWork, actor: Actor, audience: Audience) -> int:
     """How many people a broadcast to `audience` would reach now (the sender left out)."""
     units = await audience_units(uow, actor, audience)
-    return len(await resolve(uow.session, units, audience, actor.contact_id))
+    return len(await resolve(uow, units, audience, actor.contact_id))
 
 
 async def articles(uow: UnitOfWork, locale: str) -> list[ContentItem]:
     """The library's articles in one language, newest first: what a broadcast may carry."""
-    return await live_items(uow.session, locale)
+    return await uow.content.live(locale)
 
 
 async def article_translations(uow: UnitOfWork, item_key: str) -> dict[str, ContentItem]:
-    return await item_translations(uow.session, item_key)
+    return await uow.content.translations(item_key)
 
 
 def _sender_line(area: Unit, locale: str) -> str:
@@ -211,13 +207,12 @@ async def queue_broadcast(
     Raises NotAllowed for a sender or audience outside the rules, ValueError for an empty
     message or an unknown content item.
     """
-    session = uow.session
     sender = _sender(actor)
     grants = actor.grants
     units = await audience_units(uow, actor, audience)
     items: dict[str, ContentItem] = {}
     if message.item_key is not None:
-        items = await item_translations(session, message.item_key)
+        items = await uow.content.translations(message.item_key)
         if not items:
             raise ValueError(f"no content item {message.item_key!r}")
         title = (items.get(sender.locale) or next(iter(items.values()))).title
@@ -228,7 +223,7 @@ async def queue_broadcast(
     else:
         raise ValueError("empty message")
     area = _area_of(grants, units)
-    recipients = await resolve(session, units, audience, sender.id)
+    recipients = await resolve(uow, units, audience, sender.id)
     when = send_at if send_at is not None and send_at > now else now
     broadcast = Broadcast(
         created_by_contact_id=sender.id,
@@ -247,7 +242,7 @@ async def queue_broadcast(
     payloads = {loc: compose(message, area, loc, items) for loc in {r.locale for r in recipients}}
     outgoing = [Outgoing(r.contact_id, r.channel, r.external_id, payloads[r.locale]) for r in recipients]
     await enqueue(
-        session,
+        uow,
         outgoing,
         kind=KIND_BROADCAST,
         now=now,
@@ -289,7 +284,7 @@ async def cancel_broadcast(uow: UnitOfWork, actor: Actor, broadcast_id: int, now
     if broadcast.cancelled_at is None:
         broadcast.cancelled_at = now
         broadcast.cancelled_by_contact_id = actor.contact.id
-    rows = await cancel_queued(uow.session, [Delivery.broadcast_id == broadcast_id], now, "cancelled")
+    rows = await uow.outbox.cancel_queued(now, "cancelled", broadcast_id=broadcast_id)
     actor.audit(uow, now, "broadcast.cancel", broadcast=broadcast_id, rows=rows)
     return rows
 
@@ -307,24 +302,17 @@ async def delivery_counts(uow: UnitOfWork, broadcast_ids: Sequence[int]) -> dict
     out = {bid: Counts() for bid in broadcast_ids}
     if not broadcast_ids:
         return out
-    q = (
-        select(Delivery.broadcast_id, Delivery.status, func.count())
-        .where(Delivery.broadcast_id.in_(broadcast_ids))
-        .group_by(Delivery.broadcast_id, Delivery.status)
-    )
-    for bid, status, n in (await uow.session.execute(q)).all():
-        if bid is None:
-            continue
+    for bid, status, n in await uow.outbox.status_counts(broadcast_ids):
         c = out[bid]
-        c.by_status[status] = int(n)
+        c.by_status[status] = n
         if status in (QUEUED, SENDING):
-            c.queued += int(n)
+            c.queued += n
         elif status == SENT:
-            c.sent += int(n)
+            c.sent += n
         elif status == FAILED:
-            c.failed += int(n)
+            c.failed += n
         elif status == BLOCKED:
-            c.blocked += int(n)
+            c.blocked += n
         elif status == CANCELLED:
-            c.cancelled += int(n)
+            c.cancelled += n
     return out

@@ -12,4 +12,4 @@ from storage.uow import UnitOfWork
 async def sync_library(uow: UnitOfWork, content_dir: Path, now: datetime) -> SyncResult:
     """New and changed articles stored, removed ones retired (not committed). ContentError
     when a file cannot be read: then nothing is stored."""
-    return await sync_content(uow.session, content_dir, now)
+    return await sync_content(uow, content_dir, now)

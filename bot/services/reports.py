@@ -8,8 +8,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed
-from bot.domain.schedules import ReportPeriod
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import Compiled
 from bot.reports.compiled import compile_unit
@@ -21,7 +21,7 @@ async def compile_report(
     reads: ReadOnlyUnitOfWork,
     actor: Actor,
     unit_id: int,
-    period: ReportPeriod,
+    period: Period,
     *,
     content_dir: Path,
     forms: dict[str, Any],

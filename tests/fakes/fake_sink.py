@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.domain.messages import Reply
-from bot.messaging.sending import Blocked, PermanentError, RateLimited, TransientError
+from bot.domain.sending import Blocked, PermanentError, RateLimited, TransientError
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """The bot's real HTTP app on a real socket, wired to the fake Bot API servers.
 
-`running_bot(...)` serves `create_http_app(app)` with uvicorn on 127.0.0.1; its lifespan starts
-the channel runtime exactly as `khuyenhoc run` does (webhooks when `webhook=True`, which sets
-PUBLIC_URL to the bot's own address, polling otherwise).
+`running_bot(...)` serves the composition root's `Bot.http_app()` with uvicorn on 127.0.0.1;
+its lifespan starts the channel runtime exactly as `khuyenhoc run` does (webhooks when
+`webhook=True`, which sets PUBLIC_URL to the bot's own address, polling otherwise).
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from bot.channels.manager import ChannelRuntime, channel_runtime
+from bot.channels.manager import ChannelRuntime
 from bot.domain.app import App
-from bot.runtime.http import create_http_app
 from tests.fakes.serving import bound_socket, serving, url_of
-from tests.support import make_app
+from tests.support import make_bot
 
 TELEGRAM_TOKEN = "1234567:AAH-test-token-0123456789abcdefXYZ"
 ZALO_TOKEN = "3141592653589793:zalo-test-token-0123456789abcdef"
@@ -42,12 +41,12 @@ class Running:
 async def running_bot(database_url: str, *, webhook: bool, **settings: Any) -> AsyncIterator[Running]:
     sock = bound_socket()
     options = {**FAST, **settings}
-    app = make_app(
+    bot = make_bot(
         database_url, public_url=url_of(sock) if webhook else None, webchat_enabled=False, **options
     )
+    app, runtime = bot.app, bot.channels
     try:
-        async with serving(create_http_app(app), sock) as url:
-            runtime = channel_runtime(app)
+        async with serving(bot.http_app(), sock) as url:
             async with asyncio.timeout(10):
                 while not all(c.ready for c in (runtime.telegram, runtime.zalo) if c is not None):
                     await asyncio.sleep(0.01)

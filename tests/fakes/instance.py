@@ -108,7 +108,6 @@ def main() -> None:
     from bot.domain.clock import FixedClock
     from bot.domain.settings import Settings
     from bot.runtime.bootstrap import bootstrap
-    from bot.runtime.http import create_http_app
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -118,8 +117,8 @@ def main() -> None:
     conf = json.loads(args.settings)
     conf.setdefault("content_dir", str(ROOT / "content"))
     settings = Settings(_env_file=None, **conf)  # type: ignore[call-arg]
-    app = bootstrap(settings, FixedClock(datetime.fromisoformat(args.now)))
-    api = create_http_app(app)
+    bot = bootstrap(settings, FixedClock(datetime.fromisoformat(args.now)))
+    api = bot.http_app()
     profile_to = os.environ.get("BENCH_PROFILE")
     profiler = None
     if profile_to:

@@ -37,7 +37,7 @@ async def main() -> None:
     parser.add_argument("--batch", type=int, default=20)
     args = parser.parse_args()
     settings = Settings(database_url=args.db, content_dir=str(ROOT / "content"), _env_file=None)  # type: ignore[call-arg]
-    app = bootstrap(settings, FixedClock(datetime.fromisoformat(args.now)))
+    app = bootstrap(settings, FixedClock(datetime.fromisoformat(args.now))).app
     sink = SinkSender(args.sink, channel=args.channel, idempotent=not args.no_idempotent)
     sender = OutboxSender(app, {args.channel: sink}, concurrency=args.concurrency, batch_size=args.batch)
     try:

@@ -60,9 +60,9 @@ from bot.channels.render import TELEGRAM_MAX_CHARS, split_text
 from bot.domain.app import App
 from bot.domain.i18n import SUPPORTED, translator
 from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
+from bot.domain.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
 from bot.handlers.command_table import group_commands, platform_commands
 from bot.handlers.commands import parse_command
-from bot.messaging.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
 from storage.locks import KeyedLocks
 
 # Opt in to PTB's coming behaviour (time periods as timedelta): otherwise every RetryAfter it

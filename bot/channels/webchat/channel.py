@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.domain.app import App
 from bot.domain.messages import Handled, Incoming, Kind, Reply
 from bot.messaging.outbox import load_replies
-from storage.repositories import OutboxRepository
+from storage.repositories import OutboxRepository, ReportFileRepository
 
 log = logging.getLogger(__name__)
 
@@ -195,10 +195,11 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
             batch, cursor = await OutboxRepository(session).pending_for(
                 CHANNEL, client_id, app.clock.now(), after, MAX_POLL_BATCH
             )
+            files = ReportFileRepository(session)
             messages = [
                 render_pushed(m.id, reply)
                 for m in batch
-                for reply in await load_replies(session, m.payload, app.content_dir)
+                for reply in await load_replies(files, m.payload, app.content_dir)
             ]
         return PollOut(messages=messages, last_id=cursor)
 

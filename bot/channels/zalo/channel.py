@@ -30,9 +30,9 @@ from bot.channels.zalo.client import ZaloClient, unwrap_update
 from bot.domain.app import App
 from bot.domain.i18n import translator
 from bot.domain.messages import Handled, Incoming, Kind, Reply
+from bot.domain.sending import SendError
 from bot.handlers.command_table import group_commands
 from bot.handlers.commands import parse_command
-from bot.messaging.sending import SendError
 from storage.locks import KeyedLocks
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ The API is shaped like Telegram's: `POST {base}/bot{TOKEN}/{method}` with a JSON
 `{"ok": true, "result": ...}` or `{"ok": false, "error_code": n, "description": "..."}`.
 `getUpdates` long-polls and returns at most ONE update per call; "nothing new" is error 408.
 
-Errors are raised as the channel errors of `bot.messaging.sending` (RateLimited, Blocked,
+Errors are raised as the channel errors of `bot.domain.sending` (RateLimited, Blocked,
 TransientError, PermanentError) so the sender's retry logic treats every platform alike. The token
 is part of every URL: never log `request.url` (bot.channels.manager redacts httpx's own logs).
 """
@@ -17,7 +17,7 @@ from typing import Any, Self
 
 import httpx
 
-from bot.messaging.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
+from bot.domain.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
 
 log = logging.getLogger(__name__)
 

@@ -248,7 +248,7 @@ class FormRunner(Flow[FormState]):
         """What the rules' prev() sees: this unit's report for the period just before this one
         (H1 after H2 of last year, a year after last year), not merely the latest one filed — a
         year report compared with the second half-year would see the fund "not reconcile"."""
-        for before in period.preceding():
+        for before in period.preceding(form.period_kinds):
             other = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{before.key}")
             if other is not None:
                 return dict(other.values)

@@ -24,8 +24,9 @@ from bot.conversations.engine import (
 )
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.messages import Incoming, Kind, Option, Reply
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, roles_for
-from bot.domain.schedules import ReportPeriod, load_schedules
+from bot.domain.schedules import load_schedules
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
 from bot.reports.compiled import render, summary_text
@@ -119,14 +120,14 @@ class Summary(Flow[SummaryState]):
         if pick is None and msg.kind is Kind.TEXT:
             pick = msg.text.strip()
         try:
-            period = ReportPeriod.parse(pick or "")
+            period = Period.parse(pick or "")
         except ValueError:
             return Step(
                 [Reply(t("Please answer with one of the choices.")), *await self.reprompt(ctx, state)], state
             )
         return Step([self._report_later(ctx, state, period)], None)
 
-    def _report_later(self, ctx: Context, state: SummaryState, period: ReportPeriod) -> Reply:
+    def _report_later(self, ctx: Context, state: SummaryState, period: Period) -> Reply:
         """The report, made once this step is saved: read outside the dialogue's transaction,
         off the event loop, and drawn in a worker thread (bot.services.later)."""
         t, actor, now, forms = ctx.t, Actor.of(ctx.contact, ctx.grants), ctx.now, ctx.forms

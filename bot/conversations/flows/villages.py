@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from bot.conversations.engine import Context, Flow, FlowState, Step, ask, chosen, phase_table, word_of
@@ -141,23 +142,11 @@ class Villages(Flow[VillagesState]):
                 [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
             )
         commune = await self._commune(ctx, state)
-        actor = Actor.of(ctx.contact, ctx.grants)
-        try:
-            new_name, state.new_name = state.new_name, ""
-            unit = await add_village(ctx.uow, actor, commune, new_name, kind, ctx.now)
-        except NotAllowed:
-            return Step(
-                [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
-            )
-        except DuplicateVillage:
-            return await self._menu(
-                ctx, state, commune, t("This commune already has a village with that name.")
-            )
-        except BadVillageName:
-            return await self._menu(
-                ctx, state, commune, t("That name cannot be used (at most 100 characters).")
-            )
-        return await self._menu(ctx, state, commune, t("Added: {name}.", name=unit.name))
+        new_name, state.new_name = state.new_name, ""
+        change = add_village(ctx.uow, Actor.of(ctx.contact, ctx.grants), commune, new_name, kind, ctx.now)
+        return await self._changed(
+            ctx, state, commune, change, lambda unit: t("Added: {name}.", name=unit.name)
+        )
 
     async def _on_rename_pick(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
         """The village to rename, then its new name."""
@@ -179,9 +168,25 @@ class Villages(Flow[VillagesState]):
         if village is None or msg.kind is not Kind.TEXT or not msg.text.strip():
             return Step([Reply(t("Please type a name."))], state)
         old = village.name
-        actor = Actor.of(ctx.contact, ctx.grants)
+        change = rename_village(
+            ctx.uow, Actor.of(ctx.contact, ctx.grants), village, msg.text.strip()[:200], ctx.now
+        )
+        return await self._changed(
+            ctx, state, commune, change, lambda unit: t("Renamed: {old} → {new}.", old=old, new=unit.name)
+        )
+
+    async def _changed(
+        self,
+        ctx: Context,
+        state: VillagesState,
+        commune: Unit,
+        change: Awaitable[Unit],
+        done: Callable[[Unit], str],
+    ) -> Step:
+        """Apply an addition or a renaming and say how it went: the service raises what was wrong."""
+        t = ctx.t
         try:
-            await rename_village(ctx.uow, actor, village, msg.text.strip()[:200], ctx.now)
+            unit = await change
         except NotAllowed:
             return Step(
                 [Reply(t("You can no longer manage the villages of {commune}.", commune=commune.name))]
@@ -194,7 +199,7 @@ class Villages(Flow[VillagesState]):
             return await self._menu(
                 ctx, state, commune, t("That name cannot be used (at most 100 characters).")
             )
-        return await self._menu(ctx, state, commune, t("Renamed: {old} → {new}.", old=old, new=village.name))
+        return await self._menu(ctx, state, commune, done(unit))
 
     async def _on_invite_pick(self, ctx: Context, state: VillagesState, msg: Incoming) -> Step:
         """The village whose officer is invited: a code is created, back to the menu."""

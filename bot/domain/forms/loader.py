@@ -32,9 +32,9 @@ from bot.domain.forms.model import (
     Text,
 )
 from bot.domain.forms.rules import CONTEXT_NAMES, FUNCTIONS, Expression
+from bot.domain.periods import PERIOD_KINDS
 
 UNIT_KINDS = ("province", "district", "commune", "village", "residential_group")
-PERIOD_KINDS = ("month", "quarter", "half_year", "year")
 
 _FORM_KEYS = {
     "key",
