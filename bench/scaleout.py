@@ -75,6 +75,7 @@ def person(run: str, n: int) -> str:
 
 async def seed(url: str, runs: dict[str, int]) -> None:
     """Migrate; one village and one village officer (a web chat identity) per officer of each run."""
+    from bot.services.actor import CONSOLE
     from bot.services.units import add_village
     from storage.migrate import upgrade_async
     from storage.models import VILLAGE, VILLAGE_OFFICER
@@ -86,7 +87,7 @@ async def seed(url: str, runs: dict[str, int]) -> None:
     people = [(run, n) for run, count in runs.items() for n in range(count)]
     async with app.uow() as uow:
         villages = [
-            await add_village(uow, tree.commune, f"Thôn {run} {n}", VILLAGE, app.clock.now(), None)
+            await add_village(uow, CONSOLE, tree.commune, f"Thôn {run} {n}", VILLAGE, app.clock.now())
             for run, n in people
         ]
         await uow.commit()
