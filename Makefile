@@ -9,7 +9,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
-BENCH ?= bench/dialogue.py bench/channels.py bench/broadcast.py bench/reports.py
+BENCH ?= bench/dialogue.py bench/channels.py bench/broadcast.py bench/reports.py bench/scaleout.py
 
 PYTHON_OK := $(shell $(PYTHON) -c 'import sys; print(int(sys.version_info >= (3, 11)))' 2>/dev/null)
 ifneq ($(PYTHON_OK),1)
@@ -60,6 +60,7 @@ migrate: $(STAMP)
 	$(BIN)/python -m storage.migrate upgrade "$${DATABASE_URL:-sqlite:///data/khuyenhoc.db}"
 
 # Every benchmark, one after another (see BENCHMARKS.md); `make bench BENCH=bench/reports.py` for one.
+# bench/scaleout.py needs a PostgreSQL server: TEST_DATABASE_URL=postgresql://… make bench
 bench: $(STAMP)
 	set -e; for script in $(BENCH); do echo "== $$script"; $(BIN)/python $$script; done
 
