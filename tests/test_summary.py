@@ -10,7 +10,9 @@ from openpyxl import load_workbook
 
 from bot.domain.app import App
 from bot.domain.periods import Period
-from bot.reports.compiled import ReportNotAllowed, compile_for
+from bot.domain.permissions import NotAllowed
+from bot.services.actor import Actor
+from bot.services.reports import compile_report
 from storage.db import Database
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE_OFFICER, Unit
 from tests.support import Chat, Tree, make_app, make_contact, seed_tree
@@ -120,21 +122,25 @@ async def test_a_commune_officer_cannot_get_another_communes_report(app: App) ->
     assert "Xã Hòa An" in chat.replies[0].text and chat.replies[0].attachments
     # The service layer refuses whatever the dialogue does.
     grants = await grants_of(app, "officer")
+    async with app.uow() as uow:
+        officer = await uow.contacts.by_identity("test", "officer")
+    assert officer is not None
+    actor = Actor.of(officer, grants)
     async with app.read_only() as reads:
         for unit_id in (tree.other_commune.id, tree.province.id, elsewhere.id, tree.village.id, 999_999):
-            with pytest.raises(ReportNotAllowed):
-                await compile_for(
+            with pytest.raises(NotAllowed):
+                await compile_report(
                     reads,
-                    grants,
+                    actor,
                     unit_id,
                     H1,
                     content_dir=app.content_dir,
                     forms=app.forms,
                     now=app.clock.now(),
                 )
-        ok = await compile_for(
+        ok = await compile_report(
             reads,
-            grants,
+            actor,
             tree.commune.id,
             H1,
             content_dir=app.content_dir,

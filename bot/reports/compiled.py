@@ -20,9 +20,7 @@ from bot.domain.i18n import Translator
 from bot.domain.messages import Attachment
 from bot.domain.parsing import fold
 from bot.domain.periods import Period
-from bot.domain.permissions import Action, Grant, may_act_on
 from bot.domain.schedules import load_schedules
-from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import (
     RATES,
     VILLAGE_FORM,
@@ -39,10 +37,6 @@ from storage.readonly import ReadOnlyUnitOfWork
 
 FORMATS = ("xlsx", "png", "csv")
 LIST_LIMIT = 15
-
-
-class ReportNotAllowed(PermissionError):
-    """The unit lies outside every area where the officer may read compiled reports."""
 
 
 def sum_fields(forms: dict[str, Any], form_key: str = VILLAGE_FORM) -> tuple[str, ...]:
@@ -72,27 +66,6 @@ async def compile_unit(
         sum_fields=sum_fields(forms),
         now=now,
     )
-
-
-def may_compile(grants: Sequence[Grant], unit: Unit) -> bool:
-    return unit.kind in SUMMARY_KINDS and may_act_on(list(grants), unit, Action.COMPILE_REPORT)
-
-
-async def compile_for(
-    reads: ReadOnlyUnitOfWork,
-    grants: Sequence[Grant],
-    unit_id: int,
-    period: Period,
-    *,
-    content_dir: Path,
-    forms: dict[str, Any],
-    now: datetime,
-) -> Compiled:
-    """The report of `unit_id` for an officer; ReportNotAllowed outside their area."""
-    unit = await reads.units.get(unit_id)
-    if unit is None or not may_compile(grants, unit):
-        raise ReportNotAllowed(unit_id)
-    return await compile_unit(reads, unit, period, content_dir=content_dir, forms=forms, now=now)
 
 
 def file_stem(c: Compiled) -> str:
