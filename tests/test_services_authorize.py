@@ -25,7 +25,7 @@ from bot.services.reports import compile_report
 from bot.services.submissions import Draft, submit_report
 from bot.services.units import add_village, rename_village
 from storage.db import Database
-from storage.models import COMMUNE_OFFICER, MEMBER, VILLAGE, VILLAGE_OFFICER, Unit
+from storage.models import ADMIN, COMMUNE_OFFICER, MEMBER, PROVINCE_STAFF, VILLAGE, VILLAGE_OFFICER, Unit
 from storage.uow import UnitOfWork
 from tests.support import Tree, make_app, make_contact, seed_tree
 
@@ -153,6 +153,31 @@ async def test_members_and_village_officers_take_no_staff_action(
         with pytest.raises(NotAllowed) as refused:
             await attempt(world, uow, await actor(uow, who), world.tree.village)  # their own village
         assert refused.value.action is action
+
+
+@pytest.mark.parametrize("role", [COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN])
+async def test_an_officer_invites_only_to_roles_below_their_own(world: World, role: str) -> None:
+    """A commune officer's invite cannot make anyone a commune officer, province staff or admin,
+    not even on a village of their own commune; it can make a village officer there."""
+    async with world.app.uow() as uow:
+        officer_a = await actor(uow, "officer_a")
+        village = await unit(uow, world.tree.village)
+        with pytest.raises(NotAllowed) as refused:
+            await create_invite(uow, officer_a, village, role, world.app.clock.now(), 7)
+        assert refused.value.action is Action.CREATE_INVITE and role in str(refused.value)
+        made = await create_invite(uow, officer_a, village, VILLAGE_OFFICER, world.app.clock.now(), 7)
+        assert made.role == VILLAGE_OFFICER
+
+
+async def test_province_staff_invite_commune_officers_in_their_province(world: World) -> None:
+    await make_contact(world.app, "province", PROVINCE_STAFF, world.tree.province)
+    async with world.app.uow() as uow:
+        staff = await actor(uow, "province")
+        commune = await unit(uow, world.tree.commune)
+        made = await create_invite(uow, staff, commune, COMMUNE_OFFICER, world.app.clock.now(), 7)
+        assert made.role == COMMUNE_OFFICER
+        with pytest.raises(NotAllowed):
+            await create_invite(uow, staff, commune, PROVINCE_STAFF, world.app.clock.now(), 7)
 
 
 async def test_a_member_cannot_submit_a_report(world: World) -> None:

@@ -47,6 +47,15 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
 OPEN: frozenset[Action] = frozenset({Action.LINK})
 
 
+# Which roles a role may hand out by invite code, inside its own area: never its own rank or
+# above (an admin excepted), so that an invite cannot lift anyone above the person who made it.
+INVITABLE: Mapping[str, tuple[str, ...]] = {
+    COMMUNE_OFFICER: (VILLAGE_OFFICER,),
+    PROVINCE_STAFF: (VILLAGE_OFFICER, COMMUNE_OFFICER),
+    ADMIN: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+}
+
+
 def roles_for(action: Action) -> tuple[str, ...]:
     return PERMISSIONS[action]
 
@@ -88,6 +97,11 @@ def may_act_on(grants: Iterable[Grant], unit: Unit, action: Action) -> bool:
     """True when a role allowing `action` is held on `unit` or on one of its ancestors."""
     roles = PERMISSIONS[action]
     return any(g.role in roles and unit.path.startswith(g.unit.path) for g in grants)
+
+
+def may_invite(grants: Iterable[Grant], unit: Unit, role: str) -> bool:
+    """True when a role held on `unit` or an ancestor may hand out `role` there (INVITABLE)."""
+    return any(role in INVITABLE.get(g.role, ()) and unit.path.startswith(g.unit.path) for g in grants)
 
 
 def require(grants: Iterable[Grant], action: Action, unit: Unit) -> None:

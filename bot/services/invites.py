@@ -8,7 +8,7 @@ import unicodedata
 from datetime import datetime, timedelta
 from enum import StrEnum
 
-from bot.domain.permissions import Action
+from bot.domain.permissions import Action, NotAllowed, may_invite
 from bot.services.actor import Actor
 from storage.models import ROLES, Invite, Unit
 from storage.uow import UnitOfWork
@@ -61,11 +61,14 @@ async def create_invite(
 ) -> Invite:
     """A new invite granting `role` on `unit`; the code is random and unique.
 
-    NotAllowed when the actor may not invite on `unit`; ValueError for a bad role or limit.
+    NotAllowed when the actor may not invite on `unit`, or may not hand out `role` (an officer
+    invites only to roles below their own); ValueError for a bad role or limit.
     """
     actor.require(Action.CREATE_INVITE, unit)
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
+    if not actor.is_console and not may_invite(actor.grants, unit, role):
+        raise NotAllowed(Action.CREATE_INVITE, unit, f"may not invite a {role}")
     if expiry_days < 1:
         raise ValueError("an invite must be valid for at least one day")
     if max_uses < 1:
