@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from bot.domain.settings import Settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "channels.md"
@@ -74,3 +76,14 @@ def test_the_table_matches_the_code() -> None:
         "these rows of docs/channels.md differ from bot/domain/settings.py; they should read:\n"
         + "\n".join(wrong)
     )
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`TELEGRAM_TOKEN=` left in .env (or passed empty by docker compose) must not start Telegram
+    with an empty token, nor set PUBLIC_URL to an empty address."""
+    env = tmp_path / ".env"
+    env.write_text("TELEGRAM_TOKEN=\nZALO_TOKEN=\n")
+    monkeypatch.setenv("PUBLIC_URL", "")
+    settings = Settings(_env_file=env)  # type: ignore[call-arg]
+    assert settings.telegram_token is None and settings.zalo_token is None
+    assert settings.public_url is None

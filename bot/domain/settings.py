@@ -12,7 +12,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # An empty variable (`TELEGRAM_TOKEN=` left in .env or passed by docker compose) counts as unset:
+    # an empty token would start a channel that can only fail.
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", env_ignore_empty=True
+    )
 
     database_url: str = Field(
         default="sqlite+aiosqlite:///data/khuyenhoc.db",
