@@ -165,6 +165,9 @@ class Delivery(Base):
         Index("ix_deliveries_kind_due", "channel", "kind", "status", "due_at"),  # replies first
         Index("ix_deliveries_broadcast_status", "broadcast_id", "status"),
         Index("ix_deliveries_contact_status", "contact_id", "status"),
+        # "Do replies to this person wait on this channel?", asked by every dialogue step: by
+        # contact first, so that a long outage with many queued replies costs one index probe.
+        Index("ix_deliveries_contact_reply", "contact_id", "channel", "kind", "status"),
     )
 
     outbox_id: Mapped[int] = mapped_column(

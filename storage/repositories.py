@@ -201,7 +201,7 @@ def _batches(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
 # clause: there the one writer at a time (storage.db) already serializes. The person's active
 # roles come in the same query (one row per role; the role columns are NULL when there is none):
 # read after the lock is granted, so they too are what the previous step committed. And whether
-# replies to this chat wait in the outbox (one EXISTS on ix_deliveries_contact_status): the
+# replies to this chat wait in the outbox (one EXISTS on ix_deliveries_contact_reply): the
 # channel then queues the step's replies behind them instead of sending (bot/channels/ratelimit.py).
 _REPLIES_WAITING = (
     select(Delivery.outbox_id)

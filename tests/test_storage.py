@@ -503,3 +503,19 @@ async def test_the_step_lock_says_whether_replies_wait(db: Database) -> None:
             await uow.session.execute(q)
             await uow.commit()
         assert await waiting() == (expected, expected)
+
+
+async def test_every_step_finds_waiting_replies_by_contact(sqlite_db: Database) -> None:
+    """The step's lock query asks whether replies to the person wait in the outbox; SQLite must
+    answer from the contact's own index entries, not by scanning the channel's queued replies
+    (what it did before migration 0006, which made every step slower during a long outage)."""
+    from storage.repositories import _LOCK_CONTACT_WITH_DIALOGUE
+
+    async with sqlite_db.engine.connect() as conn:
+        compiled = _LOCK_CONTACT_WITH_DIALOGUE.compile(dialect=conn.dialect)
+        params = compiled.construct_params({"channel": "telegram", "external_id": "42"})
+        positional = tuple(params[name] for name in compiled.positiontup or ())
+        rows = await conn.exec_driver_sql("EXPLAIN QUERY PLAN " + str(compiled), positional)
+        plan = [str(row[-1]) for row in rows]
+    searches = [step for step in plan if "deliveries" in step]
+    assert searches and all("ix_deliveries_contact_reply" in step for step in searches), plan
