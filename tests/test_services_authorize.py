@@ -19,8 +19,9 @@ from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, load_grants
 from bot.services.actor import CONSOLE, Actor
 from bot.services.broadcasts import Audience, Message, cancel_broadcast, count_recipients, queue_broadcast
-from bot.services.invites import create_invite
+from bot.services.invites import RedeemOutcome, create_invite
 from bot.services.linking import issue_link_code, link_accounts
+from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from bot.services.reports import compile_report
 from bot.services.submissions import Draft, submit_report
 from bot.services.units import add_village, rename_village
@@ -303,3 +304,31 @@ async def test_the_console_acts_everywhere_and_is_audited_as_such(world: World) 
         assert (row.contact_id, row.detail["by"]) == (None, "console")
         with pytest.raises(NotAllowed):  # a broadcast goes out in the name of a person
             await _broadcast(world, uow, CONSOLE, world.tree.village)
+
+
+async def test_registration_is_audited_and_members_join_a_commune_or_a_village(world: World) -> None:
+    now = world.app.clock.now()
+    async with world.app.uow() as uow:
+        person = await uow.contacts.create("test", "newcomer", now)
+        await record_consent(uow, person, now)
+        with pytest.raises(NotAPlaceToJoin):  # a province is no place to be a member of
+            await register_member(uow, person, await unit(uow, world.tree.province), now)
+        village = await unit(uow, world.tree.village)
+        await register_member(uow, person, village, now)
+        assert person.consent_at == now and person.home_unit_id == village.id
+        assert [(g.role, g.unit_id) for g in await uow.contacts.roles(person.id)] == [(MEMBER, village.id)]
+        audited = [(e.action, e.contact_id, e.unit_id) for e in await uow.audit.actions()]
+        assert ("contact.consent", person.id, None) in audited
+        assert ("contact.register_member", person.id, village.id) in audited
+
+
+async def test_an_accepted_invite_makes_its_unit_the_officers_home(world: World) -> None:
+    now = world.app.clock.now()
+    async with world.app.uow() as uow:
+        village = await unit(uow, world.tree.village)
+        invite = await create_invite(uow, CONSOLE, village, VILLAGE_OFFICER, now, 7)
+        person = await uow.contacts.create("test", "new-officer", now)
+        outcome, used = await accept_invite(uow, person, invite.code, now)
+        assert outcome is RedeemOutcome.OK and used is not None and person.home_unit_id == village.id
+        again, _ = await accept_invite(uow, await uow.contacts.create("test", "late", now), invite.code, now)
+        assert again is RedeemOutcome.USED_UP

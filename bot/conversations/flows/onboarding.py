@@ -14,8 +14,9 @@ from bot.conversations.widgets.unit_picker import UnitPicker, nothing_found, uni
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
-from bot.services.invites import RedeemOutcome, redeem_invite
-from storage.models import COMMUNE, MEMBER, PROVINCE, VILLAGE_KINDS, Unit
+from bot.services.invites import RedeemOutcome
+from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
+from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Unit
 
 MAX_CODE_TRIES = 5
 VILLAGES_LISTED = 10
@@ -99,8 +100,7 @@ class Onboarding(Flow[OnboardingState]):
                     )
                 ]
             )
-        ctx.contact.consent_at = ctx.now
-        ctx.uow.audit.add(ctx.now, "contact.consent", ctx.contact.id)
+        await record_consent(ctx.uow, ctx.contact, ctx.now)
         if state.code:
             code, state.code = state.code, None
             return await self._redeem(ctx, state, code)
@@ -146,11 +146,10 @@ class Onboarding(Flow[OnboardingState]):
 
     async def _redeem(self, ctx: Context, state: OnboardingState, code: str) -> Step:
         t = ctx.t
-        outcome, invite = await redeem_invite(ctx.uow, code, ctx.contact.id, ctx.now)
+        outcome, invite = await accept_invite(ctx.uow, ctx.contact, code, ctx.now)
         if outcome is RedeemOutcome.OK and invite is not None:
             unit = await ctx.uow.units.get(invite.unit_id)
             where = await describe_unit(ctx, unit) if unit else ""
-            ctx.contact.home_unit_id = invite.unit_id
             await ctx.refresh_grants()
             done = t(
                 "Welcome! You are registered as {role} of {unit}.",
@@ -210,7 +209,7 @@ class Onboarding(Flow[OnboardingState]):
         state.commune_id = unit.id
         villages = await ctx.uow.units.children(unit.id, VILLAGE_KINDS, on=ctx.today)
         if not villages:
-            return await self._finish_member(ctx, unit)
+            return await self._finish_member(ctx, state, unit)
         state.phase = "village"
         options = unit_options(villages, VILLAGES_LISTED)
         options.append(Option("none", ctx.t("Not listed / skip")))
@@ -225,18 +224,19 @@ class Onboarding(Flow[OnboardingState]):
         if commune is None:  # no commune in the state (an older one): start the place again
             return Step([self._ask_province(ctx, state)], state)
         if chosen(state, msg) == "none" or word_of(msg) in ("bo qua", "skip"):
-            return await self._finish_member(ctx, commune)
+            return await self._finish_member(ctx, state, commune)
         unit, replies = await self._pick(ctx, state, msg, UnitPicker(VILLAGE_KINDS, commune.id))
         if unit is None:
             return Step(replies, state)
-        return await self._finish_member(ctx, unit)
+        return await self._finish_member(ctx, state, unit)
 
-    async def _finish_member(self, ctx: Context, unit: Unit) -> Step:
+    async def _finish_member(self, ctx: Context, state: OnboardingState, unit: Unit) -> Step:
         t = ctx.t
-        ctx.contact.home_unit_id = unit.id
-        await ctx.uow.contacts.grant(ctx.contact.id, MEMBER, unit.id, ctx.now)
+        try:
+            await register_member(ctx.uow, ctx.contact, unit, ctx.now)
+        except NotAPlaceToJoin:  # a place from an older state, since dissolved: choose again
+            return Step([self._ask_province(ctx, state)], state)
         await ctx.refresh_grants()
-        ctx.uow.audit.add(ctx.now, "contact.register_member", ctx.contact.id, unit.id)
         where = await describe_unit(ctx, unit)
         done = t("Thank you! You are registered as a member in {unit}.", unit=where)
         # Topics are offered as commands, not as a question: nothing is left waiting for an answer.
