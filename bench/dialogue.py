@@ -51,10 +51,15 @@ def script() -> list[tuple[Kind, str]]:
     return steps
 
 
-async def officer(app: App, ext: str, latencies: list[float], pause: float) -> None:
+async def officer(
+    app: App, ext: str, latencies: list[float], pause: float, rng: random.Random | None = None
+) -> None:
+    """One officer files a whole village report, pausing `pause` seconds on average between steps
+    (drawn from `rng` when given, for a repeatable run); the latency of each step is appended."""
+    draw = rng or random
     for n, (kind, value) in enumerate(script()):
         if pause:
-            await asyncio.sleep(random.expovariate(1 / pause))
+            await asyncio.sleep(draw.expovariate(1 / pause))
         msg = Incoming(
             "bench",
             ext,

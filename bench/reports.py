@@ -49,6 +49,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import asyncpg
+from dialogue import officer, script  # bench/dialogue.py: the same officers, the same steps
 from sqlalchemy import insert
 from sqlalchemy.engine import make_url
 
@@ -56,7 +57,6 @@ from bot.domain.app import App
 from bot.domain.clock import VN_TZ
 from bot.domain.forms.loader import load_forms
 from bot.domain.i18n import translator
-from bot.domain.messages import Incoming, Kind
 from bot.domain.periods import Period
 from bot.domain.schedules import load_schedules
 from bot.reports.aggregate import Compiled, compile_report
@@ -67,7 +67,7 @@ from bot.reports.xlsx import render_xlsx
 from storage.db import Database, normalise_url
 from storage.migrate import upgrade_async
 from storage.models import COMMUNE, PROVINCE, VILLAGE, VILLAGE_OFFICER, Submission, Unit
-from tests.support import VILLAGE_REPORT_ANSWERS, make_app, make_contact
+from tests.support import make_app, make_contact
 
 ROOT = Path(__file__).resolve().parents[1]
 CONTENT = ROOT / "content"
@@ -357,34 +357,6 @@ async def national_scenario(url: str, repeat: int) -> None:
 OFFICERS = 20
 
 
-def officer_script() -> list[tuple[Kind, str]]:
-    """A village report, as bench/dialogue.py files it: /baocao, the period, 24 answers, confirm."""
-    steps = [(Kind.TEXT, "/baocao"), (Kind.OPTION, "2026-H2")]
-    steps += [(Kind.TEXT, a) for a in VILLAGE_REPORT_ANSWERS]
-    steps.append((Kind.OPTION, "confirm"))
-    return steps
-
-
-async def officer(app: App, ext: str, latencies: list[float], pause: float, rng: random.Random) -> None:
-    for n, (kind, value) in enumerate(officer_script()):
-        await asyncio.sleep(rng.expovariate(1 / pause))
-        msg = Incoming(
-            "bench",
-            ext,
-            kind,
-            text=value if kind is Kind.TEXT else "",
-            option_id=value if kind is Kind.OPTION else None,
-            update_id=f"{ext}-{n}",
-        )
-        t0 = time.perf_counter()
-        replies = (await app.handle(msg)).replies
-        latencies.append(time.perf_counter() - t0)
-        if not replies or "something went wrong" in replies[0].text:
-            raise RuntimeError(f"{ext} step {n}: {replies[0].text if replies else 'no reply'}")
-    if "✅" not in replies[0].text:
-        raise RuntimeError(f"{ext}: report not saved: {replies[0].text}")
-
-
 async def national_old_way(app: App, period: Period) -> None:
     """Before: compiled and drawn inside the dialogue's unit of work (the write lock held)."""
     t = translator("vi")
@@ -480,7 +452,7 @@ async def stall_scenario(url: str, repeat: int, rate: float = 40.0) -> None:
             await make_contact(app, f"o{i}", VILLAGE_OFFICER, village, "vi", channel="bench")
         print(
             f"stall: the national data filled in {time.perf_counter() - t0:.1f} s; {OFFICERS} officers, "
-            f"{len(officer_script())} steps each, {rate:.0f} steps/s offered"
+            f"{len(script())} steps each, {rate:.0f} steps/s offered"
         )
         await national_new_way(app, periods[-1])  # warm-up: fonts, openpyxl, caches
         await national_old_way(app, periods[-1])

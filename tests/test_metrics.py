@@ -19,8 +19,7 @@ from bot.runtime.scheduler import Scheduler
 from storage.db import Database
 from storage.models import MEMBER
 from storage.models_outreach import KIND_BROADCAST
-from tests.fakes.harness import ZALO_TOKEN, Running, running_bot
-from tests.fakes.serving import serving
+from tests.fakes.harness import ZALO_TOKEN, Running, fake_api_served, running_bot
 from tests.fakes.zalo_api import FakeZalo
 from tests.support import Chat, make_app, make_contact, seed_tree
 from tests.test_reports_off_hot_path import ReadGate, fill, pick
@@ -43,13 +42,8 @@ def value(samples: Samples, name: str, **labels: str) -> float | None:
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeZalo]:
-    api = FakeZalo(ZALO_TOKEN)
-    async with serving(api.app, lifespan="off") as url:
-        api.url = url
-        try:
-            yield api
-        finally:
-            await api.close()
+    async with fake_api_served(FakeZalo(ZALO_TOKEN)) as api:
+        yield api
 
 
 @pytest.fixture

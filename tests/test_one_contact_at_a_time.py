@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,7 +100,7 @@ def content_with_a_long_report(directory: Path) -> Path:
 # ----------------------------------------------------------------------------- the transports
 
 
-class Transport:
+class Transport(ABC):
     """How one platform posts a person's message to an instance."""
 
     channel: str
@@ -108,8 +109,9 @@ class Transport:
     def settings(self) -> dict[str, Any]:
         return {}
 
+    @abstractmethod
     async def post(self, client: httpx.AsyncClient, url: str, text: str | None, option: str | None) -> None:
-        raise NotImplementedError
+        """Deliver one message (typed `text`, or a pressed `option`) to the instance at `url`."""
 
     def errors(self) -> list[str]:
         """Error replies sent through the platform (the web chat checks each response instead)."""

@@ -24,8 +24,7 @@ from bot.messaging.outbox import OutboxSender, senders_for
 from storage.db import Database
 from storage.models import Contact, OutboxMessage
 from storage.models_outreach import KIND_REPLY, Delivery
-from tests.fakes.harness import TELEGRAM_TOKEN, ZALO_TOKEN, running_bot
-from tests.fakes.serving import serving
+from tests.fakes.harness import TELEGRAM_TOKEN, ZALO_TOKEN, fake_api_served, running_bot
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.zalo_api import FakeZalo
 from tests.test_telegram import USER as TG_USER
@@ -36,24 +35,14 @@ from tests.test_zalo import ZaloUser
 
 @pytest.fixture
 async def telegram() -> AsyncIterator[FakeTelegram]:
-    api = FakeTelegram(TELEGRAM_TOKEN)
-    async with serving(api.app, lifespan="off") as url:
-        api.url = url
-        try:
-            yield api
-        finally:
-            await api.close()
+    async with fake_api_served(FakeTelegram(TELEGRAM_TOKEN)) as api:
+        yield api
 
 
 @pytest.fixture
 async def zalo() -> AsyncIterator[FakeZalo]:
-    api = FakeZalo(ZALO_TOKEN)
-    async with serving(api.app, lifespan="off") as url:
-        api.url = url
-        try:
-            yield api
-        finally:
-            await api.close()
+    async with fake_api_served(FakeZalo(ZALO_TOKEN)) as api:
+        yield api
 
 
 async def queued_replies(app: App) -> list[tuple[str, str]]:

@@ -23,8 +23,7 @@ from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
-from tests.fakes.harness import ZALO_TOKEN, Running, eventually, running_bot
-from tests.fakes.serving import serving
+from tests.fakes.harness import ZALO_TOKEN, Running, eventually, fake_api_served, running_bot
 from tests.fakes.zalo_api import FakeZalo
 from tests.support import seed_tree
 
@@ -60,13 +59,8 @@ ANSWERS = [
 
 @pytest.fixture
 async def fake() -> AsyncIterator[FakeZalo]:
-    api = FakeZalo(ZALO_TOKEN)
-    async with serving(api.app, lifespan="off") as url:
-        api.url = url
-        try:
-            yield api
-        finally:
-            await api.close()
+    async with fake_api_served(FakeZalo(ZALO_TOKEN)) as api:
+        yield api
 
 
 @pytest.fixture

@@ -11,12 +11,16 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.channels.manager import ChannelRuntime
 from bot.domain.app import App
 from tests.fakes.serving import bound_socket, serving, url_of
+from tests.fakes.telegram_api import FakeTelegram
+from tests.fakes.zalo_api import FakeZalo
 from tests.support import make_bot
+
+FakeApi = TypeVar("FakeApi", FakeTelegram, FakeZalo)
 
 TELEGRAM_TOKEN = "1234567:AAH-test-token-0123456789abcdefXYZ"
 ZALO_TOKEN = "3141592653589793:zalo-test-token-0123456789abcdef"
@@ -28,6 +32,17 @@ FAST = {
     "send_retry_backoff_seconds": 0.05,
     "poll_timeout_seconds": 2,
 }
+
+
+@asynccontextmanager
+async def fake_api_served(api: FakeApi) -> AsyncIterator[FakeApi]:
+    """A fake Bot API server (Telegram's or Zalo's) on 127.0.0.1 for the duration of the block."""
+    async with serving(api.app, lifespan="off") as url:
+        api.url = url
+        try:
+            yield api
+        finally:
+            await api.close()
 
 
 @dataclass
