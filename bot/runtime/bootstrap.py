@@ -23,7 +23,7 @@ from bot.domain.forms.loader import load_forms
 from bot.domain.settings import Settings
 from bot.handlers.router import Dialogue
 from bot.runtime.http import create_http_app, default_routers
-from bot.runtime.scheduler import JobSpec, default_jobs, jobs_for
+from bot.runtime.scheduler import JobSpec, default_jobs
 from storage.db import Database
 
 
@@ -34,7 +34,7 @@ class Bot:
     app: App
     dialogue: Dialogue
     channels: ChannelRuntime  # Telegram and Zalo, those with a token; their senders are in app.senders
-    jobs: dict[str, JobSpec]  # what the scheduler runs on the elected instance
+    jobs: dict[str, JobSpec]  # run on the elected instance; the scheduler lays schedules.yaml over them
 
     def http_app(self) -> FastAPI:
         """The HTTP app: health, metrics, the web chat and the channels' webhooks."""
@@ -53,4 +53,4 @@ def bootstrap(settings: Settings | None = None, clock: Clock | None = None) -> B
     )
     channels = ChannelRuntime(app)
     app.senders.update(channels.senders())
-    return Bot(app=app, dialogue=dialogue, channels=channels, jobs=jobs_for(app, default_jobs()))
+    return Bot(app=app, dialogue=dialogue, channels=channels, jobs=default_jobs())
