@@ -100,6 +100,7 @@ MENUS = {
     COMMUNE_OFFICER: [
         "cmd:baocao",
         "cmd:hoatdong",
+        "cmd:baocaoxa",
         "cmd:thon",
         "cmd:baocaotonghop",
         "cmd:guitin",

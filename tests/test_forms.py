@@ -125,8 +125,8 @@ def violated(
 # --- the shipped forms --------------------------------------------------------------------------
 
 
-def test_both_forms_load(forms: dict[str, Form]) -> None:
-    assert set(forms) == {"village_report", "activity_report"}
+def test_the_forms_load(forms: dict[str, Form]) -> None:
+    assert set(forms) == {"village_report", "activity_report", "commune_report"}
 
 
 def test_village_report_shape(village: Form) -> None:

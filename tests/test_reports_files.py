@@ -132,7 +132,7 @@ async def test_xlsx_opens_and_its_totals_are_the_sum_of_its_rows(app: App) -> No
 
 def _activities(ws: Any, t: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
     rows = list(ws.iter_rows(values_only=True))
-    start = max(i for i, r in enumerate(rows) if r[0] == t("No."))
+    start = next(i for i, r in enumerate(rows) if r[0] == t("No.") and r[2] == t("Activities"))
     body: list[list[Any]] = []
     for r in rows[start + 1 :]:
         if r[1] == t("Total"):

@@ -47,6 +47,9 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     (reminder,) = await outbox_to(app, "group-officer")
     assert reminder["text"].startswith("⏰")
     assert await outbox_to(app, "village-officer") == []
+    # The commune officer is reminded of the commune's own report (due with the villages').
+    (own,) = await outbox_to(app, "commune-officer")
+    assert own["text"].startswith("⏰") and "/baocaoxa" in own["text"]
     await submit(app, tree.group, "2026-H1", vn(2026, 6, 13), households_total=50, lf_recognized=20)
 
     clock.set(vn(2026, 6, 15, 8, 30))  # the due day: nothing compiled yet
@@ -54,7 +57,7 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     await make_contact(app, "second-commune-officer", COMMUNE_OFFICER, tree.commune)
     clock.set(vn(2026, 6, 16, 8, 30))
     assert await send_period_reports(app) == 3
-    (report,) = await outbox_to(app, "commune-officer")
+    _, report = await outbox_to(app, "commune-officer")  # after the reminder above
     assert "Báo cáo sơ kết 6 tháng" in report["text"]
     assert "Phường Thục Phán" in report["text"] and "Gia đình học tập: 60%" in report["text"]
     files = await files_of(app, report)
@@ -73,7 +76,8 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     assert await send_period_reports(app) == 1
     # A unit's files are made and stored once, whoever receives them.
     first, second = await outbox_to(app, "commune-officer"), await outbox_to(app, "second-commune-officer")
-    assert [a["file_id"] for a in first[0]["attachments"]] == [a["file_id"] for a in second[0]["attachments"]]
+    shared = [a["file_id"] for a in second[0]["attachments"]]
+    assert [a["file_id"] for a in first[-1]["attachments"]] == shared
 
 
 async def test_the_monday_digest(app: App) -> None:

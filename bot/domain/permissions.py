@@ -24,6 +24,7 @@ from storage.uow import UnitOfWork
 
 class Action(StrEnum):
     REPORT = "report"  # file village and activity reports (/baocao, /hoatdong)
+    REPORT_COMMUNE = "report_commune"  # file the commune's own report (/baocaoxa)
     MANAGE_VILLAGES = "manage_villages"  # list, add and rename villages (/thon)
     CREATE_INVITE = "create_invite"  # invite officers to a unit of one's area
     COMPILE_REPORT = "compile_report"  # compiled reports on demand (/baocaotonghop)
@@ -34,6 +35,8 @@ class Action(StrEnum):
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.REPORT: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    # The commune's own report: its officers, and those above who may file it for them.
+    Action.REPORT_COMMUNE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.MANAGE_VILLAGES: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.CREATE_INVITE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.COMPILE_REPORT: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
@@ -41,6 +44,10 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.RECEIVE_OUTREACH: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.LINK: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
 }
+
+# The action that filing a form needs, when it is not Action.REPORT: the dialogue offers the form,
+# and the submission service accepts it, only under this action.
+FORM_ACTIONS: Mapping[str, Action] = {"commune_report": Action.REPORT_COMMUNE}
 
 # Actions anyone may take, holding a role or not yet (a person links a new chat before they
 # register in it); for them `holds` is always true.
@@ -58,6 +65,11 @@ INVITABLE: Mapping[str, tuple[str, ...]] = {
 
 def roles_for(action: Action) -> tuple[str, ...]:
     return PERMISSIONS[action]
+
+
+def report_action(form_key: str) -> Action:
+    """The action under which the form `form_key` is filed (FORM_ACTIONS, else REPORT)."""
+    return FORM_ACTIONS.get(form_key, Action.REPORT)
 
 
 @dataclass(frozen=True, slots=True)

@@ -154,6 +154,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         listed=True,
     ),
     CommandSpec(
+        "baocaoxa",
+        "communereport",
+        N_("the commune's own report: learning units, branches, fund, training, awards"),
+        StartFlow("form", {"form": "commune_report"}),
+        action=Action.REPORT_COMMUNE,
+        label=N_("Commune report"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
         "thon",
         "villages",
         N_("add or rename villages, create invite codes"),

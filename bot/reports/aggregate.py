@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -40,6 +40,9 @@ from bot.domain.schedules import Deadline, Schedules
 from bot.reports.targets import TargetBook, TargetSet
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Submission, Unit
 from storage.readonly import ReadOnlyUnitOfWork
+
+if TYPE_CHECKING:
+    from bot.reports.commune_figures import CommuneReports
 
 VILLAGE_FORM = "village_report"
 ACTIVITY_FORM = "activity_report"
@@ -205,6 +208,8 @@ class Compiled:
     leaf_rows: bool  # the rows are the reporting units themselves (villages)
     generated_at: datetime
     sum_fields: tuple[str, ...]
+    # The communes' own reports (bot/reports/commune_figures.py), set by compiled.compile_unit.
+    commune: CommuneReports | None = None
 
     @property
     def previous_period(self) -> Period:

@@ -20,7 +20,7 @@ from bot.domain.i18n import Translator
 from bot.domain.messages import Attachment
 from bot.domain.parsing import fold
 from bot.domain.periods import Period
-from bot.domain.schedules import load_schedules
+from bot.domain.schedules import Schedules, load_schedules
 from bot.reports.aggregate import (
     RATES,
     VILLAGE_FORM,
@@ -30,9 +30,11 @@ from bot.reports.aggregate import (
     progress,
     target_for,
 )
+from bot.reports.commune_figures import COMMUNE_FORM, compile_commune_reports
+from bot.reports.commune_figures import summary_lines as commune_summary_lines
 from bot.reports.labels import format_rate, indicator_label, kind_plural
 from bot.reports.targets import load_targets
-from storage.models import Unit
+from storage.models import VILLAGE_KINDS, Unit
 from storage.readonly import ReadOnlyUnitOfWork
 
 FORMATS = ("xlsx", "png", "csv")
@@ -56,16 +58,31 @@ async def compile_unit(
     forms: dict[str, Any],
     now: datetime,
 ) -> Compiled:
-    """The compiled village-report figures of `unit` (None: the whole country) for `period`."""
-    return await compile_report(
+    """The compiled village-report figures of `unit` (None: the whole country) for `period`,
+    with the communes' own reports (`Compiled.commune`)."""
+    schedules = load_schedules(content_dir)
+    c = await compile_report(
         reads.session,
         unit=unit,
         period=period,
-        schedules=load_schedules(content_dir),
+        schedules=schedules,
         targets=load_targets(content_dir),
         sum_fields=sum_fields(forms),
         now=now,
     )
+    await add_commune_reports(reads, c, forms, schedules)
+    return c
+
+
+async def add_commune_reports(
+    reads: ReadOnlyUnitOfWork, c: Compiled, forms: dict[str, Any], schedules: Schedules
+) -> None:
+    """Set `c.commune` from the communes' own reports, when the form exists and `c` is a
+    compilation (a commune, a province, the country) rather than one village's figures."""
+    form = forms.get(COMMUNE_FORM)
+    if form is None or (c.unit is not None and c.unit.kind in VILLAGE_KINDS):
+        return
+    c.commune = await compile_commune_reports(reads.session, c, form, schedules)
 
 
 def file_stem(c: Compiled) -> str:
@@ -166,6 +183,7 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                 participants=t.number(acts.participants),
             )
         )
+    lines += commune_summary_lines(c, t)
     if c.leaf_rows:
         missing = c.missing
         if missing:

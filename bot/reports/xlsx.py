@@ -9,6 +9,7 @@ number formats (not as formulas) so that any reader, including openpyxl, sees th
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from datetime import UTC
 
 from openpyxl import Workbook
@@ -17,8 +18,18 @@ from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.domain.clock import VN_TZ
+from bot.domain.forms.model import Field
 from bot.domain.i18n import Translator
 from bot.reports.aggregate import RATES, Compiled, Figures, progress, target_for
+from bot.reports.commune_figures import (
+    ADDS_TO,
+    COMMUNE_RATES,
+    RATE_LABELS,
+    CommuneFigures,
+    CommuneReports,
+    choice_counts,
+    learning_units_line,
+)
 from bot.reports.labels import (
     ACTIVITY_COLUMNS,
     COLUMNS,
@@ -85,6 +96,131 @@ def _line(
     _put(
         ws, row, first, text, font=font, align=Alignment(horizontal=align, vertical="center", wrap_text=True)
     )
+
+
+def _commune_rows(ws: Worksheet, row: int, c: Compiled, t: Translator) -> int:
+    """Below the villages' totals: the communes' own figures in the columns they add to
+    (commune_figures.ADDS_TO), then the totals with them. The last row written."""
+    cr = c.commune
+    if cr is None:
+        return row
+    if cr.single and c.unit is not None:
+        label = t("{unit}: the commune's own report", unit=c.unit.name)
+        with_label = t("Total, with the commune's own report")
+    else:
+        label = t(
+            "The communes' own reports ({reported} of {expected})",
+            reported=cr.total.reported,
+            expected=cr.total.expected,
+        )
+        with_label = t("Total, with the communes' own reports")
+    if not cr.total.reported:
+        label += " — " + t("not reported")
+    row += 1
+    _put(ws, row, 1, "", border=True)
+    _put(ws, row, 2, label, border=True, font=_font(12, italic=True))
+    for i, col in enumerate(COLUMNS, start=3):
+        adds = [k for k, to in ADDS_TO.items() if to == col.key]
+        own = sum(cr.total.value(k) or 0 for k in adds) if adds and cr.total.reported else None
+        _put(ws, row, i, own, fmt=NUMBER_FORMATS[col.kind], border=True)
+    row += 1
+    bold = _font(12, bold=True)
+    _put(ws, row, 1, "", border=True, fill=TOTAL_FILL)
+    _put(ws, row, 2, with_label, font=bold, border=True, fill=TOTAL_FILL)
+    for i, col in enumerate(COLUMNS, start=3):
+        both = cr.combined(c.total, col.key) if col.key in ADDS_TO.values() else cell_value(col, c.total)
+        _put(
+            ws,
+            row,
+            i,
+            both if col.summed else None,
+            font=bold,
+            fmt=NUMBER_FORMATS[col.kind],
+            border=True,
+            fill=TOTAL_FILL,
+        )
+    return row
+
+
+def _commune_cell(t: Translator, cr: CommuneReports, f: Field, figures: CommuneFigures) -> object:
+    if not figures.reported:
+        return None
+    if f.type == "choice":
+        one = figures.choice(f.key)
+        if cr.single or figures.reported == 1:
+            return next((ch.label.get(t.locale) for ch in f.choices if ch.value == one), one)
+        return choice_counts(t, f, figures.choices.get(f.key, {})) or None
+    return figures.value(f.key)
+
+
+def _field_value(t: Translator, cr: CommuneReports, f: Field) -> Callable[[CommuneFigures], object]:
+    return lambda figures: _commune_cell(t, cr, f, figures)
+
+
+def _rate_value(key: str) -> Callable[[CommuneFigures], object]:
+    """A rate as the spreadsheet holds it: a fraction (format 0.0%)."""
+
+    def value(figures: CommuneFigures) -> float | None:
+        rate = figures.rate(key)
+        return None if rate is None else rate / 100.0
+
+    return value
+
+
+def _commune_table(ws: Worksheet, row: int, c: Compiled, t: Translator, width: int) -> int:
+    """V. The communes' own reports: one line per commune (per sub-unit above communes), blank
+    where a commune has not reported, a totals line and learning units against their target.
+    The last row written."""
+    cr = c.commune
+    if cr is None:
+        return row
+    row += 2
+    title = t("V. THE COMMUNE'S OWN REPORT") if cr.single else t("V. THE COMMUNES' OWN REPORTS")
+    _line(ws, row, 1, width, title, _font(12, bold=True), "left")
+    shown = [f for f in cr.form.fields if f.type in ("integer", "money", "choice")]
+    # (header, number format, value of a line): a rate follows the field it is computed from.
+    columns: list[tuple[str, str | None, Callable[[CommuneFigures], object]]] = [
+        (t("Communes to report"), "#,##0", lambda x: x.expected),
+        (t("Reported"), "#,##0", lambda x: x.reported),
+    ]
+    for f in shown:
+        fmt = "#,##0" if f.type in ("integer", "money") else None
+        columns.append((f.label.get(t.locale), fmt, _field_value(t, cr, f)))
+        for rate in COMMUNE_RATES:
+            if f.key == rate.numerator:
+                columns.append((t(RATE_LABELS[rate.key]) + " (%)", "0.0%", _rate_value(rate.key)))
+    row += 1
+    heads = [t("No."), t("Unit"), *(h for h, _, _ in columns), t("Notes")]
+    for i, text in enumerate(heads, start=1):
+        _put(ws, row, i, text, font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+    ws.row_dimensions[row].height = 90
+    for n, line in enumerate(cr.lines, start=1):
+        row += 1
+        _put(ws, row, 1, n, align=CENTER, border=True)
+        _put(ws, row, 2, line.unit.name, border=True)
+        for i, (_, fmt, value) in enumerate(columns, start=3):
+            _put(ws, row, i, value(line.figures), fmt=fmt, border=True)
+        if not line.figures.reported:
+            note: object = t("Not reported")
+        elif line.figures.reported < line.figures.expected:
+            note = t("{missing} not reported", missing=line.figures.expected - line.figures.reported)
+        else:
+            note = None
+        if note is None and line.figures.reported == 1 and line.figures.texts:
+            note = "; ".join(line.figures.texts)
+        _put(ws, row, len(columns) + 3, note, border=True)
+    row += 1
+    bold = _font(12, bold=True)
+    _put(ws, row, 1, "", border=True, fill=TOTAL_FILL)
+    _put(ws, row, 2, t("Total"), font=bold, border=True, fill=TOTAL_FILL)
+    for i, (_, fmt, value) in enumerate(columns, start=3):
+        _put(ws, row, i, value(cr.total), font=bold, fmt=fmt, border=True, fill=TOTAL_FILL)
+    _put(ws, row, len(columns) + 3, "", border=True, fill=TOTAL_FILL)
+    units = learning_units_line(t, cr, c.period)
+    if units:
+        row += 1
+        _line(ws, row, 1, width, units + ".", _font(11, italic=True), "left")
+    return row
 
 
 def render_xlsx(c: Compiled, t: Translator) -> bytes:
@@ -192,6 +328,7 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
             border=True,
             fill=TOTAL_FILL,
         )
+    row = _commune_rows(ws, row, c, t)
     ws.freeze_panes = ws.cell(row=header_row + 1, column=3)
     ws.print_title_rows = f"{header_row}:{header_row}"
 
@@ -272,6 +409,8 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
     _put(ws, row, 2, t("Total"), font=bold, border=True, fill=TOTAL_FILL)
     for i, acol in enumerate(ACTIVITY_COLUMNS, start=3):
         _put(ws, row, i, acol.value(total.activities), font=bold, fmt="#,##0", border=True, fill=TOTAL_FILL)
+
+    row = _commune_table(ws, row, c, t, width)
 
     # Signature block.
     row += 2

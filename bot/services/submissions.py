@@ -14,7 +14,7 @@ from typing import Any
 
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Form
-from bot.domain.permissions import Action, NotAllowed
+from bot.domain.permissions import NotAllowed, report_action
 from bot.services.actor import Actor
 from storage.models import Submission, Unit
 from storage.uow import UnitOfWork
@@ -52,12 +52,13 @@ async def submit_report(
     """Store `draft` as the next version of its record. NotAllowed when the actor may not
     report for the unit (or the unit does not file this form)."""
     form = draft.form
+    action = report_action(form.key)
     unit = await uow.units.get(draft.unit_id)
     if unit is None:
-        raise NotAllowed(Action.REPORT, None, f"no unit {draft.unit_id}")
-    actor.require(Action.REPORT, unit)
+        raise NotAllowed(action, None, f"no unit {draft.unit_id}")
+    actor.require(action, unit)
     if unit.kind not in form.unit_kinds:
-        raise NotAllowed(Action.REPORT, unit, f"a {unit.kind} does not file {form.key}")
+        raise NotAllowed(action, unit, f"a {unit.kind} does not file {form.key}")
     values: dict[str, Any] = {f.key: draft.values.get(f.key) for f in form.fields}
     if form.key == ACTIVITY_FORM and values.get("activity_date"):
         values["is_lifelong_learning_week"] = is_lifelong_learning_week(

@@ -37,7 +37,7 @@ from bot.domain.forms.rules import Expression, check_rules, format_value
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
 from bot.domain.periods import Period, period_choices
-from bot.domain.permissions import Action, NotAllowed, holds, roles_for
+from bot.domain.permissions import Action, NotAllowed, holds, report_action, roles_for
 from bot.services.actor import Actor
 from bot.services.submissions import Draft, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
@@ -103,6 +103,8 @@ class FormRunner(Flow[FormState]):
                     )
                 ]
             )
+        if not holds(ctx.grants, report_action(form.key)):  # a village officer and the commune's report
+            return Step([Reply(t("{form} is sent by commune officers.", form=form.title.get(t.locale)))])
         state = FormState(form=form.key)
         units = await self._candidate_units(ctx, form)
         if len(units) == 1:
@@ -132,7 +134,7 @@ class FormRunner(Flow[FormState]):
         """Units in the officer's area that report this form, listed when there are few."""
         out: list[Unit] = []
         for g in ctx.grants:
-            if g.role not in roles_for(Action.REPORT):
+            if g.role not in roles_for(report_action(form.key)):
                 continue
             if g.unit.kind in form.unit_kinds:
                 out.append(g.unit)
@@ -155,7 +157,7 @@ class FormRunner(Flow[FormState]):
         """A unit of the officer's area that reports this form (typed or picked), then the period."""
         t = ctx.t
         form = ctx.forms[state.form]
-        picked = await UnitPicker(form.unit_kinds, action=Action.REPORT).pick(ctx, state, msg)
+        picked = await UnitPicker(form.unit_kinds, action=report_action(form.key)).pick(ctx, state, msg)
         if picked.unit is not None:
             return await self._unit_chosen(ctx, state, form, picked.unit)
         if picked.matches:
