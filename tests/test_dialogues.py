@@ -41,7 +41,8 @@ async def _seed_prior(app: App, tree: Tree, prior: list[dict[str, Any]]) -> None
     async with app.uow() as uow:
         for i, p in enumerate(prior):
             unit = _unit(tree, p["unit"])
-            record = f"{unit.id}:{p['period']}" if p["form"] == "village_report" else f"prior-{i}"
+            per_period = app.forms[p["form"]].record == "per_period"
+            record = f"{unit.id}:{p['period']}" if per_period else f"prior-{i}"
             await uow.submissions.add_version(
                 Submission(
                     form_key=p["form"],
