@@ -332,8 +332,10 @@ def summary_lines(c: Compiled, t: Translator, limit: int = 15) -> list[str]:
             )
         )
     rating = _rating(t, cr, total)
-    if rating:
+    if rating and cr.single:
         lines.append(t("• Learning Community rating of the commune: {rating}.", rating=rating))
+    elif rating:
+        lines.append(t("• Learning Community ratings of the communes: {ratings}.", ratings=rating))
     if total.value("clc_classes") is not None:
         lines.append(
             t(

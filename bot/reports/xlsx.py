@@ -219,7 +219,7 @@ def _commune_table(ws: Worksheet, row: int, c: Compiled, t: Translator, width: i
     units = learning_units_line(t, cr, c.period)
     if units:
         row += 1
-        _line(ws, row, 1, width, units + ".", _font(11, italic=True), "left")
+        _line(ws, row, 1, width, units, _font(11, italic=True), "left")
     return row
 
 
