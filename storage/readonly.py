@@ -28,6 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from storage.models_channels import ChannelRepository
 from storage.repositories import OutboxRepository, ReportFileRepository, SubmissionRepository, UnitRepository
 from storage.repositories_outreach import ContentRepository, NoticeRepository, RecipientRepository
+from storage.repositories_reviews import ReviewRepository
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -102,6 +103,7 @@ class ReadOnlyUnitOfWork:
         self.files = ReportFileRepository(s)
         self.content = ContentRepository(s)
         self.channels = ChannelRepository(s)
+        self.reviews = ReviewRepository(s)
         return self
 
     async def __aexit__(

@@ -30,6 +30,7 @@ from storage.repositories_outreach import (
     RecipientRepository,
     SentItemRepository,
 )
+from storage.repositories_reviews import ReviewRepository
 
 
 class UnitOfWork:
@@ -63,6 +64,7 @@ class UnitOfWork:
             self.subscriptions = SubscriptionRepository(s)
             self.broadcasts = BroadcastRepository(s)
             self.scheduler = SchedulerRepository(s)
+            self.reviews = ReviewRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()
@@ -89,5 +91,5 @@ class UnitOfWork:
 
 
 # What reads the tables the write and the read-only unit of work both carry (recipients, notices,
-# files, content, units, submissions): work that runs inside either takes this.
+# files, content, units, submissions, reviews): work that runs inside either takes this.
 Reads = UnitOfWork | ReadOnlyUnitOfWork

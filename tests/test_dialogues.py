@@ -5,6 +5,11 @@ A transcript says who is talking (`as`), optional earlier submissions (`prior`),
 what the user sends and what the bot's replies must (`expect`) and must not (`absent`)
 contain. `restart: true` builds a new app on the same database file (a process restart);
 `advance: 80h` moves the clock. `check` asserts what ended up in the database.
+
+Several people: `people: {vo: {as: village_officer@village, locale: en}}` registers more, and a
+turn's `who: vo` says who sends it (default: the one of `as`). `inbox: vo` reads what was queued
+in the outbox for them since their last look (a notice sent later) as that turn's replies;
+`tap: <label>` presses the option with that label among the last replies of the person.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import yaml
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Kind
+from bot.messaging.outbox import payload_replies
 from storage.models import Submission
 from tests.support import START, Chat, Tree, make_app, make_contact, seed_tree
 
@@ -71,7 +77,12 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
         await make_contact(app, "u1", role, _unit(tree, unit), spec.get("locale", "vi"))
     await _seed_prior(app, tree, spec.get("prior", []))
     codes = await _make_invites(app, tree, spec.get("invites", {}))
-    chat = Chat(app, "u1")
+    chats = {"u1": Chat(app, "u1")}
+    for name, person in (spec.get("people") or {}).items():
+        role, unit = person["as"].split("@")
+        await make_contact(app, name, role, _unit(tree, unit), person.get("locale", "vi"))
+        chats[name] = Chat(app, name)
+    seen: dict[str, int] = {}
     try:
         for n, turn in enumerate(spec["turns"], 1):
             if "advance" in turn:
@@ -79,16 +90,31 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
             if turn.get("restart"):
                 await app.db.dispose()
                 app = make_app(sqlite_url, clock)
-                chat.app = app
+                for c in chats.values():
+                    c.app = app
+            chat = chats[turn.get("who") or turn.get("inbox") or "u1"]
             if "say" in turn:
                 await chat.say(str(turn["say"]).format(**codes))
             elif "press" in turn:
                 await chat.press(str(turn["press"]))
+            elif "tap" in turn:
+                labels = {o.label: o.id for r in chat.replies for o in r.options}
+                assert turn["tap"] in labels, (
+                    f"{path.name}, turn {n}: no option {turn['tap']!r} in {list(labels)}"
+                )
+                await chat.press(labels[turn["tap"]])
             elif "send" in turn:
                 await chat.send_kind(Kind(turn["send"]))
+            elif "inbox" in turn:
+                async with app.uow() as uow:
+                    rows, seen[chat.external_id] = await uow.outbox.pending_for(
+                        chat.channel, chat.external_id, app.clock.now(), seen.get(chat.external_id, 0)
+                    )
+                chat.replies = [r for row in rows for r in payload_replies(row.payload, app.content_dir)]
             else:
                 continue
-            where = f"{path.name}, turn {n} ({turn.get('say') or turn.get('press') or turn.get('send')!r})"
+            what = next(turn[k] for k in ("say", "press", "tap", "send", "inbox") if k in turn)
+            where = f"{path.name}, turn {n} ({turn.get('who', '')} {what!r})"
             for want in turn.get("expect", []):
                 assert want in chat.text, f"{where}: expected {want!r} in:\n{chat.text}"
             for unwanted in turn.get("absent", []):
@@ -123,6 +149,8 @@ async def _check(app: App, tree: Tree, check: dict[str, Any]) -> None:
     async with app.uow() as uow:
         if "submissions" in check:
             assert await uow.submissions.count() == check["submissions"], "submission count"
+        for action, n in (check.get("audit") or {}).items():
+            assert len(await uow.audit.actions(action)) == n, f"audit rows {action}"
         for latest in check.get("latest", []):
             unit = _unit(tree, latest["unit"])
             row = await uow.submissions.latest(latest["form"], f"{unit.id}:{latest['period']}")

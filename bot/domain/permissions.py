@@ -30,6 +30,9 @@ class Action(StrEnum):
     BROADCAST = "broadcast"  # send news to the people of one's area (/guitin, /tinhtrang)
     RECEIVE_OUTREACH = "receive_outreach"  # tips and news (/chude, /tin)
     LINK = "link"  # use one account on several channels (/lienket): open to everyone
+    # Approve or return a report, reopen a locked period (/duyet). Checked on the PARENT of the
+    # unit that filed: commune officers review their villages, province staff their communes.
+    REVIEW = "review"
 
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
@@ -40,6 +43,7 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.BROADCAST: (COMMUNE_OFFICER, PROVINCE_STAFF),
     Action.RECEIVE_OUTREACH: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.LINK: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.REVIEW: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
 }
 
 # Actions anyone may take, holding a role or not yet (a person links a new chat before they

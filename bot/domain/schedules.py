@@ -46,6 +46,7 @@ class Deadline:
     escalate_after_days: tuple[int, ...] = (1,)
     report_after_days: int | None = 1
     open_days_after_due: int = 45
+    lock_after_days: int | None = None  # None: the period never locks
 
     def applies(self, period: Period) -> bool:
         return period.kind == self.period_kind and (not self.only or period.number in self.only)
@@ -62,6 +63,12 @@ class Deadline:
 
     def due_at(self, period: Period) -> datetime:
         return end_of_day(self.due_date(period))
+
+    def locks_at(self, period: Period) -> datetime | None:
+        """When the unit's officers can no longer change the period (its reviewers still can)."""
+        if self.lock_after_days is None:
+            return None
+        return end_of_day(self.due_date(period) + timedelta(days=self.lock_after_days))
 
     def periods_due_near(self, today: date, before: int, after: int) -> list[Period]:
         """Periods of this deadline due between `after` days ago and `before` days ahead."""
@@ -174,6 +181,7 @@ def _deadline(entry: dict[str, Any], defaults: dict[str, Any]) -> Deadline:
         escalate_after_days=_ints(merged.get("escalate_after_days"), where),
         report_after_days=None if report_after is None else int(report_after),
         open_days_after_due=int(merged.get("open_days_after_due", 45)),
+        lock_after_days=None if merged.get("lock_after_days") is None else int(merged["lock_after_days"]),
     )
 
 

@@ -137,7 +137,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "baocao",
         "report",
         N_("village report (half-year or year)"),
-        StartFlow("form", {"form": "village_report"}),
+        # "/baocao <unit id> <period>" from the button of a returned report opens its correction.
+        StartFlow("form", {"form": "village_report"}, arg_key="target"),
         action=Action.REPORT,
         label=N_("Village report"),
         menu=Shown.ALWAYS,
@@ -169,6 +170,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         StartFlow("summary"),
         action=Action.COMPILE_REPORT,
         label=N_("Compiled report"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
+        "duyet",
+        "review",
+        N_("review the reports of the units below yours: approve, return for correction, reopen"),
+        StartFlow("review"),
+        action=Action.REVIEW,
+        label=N_("Review reports"),
         menu=Shown.ALWAYS,
     ),
     CommandSpec(

@@ -49,6 +49,11 @@ ANSWERS_FOR = {
 }
 # Who is told when the units below theirs have not reported.
 ESCALATION_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+# Review (bot/services/reviews.py): a returned report goes back to those who answer for the unit
+# that filed it; reports waiting for review are pointed out (escalations, the weekly digest) to
+# the officers of the unit above it, who review them.
+RETURNED_TO = ANSWERS_FOR
+REVIEWED_BY = {**dict.fromkeys(VILLAGE_KINDS, COMMUNE_OFFICER), COMMUNE: PROVINCE_STAFF}
 # Who receives a unit's compiled figures (the weekly digest, half-year and annual reports).
 COMPILED_REPORT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 # The Lifelong Learning Week campaign: its reminder goes to officers, its call to report to

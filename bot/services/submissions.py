@@ -1,8 +1,9 @@
 """Submitting a report: who may, for which unit, and the stored version with its audit row.
 
 A correction is a new version of the same record (unit and period for a village report); the
-earlier versions stay. The dialogue collects and checks the answers; this function is where
-they are authorised again (roles may change while a dialogue is open) and written.
+earlier versions stay, and the new one waits for review again (bot/services/reviews.py). The
+dialogue collects and checks the answers; this function is where they are authorised again
+(roles may change while a dialogue is open, a period may lock) and written.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Form
 from bot.domain.permissions import Action, NotAllowed
 from bot.services.actor import Actor
+from bot.services.reviews import check_not_locked
 from storage.models import Submission, Unit
 from storage.uow import UnitOfWork
 
@@ -50,7 +52,8 @@ async def submit_report(
     content_dir: Path,
 ) -> Submitted:
     """Store `draft` as the next version of its record. NotAllowed when the actor may not
-    report for the unit (or the unit does not file this form)."""
+    report for the unit (or the unit does not file this form); PeriodLocked (a NotAllowed)
+    when the period is locked for them."""
     form = draft.form
     unit = await uow.units.get(draft.unit_id)
     if unit is None:
@@ -58,6 +61,7 @@ async def submit_report(
     actor.require(Action.REPORT, unit)
     if unit.kind not in form.unit_kinds:
         raise NotAllowed(Action.REPORT, unit, f"a {unit.kind} does not file {form.key}")
+    await check_not_locked(uow, actor, form, unit, draft.period, now=now, content_dir=content_dir)
     values: dict[str, Any] = {f.key: draft.values.get(f.key) for f in form.fields}
     if form.key == ACTIVITY_FORM and values.get("activity_date"):
         values["is_lifelong_learning_week"] = is_lifelong_learning_week(

@@ -38,7 +38,9 @@ from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
 from bot.domain.periods import Period, period_choices
 from bot.domain.permissions import Action, NotAllowed, holds, roles_for
+from bot.domain.schedules import load_schedules
 from bot.services.actor import Actor
+from bot.services.reviews import PeriodLocked, lock_for, record_state, reviewed
 from bot.services.submissions import Draft, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
@@ -105,6 +107,10 @@ class FormRunner(Flow[FormState]):
             )
         state = FormState(form=form.key)
         units = await self._candidate_units(ctx, form)
+        target = _target(str(args.get("target") or ""), units, form)
+        if target is not None:  # "/baocao <unit id> <period>": the button of a returned report
+            state.unit_id, state.unit_name = target[0].id, target[0].name
+            return await self._period_chosen(ctx, state, form, target[1])
         if len(units) == 1:
             return await self._unit_chosen(ctx, state, form, units[0])
         state.phase = "unit"
@@ -206,7 +212,22 @@ class FormRunner(Flow[FormState]):
         previous: Submission | None
         if form.record == "per_period":
             state.record_key = f"{unit_id}:{period.key}"
+            locked = await self._locked(ctx, form, unit_id, period)
+            if locked is not None:
+                return Step([locked], None, ("menu", {"quiet": True}))
             previous = await ctx.uow.submissions.latest(form.key, state.record_key)
+            if previous is not None and reviewed(form):
+                review = await record_state(ctx.uow, form.key, state.record_key)
+                if review.state == "returned" and review.decision is not None:
+                    replies.append(
+                        Reply(
+                            t(
+                                "↩️ Version {version} was returned for correction. Reason: {reason}",
+                                version=previous.version,
+                                reason=review.decision.reason or "",
+                            )
+                        )
+                    )
             if previous is not None:
                 replies.append(
                     Reply(
@@ -241,6 +262,22 @@ class FormRunner(Flow[FormState]):
         assert first is not None, "a form has at least one question"
         replies.append(self._ask_field(ctx, state, form, first))
         return Step(replies, state)
+
+    async def _locked(self, ctx: Context, form: Form, unit_id: int, period: Period) -> Reply | None:
+        """Said up front, before any question: the period is locked for this officer."""
+        unit = await ctx.uow.units.get(unit_id)
+        if unit is None:
+            return None
+        since = await lock_for(
+            ctx.uow,
+            Actor.of(ctx.contact, ctx.grants),
+            form,
+            unit,
+            period,
+            now=ctx.now,
+            schedules=load_schedules(ctx.app_content_dir),
+        )
+        return None if since is None else Reply(locked_text(ctx, unit.name, period))
 
     async def _previous_values(
         self, ctx: Context, form: Form, unit_id: int, period: Period
@@ -611,6 +648,9 @@ class FormRunner(Flow[FormState]):
                 channel=ctx.channel,
                 content_dir=ctx.app_content_dir,
             )
+        except PeriodLocked as locked:  # the period locked while the dialogue was open
+            text = locked_text(ctx, state.unit_name, locked.period) + "\n" + t("Nothing was saved.")
+            return Step([Reply(text)])
         except NotAllowed:  # roles may change mid-dialogue
             return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
         saved, unit, before = done.submission, done.unit, done.previous
@@ -696,6 +736,30 @@ class FormRunner(Flow[FormState]):
             "edit": _on_edit,
         }
     )
+
+
+def locked_text(ctx: Context, unit_name: str, period: Period) -> str:
+    t = ctx.t
+    return t(
+        "🔒 The {period} report of {unit} is locked: the deadline and the days for corrections have passed. Ask your commune officer to reopen it if it must change.",
+        period=period.label(t),
+        unit=unit_name,
+    )
+
+
+def _target(arg: str, units: list[Unit], form: Form) -> tuple[Unit, Period] | None:
+    """'<unit id> <period key>' naming a unit of the officer's area and a period of the form."""
+    parts = arg.split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        return None
+    unit = next((u for u in units if u.id == int(parts[0])), None)
+    try:
+        period = Period.parse(parts[1])
+    except ValueError:
+        return None
+    if unit is None or period.kind not in form.period_kinds:
+        return None
+    return unit, period
 
 
 def display_value(ctx: Context, f: Field, value: Any) -> str:
