@@ -102,6 +102,7 @@ MENUS = {
         "cmd:hoatdong",
         "cmd:thon",
         "cmd:baocaotonghop",
+        "cmd:duyet",
         "cmd:guitin",
         "cmd:tinhtrang",
         "cmd:tin",
