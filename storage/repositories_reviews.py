@@ -82,6 +82,34 @@ class ReviewRepository:
         )
         return {int(p): int(n) for p, n in (await self.s.execute(q)).all() if p is not None}
 
+    async def waiting(
+        self, form_keys: Sequence[str], period: str, area_path: str, unit_kinds: Sequence[str]
+    ) -> list[tuple[int, int, str]]:
+        """(parent id, unit id, unit name) of the units inside `area_path` whose latest version
+        for `period` waits for review (no approval or return); by unit path. Lean: no values."""
+        newer = aliased(Submission)
+        q = (
+            select(Unit.parent_id, Unit.id, Unit.name)
+            .select_from(Submission)
+            .join(Unit, Unit.id == Submission.unit_id)
+            .where(
+                Submission.form_key.in_(list(form_keys)),
+                Submission.period == period,
+                Unit.kind.in_(list(unit_kinds)),
+                Unit.path.like(_escaped(area_path) + "%", escape="\\"),
+                ~exists().where(
+                    newer.form_key == Submission.form_key,
+                    newer.record_key == Submission.record_key,
+                    newer.version > Submission.version,
+                ),
+                ~exists().where(
+                    Review.submission_id == Submission.id, Review.decision.in_((APPROVED, RETURNED))
+                ),
+            )
+            .order_by(Unit.path)
+        )
+        return [(int(p), int(u), str(n)) for p, u, n in (await self.s.execute(q)).all() if p is not None]
+
     async def latest_versions(
         self, form_keys: Sequence[str], period: str, area_path: str, unit_kinds: Sequence[str]
     ) -> list[tuple[Submission, Unit]]:

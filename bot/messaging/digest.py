@@ -1,14 +1,16 @@
 """The weekly digest, Mondays 07:00 Vietnam time, to each commune officer and province staff member.
 
 What came in last week (reports and corrections), who is still missing for the open period,
-the activities held last week (count, attendances), and a short ranking (thi đua) of the
-villages or communes by progress against their targets. Not an official requirement: the bot's
+the reports waiting for the officer's review (/duyet), the activities held last week (count,
+attendances), and a short ranking (thi đua) of the villages or communes by progress against
+their targets. Not an official requirement: the bot's
 own service to officers (DOMAIN.md), so it stays short.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
 from bot.domain.app import App
@@ -31,6 +33,7 @@ from bot.reports.aggregate import (
 )
 from bot.reports.compiled import compile_unit
 from bot.reports.labels import kind_plural
+from bot.reports.review_queue import reviewed_forms, waiting_for_review
 from storage.models_outreach import KIND_DIGEST as DIGEST
 
 log = logging.getLogger(__name__)
@@ -63,7 +66,9 @@ def digest_text(
     activities: Activities,
     compiled: Compiled,
     deadline: Deadline | None,
+    to_review: Sequence[str] = (),
 ) -> str:
+    """`to_review`: the units whose reports of the open period wait for this officer's review."""
     lines = [
         t(
             "📰 Weekly digest {start}–{end} — {unit}",
@@ -119,6 +124,15 @@ def digest_text(
             )
         )
 
+    if to_review:
+        lines.append(
+            t(
+                "• Waiting for your review: {count} reports — {units}. Send /duyet to approve or return them.",
+                count=t.number(len(to_review)),
+                units=_list(t, list(to_review)),
+            )
+        )
+
     if activities.count:
         lines.append(
             t(
@@ -157,7 +171,8 @@ async def send_weekly_digest(app: App) -> int:
             )
             if COMPILED_REPORT_ROLES.get(r.unit.kind) == r.role
         ]
-    cache: dict[int, tuple[list[Received], Activities, Compiled]] = {}
+    cache: dict[int, tuple[list[Received], Activities, Compiled, list[str]]] = {}
+    reviewed = reviewed_forms(app.forms)
     for r in recipients:
         async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
             if await noticed_units(reads, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
@@ -169,10 +184,19 @@ async def send_weekly_digest(app: App) -> int:
                     await compile_unit(
                         reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                     ),
+                    await waiting_for_review(reads, r.unit, period, reviewed),
                 )
-        received, activities, compiled = cache[r.unit.id]
+        received, activities, compiled, to_review = cache[r.unit.id]
         text = digest_text(
-            translator(r.locale), r.unit, first_day, last_day, received, activities, compiled, deadline
+            translator(r.locale),
+            r.unit,
+            first_day,
+            last_day,
+            received,
+            activities,
+            compiled,
+            deadline,
+            to_review,
         )
         key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
         async with app.uow() as uow:

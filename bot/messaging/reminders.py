@@ -7,7 +7,8 @@ Every day (the `reminders` job) each deadline of content/schedules.yaml is looke
   one message naming their missing units. Officers whose units have all reported get nothing.
 - `escalate_after_days` (1): officers above the missing units get the list: a commune officer
   the villages of the commune still missing, province staff the communes that still have
-  missing villages (with how many of how many).
+  missing villages (with how many of how many). On the same days, the reviewers of reports
+  still waiting for review (bot/services/reviews.py) get the list of them (`remind_reviews`).
 
 Every message is queued with a notice per (deadline and offset, period, unit, officer)
 (bot/messaging/outbox.py), so a re-run, a second instance or a retry after a crash never sends
@@ -27,9 +28,10 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import ANSWERS_FOR, ESCALATION_ROLES, Officer, officers
+from bot.messaging.recipients import ANSWERS_FOR, ESCALATION_ROLES, REVIEWED_BY, Officer, officers
 from bot.reports.aggregate import UnitRef, expected_by_child, missing_units
 from bot.reports.labels import kind_plural
+from bot.reports.review_queue import reviewed_forms, waiting_by_reviewed_unit
 from storage.models_outreach import KIND_ESCALATION as ESCALATION
 from storage.models_outreach import KIND_REMINDER as REMINDER
 
@@ -210,6 +212,43 @@ async def escalate(app: App, deadline: Deadline, period: Period, days_after: int
     return await _deliver(app, ESCALATION, subject, period, plan, now)
 
 
+def review_reminder_text(
+    t: Translator, deadline: Deadline, period: Period, area: UnitRef, units: list[str]
+) -> str:
+    return t(
+        "⚠️ {title}, {period}: {count} reports of {unit} wait for your review: {units}. Send /duyet to approve them or return them for correction.",
+        title=deadline.title.get(t.locale),
+        period=period.label(t),
+        count=t.number(len(units)),
+        unit=area.name,
+        units=", ".join(units[:LIST_LIMIT])
+        + (" " + t("and {n} more", n=t.number(len(units) - LIST_LIMIT)) if len(units) > LIST_LIMIT else ""),
+    )
+
+
+async def remind_reviews(app: App, deadline: Deadline, period: Period, days_after: int, now: datetime) -> int:
+    """Tell the reviewers (recipients.REVIEWED_BY) which reports still wait for their review."""
+    if deadline.form not in {f.key for f in reviewed_forms(app.forms)}:
+        return 0
+    subject = f"{deadline.id}@+{days_after}:review"
+    kinds = [k for k in deadline.expected if k in REVIEWED_BY]
+    async with app.read_only() as reads:
+        waiting = await waiting_by_reviewed_unit(reads, deadline.form, kinds, period)
+        roles = sorted({REVIEWED_BY[k] for k in kinds})
+        holders = await officers(reads, roles, unit_ids=sorted(waiting)) if waiting else []
+        plan = []
+        for r in holders:
+            if r.role not in {REVIEWED_BY[k] for k in kinds} or r.unit.id not in waiting:
+                continue
+            if r.unit.id in await noticed_units(
+                reads, ESCALATION, subject, period.key, r.contact_id, [r.unit.id]
+            ):
+                continue
+            text = review_reminder_text(translator(r.locale), deadline, period, r.unit, waiting[r.unit.id])
+            plan.append((r, [r.unit.id], text))
+    return await _deliver(app, ESCALATION, subject, period, plan, now)
+
+
 async def send_reminders(app: App) -> int:
     """The daily job: reminders and escalations due today for every deadline."""
     now = scheduled_for(app)
@@ -224,6 +263,7 @@ async def send_reminders(app: App) -> int:
                 queued += await remind(app, deadline, period, days_left, now)
             if -days_left in deadline.escalate_after_days:
                 queued += await escalate(app, deadline, period, -days_left, now)
+                queued += await remind_reviews(app, deadline, period, -days_left, now)
     log.info("reminders for %s: %d messages queued", today.isoformat(), queued)
     return queued
 

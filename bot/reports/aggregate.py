@@ -39,6 +39,7 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, Schedules
 from bot.reports.targets import TargetBook, TargetSet
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Submission, Unit
+from storage.models_reviews import APPROVED, RETURNED, Review
 from storage.readonly import ReadOnlyUnitOfWork
 
 VILLAGE_FORM = "village_report"
@@ -120,6 +121,8 @@ class Figures:
     expected: int = 0
     reported: int = 0
     on_time: int = 0
+    approved: int = 0  # reports whose latest version the reviewer approved (the rest: waiting, returned)
+    returned: int = 0
     sums: dict[str, int] = field(default_factory=dict)
     pairs: dict[str, tuple[int, int]] = field(default_factory=dict)
     activities: Activities = field(default_factory=Activities)
@@ -128,6 +131,8 @@ class Figures:
         self.expected += other.expected
         self.reported += other.reported
         self.on_time += other.on_time
+        self.approved += other.approved
+        self.returned += other.returned
         for key, value in other.sums.items():
             self.sums[key] = self.sums.get(key, 0) + value
         for key, (num, den) in other.pairs.items():
@@ -137,6 +142,11 @@ class Figures:
 
     def value(self, key: str) -> int:
         return self.sums.get(key, 0)
+
+    @property
+    def waiting(self) -> int:
+        """Reports waiting for review: neither approved nor returned."""
+        return self.reported - self.approved - self.returned
 
     def rate(self, key: str) -> float | None:
         """Percent (or đồng per person); None when nothing was reported to compute it from."""
@@ -284,6 +294,7 @@ def child_segment(path: Any, prefix: str, dialect: str) -> ColumnElement[str]:
 # Core tables: building statements from ORM aliases costs more Python than running them.
 UNITS = Unit.__table__
 SUBMISSIONS = Submission.__table__
+REVIEWS = Review.__table__
 
 
 def _valid_in(period: Period, units: Any = UNITS) -> ColumnElement[bool]:
@@ -416,11 +427,21 @@ async def compile_report(
     else:
         status_col = json_text(v, STATUS_FIELD, dialect)
         field_cols = {alias: json_int(v, f, dialect) for alias, f in fields.items()}
+    rv = REVIEWS.alias("rv")
+    review_col = (  # the latest approval or return of the version (NULL: waiting)
+        select(rv.c.decision)
+        .where(rv.c.submission_id == s.c.id, rv.c.decision.in_([APPROVED, RETURNED]))
+        .order_by(rv.c.id.desc())
+        .limit(1)
+        .correlate(s)
+        .scalar_subquery()
+    )
     inner = (
         select(
             s.c.period.label("period"),
             child_segment(UNITS.c.path, prefix, dialect).label("seg"),
             first_at.label("first_at"),
+            review_col.label("review"),
             status_col.label("status"),
             *(col.label(alias) for alias, col in field_cols.items()),
         )
@@ -464,6 +485,10 @@ async def compile_report(
         both = and_(num.is_not(None), den.is_not(None))
         columns.append(func.coalesce(func.sum(case((both, num), else_=zero)), zero))
         columns.append(func.coalesce(func.sum(case((both, den), else_=zero)), zero))
+    columns += [
+        func.sum(case((r.c.review == _sql_string(decision), one), else_=zero))
+        for decision in (APPROVED, RETURNED)
+    ]
     q_reports = select(*columns).group_by(r.c.period, r.c.seg)
     for row in await session.execute(q_reports):
         k = key_of(row[1])
@@ -478,6 +503,8 @@ async def compile_report(
         for i, key in enumerate(rate_keys):
             n0, d0 = target.pairs.get(key, (0, 0))
             target.pairs[key] = (n0 + int(row[base + 2 * i]), d0 + int(row[base + 2 * i + 1]))
+        target.approved += int(row[-2] or 0)
+        target.returned += int(row[-1] or 0)
 
     # 3. Activities held in the period and the previous one (by their date), per sub-unit.
     own = Activities()

@@ -104,6 +104,40 @@ def format_change(t: Translator, key: str, now: float | None, before: float | No
     return t("{sign}{value} points", sign=sign, value=t.number(round(abs(delta), 1)))
 
 
+def not_approved(c: Compiled, t: Translator) -> list[str]:
+    """The sub-units whose figures count without being approved yet (waiting or returned)."""
+    if c.leaf_rows:
+        return [r.unit.name for r in c.rows if r.figures.reported > r.figures.approved]
+    return [
+        t(
+            "{unit} ({approved} of {reported} approved)",
+            unit=r.unit.name,
+            approved=t.number(r.figures.approved),
+            reported=t.number(r.figures.reported),
+        )
+        for r in c.rows
+        if r.figures.reported > r.figures.approved
+    ]
+
+
+def review_line(c: Compiled, t: Translator, limit: int = LIST_LIMIT) -> str | None:
+    """'Review: 3 approved, 1 waiting, 1 returned. Not yet approved: …' (None: nothing reported)."""
+    total = c.total
+    if not total.reported:
+        return None
+    line = t(
+        "Review: {approved} approved, {waiting} waiting, {returned} returned.",
+        approved=t.number(total.approved),
+        waiting=t.number(total.waiting),
+        returned=t.number(total.returned),
+    )
+    pending = not_approved(c, t)
+    if pending:
+        shown = ", ".join(pending[:limit]) + (" …" if len(pending) > limit else "")
+        line += " " + t("Figures not yet approved: {units}.", units=shown)
+    return line
+
+
 def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> str:
     """The chat summary of a compiled report."""
     title = c.deadline.title.get(t.locale) if c.deadline else t("Compiled report")
@@ -126,6 +160,9 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
             share=t.percent(total.timeliness or 0.0),
         )
     lines.append(line)
+    review = review_line(c, t)
+    if review:
+        lines.append(review)
     for rate in RATES:
         value = total.rate(rate.key)
         if value is None:

@@ -56,6 +56,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("reported", N_("Reported"), "count", True, lambda f: f.reported),
     Column("on_time", N_("On time"), "count", True, lambda f: f.on_time),
     Column("completeness_pct", N_("Reported (%)"), "percent", False, lambda f: f.completeness),
+    # Review (DOMAIN.md "Review and approval"): the figures of reports not approved yet are marked.
+    Column("approved", N_("Approved"), "count", True, lambda f: f.approved),
+    Column("not_approved", N_("Not yet approved"), "count", True, lambda f: f.reported - f.approved),
     Column("households_total", N_("Households"), "count", True, _sum("households_total")),
     Column("lf_recognized", N_("Recognised learning families"), "count", True, _sum("lf_recognized")),
     Column(

@@ -19,6 +19,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
 from bot.reports.aggregate import RATES, Compiled, Figures, progress, target_for
+from bot.reports.compiled import review_line
 from bot.reports.labels import (
     ACTIVITY_COLUMNS,
     COLUMNS,
@@ -152,6 +153,11 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
             )
         )
     _line(ws, row, 1, width, "; ".join(parts) + ".", _font(12), "left")
+    review = review_line(c, t, limit=60)
+    if review:
+        row += 1
+        _line(ws, row, 1, width, review, _font(12), "left")
+        ws.row_dimensions[row].height = 15 * (1 + len(review) // 180)
     missing = c.missing
     if missing:
         row += 1

@@ -96,9 +96,12 @@ def demo(
 
 
 async def _seed_demo(bot: App) -> tuple[str, str, str]:
+    from bot.domain.clock import VN_TZ
+    from bot.domain.schedules import load_schedules
     from bot.services.actor import CONSOLE
     from bot.services.invites import create_invite, format_code
     from bot.services.library import sync_library
+    from bot.services.reviews import seed_demo_reviews
     from bot.services.units import seed_demo
     from storage.models import COMMUNE_OFFICER, VILLAGE, VILLAGE_OFFICER
 
@@ -110,6 +113,12 @@ async def _seed_demo(bot: App) -> tuple[str, str, str]:
         village = await create_invite(uow, CONSOLE, demo_village, VILLAGE_OFFICER, now, days)
         commune = await create_invite(uow, CONSOLE, seed.commune, COMMUNE_OFFICER, now, days)
         where = f"{demo_village.name}, {seed.commune.name}, {seed.province.name}"
+        # One approved village report and one returned with a reason, so that /duyet shows review.
+        form = bot.forms["village_report"]
+        period, _ = load_schedules(bot.content_dir).open_period(form.key, now.astimezone(VN_TZ).date())
+        # The returned one is the demo village: its officer opens /baocao and reads the reason.
+        approved = next(v for v in seed.villages if v.id != demo_village.id)
+        await seed_demo_reviews(uow, form, [approved, demo_village], period, now)
         await sync_library(uow, bot.content_dir, now)  # articles for /tin and /guitin
         await uow.commit()
     await bot.db.dispose()

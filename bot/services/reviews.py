@@ -31,6 +31,7 @@ from bot.domain.schedules import Schedules, load_schedules
 from bot.messaging.outbox import enqueue, notice_key, to_each_channel
 from bot.messaging.recipients import RETURNED_TO, officers
 from bot.messaging.reminders import FORM_COMMANDS
+from bot.services.actor import CONSOLE as CONSOLE_ACTOR
 from bot.services.actor import Actor
 from storage.models import Submission, Unit
 from storage.models_outreach import KIND_REVIEW
@@ -417,3 +418,70 @@ async def locked_units(
         if not (await record_state(reads, form.key, record_key(unit.id, period))).open_after_lock:
             out.append(unit)
     return out
+
+
+# ---------------------------------------------------------------------------------- the demo
+
+# Two villages' reports for the demo: one approved, one returned with a reason (a newcomer sees
+# review working). Fields the form no longer has are dropped; fields it gained stay empty.
+DEMO_REPORT: dict[str, Any] = {
+    "households_total": 120,
+    "population_total": 480,
+    "lf_registered": 95,
+    "lf_recognized": 84,
+    "clans_total": 8,
+    "lc_registered": 6,
+    "lc_recognized": 5,
+    "clan_boards": 6,
+    "village_lc_status": "recognized",
+    "members_total": 130,
+    "members_new": 6,
+    "adults_total": 300,
+    "lcit_registered": 140,
+    "lcit_recognized": 120,
+    "fund_raised_vnd": 6_000_000,
+    "fund_disbursed_vnd": 4_000_000,
+    "fund_balance_vnd": 2_000_000,
+    "scholarship_count": 5,
+    "scholarship_amount_vnd": 2_500_000,
+    "award_count": 6,
+    "award_amount_vnd": 1_500_000,
+    "clc_sessions": 4,
+    "clc_attendance": 160,
+}
+DEMO_RETURN_REASON = (
+    "Số hộ gia đình học tập được công nhận (84) cao hơn số hộ đăng ký năm trước; "
+    "đề nghị thôn kiểm tra lại theo danh sách bình xét."
+)
+
+
+async def seed_demo_reviews(
+    uow: UnitOfWork, form: Form, villages: Sequence[Unit], period: Period, now: datetime
+) -> int:
+    """The first two villages' reports for `period`, one approved and one returned (as the
+    console); villages that already reported are left alone. How many reports were added."""
+    added = 0
+    for unit, decision in zip(villages, (APPROVED, RETURNED), strict=False):
+        key = record_key(unit.id, period)
+        if await uow.submissions.latest(form.key, key) is not None:
+            continue
+        fv = await uow.submissions.form_version(form.key, form.digest, form.definition, now)
+        values = {f.key: DEMO_REPORT.get(f.key) for f in form.fields}
+        saved = await uow.submissions.add_version(
+            Submission(
+                form_key=form.key,
+                record_key=key,
+                unit_id=unit.id,
+                period=period.key,
+                form_version_id=fv.id,
+                values=values,
+                submitted_at=now,
+                channel="demo",
+                version=0,
+            )
+        )
+        CONSOLE_ACTOR.audit(uow, now, "submission.create", unit.id, form=form.key, record=key, version=1)
+        reason = DEMO_RETURN_REASON if decision == RETURNED else None
+        await _act(uow, CONSOLE_ACTOR, saved, unit, decision, reason, now)
+        added += 1
+    return added
