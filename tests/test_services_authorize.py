@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from bot.domain.app import App
+from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, load_grants
 from bot.services.actor import CONSOLE, Actor
@@ -23,6 +25,7 @@ from bot.services.invites import RedeemOutcome, create_invite
 from bot.services.linking import issue_link_code, link_accounts
 from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from bot.services.reports import compile_report
+from bot.services.reviews import approve
 from bot.services.submissions import Draft, submit_report
 from bot.services.units import add_village, rename_village
 from storage.db import Database
@@ -41,7 +44,8 @@ class World:
 
 @pytest.fixture
 async def world(db: Database) -> AsyncIterator[World]:
-    app = make_app(db.url)
+    # 12/06/2026: the half-year reports of the tests are open (they lock 10 days after 15/06).
+    app = make_app(db.url, FixedClock(datetime(2026, 6, 12, 9, tzinfo=VN_TZ)))
     try:
         tree = await seed_tree(app)
         await make_contact(app, "officer_a", COMMUNE_OFFICER, tree.commune)
@@ -113,6 +117,14 @@ async def _broadcast(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> ob
     )
 
 
+async def _approve(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> object:
+    """Approve the village's report (filed here by the console)."""
+    now, content = w.app.clock.now(), w.app.content_dir
+    report = draft(w.app, village)
+    filed = await submit_report(uow, CONSOLE, report, now=now, channel="test", content_dir=content)
+    return await approve(uow, who, filed.submission.id, now=now)
+
+
 ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "add_village": (Action.MANAGE_VILLAGES, _add_village),
     "rename_village": (Action.MANAGE_VILLAGES, _rename_village),
@@ -120,6 +132,7 @@ ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "submit_report": (Action.REPORT, _submit),
     "compile_report": (Action.COMPILE_REPORT, _compile),
     "queue_broadcast": (Action.BROADCAST, _broadcast),
+    "approve": (Action.REVIEW, _approve),
 }
 # What each write leaves in the audit log (compiling a report writes nothing).
 AUDITED = {
@@ -128,6 +141,7 @@ AUDITED = {
     "create_invite": "invite.create",
     "submit_report": "submission.create",
     "queue_broadcast": "broadcast.create",
+    "approve": "review.approved",
 }
 
 
