@@ -30,6 +30,7 @@ from storage.repositories_outreach import (
     RecipientRepository,
     SentItemRepository,
 )
+from storage.repositories_personal import PersonalDataRepository
 
 
 class UnitOfWork:
@@ -63,6 +64,7 @@ class UnitOfWork:
             self.subscriptions = SubscriptionRepository(s)
             self.broadcasts = BroadcastRepository(s)
             self.scheduler = SchedulerRepository(s)
+            self.personal = PersonalDataRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

@@ -5,6 +5,11 @@ A transcript says who is talking (`as`), optional earlier submissions (`prior`),
 what the user sends and what the bot's replies must (`expect`) and must not (`absent`)
 contain. `restart: true` builds a new app on the same database file (a process restart);
 `advance: 80h` moves the clock. `check` asserts what ended up in the database.
+
+Several people: `people` names more of them (`name: {as: role@unit or new, channel: …}`; the
+name is their id on that channel), and a turn `by: name` is theirs. `capture: {name: regex}`
+keeps what the replies matched, for `{name}` in later turns (a link code shown to one person and
+typed by another).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
     await _seed_prior(app, tree, spec.get("prior", []))
     codes = await _make_invites(app, tree, spec.get("invites", {}))
     chat = Chat(app, "u1")
+    chats = {"u1": chat, **await _people(app, tree, spec.get("people", {}))}
     try:
         for n, turn in enumerate(spec["turns"], 1):
             if "advance" in turn:
@@ -79,7 +85,9 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
             if turn.get("restart"):
                 await app.db.dispose()
                 app = make_app(sqlite_url, clock)
-                chat.app = app
+                for each in chats.values():
+                    each.app = app
+            chat = chats[turn.get("by", "u1")]
             if "say" in turn:
                 await chat.say(str(turn["say"]).format(**codes))
             elif "press" in turn:
@@ -97,7 +105,12 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
                 assert option in chat.option_labels, (
                     f"{where}: expected option {option!r} in {chat.option_labels}"
                 )
+            for name, pattern in turn.get("capture", {}).items():
+                found = re.search(pattern, chat.text)
+                assert found, f"{where}: nothing matches {pattern!r} in:\n{chat.text}"
+                codes[name] = found.group(0)
         await _check(app, tree, spec.get("check", {}))
+        await _check_people(app, tree, chats, spec.get("check", {}))
     finally:
         await app.db.dispose()
 
@@ -131,3 +144,39 @@ async def _check(app: App, tree: Tree, check: dict[str, Any]) -> None:
                 assert row.version == latest["version"]
             for key, value in latest.get("values", {}).items():
                 assert row.values.get(key) == value, f"{key}: {row.values.get(key)!r} != {value!r}"
+
+
+async def _people(app: App, tree: Tree, people: dict[str, dict[str, str]]) -> dict[str, Chat]:
+    chats: dict[str, Chat] = {}
+    for name, person in people.items():
+        channel = person.get("channel", "test")
+        who = person.get("as", "new")
+        if who != "new":
+            role, unit = who.split("@")
+            await make_contact(app, name, role, _unit(tree, unit), person.get("locale", "vi"), channel)
+        chats[name] = Chat(app, name, channel=channel)
+    return chats
+
+
+async def _check_people(app: App, tree: Tree, chats: dict[str, Chat], check: dict[str, Any]) -> None:
+    """`roles: {name: [role@unit…]}`, `same_account` / `separate_accounts: [[a, b]…]`, and
+    `forgotten: [name…]` (nothing left that leads to the person: no chat, no contact)."""
+    async with app.uow() as uow:
+
+        async def contact_id(name: str) -> int | None:
+            c = chats[name]
+            found = await uow.contacts.by_identity(c.channel, c.external_id)
+            return None if found is None else found.id
+
+        for name, wanted in check.get("roles", {}).items():
+            cid = await contact_id(name)
+            assert cid is not None, f"{name} has no contact"
+            held = sorted(f"{role}@{unit.id}" for role, unit in await uow.contacts.roles_with_units(cid))
+            expected = sorted(f"{r}@{_unit(tree, u).id}" for r, u in (w.split("@") for w in wanted))
+            assert held == expected, f"roles of {name}: {held} != {expected}"
+        for a, b in check.get("same_account", []):
+            assert await contact_id(a) == await contact_id(b), f"{a} and {b} should be one account"
+        for a, b in check.get("separate_accounts", []):
+            assert await contact_id(a) != await contact_id(b), f"{a} and {b} should be two accounts"
+        for name in check.get("forgotten", []):
+            assert await contact_id(name) is None, f"{name} still has a chat"
