@@ -6,18 +6,23 @@ transcript (tests/dialogues/data_rights.yaml).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from typer.testing import CliRunner
 
 from bot.domain.app import App
 from bot.domain.permissions import NotAllowed, load_grants
+from bot.runtime.cli import app as cli
 from bot.services.actor import CONSOLE, Actor
 from bot.services.personal_data import erase_personal_data, personal_data
 from storage.db import Database
+from storage.migrate import upgrade
 from storage.models import (
     MEMBER,
     VILLAGE_OFFICER,
@@ -30,7 +35,7 @@ from storage.models import (
     Submission,
 )
 from storage.models_outreach import Delivery, Notice, SentItem, Subscription
-from tests.support import Chat, Tree, make_app, make_contact, seed_tree
+from tests.support import CONTENT, Chat, Tree, make_app, make_contact, seed_tree
 
 
 @pytest.fixture
@@ -250,3 +255,36 @@ async def test_declining_after_agreeing_earlier_keeps_the_registration(app: App,
     assert await count(app, RoleGrant) == 1
     await chat.say("/toi")
     assert "Thôn Nà Rụa" in chat.text
+
+
+# ----------------------------------------------------------------------------- the console
+
+
+def test_khuyenhoc_contact_show_and_erase(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A request made by letter: the admin exports the person's data, then erases it."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"
+    upgrade(url)
+
+    async def seed() -> None:
+        app = make_app(url)
+        try:
+            await officer_with_a_past(app, await seed_tree(app))
+        finally:
+            await app.db.dispose()
+
+    asyncio.run(seed())
+    monkeypatch.setenv("DATABASE_URL", url)
+    monkeypatch.setenv("CONTENT_DIR", str(CONTENT))
+    runner = CliRunner()
+    out = tmp_path / "lan.json"
+    who = ["--channel", "telegram", "--id", "tg-7"]
+    shown = runner.invoke(cli, ["contact", "show", *who, "--out", str(out)])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(out.read_text(encoding="utf-8"))["contact"]["display_name"] == "Nông Thị Lan"
+    refused = runner.invoke(cli, ["contact", "erase", *who])
+    assert refused.exit_code != 0 and "--yes" in refused.output
+    erased = runner.invoke(cli, ["contact", "erase", *who, "--yes"])
+    assert erased.exit_code == 0, erased.output
+    assert "channel_identities 2" in erased.output and "submissions 2" in erased.output
+    unknown = runner.invoke(cli, ["contact", "show", *who])
+    assert unknown.exit_code != 0  # nobody has that id any more
