@@ -16,6 +16,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, exists, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.selectable import Exists
 
 from storage.models import (
     OFFICER_ROLES,
@@ -176,7 +177,7 @@ class PersonalDataRepository:
     async def is_referenced(self, contact_id: int) -> bool:
         """Whether a record that must stay points at the contact (an audit row, a report, an
         invite or a broadcast they made, a message being sent to them)."""
-        checks: Sequence[object] = (
+        checks: Sequence[Exists] = (
             exists().where(AuditEntry.contact_id == contact_id),
             exists().where(Submission.submitted_by_contact_id == contact_id),
             exists().where(Invite.created_by_contact_id == contact_id),
@@ -192,7 +193,7 @@ class PersonalDataRepository:
             exists().where(ChannelIdentity.contact_id == contact_id),
         )
         for check in checks:
-            if (await self.s.execute(select(check))).scalar():  # type: ignore[call-overload]
+            if (await self.s.execute(select(check))).scalar():
                 return True
         return False
 

@@ -326,7 +326,7 @@ async def test_unlink_takes_the_chat_out_and_the_account_keeps_the_rest(app: App
 async def test_the_only_chat_of_an_account_cannot_be_unlinked(app: App, tree: Tree) -> None:
     telegram = await officer_on_telegram(app, tree)
     await telegram.say("/huylienket")
-    assert "only chat" in telegram.text and "/deletemydata" in telegram.text
+    assert "only chat" in telegram.text and "/xoadulieu" in telegram.text
     assert await roles_of(app, await contact_of(app, "telegram", "tg-1")) == [
         (VILLAGE_OFFICER, tree.village.id)
     ]

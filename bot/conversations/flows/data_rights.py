@@ -1,5 +1,5 @@
-"""/dulieu (/mydata): what the bot keeps about me, with a file of all of it; /xoadulieu
-(/deletemydata): withdraw consent and delete it, after a confirmation (bot/services/personal_data.py).
+"""/dulieu (/dulieu): what the bot keeps about me, with a file of all of it; /xoadulieu
+(/xoadulieu): withdraw consent and delete it, after a confirmation (bot/services/personal_data.py).
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ async def my_data_reply(ctx: Context) -> Reply:
         "",
         t("The attached file lists all of it, with every figure of your reports."),
         t(
-            "Why: to run the reports and the news you signed up for. Kept as long as you use the bot. To delete it, send /deletemydata."
+            "Why: to run the reports and the news you signed up for. Kept as long as you use the bot. To delete it, send /xoadulieu."
         ),
     ]
     stamp = ctx.now.astimezone(VN_TZ).strftime("%Y-%m-%d")

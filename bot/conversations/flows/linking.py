@@ -41,7 +41,7 @@ def _refusal(t: Translator, problem: LinkProblem) -> str:
         return t("This link code has expired. Send /lienket in your other app to get a new one.")
     if problem is LinkProblem.OFFICER:
         return t(
-            "This chat holds an officer role, so it cannot join another account. To use your officer account in another app, send /link here and type the code it gives you in the other app."
+            "This chat holds an officer role, so it cannot join another account. To use your officer account in another app, send /lienket here and type the code it gives you in the other app."
         )
     return t("This link code is not valid. Send /lienket in your other app to get one.")
 
@@ -215,11 +215,11 @@ async def unlink_reply(ctx: Context) -> Reply:
     except LinkRefused:
         return Reply(
             t(
-                "This is the only chat of your account, so there is nothing to unlink it from. To delete your data instead, send /deletemydata."
+                "This is the only chat of your account, so there is nothing to unlink it from. To delete your data instead, send /xoadulieu."
             )
         )
     return Reply(
         t(
-            "This chat is no longer linked to your account; your other apps keep it, with your roles and reports. Send /start here to register again, or /link to link it again."
+            "This chat is no longer linked to your account; your other apps keep it, with your roles and reports. Send /start here to register again, or /lienket to link it again."
         )
     )
