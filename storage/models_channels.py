@@ -106,6 +106,15 @@ class ChannelRepository:
         identity.contact_id = contact_id
         await self.s.flush()
 
+    async def detach_identity(self, identity: ChannelIdentity, now: datetime, locale: str) -> Contact:
+        """Move the identity to a new contact of its own (not registered, nothing but the chat):
+        the chat starts afresh, the contact it leaves keeps everything else."""
+        contact = Contact(locale=locale, created_at=now, last_seen_at=now)
+        self.s.add(contact)
+        await self.s.flush()
+        await self.move_identity(identity, contact.id)
+        return contact
+
     async def active_grants(self, contact_id: int) -> list[RoleGrant]:
         q = select(RoleGrant).where(RoleGrant.contact_id == contact_id, RoleGrant.revoked_at.is_(None))
         return list((await self.s.execute(q)).scalars())

@@ -31,6 +31,7 @@ from storage.repositories_outreach import (
     SentItemRepository,
 )
 from storage.repositories_reviews import ReviewRepository
+from storage.repositories_personal import PersonalDataRepository
 
 
 class UnitOfWork:
@@ -65,6 +66,7 @@ class UnitOfWork:
             self.broadcasts = BroadcastRepository(s)
             self.scheduler = SchedulerRepository(s)
             self.reviews = ReviewRepository(s)
+            self.personal = PersonalDataRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

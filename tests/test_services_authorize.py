@@ -22,7 +22,7 @@ from bot.domain.permissions import Action, NotAllowed, load_grants
 from bot.services.actor import CONSOLE, Actor
 from bot.services.broadcasts import Audience, Message, cancel_broadcast, count_recipients, queue_broadcast
 from bot.services.invites import RedeemOutcome, create_invite
-from bot.services.linking import issue_link_code, link_accounts
+from bot.services.linking import issue_link_code, link_chat
 from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from bot.services.reports import compile_report
 from bot.services.reviews import approve
@@ -293,7 +293,10 @@ async def test_linking_is_open_to_everyone(world: World) -> None:
     async with app.uow() as uow:
         newcomer = await actor(uow, "newcomer")
         assert newcomer.grants == () and newcomer.holds(Action.LINK)
-        target = await link_accounts(uow, newcomer, issued.code, "test", app.clock.now())
+        assert member.contact_id is not None
+        target = await link_chat(
+            uow, newcomer, issued.code, ("test", "newcomer"), app.clock.now(), account_id=member.contact_id
+        )
         await uow.commit()
     assert target.id == member.contact_id
     async with app.uow() as uow:

@@ -54,6 +54,12 @@ class Context:
     channel: str
     flows: FlowTable
     menu: Menu
+    external_id: str = ""  # the person's id on `channel`: which of their chats wrote
+
+    @property
+    def chat(self) -> tuple[str, str]:
+        """The chat this message came from: (channel, external id)."""
+        return self.channel, self.external_id
 
     @property
     def today(self) -> date:

@@ -29,7 +29,8 @@ class Action(StrEnum):
     COMPILE_REPORT = "compile_report"  # compiled reports on demand (/baocaotonghop)
     BROADCAST = "broadcast"  # send news to the people of one's area (/guitin, /tinhtrang)
     RECEIVE_OUTREACH = "receive_outreach"  # tips and news (/chude, /tin)
-    LINK = "link"  # use one account on several channels (/lienket): open to everyone
+    LINK = "link"  # use one account on several channels (/lienket, /huylienket): open to everyone
+    OWN_DATA = "own_data"  # see and delete one's own data (/dulieu, /xoadulieu): open to everyone
     # Approve or return a report, reopen a locked period (/duyet). Checked on the PARENT of the
     # unit that filed: commune officers review their villages, province staff their communes.
     REVIEW = "review"
@@ -44,11 +45,13 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.RECEIVE_OUTREACH: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.LINK: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.REVIEW: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.OWN_DATA: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
 }
 
 # Actions anyone may take, holding a role or not yet (a person links a new chat before they
-# register in it); for them `holds` is always true.
-OPEN: frozenset[Action] = frozenset({Action.LINK})
+# register in it; anyone may see and delete what the bot keeps about them); for them `holds` is
+# always true.
+OPEN: frozenset[Action] = frozenset({Action.LINK, Action.OWN_DATA})
 
 
 # Which roles a role may hand out by invite code, inside its own area: never its own rank or

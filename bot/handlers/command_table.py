@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from bot.conversations.engine import Context
+from bot.conversations.flows.data_rights import my_data_reply
+from bot.conversations.flows.linking import unlink_reply
 from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
 from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Option, Reply
@@ -115,6 +117,14 @@ async def _stop(ctx: Context, arg: str) -> list[Reply]:
 
 async def _resume(ctx: Context, arg: str) -> list[Reply]:
     return [await resume_reply(ctx)]
+
+
+async def _unlink(ctx: Context, arg: str) -> list[Reply]:
+    return [await unlink_reply(ctx)]
+
+
+async def _my_data(ctx: Context, arg: str) -> list[Reply]:
+    return [await my_data_reply(ctx)]
 
 
 # ----------------------------------------------------------------------------- the table
@@ -233,6 +243,27 @@ COMMANDS: tuple[CommandSpec, ...] = (
         open=True,
         label=N_("Use the same account on Zalo and Telegram"),
         listed=True,
+    ),
+    CommandSpec(
+        "huylienket",
+        "unlink",
+        N_("take this chat out of your account (your other apps keep it)"),
+        _unlink,
+    ),
+    # Anyone may see and delete what the bot keeps about them, registered or not (Law 91/2025/QH15).
+    CommandSpec(
+        "dulieu",
+        "mydata",
+        N_("see what the bot keeps about you, with a file of it"),
+        _my_data,
+        open=True,
+    ),
+    CommandSpec(
+        "xoadulieu",
+        "deletemydata",
+        N_("withdraw your consent and delete your data"),
+        StartFlow("erase_data"),
+        open=True,
     ),
     CommandSpec(
         "ngonngu",

@@ -99,6 +99,7 @@ class Dialogue:
             channel=turn.msg.channel,
             flows=self.flows,
             menu=menu_reply,
+            external_id=turn.msg.external_id,
         )
         return await dispatch(ctx, turn.row, turn.msg)
 

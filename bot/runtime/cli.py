@@ -13,6 +13,8 @@ from bot.domain.app import App
 from bot.domain.settings import Settings
 from bot.runtime.bootstrap import Bot, bootstrap
 from storage.migrate import upgrade
+from storage.models import Contact
+from storage.uow import UnitOfWork
 
 app = typer.Typer(
     help="Khuyến học Bot — guided reporting for the learning-society movement.", no_args_is_help=True
@@ -29,6 +31,10 @@ app.add_typer(telegram_app, name="telegram")
 app.add_typer(zalo_app, name="zalo")
 content_app = typer.Typer(help="The content library (content/articles).", no_args_is_help=True)
 app.add_typer(content_app, name="content")
+contact_app = typer.Typer(
+    help="A person's data: answer a request to see or delete it (docs/privacy.md).", no_args_is_help=True
+)
+app.add_typer(contact_app, name="contact")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -367,6 +373,79 @@ def report(
     target.write_bytes(data)
     typer.echo(summary)
     typer.echo(f"Written: {target} ({len(data):,} bytes)")
+
+
+# ----------------------------------------------------------------------------- a person's data
+
+Channel = Annotated[str, typer.Option("--channel", help="telegram, zalo or webchat.")]
+ChatId = Annotated[str, typer.Option("--id", help="The person's id on that channel (Telegram chat id…).")]
+
+
+async def _contact_of(uow: UnitOfWork, channel: str, external_id: str) -> Contact:
+    found = await uow.contacts.by_identity(channel, external_id)
+    if found is None:
+        raise typer.BadParameter(f"nobody has the {channel} id {external_id!r}")
+    return found
+
+
+@contact_app.command("show")
+def contact_show(
+    channel: Channel,
+    external_id: ChatId,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON file here.")] = None,
+) -> None:
+    """Everything kept about a person, as /dulieu gives them (a JSON file). Audited "by console"."""
+    from bot.services.actor import CONSOLE
+    from bot.services.personal_data import personal_data
+
+    async def go(bot: App) -> bytes:
+        try:
+            async with bot.uow() as uow:
+                contact = await _contact_of(uow, channel, external_id)
+                data = await personal_data(uow, CONSOLE, contact, bot.clock.now())
+                await uow.commit()
+                return data.as_json()
+        finally:
+            await bot.db.dispose()
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    data = asyncio.run(go(bootstrap(settings).app))
+    if out is None:
+        typer.echo(data.decode("utf-8"))
+    else:
+        out.write_bytes(data)
+        typer.echo(f"Written: {out} ({len(data):,} bytes)")
+
+
+@contact_app.command("erase")
+def contact_erase(
+    channel: Channel,
+    external_id: ChatId,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Withdraw a person's consent and delete their data, as /xoadulieu does (reports stay,
+    attributed to their unit and role). Audited "by console"."""
+    from bot.services.actor import CONSOLE
+    from bot.services.personal_data import erase_personal_data
+
+    if not yes:
+        raise typer.BadParameter("this deletes the person's data for good: add --yes to confirm")
+
+    async def go(bot: App) -> dict[str, int]:
+        try:
+            async with bot.uow() as uow:
+                contact = await _contact_of(uow, channel, external_id)
+                erased = await erase_personal_data(uow, CONSOLE, contact, bot.clock.now())
+                await uow.commit()
+                return erased.counts
+        finally:
+            await bot.db.dispose()
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    counts = asyncio.run(go(bootstrap(settings).app))
+    typer.echo("Erased: " + ", ".join(f"{table} {n}" for table, n in counts.items()))
 
 
 def main() -> None:

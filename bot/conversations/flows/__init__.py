@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.conversations.engine import Flow
 from bot.conversations.flows.broadcast import BroadcastComposer
+from bot.conversations.flows.data_rights import EraseMyData
 from bot.conversations.flows.form_runner import FormRunner
 from bot.conversations.flows.language import Language
 from bot.conversations.flows.linking import Linking
@@ -20,6 +21,7 @@ def default_flows() -> list[Flow[Any]]:
     """Every dialogue of the bot, for the composition root's flow table."""
     return [
         BroadcastComposer(),
+        EraseMyData(),
         FormRunner(),
         Language(),
         Linking(),

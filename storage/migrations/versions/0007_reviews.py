@@ -3,7 +3,7 @@
 One table of review acts (storage/models_reviews.py). Nothing existing changes: the reports
 saved before it have no review rows, so they read as waiting, which is what they are.
 
-Revision ID: 0008
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-02 04:38:33.998928+00:00
 """
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0008"
+revision: str = "0007"
 down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
