@@ -5,8 +5,8 @@ records, attributed to the unit and to the role they filed them in (`submitted_b
 than to the person. `/dulieu` and the deletion find a person's reports by
 `submitted_by_contact_id`, hence its index.
 
-Revision ID: 0010
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-12-10 09:00:00.000000+00:00
 """
 
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision: str = "0010"
-down_revision: str | None = "0006"
+revision: str = "0008"
+down_revision: str | None = "0007"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
