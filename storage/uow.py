@@ -30,8 +30,8 @@ from storage.repositories_outreach import (
     RecipientRepository,
     SentItemRepository,
 )
-from storage.repositories_reviews import ReviewRepository
 from storage.repositories_personal import PersonalDataRepository
+from storage.repositories_reviews import ReviewRepository
 
 
 class UnitOfWork:
