@@ -5,12 +5,14 @@ A transcript says who is talking (`as`), optional earlier submissions (`prior`),
 what the user sends and what the bot's replies must (`expect`) and must not (`absent`)
 contain. `restart: true` builds a new app on the same database file (a process restart);
 `advance: 80h` moves the clock. `check` asserts what ended up in the database.
+`at: 2026-12-02T09:00` dates the conversation (Vietnam time; default: tests.support.START);
+`others: {name: role@unit}` registers more people, and a turn with `by: name` is theirs.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 import yaml
 
 from bot.domain.app import App
-from bot.domain.clock import FixedClock
+from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.messages import Kind
 from storage.models import Submission
 from tests.support import START, Chat, Tree, make_app, make_contact, seed_tree
@@ -62,16 +64,21 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
 
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     await upgrade_async(sqlite_url)
-    clock = FixedClock(START)
+    at = spec.get("at")
+    clock = FixedClock(START if at is None else datetime.fromisoformat(str(at)).replace(tzinfo=VN_TZ))
     app = make_app(sqlite_url, clock)
     tree = await seed_tree(app)
     who = spec.get("as", "new")
     if who != "new":
         role, unit = who.split("@") if "@" in who else (who, "village")
         await make_contact(app, "u1", role, _unit(tree, unit), spec.get("locale", "vi"))
+    chats = {"u1": Chat(app, "u1")}
+    for name, spec_other in spec.get("others", {}).items():
+        role, unit = spec_other.split("@")
+        await make_contact(app, name, role, _unit(tree, unit), spec.get("locale", "vi"))
+        chats[name] = Chat(app, name)
     await _seed_prior(app, tree, spec.get("prior", []))
     codes = await _make_invites(app, tree, spec.get("invites", {}))
-    chat = Chat(app, "u1")
     try:
         for n, turn in enumerate(spec["turns"], 1):
             if "advance" in turn:
@@ -79,7 +86,9 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
             if turn.get("restart"):
                 await app.db.dispose()
                 app = make_app(sqlite_url, clock)
-                chat.app = app
+                for c in chats.values():
+                    c.app = app
+            chat = chats[turn.get("by", "u1")]
             if "say" in turn:
                 await chat.say(str(turn["say"]).format(**codes))
             elif "press" in turn:

@@ -334,7 +334,7 @@ async def test_lifelong_learning_week_campaign(world: World) -> None:
                 form_key="activity_report",
                 record_key="a1",
                 unit_id=tree.village.id,
-                period="2026-H2",
+                period="2026",
                 values={"activity_date": "2026-10-03", "is_lifelong_learning_week": True},
                 submitted_at=clock.now(),
                 version=0,

@@ -14,7 +14,9 @@ from typing import Any
 
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Form
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed
+from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.services.actor import Actor
 from storage.models import Submission, Unit
 from storage.uow import UnitOfWork
@@ -50,7 +52,8 @@ async def submit_report(
     content_dir: Path,
 ) -> Submitted:
     """Store `draft` as the next version of its record. NotAllowed when the actor may not
-    report for the unit (or the unit does not file this form)."""
+    report for the unit (or the unit does not file this form); PeriodNotFiled when the form is
+    not filed for the period (content/schedules.yaml: the village report for 2026-H2)."""
     form = draft.form
     unit = await uow.units.get(draft.unit_id)
     if unit is None:
@@ -58,6 +61,10 @@ async def submit_report(
     actor.require(Action.REPORT, unit)
     if unit.kind not in form.unit_kinds:
         raise NotAllowed(Action.REPORT, unit, f"a {unit.kind} does not file {form.key}")
+    period = Period.parse(draft.period)
+    schedules = load_schedules(content_dir)
+    if not schedules.files_for(form.key, period, form.period_kinds):
+        raise PeriodNotFiled(form.key, period, schedules.covering(form.key, period, form.period_kinds))
     values: dict[str, Any] = {f.key: draft.values.get(f.key) for f in form.fields}
     if form.key == ACTIVITY_FORM and values.get("activity_date"):
         values["is_lifelong_learning_week"] = is_lifelong_learning_week(
