@@ -22,7 +22,7 @@ async def officer(sqlite_db: object, sqlite_url: str) -> tuple[App, Tree]:
 
 async def _start_report(chat: Chat) -> None:
     await chat.say("/baocao")
-    await chat.press("2026-H2")
+    await chat.press("2026")
     assert "Question 1/24" in chat.text
 
 

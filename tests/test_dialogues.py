@@ -12,12 +12,13 @@ the name is their id on that channel), and a turn `by: name` is theirs (default:
 shown to one person and typed by another). `inbox: name` reads what was queued in the outbox for
 them since their last look (a notice sent later) as that turn's replies; `tap: <label>` presses
 the option with that label among the last replies of the person.
+`at: 2026-12-02T09:00` dates the conversation (Vietnam time; default: tests.support.START);
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ import pytest
 import yaml
 
 from bot.domain.app import App
-from bot.domain.clock import FixedClock
+from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.messages import Kind
 from bot.messaging.outbox import payload_replies
 from storage.models import Submission
@@ -70,7 +71,8 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
 
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     await upgrade_async(sqlite_url)
-    clock = FixedClock(START)
+    at = spec.get("at")
+    clock = FixedClock(START if at is None else datetime.fromisoformat(str(at)).replace(tzinfo=VN_TZ))
     app = make_app(sqlite_url, clock)
     tree = await seed_tree(app)
     who = spec.get("as", "new")

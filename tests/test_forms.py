@@ -153,7 +153,7 @@ def test_village_report_shape(village: Form) -> None:
 def test_activity_report_shape(activity: Form) -> None:
     assert list(activity.field_keys) == ACTIVITY_FIELDS
     assert activity.unit_kinds == ("commune", "village", "residential_group")
-    assert activity.period_kinds == ("half_year", "year")
+    assert activity.period_kinds == ("year",)
     assert activity.record == "per_entry"
     assert {f.key for f in activity.fields if f.optional} == ACTIVITY_OPTIONAL
     assert activity.field("activity_date").type == "date"

@@ -106,7 +106,7 @@ async def test_an_open_report_role_and_area_carry_over(app: App, tree: Tree) -> 
     telegram = await officer_on_telegram(app, tree)
     code = await link_code(telegram)
     await telegram.say("/baocao")
-    await telegram.press("2026-H2")
+    await telegram.press("2026")
     await telegram.say("1.250")
     assert "Question 2/24" in telegram.text
 

@@ -263,7 +263,7 @@ async def file_in_pairs(officer: Officer, instances: int) -> dict[str, Any]:
     ):
         first, second = running[0].url, running[-1].url
         await transport.post(client, first, "/baocao", None)
-        await transport.post(client, first, None, "2026-H2")
+        await transport.post(client, first, None, "2026")
         for n in range(0, FIELDS, 2):
             a, b = ANSWERS[n], ANSWERS[n + 1]
             one = asyncio.create_task(transport.post(client, first, a, None))

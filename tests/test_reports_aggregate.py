@@ -140,11 +140,14 @@ async def test_a_correction_replaces_the_old_version_in_the_totals(app: App) -> 
 
 
 async def test_change_from_the_previous_period(app: App) -> None:
+    """H1 is compared with last year's H1: the village report has no second half-year (a 2025-H2
+    report kept from before, migration 0009, is history and not compared with)."""
     tree = await seed_tree(app)
-    await submit(app, tree.village, "2025-H2", vn(2025, 12, 1), households_total=100, lf_recognized=50)
+    await submit(app, tree.village, "2025-H1", vn(2025, 6, 1), households_total=100, lf_recognized=50)
+    await submit(app, tree.village, "2025-H2", vn(2025, 12, 1), households_total=100, lf_recognized=10)
     await submit(app, tree.village, "2026-H1", vn(2026, 6, 1), households_total=100, lf_recognized=65)
     c = await compiled(app, tree.commune)
-    assert c.previous_period.key == "2025-H2"
+    assert c.previous_period.key == "2025-H1"
     assert c.previous_total.rate("learning_families") == pytest.approx(50.0)
     assert c.total.rate("learning_families") == pytest.approx(65.0)
     assert c.previous_total.reported == 1 and c.previous_total.expected == 2

@@ -61,7 +61,7 @@ async def fill(app: App) -> Tree:
         population_total=None,
         fund_raised_vnd=1_000_000,
     )
-    await submit(app, tree.village, "2025-H2", vn(2025, 12, 1), households_total=100, lf_recognized=60)
+    await submit(app, tree.village, "2025-H1", vn(2025, 6, 1), households_total=100, lf_recognized=60)
     await submit_activity(app, tree.village, date(2026, 3, 5), participants=40)
     await submit_activity(app, tree.commune, date(2026, 5, 1), participants=100)
     return tree

@@ -86,7 +86,7 @@ async def submit_activity(
     llw: bool = False,
     at: datetime | None = None,
 ) -> None:
-    period = f"{held.year}-H{1 if held.month <= 6 else 2}"
+    period = str(held.year)  # activities are filed under their year (content/schedules.yaml)
     vals = {
         "activity_date": held.isoformat(),
         "end_date": None,

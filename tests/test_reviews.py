@@ -225,7 +225,7 @@ async def test_the_period_locks_for_village_officers_after_the_grace_days(world:
     with pytest.raises(PeriodLocked):  # a village that never reported is locked too
         await file(world, "group-officer", tree.group)
     # Other periods are not locked, nor is the commune officer who reviews the village.
-    await file(world, "village-officer", tree.village, "2026-H2")
+    await file(world, "village-officer", tree.village, "2027-H1")
     await file(world, "commune-officer", tree.village, households_total=123)
     async with app.uow() as uow:
         assert await uow.submissions.count() == 4
@@ -264,7 +264,7 @@ async def test_a_return_or_a_reopening_opens_one_unit_until_its_next_version(wor
                 officer,
                 form,
                 tree.group.id,
-                Period.parse("2026-H2"),
+                Period.parse("2027-H1"),
                 now=now,
                 content_dir=app.content_dir,
             )

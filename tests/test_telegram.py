@@ -139,7 +139,7 @@ async def test_onboarding_and_a_complete_village_report(bot: Running, fake: Fake
 
     await user.press("cmd:baocao")
     assert "Which period?" in user.text
-    await user.press("2026-H2")
+    await user.press("2026")
     assert "Question 1/24" in user.text
     for answer in ANSWERS:
         if answer is None:  # the choice question: a button

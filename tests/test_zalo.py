@@ -127,7 +127,7 @@ async def test_onboarding_and_a_complete_village_report_by_polling(
         assert "Thôn Nà Rụa" in user.text
         assert "/baocao — Báo cáo thôn" in user.text  # the menu: commands to type
         await user.say("/baocao")
-        assert "Trả lời 1, 2 hoặc 3." in user.text  # the periods
+        assert "Trả lời 1 hoặc 2." in user.text  # the periods: the year (default), H1
         await user.say("1")
         assert "Câu 1/24" in user.text
         for answer in ANSWERS:

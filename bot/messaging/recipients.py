@@ -60,6 +60,13 @@ COMPILED_REPORT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 # those who file activity reports.
 CAMPAIGN_OFFICER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF)
 CAMPAIGN_REPORTER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER)
+# The dated notices of the movement's calendar (content/campaigns/*.yaml `notices:`, e.g. the
+# recognition calendar): the audience each names.
+CALENDAR_AUDIENCES = {
+    "village_officers": (VILLAGE_OFFICER,),
+    "commune_officers": (COMMUNE_OFFICER,),
+    "officers": CAMPAIGN_OFFICER_ROLES,
+}
 
 # Zalo first: the messenger officers and villagers use every day (DOMAIN.md); Telegram is
 # restricted in Vietnam; the web chat is for demos. Other channels come after, newest first.

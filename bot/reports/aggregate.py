@@ -215,10 +215,7 @@ class Compiled:
     leaf_rows: bool  # the rows are the reporting units themselves (villages)
     generated_at: datetime
     sum_fields: tuple[str, ...]
-
-    @property
-    def previous_period(self) -> Period:
-        return self.period.previous()
+    previous_period: Period  # compared with: the form's period before (Schedules.previous_period)
 
     @property
     def due(self) -> date | None:
@@ -358,7 +355,7 @@ async def compile_report(
     prefix = ref.path if ref else "/"
     deadline = schedules.deadline_for(form_key, period)
     expected_kinds = deadline.expected if deadline else tuple(expected_kinds)
-    previous = period.previous()
+    previous = schedules.previous_period(form_key, period)
     leaf = ref is not None and ref.kind in expected_kinds
 
     # Sub-units: the unit's children valid in the period (or the unit itself when it reports).
@@ -590,6 +587,7 @@ async def compile_report(
         leaf_rows=all(r.unit.kind in expected_kinds for r in rows) and bool(rows),
         generated_at=now,
         sum_fields=tuple(sum_fields),
+        previous_period=previous,
     )
 
 

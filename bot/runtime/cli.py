@@ -318,8 +318,13 @@ def report(
         typer.Option("--unit", help="Unit id, or national code of a province or commune; 'all': the nation."),
     ],
     period: Annotated[
-        str, typer.Option("--period", help="Period: 2026-H1, 2026-H2, 2026 (or 2026-W07, 2026-03, 2026-2027)")
-    ],
+        str | None,
+        typer.Option(
+            "--period",
+            help="Period: 2026-H1, 2026 (or 2026-W07, 2026-03, 2026-2027). "
+            "Default: the open period whose deadline comes next, as /baocaotonghop offers it.",
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="xlsx, csv or png.")] = "xlsx",
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write; default: a name from the unit and period.")
@@ -327,8 +332,11 @@ def report(
     locale: Annotated[str, typer.Option(help="Language of the labels: vi or en.")] = "vi",
 ) -> None:
     """Write a compiled report: the .xlsx, chart or CSV officers receive (no role check: an admin's tool)."""
+    from bot.domain.clock import VN_TZ
     from bot.domain.i18n import translator
     from bot.domain.periods import Period
+    from bot.domain.schedules import load_schedules
+    from bot.reports.aggregate import VILLAGE_FORM
     from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
     from storage.models import Unit
     from storage.repositories import UnitRepository
@@ -336,11 +344,15 @@ def report(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"format must be one of {', '.join(FORMATS)}")
     try:
-        wanted = Period.parse(period)
+        wanted = Period.parse(period) if period else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
     async def go(bot: App) -> tuple[str, bytes, str]:
+        chosen = wanted
+        if chosen is None:  # the one default-period rule (bot/domain/schedules.py)
+            today = bot.clock.now().astimezone(VN_TZ).date()
+            chosen, _ = load_schedules(bot.content_dir).open_period(VILLAGE_FORM, today)
         try:
             async with bot.read_only() as reads:
                 session = reads.session
@@ -355,7 +367,7 @@ def report(
                 compiled = await compile_unit(
                     reads,
                     found,
-                    wanted,
+                    chosen,
                     content_dir=bot.content_dir,
                     forms=bot.forms,
                     now=bot.clock.now(),

@@ -15,7 +15,9 @@ from typing import Any
 
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Form
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed
+from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.services.actor import Actor
 from bot.services.reviews import check_not_locked
 from storage.models import Submission, Unit
@@ -52,8 +54,9 @@ async def submit_report(
     content_dir: Path,
 ) -> Submitted:
     """Store `draft` as the next version of its record. NotAllowed when the actor may not
-    report for the unit (or the unit does not file this form); PeriodLocked (a NotAllowed)
-    when the period is locked for them."""
+    report for the unit (or the unit does not file this form); PeriodNotFiled when the form is
+    not filed for the period (content/schedules.yaml: the village report for 2026-H2);
+    PeriodLocked (a NotAllowed) when the period is locked for them."""
     form = draft.form
     unit = await uow.units.get(draft.unit_id)
     if unit is None:
@@ -61,6 +64,10 @@ async def submit_report(
     actor.require(Action.REPORT, unit)
     if unit.kind not in form.unit_kinds:
         raise NotAllowed(Action.REPORT, unit, f"a {unit.kind} does not file {form.key}")
+    period = Period.parse(draft.period)
+    schedules = load_schedules(content_dir)
+    if not schedules.files_for(form.key, period, form.period_kinds):
+        raise PeriodNotFiled(form.key, period, schedules.covering(form.key, period, form.period_kinds))
     await check_not_locked(uow, actor, form, unit, draft.period, now=now, content_dir=content_dir)
     values: dict[str, Any] = {f.key: draft.values.get(f.key) for f in form.fields}
     if form.key == ACTIVITY_FORM and values.get("activity_date"):

@@ -34,11 +34,12 @@ from bot.conversations.engine import (
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.forms.model import Field, Form
 from bot.domain.forms.rules import Expression, check_rules, format_value
+from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
-from bot.domain.periods import Period, period_choices
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, holds, roles_for
-from bot.domain.schedules import load_schedules
+from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.services.actor import Actor
 from bot.services.reviews import PeriodLocked, lock_for, record_state, reviewed
 from bot.services.submissions import Draft, submit_report
@@ -181,7 +182,8 @@ class FormRunner(Flow[FormState]):
         t = ctx.t
         state.unit_id = unit.id
         state.unit_name = unit.name
-        choices = period_choices(ctx.today, form.period_kinds)
+        # The default first: the open period whose deadline comes next (Schedules.open_period).
+        choices = load_schedules(ctx.app_content_dir).period_choices(form.key, ctx.today, form.period_kinds)
         if len(choices) == 1:
             return await self._period_chosen(ctx, state, form, choices[0])
         state.phase = "period"
@@ -191,17 +193,23 @@ class FormRunner(Flow[FormState]):
         return Step([ask(state, text, options)], state)
 
     async def _on_period(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
-        """A period offered (or its key typed, e.g. 2026-H2), then the first question."""
+        """A period offered or its key typed (2026-H1; 2026-H2 is told it is not one), then the first question."""
         t = ctx.t
         form = ctx.forms[state.form]
         pick = chosen(state, msg)
+        problem = t("Please answer with one of the choices.")
         if pick is None and msg.kind is Kind.TEXT:
             typed = msg.text.strip().upper().replace(" ", "")
             pick = typed if typed in {o[0] for o in offered(state)} else None
+            try:
+                period = Period.parse(typed)
+            except ValueError:
+                period = None
+            schedules = load_schedules(ctx.app_content_dir)
+            if pick is None and period and not schedules.files_for(form.key, period, form.period_kinds):
+                problem = not_filed_text(t, period, schedules.covering(form.key, period, form.period_kinds))
         if pick is None:
-            return Step(
-                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
-            )
+            return Step([Reply(problem)] + await self.reprompt(ctx, state), state)
         return await self._period_chosen(ctx, state, form, Period.parse(pick))
 
     async def _period_chosen(self, ctx: Context, state: FormState, form: Form, period: Period) -> Step:
@@ -245,6 +253,8 @@ class FormRunner(Flow[FormState]):
                 state.defaults = (
                     {f.key: last.values.get(f.key) for f in form.fields if f.carry_over} if last else {}
                 )
+                if last is not None and (note := self._history_note(ctx, form, last, period)):
+                    replies.append(Reply(note))
             state.prev = await self._previous_values(ctx, form, unit_id, period)
         else:
             state.record_key = uuid.uuid4().hex
@@ -279,13 +289,37 @@ class FormRunner(Flow[FormState]):
         )
         return None if since is None else Reply(locked_text(ctx, unit.name, period))
 
+    def _history_note(self, ctx: Context, form: Form, last: Submission, period: Period) -> str | None:
+        """A report kept from a period the form is no longer filed for (2026-H2, before the
+        village report had only H1 and the year: migration 0009), inside the period chosen:
+        shown, so the officer knows it is not counted and this report is the one that counts."""
+        try:
+            old = Period.parse(last.period)
+        except ValueError:
+            return None
+        schedules = load_schedules(ctx.app_content_dir)
+        if schedules.files_for(form.key, old, form.period_kinds) or not (
+            period.contains(old.start) and period.contains(old.end)
+        ):
+            return None
+        t = ctx.t
+        return t(
+            "The report sent for {old} (version {version}) is kept as history but not counted: {period} covers it. Please send the report for {period}.",
+            old=old.label(t),
+            version=last.version,
+            period=period.label(t),
+        )
+
     async def _previous_values(
         self, ctx: Context, form: Form, unit_id: int, period: Period
     ) -> dict[str, Any]:
         """What the rules' prev() sees: this unit's report for the period just before this one
         (H1 after H2 of last year, a year after last year), not merely the latest one filed — a
         year report compared with the second half-year would see the fund "not reconcile"."""
+        schedules = load_schedules(ctx.app_content_dir)
         for before in period.preceding(form.period_kinds):
+            if not schedules.files_for(form.key, before, form.period_kinds):
+                continue  # a report kept as history (2025-H2: migration 0009) is not compared with
             other = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{before.key}")
             if other is not None:
                 return dict(other.values)
@@ -653,6 +687,14 @@ class FormRunner(Flow[FormState]):
             return Step([Reply(text)])
         except NotAllowed:  # roles may change mid-dialogue
             return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
+        except PeriodNotFiled as gone:  # a dialogue begun before the period was retired
+            text = t(
+                "{period} is no longer a reporting period, so nothing was saved. Please start the report again.",
+                period=gone.period.label(t),
+            )
+            if gone.covered_by is not None:
+                text += " " + t("The report for {covering} covers it.", covering=gone.covered_by.label(t))
+            return Step([Reply(text)], None, ("menu", {"quiet": True}))
         saved, unit, before = done.submission, done.unit, done.previous
         values = saved.values
         where = await describe_unit(ctx, unit)
@@ -760,6 +802,20 @@ def _target(arg: str, units: list[Unit], form: Form) -> tuple[Unit, Period] | No
     if unit is None or period.kind not in form.period_kinds:
         return None
     return unit, period
+
+
+def not_filed_text(t: Translator, period: Period, covered_by: Period | None) -> str:
+    """Why a period typed (or kept from before) is not one the form is filed for."""
+    if covered_by is not None:
+        return t(
+            "{period} is not a reporting period: the report for {covering} covers it. Please choose one of the periods offered.",
+            period=period.label(t),
+            covering=covered_by.label(t),
+        )
+    return t(
+        "{period} is not a reporting period of this form. Please choose one of the periods offered.",
+        period=period.label(t),
+    )
 
 
 def display_value(ctx: Context, f: Field, value: Any) -> str:
