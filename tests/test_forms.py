@@ -752,6 +752,17 @@ def _append_rule(rule: dict[str, Any]) -> Mutation:
     return lambda definition: definition["rules"].append(rule)
 
 
+def _two_kinds(*mutations: Mutation) -> Mutation:
+    """The mutations, on the form reported for half-years and years."""
+
+    def mutate(definition: dict[str, Any]) -> None:
+        definition["period_kinds"] = ["half_year", "year"]
+        for mutation in mutations:
+            mutation(definition)
+
+    return mutate
+
+
 BROKEN: list[tuple[str, Mutation, list[str]]] = [
     ("unknown top-level key", _set("colour", "red"), ["top level", "unknown key 'colour'"]),
     ("missing fields", _delete("fields"), ["missing 'fields'"]),
@@ -864,6 +875,42 @@ BROKEN: list[tuple[str, Mutation, list[str]]] = [
         "duplicate rule id",
         lambda d: d["rules"].append(copy.deepcopy(d["rules"][0])),
         ["rule 'part_within_total'", "duplicate rule id"],
+    ),
+    (
+        "ask_in a kind the form lacks",
+        _set("fields.1.ask_in", ["half_year"]),
+        ["field 'part'", "'ask_in' names 'half_year'", "period_kinds"],
+    ),
+    (
+        "ask_in every kind",
+        _set("fields.1.ask_in", ["year"]),
+        ["field 'part'", "every period kind"],
+    ),
+    ("ask_in not a list", _set("fields.1.ask_in", "year"), ["field 'part'", "non-empty list"]),
+    ("otherwise without ask_in", _set("fields.1.otherwise", "carried"), ["field 'part'", "needs 'ask_in'"]),
+    (
+        "otherwise unknown",
+        _two_kinds(_set("fields.1.ask_in", ["year"]), _set("fields.1.otherwise", "zero")),
+        ["field 'part'", "'otherwise'", "'zero'"],
+    ),
+    (
+        "carried in a per_entry form",
+        _two_kinds(
+            _set("record", "per_entry"),
+            _set("fields.1.ask_in", ["year"]),
+            _set("fields.1.otherwise", "carried"),
+        ),
+        ["field 'part'", "per_period"],
+    ),
+    (
+        "choice ask_in a kind the form lacks",
+        _set("fields.2.choices.0.ask_in", ["week"]),
+        ["choice 'yes'", "'week'"],
+    ),
+    (
+        "no choice left in a period",
+        _two_kinds(_set("fields.2.choices.0.ask_in", ["year"]), _set("fields.2.choices.1.ask_in", ["year"])),
+        ["field 'status'", "no choice is offered in a half_year report"],
     ),
 ]
 
