@@ -45,7 +45,7 @@ ANSWERS = VILLAGE_REPORT_ANSWERS
 
 
 def script() -> list[tuple[Kind, str]]:
-    steps = [(Kind.TEXT, "/baocao"), (Kind.OPTION, "2026-H2")]
+    steps = [(Kind.TEXT, "/baocao"), (Kind.OPTION, "2026")]
     steps += [(Kind.TEXT, a) for a in ANSWERS]
     steps.append((Kind.OPTION, "confirm"))
     return steps

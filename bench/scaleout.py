@@ -97,7 +97,7 @@ async def seed(url: str, runs: dict[str, int]) -> None:
 
 
 def report(client_id: str) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = [{"text": "/baocao"}, {"option_id": "2026-H2"}]
+    steps: list[dict[str, Any]] = [{"text": "/baocao"}, {"option_id": "2026"}]
     steps += [{"text": a} for a in VILLAGE_REPORT_ANSWERS]
     steps.append({"option_id": "confirm"})
     return [{"client_id": client_id, "message_id": f"msg-{n:04d}", **step} for n, step in enumerate(steps)]
