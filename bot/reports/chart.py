@@ -114,6 +114,8 @@ def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
         y=1 - 0.15 / height,
     )
     legend = t("Bar: result (green: target reached, orange: not yet, grey: no data). Black mark: the target.")
+    if any(key in c.carried_from for key in CHART_RATES):
+        legend += " " + t("Thin blue line: registered in this period (titles are recognised at year end).")
     fig.text(0.01, 0.1 / fig.get_figheight(), legend, fontsize=8, color="#444444")
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=dpi)
