@@ -137,8 +137,9 @@ class Chat:
         return [o.label for r in self.replies for o in r.options]
 
 
-# Answers to the 24 questions of content/forms/village_report.yaml that pass every rule, typed
-# the ways officers type them (the benchmarks file this report again and again).
+# Answers to the 25 questions of the year report of content/forms/village_report.yaml (period
+# "2026") that pass every rule, typed the ways officers type them (the benchmarks file this
+# report again and again). The fund spent covers the scholarships and awards it paid.
 VILLAGE_REPORT_ANSWERS = [
     "120",
     "500",
@@ -153,10 +154,11 @@ VILLAGE_REPORT_ANSWERS = [
     "10",
     "300",
     "50",
+    "200",
     "40",
     "5tr",
-    "3tr",
-    "2tr",
+    "3tr5",
+    "1tr5",
     "10",
     "2tr5",
     "5",

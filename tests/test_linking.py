@@ -108,7 +108,7 @@ async def test_an_open_report_role_and_area_carry_over(app: App, tree: Tree) -> 
     await telegram.say("/baocao")
     await telegram.press("2026")
     await telegram.say("1.250")
-    assert "Question 2/24" in telegram.text
+    assert "Question 2/25" in telegram.text
 
     zalo = Chat(app, "zalo-1", channel="zalo")  # never wrote before
     await zalo.say(f"/lienket {code.lower()}")  # typed carelessly
@@ -116,14 +116,14 @@ async def test_an_open_report_role_and_area_carry_over(app: App, tree: Tree) -> 
     await zalo.say("1")  # Zalo has no buttons: the first option, "Đồng ý liên kết"
     assert "✅ Linked" in zalo.text  # in the linked account's language (English)
     assert "carry on here" in zalo.text
-    assert "Question 2/24" in zalo.replies[-1].text
+    assert "Question 2/25" in zalo.replies[-1].text
     await zalo.say("5000")
-    assert "Question 3/24" in zalo.text  # the same dialogue, continued on the other channel
+    assert "Question 3/25" in zalo.text  # the same dialogue, continued on the other channel
 
     officer = await contact_of(app, "telegram", "tg-1")
     assert await contact_of(app, "zalo", "zalo-1") == officer
     await telegram.say("800")  # …and back on Telegram, where it stands now
-    assert "Question 4/24" in telegram.text
+    assert "Question 4/25" in telegram.text
 
     link = await code_row(app)
     async with app.db.sessions() as session:

@@ -23,14 +23,16 @@ from bot.domain.periods import Period
 from bot.domain.schedules import load_schedules
 from bot.reports.aggregate import (
     RATES,
+    REGISTRATIONS,
     VILLAGE_FORM,
     Compiled,
     UnitRef,
+    carried_fields,
     compile_report,
     progress,
     target_for,
 )
-from bot.reports.labels import format_rate, indicator_label, kind_plural
+from bot.reports.labels import format_rate, indicator_label, kind_plural, rate_label
 from bot.reports.targets import load_targets
 from storage.models import Unit
 from storage.readonly import ReadOnlyUnitOfWork
@@ -65,6 +67,7 @@ async def compile_unit(
         targets=load_targets(content_dir),
         sum_fields=sum_fields(forms),
         now=now,
+        carried=carried_fields(forms.get(VILLAGE_FORM)),
     )
 
 
@@ -167,7 +170,8 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
         value = total.rate(rate.key)
         if value is None:
             continue
-        parts = [f"• {indicator_label(t, rate.key)}: {format_rate(t, rate.key, value)}"]
+        source = c.rate_period(rate.key)
+        parts = [f"• {rate_label(t, rate.key, source, c.period)}: {format_rate(t, rate.key, value)}"]
         details = []
         target = target_for(rate, c.targets, c.period)
         share = progress(total, rate, c.targets, c.period)
@@ -179,12 +183,24 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                     share=t.percent(share),
                 )
             )
-        change = format_change(t, rate.key, value, c.previous_total.rate(rate.key))
+        before = c.previous_rate_period(rate.key)
+        # A carried rate compared with the report it was carried from would show no change.
+        change = (
+            None if before == source else format_change(t, rate.key, value, c.previous_total.rate(rate.key))
+        )
         if change is not None:
-            details.append(t("{change} on {period}", change=change, period=c.previous_period.label(t)))
+            details.append(t("{change} on {period}", change=change, period=before.label(t)))
         if details:
             parts.append(f" ({'; '.join(details)})")
         lines.append("".join(parts))
+        definition = c.targets.definition(rate.key, t.locale)
+        if definition:
+            lines.append(f"  ({definition})")
+    registrations = [r for r in REGISTRATIONS if r.registers in c.carried_from]
+    registered = [(r, v) for r in registrations if (v := total.rate(r.key)) is not None]
+    if registered:
+        lines.append(t("Registered for the titles — {period}:", period=c.period.label(t)))
+        lines += [f"• {indicator_label(t, r.key)}: {format_rate(t, r.key, v)}" for r, v in registered]
     acts = total.activities
     if acts.lifelong_learning_week:
         lines.append(

@@ -18,15 +18,15 @@ from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
-from bot.reports.aggregate import RATES, Compiled, Figures, progress, target_for
+from bot.reports.aggregate import RATES, REGISTRATIONS, Compiled, Figures, progress, target_for
 from bot.reports.compiled import review_line
 from bot.reports.labels import (
     ACTIVITY_COLUMNS,
     COLUMNS,
     Column,
     formal_name,
-    indicator_label,
     kind_plural,
+    rate_label,
 )
 
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -53,6 +53,17 @@ def cell_value(column: Column, figures: Figures) -> float | int | None:
     if value is None:
         return None
     return value / 100.0 if column.kind == "percent" else value
+
+
+def column_header(c: Compiled, t: Translator, column: Column) -> str:
+    """A column's header; a figure carried from another period says which (at H1: the recognised
+    learning families of last year's year reports)."""
+    header = t(column.header)
+    rate = column.key.removesuffix("_pct")
+    if column.key in c.carried_figures or (column.key != rate and rate in c.carried_from):
+        source = c.carried_from.get(rate) or next(iter(c.carried_from.values()))
+        return f"{header} — {source.label(t)}"
+    return header
 
 
 def _put(
@@ -174,7 +185,14 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
     _put(ws, row, 2, t("Unit"), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
     for i, col in enumerate(COLUMNS, start=3):
         _put(
-            ws, row, i, t(col.header), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL
+            ws,
+            row,
+            i,
+            column_header(c, t, col),
+            font=_font(11, bold=True),
+            align=CENTER,
+            border=True,
+            fill=HEADER_FILL,
         )
     ws.row_dimensions[row].height = 78
     for n, r in enumerate(c.rows, start=1):
@@ -226,9 +244,13 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
     for i, text in enumerate(heads, start=1):
         _put(ws, row, i, text, font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
     ws.row_dimensions[row].height = 33
-    for n, rate in enumerate(RATES, start=1):
+    registrations = [r for r in REGISTRATIONS if r.registers in c.carried_from]
+    for n, rate in enumerate((*RATES, *registrations), start=1):
         row += 1
+        source, before = c.rate_period(rate.key), c.previous_rate_period(rate.key)
         now_v, prev_v = total.rate(rate.key), c.previous_total.rate(rate.key)
+        if source == before:  # a carried rate against the report it was carried from
+            prev_v = None
         target = target_for(rate, c.targets, c.period)
         share = progress(total, rate, c.targets, c.period)
         scale = 1.0 if rate.per_person else 100.0
@@ -236,7 +258,7 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
         change = None if now_v is None or prev_v is None else (now_v - prev_v) / scale
         values: list[tuple[object, str | None]] = [
             (n, None),
-            (indicator_label(t, rate.key), None),
+            (rate_label(t, rate.key, source, c.period), None),
             (None if now_v is None else now_v / scale, fmt),
             (None if prev_v is None else prev_v / scale, fmt),
             (change, "+#,##0;-#,##0;0" if rate.per_person else "+0.0%;-0.0%;0.0%"),
@@ -251,7 +273,18 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
         note += " " + t("The lower targets for disadvantaged communes apply.")
     if any(r.flow for r in RATES) and c.period.fraction_of_year < 1:
         note += " " + t("Money raised is measured against the yearly target scaled to the period.")
+    if c.carried_from:
+        note += " " + t(
+            "Titles are recognised at year end: the recognised rates of this report are those of "
+            "{period}; this period's registrations are listed below them.",
+            period=next(iter(c.carried_from.values())).label(t),
+        )
     _line(ws, row, 1, width, note, _font(11, italic=True), "left")
+    for rate in RATES:
+        definition = c.targets.definition(rate.key, t.locale)
+        if definition:
+            row += 1
+            _line(ws, row, 1, width, definition + ".", _font(11, italic=True), "left")
 
     # IV. Activities.
     row += 2

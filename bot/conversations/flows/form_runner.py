@@ -32,7 +32,16 @@ from bot.conversations.engine import (
     word_of,
 )
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
-from bot.domain.forms.model import Field, Form
+from bot.domain.forms.history import (
+    carried_source,
+    first_found,
+    needed_periods,
+    opening_sources,
+    prev_sources,
+    previous_values,
+    same_kind_a_year_earlier,
+)
+from bot.domain.forms.model import Choice, Field, Form
 from bot.domain.forms.rules import Expression, check_rules, format_value
 from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
@@ -81,7 +90,13 @@ class FormState(FlowState):
     )  # the values of the version being corrected
     prev: dict[str, Any] = pydantic.Field(
         default_factory=dict
-    )  # the previous period's values, for the rules' prev()
+    )  # what the rules' prev() reads, field by field (bot/domain/forms/history.py)
+    opening: dict[str, Any] = pydantic.Field(default_factory=dict)  # opening(): the period just before
+    last_year: dict[str, Any] = pydantic.Field(default_factory=dict)  # last_year(): a year earlier
+    # Figures not asked in this period but shown, carried from an earlier report (ask_in with
+    # otherwise: carried), and the period each comes from.
+    carried: dict[str, Any] = pydantic.Field(default_factory=dict)
+    carried_from: dict[str, str] = pydantic.Field(default_factory=dict)
     field: str | None = None  # the question open
     editing: bool = False  # answering one question again from the summary
     candidate: Value = None  # an answer waiting for a soft warning's confirmation
@@ -255,7 +270,7 @@ class FormRunner(Flow[FormState]):
                 )
                 if last is not None and (note := self._history_note(ctx, form, last, period)):
                     replies.append(Reply(note))
-            state.prev = await self._previous_values(ctx, form, unit_id, period)
+            await self._read_history(ctx, state, form, unit_id, period, new=previous is None)
         else:
             state.record_key = uuid.uuid4().hex
             state.defaults = {}
@@ -310,23 +325,37 @@ class FormRunner(Flow[FormState]):
             period=period.label(t),
         )
 
-    async def _previous_values(
-        self, ctx: Context, form: Form, unit_id: int, period: Period
-    ) -> dict[str, Any]:
-        """What the rules' prev() sees: this unit's report for the period just before this one
-        (H1 after H2 of last year, a year after last year), not merely the latest one filed — a
-        year report compared with the second half-year would see the fund "not reconcile"."""
+    async def _read_history(
+        self, ctx: Context, state: FormState, form: Form, unit_id: int, period: Period, *, new: bool
+    ) -> None:
+        """The unit's earlier reports the rules and the carried figures read (which ones:
+        bot/domain/forms/history.py): prev() field by field, opening(), last_year(), and the
+        figures shown but not asked in this period."""
+        reports: dict[str, dict[str, Any]] = {}
         schedules = load_schedules(ctx.app_content_dir)
-        for before in period.preceding(form.period_kinds):
-            if not schedules.files_for(form.key, before, form.period_kinds):
-                continue  # a report kept as history (2025-H2: migration 0009) is not compared with
-            other = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{before.key}")
-            if other is not None:
-                return dict(other.values)
-        return {}
+        for earlier in needed_periods(form, period):
+            if not schedules.files_for(form.key, earlier, form.period_kinds):
+                continue  # a report kept as history (2025-H2: migration 0009) is not read
+            row = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{earlier.key}")
+            if row is not None:
+                reports[earlier.key] = dict(row.values)
+        state.prev = previous_values(form, period, reports)
+        state.opening = dict(first_found(opening_sources(period, form.period_kinds), reports))
+        state.last_year = dict(reports.get(same_kind_a_year_earlier(period).key) or {})
+        state.carried, state.carried_from = {}, {}
+        for f in form.fields:
+            source = carried_source(period, f.ask_in) if f.carried else None
+            if source is not None:
+                state.carried[f.key] = (reports.get(source.key) or {}).get(f.key)
+                state.carried_from[f.key] = source.key
+            elif new and f.carry_over and f.ask_in:
+                # A stock asked only in some periods: the last report that asked it.
+                state.defaults[f.key] = first_found(prev_sources(form, f, period), reports).get(f.key)
 
     # ---- questions ------------------------------------------------------------------------
     def _asked(self, form: Form, state: FormState, f: Field) -> bool:
+        if state.period is not None and not f.asked_in(Period.parse(state.period).kind):
+            return False
         if not f.ask_if:
             return True
         return bool(
@@ -349,15 +378,16 @@ class FormRunner(Flow[FormState]):
         asked = [g for g in form.fields if self._asked(form, state, g)]
         number = next((i for i, g in enumerate(asked, 1) if g.key == f.key), len(asked))
         lines = [prefix] if prefix else []
+        lines += ["ℹ️ " + line for line in self._carried_lines(ctx, state, form, before=f.key)]
         lines.append(
             t("Question {n}/{total}: {label}", n=number, total=len(asked), label=f.label.get(t.locale))
         )
         if f.help:
             lines.append(f.help.get(t.locale))
         options: list[Option] = []
-        default = state.defaults.get(f.key)
+        default = self._default(state, f)
         if f.type == "choice":
-            options = [Option(f"c:{c.value}", c.label.get(t.locale)) for c in f.choices]
+            options = [Option(f"c:{c.value}", c.label.get(t.locale)) for c in self._choices(state, f)]
         if default is not None and default != "":
             shown = display_value(ctx, f, default)
             lines.append(t("Last time: {value}. Type “giữ nguyên” to keep it.", value=shown))
@@ -390,7 +420,7 @@ class FormRunner(Flow[FormState]):
                     [Reply(t("This question cannot be skipped."))] + await self.reprompt(ctx, state), state
                 )
             return await self._accept(ctx, state, form, f, None)
-        default = state.defaults.get(f.key)
+        default = self._default(state, f)
         if (pick == "keep" or word in KEEP_WORDS) and default is not None:
             return await self._check_and_accept(ctx, state, form, f, default)
         if msg.kind not in (Kind.TEXT, Kind.OPTION):
@@ -401,7 +431,54 @@ class FormRunner(Flow[FormState]):
             value = self._parse(ctx, f, msg, pick)
         except (ParseError, AnswerRefused) as err:
             return Step([Reply(self._parse_problem(ctx, f, err))] + await self.reprompt(ctx, state), state)
+        if f.type == "choice" and value not in {c.value for c in self._choices(state, f)}:
+            period = Period.parse(_known(state.period, "period"))
+            text = ctx.t(
+                "“{choice}” cannot be chosen for {period}.",
+                choice=display_value(ctx, f, value),
+                period=period.label(ctx.t),
+            )
+            return Step([Reply(text)] + await self.reprompt(ctx, state), state)
         return await self._check_and_accept(ctx, state, form, f, value)
+
+    def _choices(self, state: FormState, f: Field) -> tuple[Choice, ...]:
+        """The choices offered in this report's period (a title is recognised only at year end)."""
+        if state.period is None:
+            return f.choices
+        return f.choices_in(Period.parse(state.period).kind)
+
+    def _default(self, state: FormState, f: Field) -> Any:
+        """The answer offered as "keep", unless it is a choice this period does not offer."""
+        default = state.defaults.get(f.key)
+        if f.type == "choice" and default not in {c.value for c in self._choices(state, f)}:
+            return None
+        return default
+
+    def _carried_lines(
+        self, ctx: Context, state: FormState, form: Form, *, before: str | None = None
+    ) -> list[str]:
+        """The figures shown but not asked: all of them, or (`before`) those in the form just
+        before that question, since the last one asked."""
+        keys = list(form.field_keys)
+        if before is None:
+            wanted = keys
+        else:
+            wanted = []
+            for key in reversed(keys[: keys.index(before)]):
+                if key not in state.carried_from:
+                    break
+                wanted.insert(0, key)
+        return [self._carried_line(ctx, state, form.field(k)) for k in wanted if k in state.carried_from]
+
+    def _carried_line(self, ctx: Context, state: FormState, f: Field) -> str:
+        t = ctx.t
+        value = state.carried.get(f.key)
+        return t(
+            "{label} — {period} (carried over, not asked now): {value}",
+            label=f.label.get(t.locale),
+            period=Period.parse(state.carried_from[f.key]).label(t),
+            value=display_value(ctx, f, value) if value is not None else t("not reported"),
+        )
 
     def _parse(self, ctx: Context, f: Field, msg: Incoming, pick: str | None) -> Value:
         if f.type == "choice":
@@ -500,6 +577,8 @@ class FormRunner(Flow[FormState]):
             answered=answered,
             focus=f.key,
             locale=t.locale,
+            opening=self._typed(form, state.opening),
+            last_year=self._typed(form, state.last_year),
         )
         hard = [v for v in violations if v.rule.severity == "hard"]
         if hard:
@@ -596,6 +675,8 @@ class FormRunner(Flow[FormState]):
             answered=set(state.answered),
             focus=None,
             locale=t.locale,
+            opening=self._typed(form, state.opening),
+            last_year=self._typed(form, state.last_year),
         )
         for v in violations:
             if v.rule.severity == "hard" or not self._acknowledged(
@@ -620,6 +701,8 @@ class FormRunner(Flow[FormState]):
             value = state.values.get(f.key)
             if f.key in state.answered and value is not None:
                 lines.append(f"• {f.label.get(t.locale)}: {display_value(ctx, f, value)}")
+            elif f.key in state.carried_from:
+                lines.append("• " + self._carried_line(ctx, state, f))
         lines.append(t("Send this report?"))
         options = [
             Option("confirm", t("Send")),
