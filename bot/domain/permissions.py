@@ -118,7 +118,9 @@ def may_invite(grants: Iterable[Grant], unit: Unit, role: str) -> bool:
 def may_ask(grants: Iterable[Grant], unit: Unit, role: str) -> bool:
     """True when a role held on `unit` or an ancestor may ask officers of `role` there (ASKABLE)."""
     return any(
-        role in ASKABLE.get(g.role, ()) and g.role in PERMISSIONS[Action.REQUEST] and unit.path.startswith(g.unit.path)
+        role in ASKABLE.get(g.role, ())
+        and g.role in PERMISSIONS[Action.REQUEST]
+        and unit.path.startswith(g.unit.path)
         for g in grants
     )
 

@@ -32,8 +32,8 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.requests import request_deadlines
 from bot.messaging.recipients import ANSWERS_FOR, ESCALATION_ROLES, Officer, officers
+from bot.messaging.requests import request_deadlines
 from bot.reports.aggregate import UnitRef, expected_by_child, missing_units
 from bot.reports.labels import kind_plural
 from storage.models_outreach import KIND_ESCALATION as ESCALATION

@@ -63,7 +63,10 @@ def request_summary(c: Compiled, form: Form, t: Translator, *, files_attached: b
     """The chat summary: who has answered, the totals, and who has not."""
     total = c.total
     where = c.unit.name if c.unit else ""
-    lines = [f"📋 {form.title.get(t.locale)}", t("{unit} — due {date}", unit=where, date=t.date(c.due or c.period.end))]
+    lines = [
+        f"📋 {form.title.get(t.locale)}",
+        t("{unit} — due {date}", unit=where, date=t.date(c.due or c.period.end)),
+    ]
     kinds = kind_plural(t, c.rows[0].unit.kind if c.leaf_rows and c.rows else "village")
     line = t(
         "Answered: {reported} of {expected} {kinds} ({share}).",
@@ -77,11 +80,15 @@ def request_summary(c: Compiled, form: Form, t: Translator, *, files_attached: b
     lines.append(line)
     if total.reported:
         lines.append(t("Totals of the answers:"))
-        lines += [f"• {form.field(k).label.get(t.locale)}: {_value(t, form, k, total)}" for k in number_fields(form)]
+        lines += [
+            f"• {form.field(k).label.get(t.locale)}: {_value(t, form, k, total)}" for k in number_fields(form)
+        ]
     if c.leaf_rows:
         missing = c.missing
         if missing:
-            shown = ", ".join(u.name for u in missing[:LIST_LIMIT]) + (" …" if len(missing) > LIST_LIMIT else "")
+            shown = ", ".join(u.name for u in missing[:LIST_LIMIT]) + (
+                " …" if len(missing) > LIST_LIMIT else ""
+            )
             lines.append(t("Not answered yet: {units}.", units=shown))
     else:
         behind = [r for r in c.rows if r.figures.reported < r.figures.expected]
@@ -95,7 +102,9 @@ def request_summary(c: Compiled, form: Form, t: Translator, *, files_attached: b
                 )
                 for r in behind[:LIST_LIMIT]
             )
-            lines.append(t("Not answered yet: {units}.", units=shown + (" …" if len(behind) > LIST_LIMIT else "")))
+            lines.append(
+                t("Not answered yet: {units}.", units=shown + (" …" if len(behind) > LIST_LIMIT else ""))
+            )
     if files_attached:
         lines.append(t("The spreadsheet (.xlsx) with the figures of each unit is attached."))
     return "\n".join(lines)
@@ -184,7 +193,16 @@ def render_request_xlsx(c: Compiled, form: Form, request: ReportRequest, t: Tran
     _put(ws, row, 2, t("Total"), font=bold, border=True, fill=TOTAL_FILL)
     for i, key in enumerate(keys, start=3):
         _put(ws, row, i, total.value(key), font=bold, fmt="#,##0", border=True, fill=TOTAL_FILL)
-    _put(ws, row, 3 + len(keys), f"{total.reported}/{total.expected}", font=bold, align=CENTER, border=True, fill=TOTAL_FILL)
+    _put(
+        ws,
+        row,
+        3 + len(keys),
+        f"{total.reported}/{total.expected}",
+        font=bold,
+        align=CENTER,
+        border=True,
+        fill=TOTAL_FILL,
+    )
     ws.freeze_panes = ws.cell(row=header_row + 2, column=3)
     row += 2
     _line(

@@ -273,7 +273,9 @@ async def submit_answer(
 
 def _may_follow(actor: Actor, request: ReportRequest, area: Unit | None) -> bool:
     """The sender, and staff who may ask inside the request's area, follow its answers."""
-    return actor.contact_id == request.created_by_contact_id or (area is not None and actor.may(Action.REQUEST, area))
+    return actor.contact_id == request.created_by_contact_id or (
+        area is not None and actor.may(Action.REQUEST, area)
+    )
 
 
 async def visible_requests(uow: Reads, actor: Actor, limit: int = 5) -> list[ReportRequest]:

@@ -11,6 +11,7 @@ from bot.conversations.flows.language import Language
 from bot.conversations.flows.linking import Linking
 from bot.conversations.flows.onboarding import Onboarding
 from bot.conversations.flows.outreach_flows import Status, Topics
+from bot.conversations.flows.requests import RequestComposer
 from bot.conversations.flows.summary import Summary
 from bot.conversations.flows.villages import Villages
 
@@ -23,6 +24,7 @@ def default_flows() -> list[Flow[Any]]:
         Language(),
         Linking(),
         Onboarding(),
+        RequestComposer(),
         Topics(),
         Status(),
         Summary(),
