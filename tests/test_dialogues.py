@@ -5,6 +5,11 @@ A transcript says who is talking (`as`), optional earlier submissions (`prior`),
 what the user sends and what the bot's replies must (`expect`) and must not (`absent`)
 contain. `restart: true` builds a new app on the same database file (a process restart);
 `advance: 80h` moves the clock. `check` asserts what ended up in the database.
+
+Several people may take part: `people: {vo: village_officer@village}` registers more of them, a
+turn `who: vo` speaks as one of them from then on (`who: u1` back to the first), and a turn
+`inbox: true` reads what the outbox queued for the current speaker since their last inbox, as if
+it were the bot's answer (a request a staff member sent them, with its buttons).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from bot.domain.clock import FixedClock
 from bot.domain.messages import Kind
 from storage.models import Submission
 from tests.support import START, Chat, Tree, make_app, make_contact, seed_tree
+from tests.test_reports_helpers import outbox_to
 
 TRANSCRIPTS = sorted((Path(__file__).parent / "dialogues").glob("*.yaml"))
 
@@ -70,8 +76,13 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
         role, unit = who.split("@") if "@" in who else (who, "village")
         await make_contact(app, "u1", role, _unit(tree, unit), spec.get("locale", "vi"))
     await _seed_prior(app, tree, spec.get("prior", []))
+    for name, person in spec.get("people", {}).items():
+        role, unit = person.split("@")
+        await make_contact(app, name, role, _unit(tree, unit), spec.get("locale", "vi"))
     codes = await _make_invites(app, tree, spec.get("invites", {}))
-    chat = Chat(app, "u1")
+    chats = {name: Chat(app, name) for name in ["u1", *spec.get("people", {})]}
+    seen: dict[str, int] = {}
+    chat = chats["u1"]
     try:
         for n, turn in enumerate(spec["turns"], 1):
             if "advance" in turn:
@@ -79,8 +90,15 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
             if turn.get("restart"):
                 await app.db.dispose()
                 app = make_app(sqlite_url, clock)
-                chat.app = app
-            if "say" in turn:
+                for each in chats.values():
+                    each.app = app
+            if "who" in turn:
+                chat = chats[turn["who"]]
+            if turn.get("inbox"):
+                queued = await outbox_to(app, chat.external_id)
+                chat.replies = payload_replies_of(queued[seen.get(chat.external_id, 0) :])
+                seen[chat.external_id] = len(queued)
+            elif "say" in turn:
                 await chat.say(str(turn["say"]).format(**codes))
             elif "press" in turn:
                 await chat.press(str(turn["press"]))
@@ -88,7 +106,13 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
                 await chat.send_kind(Kind(turn["send"]))
             else:
                 continue
-            where = f"{path.name}, turn {n} ({turn.get('say') or turn.get('press') or turn.get('send')!r})"
+            said = (
+                turn.get("say")
+                or turn.get("press")
+                or turn.get("send")
+                or ("inbox" if turn.get("inbox") else "")
+            )
+            where = f"{path.name}, turn {n} ({chat.external_id}: {said!r})"
             for want in turn.get("expect", []):
                 assert want in chat.text, f"{where}: expected {want!r} in:\n{chat.text}"
             for unwanted in turn.get("absent", []):
@@ -100,6 +124,16 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
         await _check(app, tree, spec.get("check", {}))
     finally:
         await app.db.dispose()
+
+
+def payload_replies_of(payloads: list[dict[str, Any]]) -> list[Any]:
+    """Outbox payloads as the replies a channel would show (text and buttons)."""
+    from bot.domain.messages import Option, Reply
+
+    return [
+        Reply(str(p.get("text", "")), [Option(o["id"], o["label"]) for o in p.get("options") or []])
+        for p in payloads
+    ]
 
 
 async def _make_invites(app: App, tree: Tree, wanted: dict[str, str]) -> dict[str, str]:

@@ -106,7 +106,7 @@ class RequestComposer(Flow[RequestState]):
     async def _ask_area(self, ctx: Context, state: RequestState, areas: list[Unit]) -> Reply:
         t = ctx.t
         state.phase = "area"
-        options = [Option(o.id, t("All of {unit}", unit=o.label)) for o in unit_options(areas, len(areas))]
+        options = [Option(o.id, t("All of {area}", area=o.label)) for o in unit_options(areas, len(areas))]
         if len(areas) == 1:
             kids = await ctx.uow.units.children(areas[0].id, AREA_KINDS, on=ctx.today)
             options += unit_options(kids, LIST_LIMIT)
@@ -297,7 +297,7 @@ class RequestComposer(Flow[RequestState]):
             lines += [f"{i}. {q}" for i, q in enumerate(state.questions, 1)]
         lines.append(t("Deadline: {date}.", date=t.date(state.due or ctx.today)))
         lines.append(t("Send this request?"))
-        options = [Option("send", t("Send")), Option("cancel", t("Cancel"))]
+        options = [Option("send", t("Send the request")), Option("cancel", t("Cancel"))]
         return Step([ask(state, "\n".join(lines), options)], state)
 
     async def _on_confirm(self, ctx: Context, state: RequestState, msg: Incoming) -> Step:
