@@ -2,7 +2,7 @@
 
 The dialogues' tests show that an officer is never offered another area's units; these call the
 services directly, as a forged button or a future entry point would: an officer of commune A
-cannot add or rename a village, invite, submit, compile or broadcast in commune B; a member
+cannot add or rename a village, invite, submit, compile, broadcast or send a request in commune B; a member
 cannot take a staff action; every write leaves an audit row naming who did it.
 """
 
@@ -23,6 +23,7 @@ from bot.services.invites import RedeemOutcome, create_invite
 from bot.services.linking import issue_link_code, link_accounts
 from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from bot.services.reports import compile_report
+from bot.services.requests import RequestDraft, send_request
 from bot.services.submissions import Draft, submit_report
 from bot.services.units import add_village, rename_village
 from storage.db import Database
@@ -113,6 +114,12 @@ async def _broadcast(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> ob
     )
 
 
+async def _request(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> object:
+    today = w.app.clock.now().date()
+    draft = RequestDraft(village.id, VILLAGE_OFFICER, today, title="Học sinh nghỉ học", questions=("Số em",))
+    return await send_request(uow, who, draft, forms=w.app.forms, today=today, now=w.app.clock.now())
+
+
 ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "add_village": (Action.MANAGE_VILLAGES, _add_village),
     "rename_village": (Action.MANAGE_VILLAGES, _rename_village),
@@ -120,6 +127,7 @@ ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "submit_report": (Action.REPORT, _submit),
     "compile_report": (Action.COMPILE_REPORT, _compile),
     "queue_broadcast": (Action.BROADCAST, _broadcast),
+    "send_request": (Action.REQUEST, _request),
 }
 # What each write leaves in the audit log (compiling a report writes nothing).
 AUDITED = {
@@ -128,6 +136,7 @@ AUDITED = {
     "create_invite": "invite.create",
     "submit_report": "submission.create",
     "queue_broadcast": "broadcast.create",
+    "send_request": "request.create",
 }
 
 

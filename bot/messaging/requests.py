@@ -66,11 +66,10 @@ async def request_deadlines(app: App, today: date) -> list[Deadline]:
     ahead = max(times.remind_before_days, default=-1)
     if ahead < 0:
         return []
-    async with app.read_only() as reads:
-        requests = await reads.requests.due_between(today, today + timedelta(days=ahead))
     out = []
-    for request in requests:
-        form = request_form(request, app.forms)
-        if form is not None:
-            out.append(request_deadline(request, form, times))
+    async with app.read_only() as reads:  # the rows are read inside: leaving expires them
+        for request in await reads.requests.due_between(today, today + timedelta(days=ahead)):
+            form = request_form(request, app.forms)
+            if form is not None:
+                out.append(request_deadline(request, form, times))
     return out
