@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 from openpyxl import load_workbook
+from sqlalchemy import func, select
 
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
@@ -40,6 +41,7 @@ from bot.services.requests import (
 from bot.services.submissions import Draft
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER, Unit
+from storage.models_outreach import Delivery
 from storage.models_requests import KIND_REQUEST
 from storage.uow import UnitOfWork
 from tests.support import Tree, make_app, make_contact, seed_tree
@@ -130,7 +132,7 @@ async def answer(w: World, who: str, request_id: int, unit: Unit, **values: Any)
     return done.submission.version
 
 
-async def received(app: App, kind: str | None = None) -> dict[str, list[dict[str, Any]]]:
+async def received(app: App) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
     for m in await outbox(app):
         out.setdefault(m.external_id, []).append(m.payload)
@@ -340,9 +342,5 @@ async def test_the_request_notice_is_queued_once_per_officer(world: World) -> No
     (one,) = got["village-officer"]
     assert "Thôn Nà Rụa" in one["text"] and "Tổ dân phố 1" in one["text"]
     async with w.app.db.sessions() as session:
-        from sqlalchemy import func, select
-
-        from storage.models_outreach import Delivery
-
         kinds = (await session.execute(select(Delivery.kind, func.count()).group_by(Delivery.kind))).all()
     assert dict(kinds) == {KIND_REQUEST: 2}
