@@ -3,7 +3,22 @@
 Alembic's env.py and the migration tests use this; add a new model module here.
 """
 
-from storage import models, models_channels, models_outreach, models_reports, models_reviews
+from storage import (
+    models,
+    models_channels,
+    models_outreach,
+    models_reports,
+    models_requests,
+    models_reviews,
+)
 from storage.models import Base
 
-__all__ = ["Base", "models", "models_channels", "models_outreach", "models_reports", "models_reviews"]
+__all__ = [
+    "Base",
+    "models",
+    "models_channels",
+    "models_outreach",
+    "models_reports",
+    "models_requests",
+    "models_reviews",
+]

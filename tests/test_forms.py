@@ -134,7 +134,8 @@ def violated(
 
 
 def test_both_forms_load(forms: dict[str, Form]) -> None:
-    assert set(forms) == {"village_report", "activity_report"}
+    assert set(forms) == {"village_report", "activity_report", "pupils_in_hardship"}
+    assert [k for k, f in forms.items() if f.for_requests] == ["pupils_in_hardship"]
 
 
 def test_village_report_shape(village: Form) -> None:

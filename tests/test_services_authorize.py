@@ -2,7 +2,7 @@
 
 The dialogues' tests show that an officer is never offered another area's units; these call the
 services directly, as a forged button or a future entry point would: an officer of commune A
-cannot add or rename a village, invite, submit, compile or broadcast in commune B; a member
+cannot add or rename a village, invite, submit, compile, broadcast or send a request in commune B; a member
 cannot take a staff action; every write leaves an audit row naming who did it.
 """
 
@@ -25,6 +25,7 @@ from bot.services.invites import RedeemOutcome, create_invite
 from bot.services.linking import issue_link_code, link_chat
 from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from bot.services.reports import compile_report
+from bot.services.requests import RequestDraft, send_request
 from bot.services.reviews import approve
 from bot.services.submissions import Draft, submit_report
 from bot.services.units import add_village, rename_village
@@ -125,6 +126,12 @@ async def _approve(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> obje
     return await approve(uow, who, filed.submission.id, now=now)
 
 
+async def _request(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> object:
+    today = w.app.clock.now().date()
+    draft = RequestDraft(village.id, VILLAGE_OFFICER, today, title="Học sinh nghỉ học", questions=("Số em",))
+    return await send_request(uow, who, draft, forms=w.app.forms, today=today, now=w.app.clock.now())
+
+
 ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "add_village": (Action.MANAGE_VILLAGES, _add_village),
     "rename_village": (Action.MANAGE_VILLAGES, _rename_village),
@@ -133,6 +140,7 @@ ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "compile_report": (Action.COMPILE_REPORT, _compile),
     "queue_broadcast": (Action.BROADCAST, _broadcast),
     "approve": (Action.REVIEW, _approve),
+    "send_request": (Action.REQUEST, _request),
 }
 # What each write leaves in the audit log (compiling a report writes nothing).
 AUDITED = {
@@ -142,6 +150,7 @@ AUDITED = {
     "submit_report": "submission.create",
     "queue_broadcast": "broadcast.create",
     "approve": "review.approved",
+    "send_request": "request.create",
 }
 
 

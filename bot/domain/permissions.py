@@ -34,6 +34,7 @@ class Action(StrEnum):
     # Approve or return a report, reopen a locked period (/duyet). Checked on the PARENT of the
     # unit that filed: commune officers review their villages, province staff their communes.
     REVIEW = "review"
+    REQUEST = "request"  # ask the officers of one's area for an ad hoc report (/yeucau; /tinhtrang)
 
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
@@ -46,6 +47,7 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.LINK: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.REVIEW: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.OWN_DATA: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.REQUEST: (COMMUNE_OFFICER, PROVINCE_STAFF),
 }
 
 # Actions anyone may take, holding a role or not yet (a person links a new chat before they
@@ -60,6 +62,15 @@ INVITABLE: Mapping[str, tuple[str, ...]] = {
     COMMUNE_OFFICER: (VILLAGE_OFFICER,),
     PROVINCE_STAFF: (VILLAGE_OFFICER, COMMUNE_OFFICER),
     ADMIN: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+}
+
+
+# Whose officers a role may ask for an ad hoc report (báo cáo đột xuất, seed 000 line 97), inside
+# its own area: the officers below it, as the association's reports go up village → commune →
+# province.
+ASKABLE: Mapping[str, tuple[str, ...]] = {
+    COMMUNE_OFFICER: (VILLAGE_OFFICER,),
+    PROVINCE_STAFF: (VILLAGE_OFFICER, COMMUNE_OFFICER),
 }
 
 
@@ -109,6 +120,16 @@ def may_act_on(grants: Iterable[Grant], unit: Unit, action: Action) -> bool:
 def may_invite(grants: Iterable[Grant], unit: Unit, role: str) -> bool:
     """True when a role held on `unit` or an ancestor may hand out `role` there (INVITABLE)."""
     return any(role in INVITABLE.get(g.role, ()) and unit.path.startswith(g.unit.path) for g in grants)
+
+
+def may_ask(grants: Iterable[Grant], unit: Unit, role: str) -> bool:
+    """True when a role held on `unit` or an ancestor may ask officers of `role` there (ASKABLE)."""
+    return any(
+        role in ASKABLE.get(g.role, ())
+        and g.role in PERMISSIONS[Action.REQUEST]
+        and unit.path.startswith(g.unit.path)
+        for g in grants
+    )
 
 
 def require(grants: Iterable[Grant], action: Action, unit: Unit) -> None:

@@ -57,6 +57,8 @@ class Deadline:
     report_after_days: int | None = 1
     open_days_after_due: int = OPEN_DAYS_AFTER_DUE
     lock_after_days: int | None = None  # None: the period never locks
+    area: str | None = None  # only units inside this subtree (a unit path) are expected: a request's area
+    command: str | None = None  # what officers send to report ("/traloi 12"); None: the form's command
 
     def applies(self, period: Period) -> bool:
         return period.kind == self.period_kind and (not self.only or period.number in self.only)
@@ -107,12 +109,21 @@ class PeriodNotFiled(ValueError):
 
 
 @dataclass(frozen=True)
+class RequestTimes:
+    """What applies to every ad hoc request (`requests:`), each of which sets its own due date."""
+
+    remind_before_days: tuple[int, ...] = (1, 0)
+    open_days_after_due: int = 30
+
+
+@dataclass(frozen=True)
 class Schedules:
     jobs: dict[str, str]
     deadlines: tuple[Deadline, ...]
     form_period_kinds: dict[str, tuple[str, ...]]
     any_time_forms: frozenset[str]
     open_days_after_due: int = OPEN_DAYS_AFTER_DUE  # the default, for kinds without deadlines
+    requests: RequestTimes = RequestTimes()
 
     def deadline(self, deadline_id: str) -> Deadline:
         for d in self.deadlines:
@@ -301,12 +312,17 @@ def parse_schedules(data: dict[str, Any]) -> Schedules:
     if any(not d.expected for d in deadlines):
         raise ScheduleError("every deadline needs `expected` unit kinds")
     forms = data.get("forms") or {}
+    requests = dict(data.get("requests") or {})
     return Schedules(
         jobs={str(k): str(v) for k, v in (data.get("jobs") or {}).items()},
         deadlines=deadlines,
         form_period_kinds={str(k): tuple(v.get("period_kinds") or ()) for k, v in forms.items()},
         any_time_forms=frozenset(str(k) for k, v in forms.items() if v.get("any_time")),
         open_days_after_due=int(defaults.get("open_days_after_due", OPEN_DAYS_AFTER_DUE)),
+        requests=RequestTimes(
+            remind_before_days=_ints(requests.get("remind_before_days", [1, 0]), "requests"),
+            open_days_after_due=int(requests.get("open_days_after_due", 30)),
+        ),
     )
 
 

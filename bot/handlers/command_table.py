@@ -165,6 +165,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         listed=True,
     ),
     CommandSpec(
+        "traloi",
+        "answer",
+        N_("answer a request from your commune or province"),
+        StartFlow("form", {"answer": True}, arg_key="request"),  # "/traloi 12" from the request's button
+        action=Action.REPORT,
+        label=N_("Answer a request"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
         "thon",
         "villages",
         N_("add or rename villages, create invite codes"),
@@ -201,10 +210,19 @@ COMMANDS: tuple[CommandSpec, ...] = (
         menu=Shown.ALWAYS,
     ),
     CommandSpec(
+        "yeucau",
+        "request",
+        N_("ask the officers of your area for an ad hoc report, with a deadline"),
+        StartFlow("request"),
+        action=Action.REQUEST,
+        label=N_("Ad hoc request"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
         "tinhtrang",
         "status",
-        N_("delivery counts of your broadcasts; cancel one"),
-        StartFlow("status", arg_key="arg"),  # "/tinhtrang huy 12" from its cancel buttons
+        N_("delivery counts of your broadcasts (cancel one); who has answered your requests"),
+        StartFlow("status", arg_key="arg"),  # "/tinhtrang huy 12", "/tinhtrang yc 12" from its buttons
         action=Action.BROADCAST,
         label=N_("Broadcast status"),
         menu=Shown.ALWAYS,

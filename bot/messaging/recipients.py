@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from bot.reports.aggregate import UnitRef
 from storage.models import (
@@ -168,3 +168,18 @@ async def officers(
         for role, cid, locale, unit in rows
         if reach.get(cid)
     ]
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+async def officers_in_area(
+    reads: Reads, role: str, area_path: str, kinds: Sequence[str], on: date
+) -> list[Officer]:
+    """The holders of `role` on the units of `kinds` inside an area who answer for them
+    (ANSWERS_FOR): those an ad hoc request asks (bot/domain/requests.py AUDIENCE_KINDS)."""
+    units = await reads.requests.units_in(area_path, kinds, on)
+    if not units:
+        return []
+    holders = await officers(reads, [role], unit_ids=[u.id for u in units])
+    return [o for o in holders if ANSWERS_FOR.get(o.unit.kind) == o.role]

@@ -715,13 +715,15 @@ def _matching_records(deadline: Deadline, period: Period, dialect: str, within: 
 async def missing_units(
     reads: ReadOnlyUnitOfWork, deadline: Deadline, period: Period, within: UnitRef | None = None
 ) -> list[UnitRef]:
-    """Units expected to report for `period` that have not (a report inside a unit counts for it)."""
+    """Units expected to report for `period` that have not (a report inside a unit counts for it),
+    inside `within`, or else inside the deadline's own area (a request's)."""
     session = reads.session
     dialect = _dialect(session)
+    scope = within.path if within is not None else deadline.area
     expected_q = select(Unit).where(Unit.kind.in_(deadline.expected), _valid_in(period))
-    records_q = _matching_records(deadline, period, dialect, within.path if within else None)
-    if within is not None:
-        expected_q = expected_q.where(_in_subtree(Unit.path, within.path))
+    records_q = _matching_records(deadline, period, dialect, scope)
+    if scope is not None:
+        expected_q = expected_q.where(_in_subtree(Unit.path, scope))
     covered: set[int] = set()
     for (path,) in await session.execute(records_q.distinct()):
         covered.update(int(p) for p in path.strip("/").split("/") if p)

@@ -2,10 +2,13 @@
 
 It walks any form of `content/forms/` (village report, activity report, or a new one): the
 questions, bounds, defaults and rules all come from the YAML, so adding a field is a YAML edit.
+It also answers ad hoc requests (/traloi, bot.services.requests): the request's form, its
+period and the officer's units it asks are set at the start, the rest is the same dialogue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from datetime import date
@@ -48,10 +51,17 @@ from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
 from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, holds, roles_for
+from bot.domain.requests import reply_command, request_form, request_period
 from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.services.actor import Actor
+from bot.services.requests import (
+    RequestClosed,
+    request_to_answer,
+    requests_to_answer,
+    submit_answer,
+)
 from bot.services.reviews import PeriodLocked, lock_for, record_state, reviewed
-from bot.services.submissions import Draft, submit_report
+from bot.services.submissions import Draft, Submitted, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
 Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
@@ -101,6 +111,11 @@ class FormState(FlowState):
     editing: bool = False  # answering one question again from the summary
     candidate: Value = None  # an answer waiting for a soft warning's confirmation
     soft_rule: str | None = None
+    # Answering an ad hoc request (/traloi): which, its deadline, its title, the units it asks.
+    request_id: int | None = None
+    due: date | None = None
+    title: str = ""
+    request_units: list[int] = pydantic.Field(default_factory=list)
 
 
 class FormRunner(Flow[FormState]):
@@ -110,7 +125,6 @@ class FormRunner(Flow[FormState]):
     # ---- start: which unit, which period -------------------------------------------------
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
-        form = ctx.forms[str(args["form"])]
         if not holds(ctx.grants, Action.REPORT):
             return Step(
                 [
@@ -121,6 +135,9 @@ class FormRunner(Flow[FormState]):
                     )
                 ]
             )
+        if args.get("answer"):
+            return await self._start_answer(ctx, str(args.get("request") or "").strip().lstrip("#"))
+        form = ctx.forms[str(args["form"])]
         state = FormState(form=form.key)
         units = await self._candidate_units(ctx, form)
         target = _target(str(args.get("target") or ""), units, form)
@@ -133,14 +150,86 @@ class FormRunner(Flow[FormState]):
         return Step([self._ask_unit(ctx, state, form, units)], state)
 
     async def restart(self, ctx: Context, raw: Mapping[str, Any]) -> Step:
-        step = await self.start(ctx, {"form": raw["form"]})
+        if raw.get("request_id") is not None:
+            step = await self.start(ctx, {"answer": True, "request": str(raw["request_id"])})
+        else:
+            step = await self.start(ctx, {"form": raw["form"]})
         step.flow = self.name
         return step
 
     async def recover(self, ctx: Context, raw: Mapping[str, Any] | None) -> Step:
+        if raw is not None and isinstance(raw.get("request_id"), int):
+            with_form = await self._request_context(ctx, raw["request_id"])
+            if with_form is None:
+                return self._form_gone(ctx)
+            ctx = with_form
         if not isinstance((raw or {}).get("form"), str) or raw is None or raw["form"] not in ctx.forms:
             return self._form_gone(ctx)
         return await super().recover(ctx, raw)
+
+    # ---- answering an ad hoc request ---------------------------------------------------------
+    async def _start_answer(self, ctx: Context, arg: str) -> Step:
+        """/traloi: the requests waiting for this officer; /traloi 12: the answer to request 12."""
+        t = ctx.t
+        actor = Actor.of(ctx.contact, ctx.grants)
+        if not arg.isdigit():
+            waiting = await requests_to_answer(
+                ctx.uow, actor, content_dir=ctx.app_content_dir, today=ctx.today
+            )
+            if not waiting:
+                return Step([Reply(t("There is no request waiting for your answer."))])
+            options = [
+                Option(
+                    "cmd:" + reply_command(r.id).lstrip("/"),
+                    t("#{id} {title} (due {date})", id=r.id, title=r.title[:60], date=t.date(r.due_date)),
+                )
+                for r in waiting
+            ]
+            return Step([Reply(t("Requests waiting for your answer:"), options)])
+        try:
+            found = await request_to_answer(
+                ctx.uow, actor, int(arg), forms=ctx.forms, content_dir=ctx.app_content_dir, today=ctx.today
+            )
+        except NotAllowed:
+            return Step([Reply(t("This request was not sent to you."))])
+        except RequestClosed as closed:
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "The deadline of this request was {date}: answers are no longer taken.",
+                            date=t.date(closed.request.due_date),
+                        )
+                    )
+                ]
+            )
+        if found is None:
+            return self._form_gone(ctx)
+        form, request = found.form, found.request
+        state = FormState(
+            form=form.key,
+            request_id=request.id,
+            due=request.due_date,
+            title=form.title.get(t.locale),
+            period=request_period(request).key,
+            request_units=[u.id for u in found.units],
+        )
+        ctx = dataclasses.replace(ctx, forms={**ctx.forms, form.key: form})
+        if len(found.units) == 1:
+            return await self._unit_chosen(ctx, state, form, found.units[0])
+        return Step([self._ask_unit(ctx, state, form, list(found.units))], state)
+
+    async def _request_context(self, ctx: Context, request_id: int) -> Context | None:
+        """The context with the request's form among the forms (None: the request or its form is gone)."""
+        request = await ctx.uow.requests.get(request_id)
+        form = request_form(request, ctx.forms) if request is not None else None
+        return None if form is None else dataclasses.replace(ctx, forms={**ctx.forms, form.key: form})
+
+    def _period_text(self, ctx: Context, state: FormState, period: Period) -> str:
+        """How the dialogue names what is reported: the period, or a request's deadline."""
+        if state.due is not None:
+            return ctx.t("due {date}", date=ctx.t.date(state.due))
+        return period.label(ctx.t)
 
     async def ask_again(self, ctx: Context, state: FormState) -> Step | None:
         """The open question of the form, with the answers given so far kept."""
@@ -178,6 +267,12 @@ class FormRunner(Flow[FormState]):
         t = ctx.t
         form = ctx.forms[state.form]
         picked = await UnitPicker(form.unit_kinds, action=Action.REPORT).pick(ctx, state, msg)
+        if (
+            picked.unit is not None
+            and state.request_id is not None
+            and picked.unit.id not in state.request_units
+        ):
+            picked = dataclasses.replace(picked, unit=None, outside=picked.unit)
         if picked.unit is not None:
             return await self._unit_chosen(ctx, state, form, picked.unit)
         if picked.matches:
@@ -197,6 +292,8 @@ class FormRunner(Flow[FormState]):
         t = ctx.t
         state.unit_id = unit.id
         state.unit_name = unit.name
+        if state.request_id is not None:  # a request's period is set by its deadline
+            return await self._period_chosen(ctx, state, form, Period.parse(_known(state.period, "period")))
         # The default first: the open period whose deadline comes next (Schedules.open_period).
         choices = load_schedules(ctx.app_content_dir).period_choices(form.key, ctx.today, form.period_kinds)
         if len(choices) == 1:
@@ -280,7 +377,7 @@ class FormRunner(Flow[FormState]):
             "{form} — {unit} — {period}.",
             form=form.title.get(t.locale),
             unit=state.unit_name,
-            period=period.label(t),
+            period=self._period_text(ctx, state, period),
         )
         intro += "\n" + t("One question at a time. Type “quay lại” to go back, “hủy” to cancel.")
         replies.append(Reply(intro))
@@ -695,7 +792,11 @@ class FormRunner(Flow[FormState]):
         state.phase = "summary"
         period = Period.parse(_known(state.period, "period"))
         lines = [
-            t("Please check your report — {unit}, {period}:", unit=state.unit_name, period=period.label(t))
+            t(
+                "Please check your report — {unit}, {period}:",
+                unit=state.unit_name,
+                period=self._period_text(ctx, state, period),
+            )
         ]
         for f in form.fields:
             value = state.values.get(f.key)
@@ -757,14 +858,7 @@ class FormRunner(Flow[FormState]):
             state.values,
         )
         try:
-            done = await submit_report(
-                ctx.uow,
-                Actor.of(ctx.contact, ctx.grants),
-                draft,
-                now=ctx.now,
-                channel=ctx.channel,
-                content_dir=ctx.app_content_dir,
-            )
+            done = await self._submit(ctx, state, draft)
         except PeriodLocked as locked:  # the period locked while the dialogue was open
             text = locked_text(ctx, state.unit_name, locked.period) + "\n" + t("Nothing was saved.")
             return Step([Reply(text)])
@@ -778,6 +872,17 @@ class FormRunner(Flow[FormState]):
             if gone.covered_by is not None:
                 text += " " + t("The report for {covering} covers it.", covering=gone.covered_by.label(t))
             return Step([Reply(text)], None, ("menu", {"quiet": True}))
+        except RequestClosed as closed:
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "The deadline of this request was {date}: answers are no longer taken.",
+                            date=t.date(closed.request.due_date),
+                        )
+                    )
+                ]
+            )
         saved, unit, before = done.submission, done.unit, done.previous
         values = saved.values
         where = await describe_unit(ctx, unit)
@@ -786,7 +891,7 @@ class FormRunner(Flow[FormState]):
                 "✅ Saved: {form}, {unit}, {period} (version {version}). Thank you!",
                 form=form.title.get(t.locale),
                 unit=where,
-                period=Period.parse(_known(state.period, "period")).label(t),
+                period=self._period_text(ctx, state, Period.parse(_known(state.period, "period"))),
                 version=saved.version,
             )
         ]
@@ -807,8 +912,32 @@ class FormRunner(Flow[FormState]):
             lines += changes
         return Step([Reply("\n".join(lines))], None, ("menu", {"quiet": True}))
 
+    async def _submit(self, ctx: Context, state: FormState, draft: Draft) -> Submitted:
+        """A report through the report service; an answer to a request through the request's."""
+        actor = Actor.of(ctx.contact, ctx.grants)
+        if state.request_id is not None:
+            return await submit_answer(
+                ctx.uow,
+                actor,
+                state.request_id,
+                draft,
+                forms=ctx.forms,
+                today=ctx.today,
+                now=ctx.now,
+                channel=ctx.channel,
+                content_dir=ctx.app_content_dir,
+            )
+        return await submit_report(
+            ctx.uow, actor, draft, now=ctx.now, channel=ctx.channel, content_dir=ctx.app_content_dir
+        )
+
     # ---- plumbing ---------------------------------------------------------------------------
     async def resume(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        if state.request_id is not None:
+            with_form = await self._request_context(ctx, state.request_id)
+            if with_form is None:
+                return self._form_gone(ctx)
+            ctx = with_form
         if state.form not in ctx.forms:  # the form was removed from content/ while a dialogue was open
             return self._form_gone(ctx)
         if word_of(msg) in CANCEL_WORDS or chosen(state, msg) == "cancel":
@@ -826,7 +955,7 @@ class FormRunner(Flow[FormState]):
 
     def leave_warning(self, ctx: Context, state: FormState) -> str:
         form = ctx.forms.get(state.form)
-        title = form.title.get(ctx.t.locale) if form else ""
+        title = form.title.get(ctx.t.locale) if form else state.title
         return ctx.t(
             "You have an unfinished report ({form}). If you leave, your answers are not saved.", form=title
         )

@@ -47,6 +47,7 @@ _FORM_KEYS = {
     "record",
     "fields",
     "rules",
+    "for_requests",
 }
 _FORM_REQUIRED = ("key", "title", "unit_kinds", "period_kinds", "record", "fields")
 _FIELD_KEYS = {
@@ -216,6 +217,10 @@ class _Reader:
                         f"field {f.key!r}", "'otherwise: carried' needs a per_period form (a unit's report)"
                     )
         rules = self.rules(data.get("rules") or [], fields)
+        for_requests = self.flag(data, "for_requests", "top level")
+        if for_requests and record != "per_period":
+            # A request asks each unit once; its answers are corrected as versions of that record.
+            raise self.fail("for_requests", "a form sent as a request must have record: per_period")
         definition = copy.deepcopy(cast(dict[str, Any], raw))
         return Form(
             key=key,
@@ -228,6 +233,7 @@ class _Reader:
             rules=rules,
             digest=_digest(definition),
             definition=definition,
+            for_requests=for_requests,
         )
 
     def fields(self, raw: object, period_kinds: tuple[str, ...]) -> tuple[Field, ...]:
@@ -399,6 +405,12 @@ def load_form(path: Path) -> Form:
     except yaml.YAMLError as exc:
         raise FormError(f"{path}: not valid YAML: {exc}") from None
     return _Reader(path).form(raw)
+
+
+def form_from_definition(raw: dict[str, Any], origin: str) -> Form:
+    """A form given as a mapping rather than a file (the questions of an ad hoc request typed in
+    the chat), checked exactly as a file is. `origin` names it in errors."""
+    return _Reader(Path(origin)).form(raw)
 
 
 def load_forms(directory: Path) -> dict[str, Form]:

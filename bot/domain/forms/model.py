@@ -124,6 +124,8 @@ class Form:
     digest: str  # sha256 of the canonical definition: tells which version a submission used
     # The raw YAML mapping, stored with each submission. Not compared: `digest` stands for it.
     definition: dict[str, Any] = dataclasses.field(compare=False, repr=False)
+    # Staff may send it to the officers of their area as an ad hoc request (/yeucau).
+    for_requests: bool = False
 
     def field(self, key: str) -> Field:
         for candidate in self.fields:
