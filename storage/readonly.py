@@ -26,6 +26,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from storage.models_channels import ChannelRepository
+from storage.models_limits import InviteTryRepository
 from storage.repositories import OutboxRepository, ReportFileRepository, SubmissionRepository, UnitRepository
 from storage.repositories_outreach import ContentRepository, NoticeRepository, RecipientRepository
 
@@ -102,6 +103,7 @@ class ReadOnlyUnitOfWork:
         self.files = ReportFileRepository(s)
         self.content = ContentRepository(s)
         self.channels = ChannelRepository(s)
+        self.invite_tries = InviteTryRepository(s)
         return self
 
     async def __aexit__(

@@ -54,6 +54,7 @@ class Context:
     channel: str
     flows: FlowTable
     menu: Menu
+    client_address: str | None = None  # Incoming.client_address
 
     @property
     def today(self) -> date:

@@ -99,6 +99,7 @@ class Dialogue:
             channel=turn.msg.channel,
             flows=self.flows,
             menu=menu_reply,
+            client_address=turn.msg.client_address,
         )
         return await dispatch(ctx, turn.row, turn.msg)
 
