@@ -97,7 +97,7 @@ class InviteTryRepository:
             func.min(case((mine, InviteTry.at))),
             func.min(case((theirs, InviteTry.at))),
             func.min(InviteTry.at),
-        ).where(InviteTry.at >= since)
+        ).where(InviteTry.at > since)  # at `since` + window a try is allowed again
         overall, contact, address, c_old, a_old, o_old = (await self.s.execute(q)).one()
         return TryCounts(
             int(contact), int(address), int(overall), *(_aware(x) for x in (c_old, a_old, o_old))
