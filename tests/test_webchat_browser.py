@@ -680,20 +680,24 @@ async def test_logging_out_clears_the_browser_and_revokes_the_id(app: App, phone
         old_id = await phone.client_id()
 
         # Cancelling the confirmation changes nothing.
-        page.once("dialog", lambda d: asyncio.ensure_future(d.dismiss()))
+        async def dismiss(dialog: Any) -> None:
+            await dialog.dismiss()
+
+        page.once("dialog", dismiss)
         await page.get_by_test_id("logout-button").click()
         await expect(phone.user()).not_to_have_count(0)
         assert await phone.client_id() == old_id
 
         confirmations: list[str] = []
 
-        def accept(dialog: Any) -> None:
+        async def accept(dialog: Any) -> None:
             confirmations.append(dialog.message)
-            asyncio.ensure_future(dialog.accept())
+            await dialog.accept()
 
         page.once("dialog", accept)
         await page.get_by_test_id("logout-button").click()
-        await expect(page.get_by_test_id("note")).to_have_text("Đã đăng xuất. Cuộc trò chuyện đã được xoá khỏi máy này.")
+        done = "Đã đăng xuất. Cuộc trò chuyện đã được xoá khỏi máy này."
+        await expect(page.get_by_test_id("note")).to_have_text(done)
         assert "Đăng xuất khỏi máy này?" in confirmations[0]
         await expect(phone.bot()).to_have_count(0)
         await expect(phone.user()).to_have_count(0)
