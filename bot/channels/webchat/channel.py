@@ -186,11 +186,16 @@ class NewIds:
         self.app = app
         rate = settings.webchat_new_contacts_per_minute
         self.allowance = Allowance(rate, settings.webchat_new_contacts_burst) if rate > 0 else None
-        self._known: OrderedDict[str, None] = OrderedDict()
+        # Keyed by a digest: the ids are credentials, and need not sit in memory as they are.
+        self._known: OrderedDict[bytes, None] = OrderedDict()
+
+    @staticmethod
+    def _key(client_id: str) -> bytes:
+        return hashlib.sha256(client_id.encode()).digest()[:16]
 
     async def admit(self, client_id: str, address: str | None) -> float:
         """0.0 when the message may go on; else the seconds before this address may start a new id."""
-        if self.allowance is None or client_id in self._known:
+        if self.allowance is None or self._key(client_id) in self._known:
             return 0.0
         # A plain indexed read (the one the senders use), outside the write lock.
         async with self.app.read_only() as reads:
@@ -200,13 +205,14 @@ class NewIds:
         return self.allowance.take(address or "unknown")
 
     def known(self, client_id: str) -> None:
-        self._known[client_id] = None
-        self._known.move_to_end(client_id)
+        key = self._key(client_id)
+        self._known[key] = None
+        self._known.move_to_end(key)
         while len(self._known) > KNOWN_IDS:
             self._known.popitem(last=False)
 
     def forget(self, client_id: str) -> None:
-        self._known.pop(client_id, None)
+        self._known.pop(self._key(client_id), None)
 
 
 def client_address(request: Request) -> str | None:
