@@ -9,6 +9,7 @@ session); like every repository it flushes but never commits.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from sqlalchemy import ForeignKey, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, ChannelIdentity, Contact, RoleGrant
+from storage.models import Base, ChannelIdentity, Contact, OutboxMessage, RoleGrant
 
 
 class LinkCode(Base):
@@ -101,6 +102,25 @@ class ChannelRepository:
             ChannelIdentity.channel == channel, ChannelIdentity.external_id == external_id
         )
         return (await self.s.execute(q)).scalar_one_or_none()
+
+    async def revoke_identity(
+        self, identity: ChannelIdentity, tombstone: str, now: datetime, old_ids: Collection[str]
+    ) -> None:
+        """Give the identity (and the outbox rows addressed to it, in any of `old_ids`) the id
+        `tombstone`, and mark it as not to be sent to (bot.services.sessions)."""
+        await self.s.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.contact_id == identity.contact_id,
+                OutboxMessage.channel == identity.channel,
+                OutboxMessage.external_id.in_(list(old_ids)),
+            )
+            .values(external_id=tombstone)
+            .execution_options(synchronize_session=False)
+        )
+        identity.external_id = tombstone
+        identity.blocked_at = now
+        await self.s.flush()
 
     async def move_identity(self, identity: ChannelIdentity, contact_id: int) -> None:
         identity.contact_id = contact_id

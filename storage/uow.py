@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models_channels import ChannelRepository
+from storage.models_limits import InviteTryRepository, RetentionRepository
 from storage.models_requests import RequestRepository
 from storage.readonly import ReadOnlyUnitOfWork
 from storage.repositories import (
@@ -69,6 +70,8 @@ class UnitOfWork:
             self.reviews = ReviewRepository(s)
             self.personal = PersonalDataRepository(s)
             self.requests = RequestRepository(s)
+            self.invite_tries = InviteTryRepository(s)
+            self.retention = RetentionRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

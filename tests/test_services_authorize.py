@@ -354,7 +354,10 @@ async def test_an_accepted_invite_makes_its_unit_the_officers_home(world: World)
         village = await unit(uow, world.tree.village)
         invite = await create_invite(uow, CONSOLE, village, VILLAGE_OFFICER, now, 7)
         person = await uow.contacts.create("test", "new-officer", now)
-        outcome, used = await accept_invite(uow, person, invite.code, now)
+        result = await accept_invite(uow, person, invite.code, now)
+        outcome, used = result.outcome, result.invite
         assert outcome is RedeemOutcome.OK and used is not None and person.home_unit_id == village.id
-        again, _ = await accept_invite(uow, await uow.contacts.create("test", "late", now), invite.code, now)
+        again = (
+            await accept_invite(uow, await uow.contacts.create("test", "late", now), invite.code, now)
+        ).outcome
         assert again is RedeemOutcome.USED_UP

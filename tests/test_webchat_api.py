@@ -207,6 +207,7 @@ async def test_text_becomes_an_incoming_text_message(fake: httpx.AsyncClient, re
         kind=Kind.TEXT,
         text="Xin chào\nbot",
         update_id=f"{CLIENT}:m1234567",
+        client_address="127.0.0.1",  # for the limits per address
     )
 
 

@@ -654,3 +654,72 @@ async def test_an_officer_registers_and_sends_a_village_report(
     assert values["village_lc_status"] == "registered"
     assert values["notes"] == VILLAGE_ANSWERS["notes"]
     assert phone.errors == []
+
+
+# ----------------------------------------------------------------------------- log out
+
+
+async def test_logging_out_clears_the_browser_and_revokes_the_id(app: App, phone: Phone) -> None:
+    """Issue 11, item 6: on a shared PC, "Đăng xuất" leaves nothing behind that reaches the account."""
+    from bot.services.actor import CONSOLE
+    from bot.services.invites import create_invite, format_code
+    from bot.services.units import seed_demo
+    from storage.models import VILLAGE_OFFICER
+
+    async with app.uow() as uow:
+        seed = await seed_demo(uow, app.content_dir, NOW)
+        invite = await create_invite(uow, CONSOLE, seed.villages[0], VILLAGE_OFFICER, NOW, expiry_days=14)
+        code, village_name = format_code(invite.code), seed.villages[0].name
+        await uow.commit()
+
+    async with serving(create_http_app(app)) as site:
+        page = phone.page
+        talk = Conversation(phone)
+        await page.goto(site)
+        await page.get_by_test_id("start-button").click()
+        await talk.wait_for_reply(0)
+        await talk.press("vi")
+        await talk.press("yes")
+        await talk.press("officer")
+        await talk.type(code)
+        assert village_name in "\n".join(talk.new)
+        old_id = await phone.client_id()
+
+        # Cancelling the confirmation changes nothing.
+        async def dismiss(dialog: Any) -> None:
+            await dialog.dismiss()
+
+        page.once("dialog", dismiss)
+        await page.get_by_test_id("logout-button").click()
+        await expect(phone.user()).not_to_have_count(0)
+        assert await phone.client_id() == old_id
+
+        confirmations: list[str] = []
+
+        async def accept(dialog: Any) -> None:
+            confirmations.append(dialog.message)
+            await dialog.accept()
+
+        page.once("dialog", accept)
+        await page.get_by_test_id("logout-button").click()
+        done = "Đã đăng xuất. Cuộc trò chuyện đã được xoá khỏi máy này."
+        await expect(page.get_by_test_id("note")).to_have_text(done)
+        assert "Đăng xuất khỏi máy này?" in confirmations[0]
+        await expect(phone.bot()).to_have_count(0)
+        await expect(phone.user()).to_have_count(0)
+        await expect(page.get_by_test_id("start-button")).to_be_visible()
+        new_id = await phone.client_id()
+        assert new_id != old_id
+        saved = await page.evaluate("localStorage.getItem('khuyenhoc.webchat.log')")
+        assert saved is None or code not in saved  # the invite code is gone from the browser
+
+        await page.reload()  # nothing comes back
+        await expect(phone.bot()).to_have_count(0)
+        await expect(page.get_by_test_id("start-button")).to_be_visible()
+
+        async with app.uow() as uow:
+            assert await uow.contacts.by_identity("webchat", old_id) is None
+        # The old id, typed into a request by hand, is a stranger.
+        r = await page.request.post(f"{site}api/webchat/messages", data={"client_id": old_id, "text": "/toi"})
+        assert village_name not in await r.text()
+    assert phone.errors == []

@@ -55,6 +55,7 @@ class Context:
     flows: FlowTable
     menu: Menu
     external_id: str = ""  # the person's id on `channel`: which of their chats wrote
+    client_address: str | None = None  # Incoming.client_address
 
     @property
     def chat(self) -> tuple[str, str]:

@@ -36,6 +36,9 @@ class Incoming:
     option_id: str | None = None
     update_id: str | None = None  # the platform's id of this delivery, for once-only processing
     display_name: str | None = None
+    # The client's network address where the channel sees the person's own request (the web
+    # chat), for limits per address; None for platform webhooks.
+    client_address: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -100,6 +100,7 @@ class Dialogue:
             flows=self.flows,
             menu=menu_reply,
             external_id=turn.msg.external_id,
+            client_address=turn.msg.client_address,
         )
         return await dispatch(ctx, turn.row, turn.msg)
 

@@ -41,6 +41,8 @@ log = logging.getLogger(__name__)
 SUBJECT = "weekly"
 NAMES = 10
 RANKED = 5
+# Wrong invite codes concerning an area in a week from which its officers hear about them.
+REPEATED_INVITE_FAILURES = 3
 
 
 def last_week(now: datetime) -> tuple[date, date]:
@@ -154,6 +156,17 @@ def digest_text(
     return "\n".join(lines)
 
 
+def invite_failures_line(t: Translator, failures: int) -> str | None:
+    """A line when wrong invite codes concerning the area came again and again last week
+    (someone struggling with a code, or guessing: bot/services/invites.py)."""
+    if failures < REPEATED_INVITE_FAILURES:
+        return None
+    return t(
+        "• Wrong invite codes typed last week for your area: {count}. If an officer cannot get in, give them a new code; if nobody should be trying, tell the administrator.",
+        count=t.number(failures),
+    )
+
+
 async def send_weekly_digest(app: App) -> int:
     """The Monday job: one digest per officer and area, never twice for the same week."""
     now = scheduled_for(app)
@@ -171,6 +184,7 @@ async def send_weekly_digest(app: App) -> int:
             )
             if COMPILED_REPORT_ROLES.get(r.unit.kind) == r.role
         ]
+        failed_codes = await reads.invite_tries.by_unit_path(start, end)
     cache: dict[int, tuple[list[Received], Activities, Compiled, list[str]]] = {}
     reviewed = reviewed_forms(app.forms)
     for r in recipients:
@@ -187,17 +201,13 @@ async def send_weekly_digest(app: App) -> int:
                     await waiting_for_review(reads, r.unit, period, reviewed),
                 )
         received, activities, compiled, to_review = cache[r.unit.id]
+        t = translator(r.locale)
         text = digest_text(
-            translator(r.locale),
-            r.unit,
-            first_day,
-            last_day,
-            received,
-            activities,
-            compiled,
-            deadline,
-            to_review,
+            t, r.unit, first_day, last_day, received, activities, compiled, deadline, to_review
         )
+        failures = sum(n for path, n in failed_codes if path.startswith(r.unit.path))
+        if (line := invite_failures_line(t, failures)) is not None:
+            text += "\n" + line
         key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
         async with app.uow() as uow:
             messages = to_each_channel(r, {"text": text, "options": []}, [key])

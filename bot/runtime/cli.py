@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from bot.domain.app import App
+from bot.domain.clock import SystemClock
 from bot.domain.settings import Settings
 from bot.runtime.bootstrap import Bot, bootstrap
 from storage.migrate import upgrade
@@ -65,6 +66,7 @@ def _serve(process: Bot, *, scheduler: bool = False) -> None:
         host=bot.settings.host,
         port=bot.settings.port,
         log_level=bot.settings.log_level.lower(),
+        forwarded_allow_ips=bot.settings.forwarded_allow_ips,
     )
 
 
@@ -161,6 +163,55 @@ def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     settings = Settings()
     upgrade(settings.database_url, revision)
     typer.echo("Database is up to date.")
+
+
+@db_app.command("backup")
+def db_backup() -> None:
+    """Back the database up to BACKUP_DIR (a file named by date; those older than BACKUP_KEEP_DAYS go).
+
+    SQLite: a consistent copy through the online backup API, safe while the bot runs.
+    PostgreSQL: pg_dump (custom format) when installed; otherwise the command to use.
+    """
+    from bot.runtime.backup import back_up
+    from storage.backup import BackupError
+
+    process = bootstrap(Settings())
+    try:
+        written, gone = back_up(process.app)
+    except BackupError as exc:
+        typer.echo(f"No backup made: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Backup written: {written} ({written.stat().st_size:,} bytes)")
+    for path in gone:
+        typer.echo(f"Deleted (older than {process.app.settings.backup_keep_days} days): {path}")
+
+
+@db_app.command("restore")
+def db_restore(
+    backup_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A file written by `khuyenhoc db backup`.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the database's content with a backup's. Stop the bot first.
+
+    SQLite: what is there now is backed up first (its file name is printed). PostgreSQL:
+    pg_restore --clean, in one transaction.
+    """
+    from storage.backup import BackupError, restore
+
+    settings = Settings()
+    if not yes:
+        typer.confirm(f"Replace everything in the database with {backup_file}?", abort=True)
+    try:
+        before = restore(settings.database_url, backup_file, Path(settings.backup_dir), SystemClock().now())
+    except BackupError as exc:
+        typer.echo(f"Not restored: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if before is not None:
+        typer.echo(f"What was there before is kept in {before}")
+    upgrade(settings.database_url)  # a backup from an older version: bring its schema up to date
+    typer.echo(f"Restored from {backup_file}.")
 
 
 @units_app.command("import")

@@ -14,7 +14,7 @@ from bot.conversations.widgets.unit_picker import UnitPicker, nothing_found, uni
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
-from bot.services.invites import RedeemOutcome
+from bot.services.invites import InviteLimits, RedeemOutcome
 from bot.services.personal_data import decline_consent
 from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Unit
@@ -164,7 +164,15 @@ class Onboarding(Flow[OnboardingState]):
 
     async def _redeem(self, ctx: Context, state: OnboardingState, code: str) -> Step:
         t = ctx.t
-        outcome, invite = await accept_invite(ctx.uow, ctx.contact, code, ctx.now)
+        result = await accept_invite(
+            ctx.uow,
+            ctx.contact,
+            code,
+            ctx.now,
+            address=ctx.client_address,
+            limits=InviteLimits.of(ctx.settings),
+        )
+        outcome, invite = result.outcome, result.invite
         if outcome is RedeemOutcome.OK and invite is not None:
             unit = await ctx.uow.units.get(invite.unit_id)
             where = await describe_unit(ctx, unit) if unit else ""
@@ -175,6 +183,19 @@ class Onboarding(Flow[OnboardingState]):
                 unit=where,
             )
             return Step([Reply(done)], None, ("menu", {}))
+        if outcome is RedeemOutcome.TOO_MANY:
+            wait = (result.retry_at or ctx.now) - ctx.now
+            minutes = max(1, -(-int(wait.total_seconds()) // 60))
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "Too many wrong codes have been tried. Please wait {minutes} minutes, then send /start and type the code again.",
+                            minutes=t.number(minutes),
+                        )
+                    )
+                ]
+            )
         state.phase = "code"
         state.tries += 1
         problem = {
