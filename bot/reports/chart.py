@@ -3,6 +3,7 @@
 One panel per rate (learning families, clans, communities, membership), one bar per sub-unit and
 one for the total, each with its own target mark: disadvantaged communes have lower targets.
 A Figure with its own Agg canvas keeps no global state, so charts can be drawn in a worker thread.
+Names are data: every text that carries one is drawn with parse_math=False.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import io
 
 from bot.domain.i18n import Translator
+from bot.domain.text import clean_name
 from bot.reports.aggregate import RATE_BY_KEY, Compiled, target_for
 from bot.reports.labels import indicator_label
 
@@ -17,6 +19,12 @@ CONTENT_TYPE = "image/png"
 CHART_RATES = ("learning_families", "learning_clans", "learning_communities", "membership")
 MAX_BARS = 120  # beyond this the names become unreadable: the lowest and highest are kept
 REACHED, SHORT, TARGET, EMPTY = "#2e7d32", "#ef6c00", "#1a1a1a", "#9e9e9e"
+
+
+def chart_text(text: str) -> str:
+    """A name as the chart draws it: plain text (names are drawn with parse_math=False, so
+    "Thôn $\\x$" is no mathtext), without characters no font has a glyph for."""
+    return clean_name(text)
 
 
 def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
@@ -35,7 +43,8 @@ def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
     height = max(3.2, 1.6 + 0.27 * n)
     fig = Figure(figsize=(12, height), dpi=dpi)
     FigureCanvasAgg(fig)
-    names = [e[0] if len(e[0]) <= 28 else e[0][:27] + "…" for e in entries]
+    names = [chart_text(e[0]) for e in entries]
+    names = [name if len(name) <= 28 else name[:27] + "…" for name in names]
     longest = max(len(name) for name in names)
     # Fixed margins: tight_layout measures every label and takes seconds for a hundred communes.
     left, right, top, bottom = min(0.35, 0.02 + 0.0068 * longest), 0.97, 1 - 0.8 / height, 0.55 / height
@@ -78,18 +87,19 @@ def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
         ax.grid(axis="x", which="both", linestyle=":", linewidth=0.6, alpha=0.7)
         ax.set_axisbelow(True)
         if ax is axes[0]:
-            ax.set_yticks(positions, names, fontsize=8)
+            ax.set_yticks(positions, names, fontsize=8, parse_math=False)
             ax.get_yticklabels()[0].set_fontweight("bold")
         else:
             ax.set_yticks([])
     where = c.unit.name if c.unit else t("Whole country")
     fig.suptitle(
-        t("Progress against targets — {unit} — {period}", unit=where, period=c.period.label(t)),
+        chart_text(t("Progress against targets — {unit} — {period}", unit=where, period=c.period.label(t))),
         fontsize=12,
+        parse_math=False,
         y=1 - 0.15 / height,
     )
     legend = t("Bar: result (green: target reached, orange: not yet, grey: no data). Black mark: the target.")
-    fig.text(0.01, 0.1 / fig.get_figheight(), legend, fontsize=8, color="#444444")
+    fig.text(0.01, 0.1 / fig.get_figheight(), legend, fontsize=8, color="#444444", parse_math=False)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=dpi)
     return out.getvalue()
