@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models_channels import ChannelRepository
+from storage.models_secrets import SecretRepository
 from storage.readonly import ReadOnlyUnitOfWork
 from storage.repositories import (
     AuditRepository,
@@ -63,6 +64,7 @@ class UnitOfWork:
             self.subscriptions = SubscriptionRepository(s)
             self.broadcasts = BroadcastRepository(s)
             self.scheduler = SchedulerRepository(s)
+            self.secrets = SecretRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

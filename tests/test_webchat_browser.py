@@ -44,6 +44,7 @@ from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import create_http_app
 from bot.services.incoming import Handled
 from storage.migrate import upgrade
+from tests.support import webchat_id
 
 pytestmark = pytest.mark.browser
 
@@ -486,13 +487,14 @@ async def test_pushed_messages_arrive_by_polling(site: str, phone: Phone, app: A
     await page.get_by_test_id("start-button").click()
     await expect(phone.bot()).to_have_count(1)
     client_id = await phone.client_id()
+    stored = await webchat_id(app, client_id)  # what the web chat keeps: the id's keyed hash
     async with app.uow() as uow:
-        contact = await uow.contacts.create("webchat", client_id, NOW)
+        contact = await uow.contacts.create("webchat", stored, NOW)
         payload = {
             "text": "Nhắc nhở: hạn báo cáo quý I là ngày 5/4.",
             "options": [{"id": "report:start", "label": "Báo cáo ngay"}],
         }
-        uow.outbox.add(contact.id, "webchat", client_id, payload, NOW)
+        uow.outbox.add(contact.id, "webchat", stored, payload, NOW)
         await uow.commit()
     # The page polls every 5 seconds.
     await expect(phone.bot()).to_have_count(2, timeout=8000)

@@ -7,10 +7,13 @@ and buttons. Pushed messages (broadcasts, reminders) wait in the outbox and the 
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import hmac
 import logging
 import re
+import secrets
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from bot.domain.app import App
 from bot.domain.messages import Handled, Incoming, Kind, Reply
 from bot.messaging.outbox import load_replies
+from storage.models_secrets import WEBCHAT_ID_KEY
 from storage.repositories import OutboxRepository, ReportFileRepository
 
 log = logging.getLogger(__name__)
@@ -84,20 +88,21 @@ class PollOut(BaseModel):
 # ----------------------------------------------------------------------------- translation
 
 
-def to_incoming(posted: PostedMessage) -> Incoming:
-    """The page's JSON → the transport-neutral message. The client id is the contact's id here."""
-    update_id = f"{posted.client_id}:{posted.message_id}" if posted.message_id else None
+def to_incoming(posted: PostedMessage, external_id: str) -> Incoming:
+    """The page's JSON → the transport-neutral message. `external_id` is the client id as it
+    is stored (`ClientIds.stored`): the person's id on this channel."""
+    update_id = f"{external_id}:{posted.message_id}" if posted.message_id else None
     if posted.option_id:
         return Incoming(
             channel=CHANNEL,
-            external_id=posted.client_id,
+            external_id=external_id,
             kind=Kind.OPTION,
             option_id=posted.option_id,
             update_id=update_id,
         )
     return Incoming(
         channel=CHANNEL,
-        external_id=posted.client_id,
+        external_id=external_id,
         kind=Kind.TEXT,
         text=(posted.text or "")[:MAX_TEXT],
         update_id=update_id,
@@ -122,6 +127,43 @@ def render_reply(reply: Reply) -> MessageOut:
 def render_pushed(message_id: int, reply: Reply) -> PushedMessageOut:
     """An outbox message, read back as a reply (bot.messaging.outbox.load_replies) → what the page renders."""
     return PushedMessageOut(id=message_id, **render_reply(reply).model_dump())
+
+
+class ClientIds:
+    """Web chat client ids as the database keeps them: HMAC-SHA256 under a server key, in hex.
+
+    The client id is the web chat user's only credential, and the browser keeps it; the
+    database holds only its keyed hash, looked up by equality, so reading the database file is
+    not enough to act as anyone. The key is WEBCHAT_ID_SECRET, or else the one kept in the
+    database (made on first use, the same for every instance): storage/models_secrets.py.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._key: bytes | None = None
+        self._lock = asyncio.Lock()
+
+    async def key(self) -> bytes:
+        if self._key is None:
+            async with self._lock:
+                if self._key is None:
+                    self._key = (await self._load()).encode()
+        return self._key
+
+    async def _load(self) -> str:
+        configured = self.app.settings.webchat_id_secret
+        if configured is not None:
+            return configured.get_secret_value()
+        async with self.app.uow() as uow:
+            key = await uow.secrets.get_or_create(
+                WEBCHAT_ID_KEY, lambda: secrets.token_urlsafe(32), self.app.clock.now()
+            )
+            await uow.commit()
+        return key
+
+    async def stored(self, client_id: str) -> str:
+        """What the database keeps for `client_id` (64 hexadecimal digits)."""
+        return hmac.new(await self.key(), client_id.encode(), hashlib.sha256).hexdigest()
 
 
 def short_id(client_id: str) -> str:
@@ -161,6 +203,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
     if handle is None:
         handle = App.handle
     handler: Handler = handle
+    ids = ClientIds(app)
     router = APIRouter(tags=["webchat"])
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -180,7 +223,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
     async def post_message(posted: PostedMessage) -> RepliesOut:
         if not posted.option_id and posted.text is None:
             raise HTTPException(status_code=422, detail="text or option_id is required")
-        msg = to_incoming(posted)
+        msg = to_incoming(posted, await ids.stored(posted.client_id))
         log.debug("webchat message from %s (%s)", short_id(posted.client_id), msg.kind)
         handled = await handler(app, msg)
         return RepliesOut(replies=[render_reply(r) for r in handled.replies])
@@ -193,7 +236,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
         # A plain read: no unit of work, so polling never queues behind SQLite's writer lock.
         async with app.db.sessions() as session:
             batch, cursor = await OutboxRepository(session).pending_for(
-                CHANNEL, client_id, app.clock.now(), after, MAX_POLL_BATCH
+                CHANNEL, await ids.stored(client_id), app.clock.now(), after, MAX_POLL_BATCH
             )
             files = ReportFileRepository(session)
             messages = [
