@@ -14,6 +14,8 @@ import hashlib
 import hmac
 import os
 import stat
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -239,3 +241,41 @@ async def test_0011_hashes_the_ids_stored_before(database_url: str, configured: 
             assert await uow.session.scalar(text("SELECT count(*) FROM contacts")) == 1
     finally:
         await app.db.dispose()
+
+
+# ----------------------------------------------------------------------------- tokens in logs
+
+TELEGRAM_TOKEN = "7654321:AAH-a-secret-token-0123456789abcdefXYZ"
+ZALO_TOKEN = "zalo-secret-token-0123456789"
+DEBUG_FROM_THE_START = """
+import logging, sys
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout)  # a deployment's logging, set up first
+from bot.domain.settings import Settings
+from bot.runtime.bootstrap import bootstrap
+settings = Settings(
+    database_url=sys.argv[1], telegram_token=sys.argv[2], zalo_token=sys.argv[3],
+    public_url="https://bot.example.org", _env_file=None,
+)
+bootstrap(settings)
+# A library's logger made later, printing a URL with the token in it.
+logging.getLogger("some.library.client").debug("GET https://api.example/bot%s", sys.argv[3])
+"""
+
+
+def test_no_token_in_a_debug_log_from_the_first_line(tmp_path: Path) -> None:
+    """A fresh process logging at DEBUG from its first line: building the Telegram bot logs its
+    Bot API URL (PTB, at DEBUG) before redaction was installed; now nothing shows a token."""
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    migrate.upgrade(url)
+    done = subprocess.run(
+        [sys.executable, "-c", DEBUG_FROM_THE_START, url, TELEGRAM_TOKEN, ZALO_TOKEN],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+        check=True,
+    )
+    log = done.stdout + done.stderr
+    assert "Set Bot API URL" in log and "GET https://api.example/bot<redacted>" in log
+    for secret in (TELEGRAM_TOKEN, TELEGRAM_TOKEN.split(":")[1], ZALO_TOKEN):
+        assert secret not in log
