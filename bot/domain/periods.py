@@ -205,3 +205,21 @@ def period_choices(today: date, kinds: Iterable[str]) -> list[Period]:
         if kind != "year" or today.month <= 2:
             out.append(current.previous())
     return out
+
+
+# The Vietnam Study Promotion Association was founded in 1996: no report of the movement is older.
+FIRST_REPORT_YEAR = 1996
+
+
+class PeriodOutOfRange(ValueError):
+    """A period typed for a report that cannot exist: before FIRST_REPORT_YEAR, or not begun yet."""
+
+
+def typed_report_period(text: str, today: date) -> Period:
+    """A period a person typed for a compiled report ("2025-H1", "2025"): ValueError when it is
+    no period, PeriodOutOfRange when it is one no report can cover. Bounded on both sides so
+    that "9999" is answered, not carried into date arithmetic past the calendar's end."""
+    period = Period.parse(text)
+    if period.year < FIRST_REPORT_YEAR or period.start > today:
+        raise PeriodOutOfRange(f"no report for {period.key}: periods run from {FIRST_REPORT_YEAR} to today")
+    return period
