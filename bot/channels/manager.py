@@ -100,7 +100,8 @@ def _redacting_record_factory() -> None:
 def install_token_redaction(*secrets: str | None) -> RedactSecrets:
     """Idempotent: remember `secrets` and redact them from every log record from now on."""
     _REDACTION.secrets.update(s for s in secrets if s and len(s) >= 6)
-    _redacting_record_factory()
+    if _REDACTION.secrets:  # without a token there is nothing to hide, and records stay as cheap
+        _redacting_record_factory()
     # PTB creates its loggers when its modules load: load them before walking the logger tree.
     import telegram.ext  # noqa: F401
 
