@@ -11,6 +11,7 @@ from storage import (
     models_reports,
     models_requests,
     models_reviews,
+    models_secrets,
 )
 from storage.models import Base
 
@@ -23,4 +24,5 @@ __all__ = [
     "models_reports",
     "models_requests",
     "models_reviews",
+    "models_secrets",
 ]

@@ -11,6 +11,7 @@ from storage.db import Database
 from storage.models_channels import ChannelRepository
 from storage.models_limits import InviteTryRepository, RetentionRepository
 from storage.models_requests import RequestRepository
+from storage.models_secrets import SecretRepository
 from storage.readonly import ReadOnlyUnitOfWork
 from storage.repositories import (
     AuditRepository,
@@ -72,6 +73,7 @@ class UnitOfWork:
             self.requests = RequestRepository(s)
             self.invite_tries = InviteTryRepository(s)
             self.retention = RetentionRepository(s)
+            self.secrets = SecretRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

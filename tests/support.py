@@ -83,6 +83,13 @@ async def make_contact(
         await uow.commit()
 
 
+async def webchat_id(app: App, client_id: str) -> str:
+    """A web chat client id as the database keeps it: its keyed hash (bot.channels.webchat)."""
+    from bot.channels.webchat.channel import ClientIds
+
+    return await ClientIds(app).stored(client_id)
+
+
 class Chat:
     """One person talking to the bot through the service layer, as a channel would."""
 

@@ -15,7 +15,7 @@ from bot.domain.app import App
 from bot.runtime.http import create_http_app
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER
-from tests.support import make_app, make_contact, seed_tree
+from tests.support import make_app, make_contact, seed_tree, webchat_id
 
 CLIENT = "officer-browser-0000000001"
 
@@ -40,11 +40,12 @@ async def test_a_logged_out_id_reaches_neither_the_account_nor_its_messages(
     app: App, client: httpx.AsyncClient
 ) -> None:
     tree = await seed_tree(app)
-    await make_contact(app, CLIENT, VILLAGE_OFFICER, tree.village, channel="webchat")
+    stored = await webchat_id(app, CLIENT)  # the database keeps the id's keyed hash
+    await make_contact(app, stored, VILLAGE_OFFICER, tree.village, channel="webchat")
     async with app.uow() as uow:
-        officer = await uow.contacts.by_identity("webchat", CLIENT)
+        officer = await uow.contacts.by_identity("webchat", stored)
         assert officer is not None
-        uow.outbox.add(officer.id, "webchat", CLIENT, {"text": "Mã mời cho thôn: ABCD-EFGH"}, app.clock.now())
+        uow.outbox.add(officer.id, "webchat", stored, {"text": "Mã mời cho thôn: ABCD-EFGH"}, app.clock.now())
         await uow.commit()
     poll = {"client_id": CLIENT}
     assert len((await client.get("/api/webchat/poll", params=poll)).json()["messages"]) == 1
@@ -56,7 +57,7 @@ async def test_a_logged_out_id_reaches_neither_the_account_nor_its_messages(
 
     assert (await client.get("/api/webchat/poll", params=poll)).json()["messages"] == []
     async with app.uow() as uow:
-        assert await uow.contacts.by_identity("webchat", CLIENT) is None
+        assert await uow.contacts.by_identity("webchat", stored) is None
         (audit,) = await uow.audit.actions("identity.revoke")
         assert audit.contact_id == officer.id
         # The account itself is kept: its role, and the identity row (now unusable).
@@ -67,7 +68,7 @@ async def test_a_logged_out_id_reaches_neither_the_account_nor_its_messages(
     r = await client.post("/api/webchat/messages", json={"client_id": CLIENT, "text": "/toi"})
     assert "Thôn Nà Rụa" not in str(r.json())
     async with app.uow() as uow:
-        stranger = await uow.contacts.by_identity("webchat", CLIENT)
+        stranger = await uow.contacts.by_identity("webchat", stored)
         assert stranger is not None and stranger.id != officer.id
         assert await uow.contacts.roles(stranger.id) == []
 

@@ -45,6 +45,7 @@ from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import create_http_app
 from bot.services.incoming import Handled
 from storage.migrate import upgrade
+from tests.support import webchat_id
 
 pytestmark = pytest.mark.browser
 
@@ -252,7 +253,9 @@ async def test_page_loads_with_vietnamese_ui(site: str, phone: Phone) -> None:
     assert phone.errors == []
 
 
-async def test_start_button_sends_start_and_shows_the_reply(site: str, phone: Phone, script: Script) -> None:
+async def test_start_button_sends_start_and_shows_the_reply(
+    app: App, site: str, phone: Phone, script: Script
+) -> None:
     page = phone.page
     await page.goto(site)
     await page.get_by_test_id("start-button").click()
@@ -262,7 +265,7 @@ async def test_start_button_sends_start_and_shows_the_reply(site: str, phone: Ph
     await expect(page.get_by_test_id("start-button")).to_be_hidden()
     (msg,) = script.seen
     assert (msg.channel, msg.kind, msg.text) == ("webchat", Kind.TEXT, "/start")
-    assert msg.external_id == await phone.client_id()
+    assert msg.external_id == await webchat_id(app, await phone.client_id())  # the browser keeps the id
     assert msg.update_id is not None and msg.update_id.startswith(msg.external_id + ":")
     assert phone.errors == []
 
@@ -393,7 +396,7 @@ async def test_phone_screen_has_no_horizontal_scroll(site: str, phone: Phone) ->
 
 
 async def test_the_client_id_and_the_conversation_survive_a_reload(
-    site: str, phone: Phone, browser: Browser, script: Script
+    app: App, site: str, phone: Phone, browser: Browser, script: Script
 ) -> None:
     page = phone.page
     await page.goto(site)
@@ -409,7 +412,7 @@ async def test_the_client_id_and_the_conversation_survive_a_reload(
     await expect(phone.options().nth(1)).to_be_enabled()  # still unanswered
     await phone.options().nth(0).click()
     await expect(phone.bot()).to_have_count(2)
-    assert {m.external_id for m in script.seen} == {first_id}
+    assert {m.external_id for m in script.seen} == {await webchat_id(app, first_id)}
 
     other = await Phone(browser).start()  # another profile: another person
     try:
@@ -487,13 +490,14 @@ async def test_pushed_messages_arrive_by_polling(site: str, phone: Phone, app: A
     await page.get_by_test_id("start-button").click()
     await expect(phone.bot()).to_have_count(1)
     client_id = await phone.client_id()
+    stored = await webchat_id(app, client_id)  # what the web chat keeps: the id's keyed hash
     async with app.uow() as uow:
-        contact = await uow.contacts.create("webchat", client_id, NOW)
+        contact = await uow.contacts.create("webchat", stored, NOW)
         payload = {
             "text": "Nhắc nhở: hạn báo cáo quý I là ngày 5/4.",
             "options": [{"id": "report:start", "label": "Báo cáo ngay"}],
         }
-        uow.outbox.add(contact.id, "webchat", client_id, payload, NOW)
+        uow.outbox.add(contact.id, "webchat", stored, payload, NOW)
         await uow.commit()
     # The page polls every 5 seconds.
     await expect(phone.bot()).to_have_count(2, timeout=8000)

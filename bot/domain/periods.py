@@ -215,3 +215,21 @@ class Period:
         year, month = divmod(day.year * 12 + day.month - spec.first_month, 12)
         index = month // spec.months
         return cls(kind, year, index + 1 if spec.per_year > 1 else 0)
+
+
+# The Vietnam Study Promotion Association was founded in 1996: no report of the movement is older.
+FIRST_REPORT_YEAR = 1996
+
+
+class PeriodOutOfRange(ValueError):
+    """A period typed for a report that cannot exist: before FIRST_REPORT_YEAR, or not begun yet."""
+
+
+def typed_report_period(text: str, today: date) -> Period:
+    """A period a person typed for a compiled report ("2025-H1", "2025"): ValueError when it is
+    no period, PeriodOutOfRange when it is one no report can cover. Bounded on both sides so
+    that "9999" is answered, not carried into date arithmetic past the calendar's end."""
+    period = Period.parse(text)
+    if period.year < FIRST_REPORT_YEAR or period.start > today:
+        raise PeriodOutOfRange(f"no report for {period.key}: periods run from {FIRST_REPORT_YEAR} to today")
+    return period

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     webchat_enabled: bool = Field(default=True, description="Serve the local web chat page at /.")
+    webchat_id_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the keyed hash (HMAC-SHA256) under which web chat client ids are stored: the "
+        "database never holds an id itself. Empty: a key is made at the first start and kept in the "
+        "database (table server_secrets), the same for every instance. Set it to keep the key out of the "
+        "database. Changing it signs every web chat user out.",
+    )
     telegram_token: SecretStr | None = Field(
         default=None, description="Telegram bot token (from @BotFather)."
     )

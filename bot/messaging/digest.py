@@ -187,33 +187,40 @@ async def send_weekly_digest(app: App) -> int:
         failed_codes = await reads.invite_tries.by_unit_path(start, end)
     cache: dict[int, tuple[list[Received], Activities, Compiled, list[str]]] = {}
     reviewed = reviewed_forms(app.forms)
+    failed: set[int] = set()  # units whose digest failed: logged and skipped, nobody else waits
     for r in recipients:
-        async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
-            if await noticed_units(reads, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
-                continue
-            if r.unit.id not in cache:
-                cache[r.unit.id] = (
-                    await received_between(reads, r.unit, start, end),
-                    await activities_between(reads, r.unit, first_day, last_day),
-                    await compile_unit(
-                        reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
-                    ),
-                    await waiting_for_review(reads, r.unit, period, reviewed),
-                )
-        received, activities, compiled, to_review = cache[r.unit.id]
-        t = translator(r.locale)
-        text = digest_text(
-            t, r.unit, first_day, last_day, received, activities, compiled, deadline, to_review
-        )
-        failures = sum(n for path, n in failed_codes if path.startswith(r.unit.path))
-        if (line := invite_failures_line(t, failures)) is not None:
-            text += "\n" + line
-        key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
-        async with app.uow() as uow:
-            messages = to_each_channel(r, {"text": text, "options": []}, [key])
-            queued += len(await enqueue(uow, messages, kind=DIGEST, now=now))
-            await uow.commit()
-    log.info("weekly digest %s: %d messages queued", week.key, queued)
+        if r.unit.id in failed:
+            continue
+        try:
+            async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
+                if await noticed_units(reads, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
+                    continue
+                if r.unit.id not in cache:
+                    cache[r.unit.id] = (
+                        await received_between(reads, r.unit, start, end),
+                        await activities_between(reads, r.unit, first_day, last_day),
+                        await compile_unit(
+                            reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
+                        ),
+                        await waiting_for_review(reads, r.unit, period, reviewed),
+                    )
+            received, activities, compiled, to_review = cache[r.unit.id]
+            t = translator(r.locale)
+            text = digest_text(
+                t, r.unit, first_day, last_day, received, activities, compiled, deadline, to_review
+            )
+            failures = sum(n for path, n in failed_codes if path.startswith(r.unit.path))
+            if (line := invite_failures_line(t, failures)) is not None:
+                text += "\n" + line
+            key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
+            async with app.uow() as uow:
+                messages = to_each_channel(r, {"text": text, "options": []}, [key])
+                queued += len(await enqueue(uow, messages, kind=DIGEST, now=now))
+                await uow.commit()
+        except Exception:
+            log.exception("weekly digest %s of unit %s not sent: skipped", week.key, r.unit.id)
+            failed.add(r.unit.id)
+    log.info("weekly digest %s: %d messages queued, %d unit(s) skipped", week.key, queued, len(failed))
     return queued
 
 

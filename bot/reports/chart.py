@@ -5,6 +5,7 @@ one for the total, each with its own target mark: disadvantaged communes have lo
 In a half-year report the recognised rates are last year's (titles are recognised at year end):
 their panels say so, and a thin blue line under each bar shows this year's registrations.
 A Figure with its own Agg canvas keeps no global state, so charts can be drawn in a worker thread.
+Names are data: every text that carries one is drawn with parse_math=False.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import io
 
 from bot.domain.i18n import Translator
+from bot.domain.text import clean_name
 from bot.reports.aggregate import RATE_BY_KEY, REGISTRATION_OF, Compiled, target_for
 from bot.reports.labels import indicator_label
 
@@ -33,6 +35,12 @@ def panel_title(c: Compiled, t: Translator, key: str) -> str:
     return title
 
 
+def chart_text(text: str) -> str:
+    """A name as the chart draws it: plain text (names are drawn with parse_math=False, so
+    "Thôn $\\x$" is no mathtext), without characters no font has a glyph for."""
+    return clean_name(text)
+
+
 def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
     """The chart as PNG bytes."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -49,7 +57,8 @@ def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
     height = max(3.2, 1.6 + 0.27 * n) + (0.5 if c.carried_from else 0.0)
     fig = Figure(figsize=(12, height), dpi=dpi)
     FigureCanvasAgg(fig)
-    names = [e[0] if len(e[0]) <= 28 else e[0][:27] + "…" for e in entries]
+    names = [chart_text(e[0]) for e in entries]
+    names = [name if len(name) <= 28 else name[:27] + "…" for name in names]
     longest = max(len(name) for name in names)
     # Fixed margins: tight_layout measures every label and takes seconds for a hundred communes.
     head = 1.3 if c.carried_from else 0.8  # three-line panel titles need the room
@@ -103,20 +112,21 @@ def render_png(c: Compiled, t: Translator, dpi: int = 100) -> bytes:
         ax.grid(axis="x", which="both", linestyle=":", linewidth=0.6, alpha=0.7)
         ax.set_axisbelow(True)
         if ax is axes[0]:
-            ax.set_yticks(positions, names, fontsize=8)
+            ax.set_yticks(positions, names, fontsize=8, parse_math=False)
             ax.get_yticklabels()[0].set_fontweight("bold")
         else:
             ax.set_yticks([])
     where = c.unit.name if c.unit else t("Whole country")
     fig.suptitle(
-        t("Progress against targets — {unit} — {period}", unit=where, period=c.period.label(t)),
+        chart_text(t("Progress against targets — {unit} — {period}", unit=where, period=c.period.label(t))),
         fontsize=12,
+        parse_math=False,
         y=1 - 0.15 / height,
     )
     legend = t("Bar: result (green: target reached, orange: not yet, grey: no data). Black mark: the target.")
     if any(key in c.carried_from for key in CHART_RATES):
         legend += " " + t("Thin blue line: registered in this period (titles are recognised at year end).")
-    fig.text(0.01, 0.1 / fig.get_figheight(), legend, fontsize=8, color="#444444")
+    fig.text(0.01, 0.1 / fig.get_figheight(), legend, fontsize=8, color="#444444", parse_math=False)
     out = io.BytesIO()
     fig.savefig(out, format="png", dpi=dpi)
     return out.getvalue()

@@ -12,12 +12,14 @@ import io
 from datetime import UTC
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
+from bot.domain.text import clean_text
 from bot.reports.aggregate import RATES, REGISTRATIONS, Compiled, Figures, progress, target_for
 from bot.reports.compiled import review_line
 from bot.reports.labels import (
@@ -40,6 +42,9 @@ THIN = Side(style="thin", color="000000")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
+# What makes a spreadsheet read a text as a formula (OWASP, CSV injection); tab and carriage
+# return are removed or harmless in a cell.
+FORMULA_STARTS = ("=", "+", "-", "@")
 CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
 
@@ -66,6 +71,23 @@ def column_header(c: Compiled, t: Translator, column: Column) -> str:
     return header
 
 
+def sheet_text(text: str) -> str:
+    """`text` as a cell can hold it: without the control characters the file format has no
+    place for (openpyxl raises IllegalCharacterError) and without lone surrogates."""
+    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("", clean_text(text))
+    return cleaned
+
+
+def _put_text(cell: Cell, text: str) -> None:
+    """A text is data, never a formula: one starting with = + - @ (or that reads as an error
+    code such as #REF!) is stored as a string, marked so that editing it keeps it text."""
+    cell.value = sheet_text(text)
+    value = cell.value
+    if cell.data_type != "s" or (isinstance(value, str) and value.startswith(FORMULA_STARTS)):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+
+
 def _put(
     ws: Worksheet,
     row: int,
@@ -78,7 +100,11 @@ def _put(
     border: bool = False,
     fill: PatternFill | None = None,
 ) -> None:
-    cell = ws.cell(row=row, column=col, value=value)
+    cell = ws.cell(row=row, column=col)
+    if isinstance(value, str):
+        _put_text(cell, value)
+    else:
+        cell.value = value
     cell.font = font or _font()
     if fmt:
         cell.number_format = fmt

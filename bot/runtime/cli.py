@@ -43,6 +43,13 @@ def _settings(**overrides: object) -> Settings:
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
 
 
+def _upgrade(settings: Settings, revision: str = "head") -> None:
+    """Migrate the database, handing the migrations the settings they need (web chat ids are
+    stored hashed under WEBCHAT_ID_SECRET when it is set)."""
+    secret = settings.webchat_id_secret
+    upgrade(settings.database_url, revision, webchat_id_secret=secret.get_secret_value() if secret else None)
+
+
 def _serve(process: Bot, *, scheduler: bool = False) -> None:
     import uvicorn
 
@@ -81,7 +88,7 @@ def run(
     is set, by polling otherwise (bot.channels.manager, started by the HTTP app's lifespan).
     """
     settings = _settings(host=host, port=port)
-    upgrade(settings.database_url)
+    _upgrade(settings)
     _serve(bootstrap(settings), scheduler=True)
 
 
@@ -92,7 +99,7 @@ def demo(
 ) -> None:
     """Set up a demo on SQLite (units, sample villages, invite codes) and serve the web chat."""
     settings = _settings(port=port)
-    upgrade(settings.database_url)
+    _upgrade(settings)
     process = bootstrap(settings)
     village_code, commune_code, where = asyncio.run(_seed_demo(process.app))
     typer.echo(f"Demo ready: {where}")
@@ -149,7 +156,7 @@ def content_sync() -> None:
         return str(result)
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     try:
         typer.echo(asyncio.run(go(bootstrap(settings).app)))
     except ContentError as exc:
@@ -161,7 +168,7 @@ def content_sync() -> None:
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the database migrations."""
     settings = Settings()
-    upgrade(settings.database_url, revision)
+    _upgrade(settings, revision)
     typer.echo("Database is up to date.")
 
 
@@ -228,7 +235,7 @@ def units_import() -> None:
         return f"{counts} (data {result.data_version})"
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     typer.echo(asyncio.run(go(bootstrap(settings).app)))
 
 
@@ -252,7 +259,7 @@ def units_import_villages(
         ]
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     for line in asyncio.run(go(bootstrap(settings).app)):
         typer.echo(line)
 
@@ -295,7 +302,7 @@ def invite_create(
         return f"{format_code(invite.code)}  ({role}, {found.name}, expires {invite.expires_at:%Y-%m-%d})"
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     typer.echo(asyncio.run(go(bootstrap(settings).app)))
 
 
@@ -430,7 +437,7 @@ def report(
         return file.filename, file.data, summary_text(compiled, t, files_attached=False)
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     filename, data, summary = asyncio.run(go(bootstrap(settings).app))
     target = out or Path(filename)
     target.write_bytes(data)

@@ -11,11 +11,14 @@ contact), more get 429; "Đăng xuất" (log out) revokes the id on the server.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import hmac
 import logging
 import math
 import re
+import secrets
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
@@ -31,6 +34,7 @@ from bot.domain.app import App
 from bot.domain.messages import Handled, Incoming, Kind, Reply
 from bot.messaging.outbox import load_replies
 from bot.services.sessions import log_out
+from storage.models_secrets import WEBCHAT_ID_KEY
 from storage.repositories import OutboxRepository, ReportFileRepository
 
 log = logging.getLogger(__name__)
@@ -103,13 +107,14 @@ class PollOut(BaseModel):
 # ----------------------------------------------------------------------------- translation
 
 
-def to_incoming(posted: PostedMessage, client_address: str | None = None) -> Incoming:
-    """The page's JSON → the transport-neutral message. The client id is the contact's id here."""
-    update_id = f"{posted.client_id}:{posted.message_id}" if posted.message_id else None
+def to_incoming(posted: PostedMessage, external_id: str, client_address: str | None = None) -> Incoming:
+    """The page's JSON → the transport-neutral message. `external_id` is the client id as it
+    is stored (`ClientIds.stored`): the person's id on this channel."""
+    update_id = f"{external_id}:{posted.message_id}" if posted.message_id else None
     if posted.option_id:
         return Incoming(
             channel=CHANNEL,
-            external_id=posted.client_id,
+            external_id=external_id,
             kind=Kind.OPTION,
             option_id=posted.option_id,
             update_id=update_id,
@@ -117,7 +122,7 @@ def to_incoming(posted: PostedMessage, client_address: str | None = None) -> Inc
         )
     return Incoming(
         channel=CHANNEL,
-        external_id=posted.client_id,
+        external_id=external_id,
         kind=Kind.TEXT,
         text=(posted.text or "")[:MAX_TEXT],
         update_id=update_id,
@@ -143,6 +148,43 @@ def render_reply(reply: Reply) -> MessageOut:
 def render_pushed(message_id: int, reply: Reply) -> PushedMessageOut:
     """An outbox message, read back as a reply (bot.messaging.outbox.load_replies) → what the page renders."""
     return PushedMessageOut(id=message_id, **render_reply(reply).model_dump())
+
+
+class ClientIds:
+    """Web chat client ids as the database keeps them: HMAC-SHA256 under a server key, in hex.
+
+    The client id is the web chat user's only credential, and the browser keeps it; the
+    database holds only its keyed hash, looked up by equality, so reading the database file is
+    not enough to act as anyone. The key is WEBCHAT_ID_SECRET, or else the one kept in the
+    database (made on first use, the same for every instance): storage/models_secrets.py.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._key: bytes | None = None
+        self._lock = asyncio.Lock()
+
+    async def key(self) -> bytes:
+        if self._key is None:
+            async with self._lock:
+                if self._key is None:
+                    self._key = (await self._load()).encode()
+        return self._key
+
+    async def _load(self) -> str:
+        configured = self.app.settings.webchat_id_secret
+        if configured is not None:
+            return configured.get_secret_value()
+        async with self.app.uow() as uow:
+            key = await uow.secrets.get_or_create(
+                WEBCHAT_ID_KEY, lambda: secrets.token_urlsafe(32), self.app.clock.now()
+            )
+            await uow.commit()
+        return key
+
+    async def stored(self, client_id: str) -> str:
+        """What the database keeps for `client_id` (64 hexadecimal digits)."""
+        return hmac.new(await self.key(), client_id.encode(), hashlib.sha256).hexdigest()
 
 
 def short_id(client_id: str) -> str:
@@ -233,6 +275,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
     # they are held in memory (0: no limit).
     router = APIRouter(tags=["webchat"], max_body_size=app.settings.webchat_max_body_bytes or None)
     new_ids = NewIds(app)
+    ids = ClientIds(app)
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -259,7 +302,8 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
         if not posted.option_id and posted.text is None:
             raise HTTPException(status_code=422, detail="text or option_id is required")
         address = client_address(request)
-        wait = await new_ids.admit(posted.client_id, address)
+        stored = await ids.stored(posted.client_id)
+        wait = await new_ids.admit(stored, address)
         if wait:
             log.info("webchat: too many new ids from one address; refused for %.0fs", wait)
             raise HTTPException(
@@ -267,18 +311,19 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
                 detail="too many new conversations from this address",
                 headers={"Retry-After": str(math.ceil(wait))},
             )
-        msg = to_incoming(posted, address)
+        msg = to_incoming(posted, stored, address)
         log.debug("webchat message from %s (%s)", short_id(posted.client_id), msg.kind)
         handled = await handler(app, msg)
-        new_ids.known(posted.client_id)  # the id has its contact now
+        new_ids.known(stored)  # the id has its contact now
         return RepliesOut(replies=[render_reply(r) for r in handled.replies])
 
     @router.post("/api/webchat/logout", response_model=LogoutOut)
     async def logout(body: LogoutIn) -> LogoutOut:
         """Revoke the client id: it no longer reaches the contact or their messages."""
-        new_ids.forget(body.client_id)
-        async with app.db.contact_locks.hold((CHANNEL, body.client_id)), app.uow() as uow:
-            revoked = await log_out(uow, CHANNEL, body.client_id, app.clock.now())
+        stored = await ids.stored(body.client_id)
+        new_ids.forget(stored)
+        async with app.db.contact_locks.hold((CHANNEL, stored)), app.uow() as uow:
+            revoked = await log_out(uow, CHANNEL, stored, app.clock.now())
             await uow.commit()
         log.info("webchat %s logged out (%s)", short_id(body.client_id), "revoked" if revoked else "unknown")
         return LogoutOut(revoked=revoked)
@@ -291,7 +336,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
         # A plain read: no unit of work, so polling never queues behind SQLite's writer lock.
         async with app.db.sessions() as session:
             batch, cursor = await OutboxRepository(session).pending_for(
-                CHANNEL, client_id, app.clock.now(), after, MAX_POLL_BATCH
+                CHANNEL, await ids.stored(client_id), app.clock.now(), after, MAX_POLL_BATCH
             )
             files = ReportFileRepository(session)
             messages = [
