@@ -234,14 +234,14 @@ class Platform:
 
 
 def report_steps(platform: Platform, person: str) -> list[dict[str, Any]]:
-    steps = [platform.text(person, "/baocao"), platform.press(person, "2026-H2", "1")]
+    steps = [platform.text(person, "/baocao"), platform.press(person, "2026", "1")]
     steps += [platform.text(person, a) for a in VILLAGE_REPORT_ANSWERS]
     steps.append(platform.press(person, "confirm", "1"))
     return steps
 
 
 def echo_steps(platform: Platform, person: str) -> list[dict[str, Any]]:
-    return [platform.text(person, t) for t in ["/baocao", "2026-H2", *VILLAGE_REPORT_ANSWERS, "confirm"]]
+    return [platform.text(person, t) for t in ["/baocao", "2026", *VILLAGE_REPORT_ANSWERS, "confirm"]]
 
 
 async def drive(

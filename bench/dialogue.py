@@ -1,6 +1,6 @@
 """Dialogue throughput and latency through the service layer on a SQLite file.
 
-N officers (default 200) each complete a village report (27 steps: /baocao, the period, 24
+N officers (default 200) each complete a village report (28 steps: /baocao, the period, 25
 answers, confirm). Two runs:
 
 * burst  — all officers at once, no pause: the saturated throughput (steps/s).
@@ -45,7 +45,7 @@ ANSWERS = VILLAGE_REPORT_ANSWERS
 
 
 def script() -> list[tuple[Kind, str]]:
-    steps = [(Kind.TEXT, "/baocao"), (Kind.OPTION, "2026-H2")]
+    steps = [(Kind.TEXT, "/baocao"), (Kind.OPTION, "2026")]
     steps += [(Kind.TEXT, a) for a in ANSWERS]
     steps.append((Kind.OPTION, "confirm"))
     return steps

@@ -79,7 +79,7 @@ async def seed(url: str, runs: dict[str, int]) -> None:
     from bot.services.units import add_village
     from storage.migrate import upgrade_async
     from storage.models import VILLAGE, VILLAGE_OFFICER
-    from tests.support import make_app, make_contact, seed_tree
+    from tests.support import make_app, make_contact, seed_tree, webchat_id
 
     await upgrade_async(url)
     app = make_app(url)
@@ -92,12 +92,13 @@ async def seed(url: str, runs: dict[str, int]) -> None:
         ]
         await uow.commit()
     for (run, n), village in zip(people, villages, strict=True):
-        await make_contact(app, person(run, n), VILLAGE_OFFICER, village, "vi", channel="webchat")
+        stored = await webchat_id(app, person(run, n))  # the web chat keeps the id's keyed hash
+        await make_contact(app, stored, VILLAGE_OFFICER, village, "vi", channel="webchat")
     await app.db.dispose()
 
 
 def report(client_id: str) -> list[dict[str, Any]]:
-    steps: list[dict[str, Any]] = [{"text": "/baocao"}, {"option_id": "2026-H2"}]
+    steps: list[dict[str, Any]] = [{"text": "/baocao"}, {"option_id": "2026"}]
     steps += [{"text": a} for a in VILLAGE_REPORT_ANSWERS]
     steps.append({"option_id": "confirm"})
     return [{"client_id": client_id, "message_id": f"msg-{n:04d}", **step} for n, step in enumerate(steps)]

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import stat
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -13,6 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from storage import sqlite_inline
 from storage.locks import KeyedLocks
 from storage.readonly import ReadSide
+
+log = logging.getLogger(__name__)
 
 
 def normalise_url(url: str) -> str:
@@ -30,6 +35,48 @@ def is_sqlite(url: str) -> bool:
     return normalise_url(url).startswith("sqlite")
 
 
+PRIVATE_FILE = 0o600
+PRIVATE_DIR = 0o700
+
+
+def private_sqlite_file(path: str | Path) -> None:
+    """Make the SQLite file (and its folder, when new) readable by this user only, before
+    SQLite opens it: the database holds personal data and each officer's credentials.
+
+    The file is created 0600 here rather than by SQLite under the process umask (0644 with the
+    usual 022). SQLite gives the -wal and -shm files it creates the mode of the database file,
+    so they are 0600 too. Files an older version left readable by others are tightened. No
+    umask is changed: it is process-wide, and other threads may be creating files.
+    """
+    file = Path(path)
+    if not file.parent.exists():
+        file.parent.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
+    try:
+        os.close(os.open(file, os.O_CREAT | os.O_EXCL | os.O_WRONLY, PRIVATE_FILE))
+        return
+    except FileExistsError:
+        pass
+    for existing in (file, file.with_name(file.name + "-wal"), file.with_name(file.name + "-shm")):
+        try:
+            mode = stat.S_IMODE(existing.stat().st_mode)
+            if mode & 0o077:
+                existing.chmod(mode & 0o700)
+                log.warning("%s was readable by other users (%o): now %o", existing, mode, mode & 0o700)
+        except FileNotFoundError:
+            continue
+        except PermissionError:  # not ours to change: say so, and go on
+            log.warning("%s is readable by other users and cannot be changed", existing)
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file of a SQLite URL; None for an in-memory database or another backend."""
+    url = normalise_url(url)
+    if not url.startswith("sqlite") or "///" not in url:
+        return None
+    path = url.split("///", 1)[1].split("?", 1)[0]
+    return path if path and path != ":memory:" else None
+
+
 def make_engine(url: str, sqlite_driver: str = "inline") -> AsyncEngine:
     """An async engine. On SQLite, `sqlite_driver` "inline" runs sqlite3 on the event loop
     (storage.sqlite_inline explains why); "aiosqlite" uses aiosqlite's worker thread."""
@@ -37,7 +84,7 @@ def make_engine(url: str, sqlite_driver: str = "inline") -> AsyncEngine:
     if url.startswith("sqlite"):
         path = url.split("///", 1)[1] if "///" in url else ""
         if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_sqlite_file(path)
         if sqlite_driver == "inline" and path and path != ":memory:":
             engine = create_async_engine(url, async_creator=sqlite_inline.creator(path, 30.0))
         else:

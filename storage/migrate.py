@@ -55,9 +55,14 @@ def _outside_loop(fn: Callable[[], object]) -> None:
         pool.submit(fn).result()
 
 
-def upgrade(url: str, revision: str = "head") -> None:
-    """Bring the database at `url` up to `revision` (default: the latest)."""
+def upgrade(url: str, revision: str = "head", *, webchat_id_secret: str | None = None) -> None:
+    """Bring the database at `url` up to `revision` (default: the latest).
+
+    `webchat_id_secret`: WEBCHAT_ID_SECRET when set, for the migration that stores web chat ids
+    hashed under it (0011); the bot passes its setting."""
     cfg = make_config(url)
+    if webchat_id_secret:
+        cfg.attributes["webchat_id_secret"] = webchat_id_secret
     _outside_loop(lambda: command.upgrade(cfg, revision))
 
 

@@ -198,7 +198,10 @@ class Submission(Base):
     period: Mapped[str] = mapped_column(String(16))  # "2026-H1", "2026"
     form_version_id: Mapped[int | None] = mapped_column(ForeignKey("form_versions.id"))
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
-    submitted_by_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    # Who filed it; NULL once that person had their data deleted (/xoadulieu): the report is an
+    # official record and stays, attributed to its unit and to the role below instead.
+    submitted_by_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"), index=True)
+    submitted_by_role: Mapped[str | None] = mapped_column(String(32))
     submitted_at: Mapped[datetime]
     channel: Mapped[str | None] = mapped_column(String(16))
 

@@ -9,6 +9,7 @@ session); like every repository it flushes but never commits.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -16,7 +17,7 @@ from sqlalchemy import ForeignKey, Integer, String, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.models import Base, ChannelIdentity, Contact, RoleGrant
+from storage.models import Base, ChannelIdentity, Contact, OutboxMessage, RoleGrant
 
 
 class LinkCode(Base):
@@ -102,9 +103,37 @@ class ChannelRepository:
         )
         return (await self.s.execute(q)).scalar_one_or_none()
 
+    async def revoke_identity(
+        self, identity: ChannelIdentity, tombstone: str, now: datetime, old_ids: Collection[str]
+    ) -> None:
+        """Give the identity (and the outbox rows addressed to it, in any of `old_ids`) the id
+        `tombstone`, and mark it as not to be sent to (bot.services.sessions)."""
+        await self.s.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.contact_id == identity.contact_id,
+                OutboxMessage.channel == identity.channel,
+                OutboxMessage.external_id.in_(list(old_ids)),
+            )
+            .values(external_id=tombstone)
+            .execution_options(synchronize_session=False)
+        )
+        identity.external_id = tombstone
+        identity.blocked_at = now
+        await self.s.flush()
+
     async def move_identity(self, identity: ChannelIdentity, contact_id: int) -> None:
         identity.contact_id = contact_id
         await self.s.flush()
+
+    async def detach_identity(self, identity: ChannelIdentity, now: datetime, locale: str) -> Contact:
+        """Move the identity to a new contact of its own (not registered, nothing but the chat):
+        the chat starts afresh, the contact it leaves keeps everything else."""
+        contact = Contact(locale=locale, created_at=now, last_seen_at=now)
+        self.s.add(contact)
+        await self.s.flush()
+        await self.move_identity(identity, contact.id)
+        return contact
 
     async def active_grants(self, contact_id: int) -> list[RoleGrant]:
         q = select(RoleGrant).where(RoleGrant.contact_id == contact_id, RoleGrant.revoked_at.is_(None))

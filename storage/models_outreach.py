@@ -57,6 +57,7 @@ KIND_REMINDER = "reminder"
 KIND_ESCALATION = "escalation"
 KIND_DIGEST = "digest"
 KIND_REPORT = "period_report"
+KIND_REVIEW = "review"  # a report returned for correction; reports waiting for review
 KIND_REPLY = "reply"  # a dialogue reply that could not be delivered inside the request
 KIND_OTHER = "other"
 OUTREACH_KINDS = (KIND_BROADCAST, KIND_TIP, KIND_CAMPAIGN, KIND_NEWS)

@@ -26,8 +26,11 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from storage.models_channels import ChannelRepository
+from storage.models_limits import InviteTryRepository
+from storage.models_requests import RequestRepository
 from storage.repositories import OutboxRepository, ReportFileRepository, SubmissionRepository, UnitRepository
 from storage.repositories_outreach import ContentRepository, NoticeRepository, RecipientRepository
+from storage.repositories_reviews import ReviewRepository
 
 if TYPE_CHECKING:
     from storage.db import Database
@@ -102,6 +105,9 @@ class ReadOnlyUnitOfWork:
         self.files = ReportFileRepository(s)
         self.content = ContentRepository(s)
         self.channels = ChannelRepository(s)
+        self.reviews = ReviewRepository(s)
+        self.requests = RequestRepository(s)
+        self.invite_tries = InviteTryRepository(s)
         return self
 
     async def __aexit__(

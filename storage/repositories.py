@@ -818,12 +818,19 @@ class OutboxRepository:
         contact_id: int | None = None,
         kinds: Sequence[str] | None = None,
         broadcast_id: int | None = None,
+        chat: tuple[str, str] | None = None,
     ) -> int:
-        """Cancel the deliveries still queued of a contact (of `kinds`) or of a broadcast;
-        messages in flight go on. The number cancelled."""
+        """Cancel the deliveries still queued of a contact (of `kinds`, or only those addressed
+        to one `chat`: (channel, external id)) or of a broadcast; messages in flight go on. The
+        number cancelled."""
         conditions: list[Any] = []
         if contact_id is not None:
             conditions.append(Delivery.contact_id == contact_id)
+        if chat is not None:
+            to_chat = select(OutboxMessage.id).where(
+                OutboxMessage.channel == chat[0], OutboxMessage.external_id == chat[1]
+            )
+            conditions.append(Delivery.outbox_id.in_(to_chat))
         if kinds is not None:
             conditions.append(Delivery.kind.in_(kinds))
         if broadcast_id is not None:

@@ -3,7 +3,26 @@
 Alembic's env.py and the migration tests use this; add a new model module here.
 """
 
-from storage import models, models_channels, models_outreach, models_reports
+from storage import (
+    models,
+    models_channels,
+    models_limits,
+    models_outreach,
+    models_reports,
+    models_requests,
+    models_reviews,
+    models_secrets,
+)
 from storage.models import Base
 
-__all__ = ["Base", "models", "models_channels", "models_outreach", "models_reports"]
+__all__ = [
+    "Base",
+    "models",
+    "models_channels",
+    "models_limits",
+    "models_outreach",
+    "models_reports",
+    "models_requests",
+    "models_reviews",
+    "models_secrets",
+]

@@ -9,6 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models_channels import ChannelRepository
+from storage.models_limits import InviteTryRepository, RetentionRepository
+from storage.models_requests import RequestRepository
+from storage.models_secrets import SecretRepository
 from storage.readonly import ReadOnlyUnitOfWork
 from storage.repositories import (
     AuditRepository,
@@ -30,6 +33,8 @@ from storage.repositories_outreach import (
     RecipientRepository,
     SentItemRepository,
 )
+from storage.repositories_personal import PersonalDataRepository
+from storage.repositories_reviews import ReviewRepository
 
 
 class UnitOfWork:
@@ -63,6 +68,12 @@ class UnitOfWork:
             self.subscriptions = SubscriptionRepository(s)
             self.broadcasts = BroadcastRepository(s)
             self.scheduler = SchedulerRepository(s)
+            self.reviews = ReviewRepository(s)
+            self.personal = PersonalDataRepository(s)
+            self.requests = RequestRepository(s)
+            self.invite_tries = InviteTryRepository(s)
+            self.retention = RetentionRepository(s)
+            self.secrets = SecretRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()
@@ -89,5 +100,5 @@ class UnitOfWork:
 
 
 # What reads the tables the write and the read-only unit of work both carry (recipients, notices,
-# files, content, units, submissions): work that runs inside either takes this.
+# files, content, units, submissions, reviews): work that runs inside either takes this.
 Reads = UnitOfWork | ReadOnlyUnitOfWork

@@ -124,6 +124,7 @@ class _Templates:
             await asyncio.to_thread(upgrade, f"sqlite+aiosqlite:///{path}")
             self.sqlite = path
         shutil.copyfile(self.sqlite, target)
+        target.chmod(0o600)  # as the bot makes its files (storage.db.private_sqlite_file)
         return f"sqlite+aiosqlite:///{target}"
 
     async def postgres_template(self) -> str:

@@ -96,14 +96,17 @@ def test_telegram_lists_the_listed_commands_in_both_languages() -> None:
 MENUS = {
     None: ["cmd:start", "cmd:toi", "cmd:trogiup"],
     MEMBER: ["cmd:tin", "cmd:toi", "cmd:trogiup"],
-    VILLAGE_OFFICER: ["cmd:baocao", "cmd:hoatdong", "cmd:tin", "cmd:toi", "cmd:trogiup"],
+    VILLAGE_OFFICER: ["cmd:baocao", "cmd:hoatdong", "cmd:traloi", "cmd:tin", "cmd:toi", "cmd:trogiup"],
     COMMUNE_OFFICER: [
         "cmd:baocao",
         "cmd:hoatdong",
         "cmd:baocaoxa",
+        "cmd:traloi",
         "cmd:thon",
         "cmd:baocaotonghop",
+        "cmd:duyet",
         "cmd:guitin",
+        "cmd:yeucau",
         "cmd:tinhtrang",
         "cmd:tin",
         "cmd:toi",

@@ -5,12 +5,20 @@ A transcript says who is talking (`as`), optional earlier submissions (`prior`),
 what the user sends and what the bot's replies must (`expect`) and must not (`absent`)
 contain. `restart: true` builds a new app on the same database file (a process restart);
 `advance: 80h` moves the clock. `check` asserts what ended up in the database.
+
+Several people: `people` names more of them (`name: {as: role@unit or new, channel: …, locale: …}`;
+the name is their id on that channel), and a turn `by: name` is theirs (default: the one of `as`).
+`capture: {name: regex}` keeps what the replies matched, for `{name}` in later turns (a link code
+shown to one person and typed by another). `inbox: name` reads what was queued in the outbox for
+them since their last look (a notice sent later) as that turn's replies; `tap: <label>` presses
+the option with that label among the last replies of the person.
+`at: 2026-12-02T09:00` dates the conversation (Vietnam time; default: tests.support.START);
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +26,9 @@ import pytest
 import yaml
 
 from bot.domain.app import App
-from bot.domain.clock import FixedClock
+from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.messages import Kind
+from bot.messaging.outbox import payload_replies
 from storage.models import Submission
 from tests.support import START, Chat, Tree, make_app, make_contact, seed_tree
 
@@ -63,7 +72,8 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
 
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
     await upgrade_async(sqlite_url)
-    clock = FixedClock(START)
+    at = spec.get("at")
+    clock = FixedClock(START if at is None else datetime.fromisoformat(str(at)).replace(tzinfo=VN_TZ))
     app = make_app(sqlite_url, clock)
     tree = await seed_tree(app)
     who = spec.get("as", "new")
@@ -72,7 +82,8 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
         await make_contact(app, "u1", role, _unit(tree, unit), spec.get("locale", "vi"))
     await _seed_prior(app, tree, spec.get("prior", []))
     codes = await _make_invites(app, tree, spec.get("invites", {}))
-    chat = Chat(app, "u1")
+    chats = {"u1": Chat(app, "u1"), **await _people(app, tree, spec.get("people") or {})}
+    seen: dict[str, int] = {}
     try:
         for n, turn in enumerate(spec["turns"], 1):
             if "advance" in turn:
@@ -80,16 +91,31 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
             if turn.get("restart"):
                 await app.db.dispose()
                 app = make_app(sqlite_url, clock)
-                chat.app = app
+                for each in chats.values():
+                    each.app = app
+            chat = chats[turn.get("by") or turn.get("inbox") or "u1"]
             if "say" in turn:
                 await chat.say(str(turn["say"]).format(**codes))
             elif "press" in turn:
                 await chat.press(str(turn["press"]))
+            elif "tap" in turn:
+                labels = {o.label: o.id for r in chat.replies for o in r.options}
+                assert turn["tap"] in labels, (
+                    f"{path.name}, turn {n}: no option {turn['tap']!r} in {list(labels)}"
+                )
+                await chat.press(labels[turn["tap"]])
             elif "send" in turn:
                 await chat.send_kind(Kind(turn["send"]))
+            elif "inbox" in turn:
+                async with app.uow() as uow:
+                    rows, seen[chat.external_id] = await uow.outbox.pending_for(
+                        chat.channel, chat.external_id, app.clock.now(), seen.get(chat.external_id, 0)
+                    )
+                chat.replies = [r for row in rows for r in payload_replies(row.payload, app.content_dir)]
             else:
                 continue
-            where = f"{path.name}, turn {n} ({turn.get('say') or turn.get('press') or turn.get('send')!r})"
+            what = next(turn[k] for k in ("say", "press", "tap", "send", "inbox") if k in turn)
+            where = f"{path.name}, turn {n} ({turn.get('by', '')} {what!r})"
             for want in turn.get("expect", []):
                 assert want in chat.text, f"{where}: expected {want!r} in:\n{chat.text}"
             for unwanted in turn.get("absent", []):
@@ -98,7 +124,12 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
                 assert option in chat.option_labels, (
                     f"{where}: expected option {option!r} in {chat.option_labels}"
                 )
+            for name, pattern in turn.get("capture", {}).items():
+                found = re.search(pattern, chat.text)
+                assert found, f"{where}: nothing matches {pattern!r} in:\n{chat.text}"
+                codes[name] = found.group(0)
         await _check(app, tree, spec.get("check", {}))
+        await _check_people(app, tree, chats, spec.get("check", {}))
     finally:
         await app.db.dispose()
 
@@ -124,6 +155,8 @@ async def _check(app: App, tree: Tree, check: dict[str, Any]) -> None:
     async with app.uow() as uow:
         if "submissions" in check:
             assert await uow.submissions.count() == check["submissions"], "submission count"
+        for action, n in (check.get("audit") or {}).items():
+            assert len(await uow.audit.actions(action)) == n, f"audit rows {action}"
         for latest in check.get("latest", []):
             unit = _unit(tree, latest["unit"])
             row = await uow.submissions.latest(latest["form"], f"{unit.id}:{latest['period']}")
@@ -132,3 +165,39 @@ async def _check(app: App, tree: Tree, check: dict[str, Any]) -> None:
                 assert row.version == latest["version"]
             for key, value in latest.get("values", {}).items():
                 assert row.values.get(key) == value, f"{key}: {row.values.get(key)!r} != {value!r}"
+
+
+async def _people(app: App, tree: Tree, people: dict[str, dict[str, str]]) -> dict[str, Chat]:
+    chats: dict[str, Chat] = {}
+    for name, person in people.items():
+        channel = person.get("channel", "test")
+        who = person.get("as", "new")
+        if who != "new":
+            role, unit = who.split("@")
+            await make_contact(app, name, role, _unit(tree, unit), person.get("locale", "vi"), channel)
+        chats[name] = Chat(app, name, channel=channel)
+    return chats
+
+
+async def _check_people(app: App, tree: Tree, chats: dict[str, Chat], check: dict[str, Any]) -> None:
+    """`roles: {name: [role@unit…]}`, `same_account` / `separate_accounts: [[a, b]…]`, and
+    `forgotten: [name…]` (nothing left that leads to the person: no chat, no contact)."""
+    async with app.uow() as uow:
+
+        async def contact_id(name: str) -> int | None:
+            c = chats[name]
+            found = await uow.contacts.by_identity(c.channel, c.external_id)
+            return None if found is None else found.id
+
+        for name, wanted in check.get("roles", {}).items():
+            cid = await contact_id(name)
+            assert cid is not None, f"{name} has no contact"
+            held = sorted(f"{role}@{unit.id}" for role, unit in await uow.contacts.roles_with_units(cid))
+            expected = sorted(f"{r}@{_unit(tree, u).id}" for r, u in (w.split("@") for w in wanted))
+            assert held == expected, f"roles of {name}: {held} != {expected}"
+        for a, b in check.get("same_account", []):
+            assert await contact_id(a) == await contact_id(b), f"{a} and {b} should be one account"
+        for a, b in check.get("separate_accounts", []):
+            assert await contact_id(a) != await contact_id(b), f"{a} and {b} should be two accounts"
+        for name in check.get("forgotten", []):
+            assert await contact_id(name) is None, f"{name} still has a chat"

@@ -42,6 +42,7 @@ VILLAGE_FIELDS = [
     "members_new",
     "adults_total",
     "lcit_registered",
+    "adults_learning_total",
     "lcit_recognized",
     "fund_raised_vnd",
     "fund_disbursed_vnd",
@@ -54,7 +55,7 @@ VILLAGE_FIELDS = [
     "clc_attendance",
     "notes",
 ]
-VILLAGE_OPTIONAL = {"population_total", "adults_total", "notes"}
+VILLAGE_OPTIONAL = {"population_total", "adults_total", "adults_learning_total", "notes"}
 VILLAGE_CARRY_OVER = {
     "households_total",
     "population_total",
@@ -62,8 +63,11 @@ VILLAGE_CARRY_OVER = {
     "clan_boards",
     "members_total",
     "adults_total",
+    "adults_learning_total",
     "village_lc_status",
 }
+# Recognised once a year (DOMAIN "Recognition cycle"): asked in the year report, carried at H1.
+VILLAGE_YEAR_ONLY = {"lf_recognized", "lc_recognized", "adults_learning_total", "lcit_recognized"}
 
 # DOMAIN.md "Activity report" (village and photo are asked by the engine, not the form).
 ACTIVITY_FIELDS = [
@@ -110,6 +114,8 @@ def violated(
     prev: dict[str, object] | None = None,
     context: dict[str, object] | None = None,
 ) -> set[str]:
+    """The rules broken, with `prev` as every earlier report (prev, opening and last year alike:
+    which report each reads is tested in tests/test_rules_history.py)."""
     found = check_rules(
         form,
         values,
@@ -118,6 +124,8 @@ def violated(
         answered=form.field_keys,
         focus=None,
         locale="vi",
+        opening=prev or {},
+        last_year=prev or {},
     )
     return {v.rule.id for v in found}
 
@@ -126,7 +134,8 @@ def violated(
 
 
 def test_the_forms_load(forms: dict[str, Form]) -> None:
-    assert set(forms) == {"village_report", "activity_report", "commune_report"}
+    assert set(forms) == {"village_report", "activity_report", "commune_report", "pupils_in_hardship"}
+    assert [k for k, f in forms.items() if f.for_requests] == ["pupils_in_hardship"]
 
 
 def test_village_report_shape(village: Form) -> None:
@@ -148,12 +157,18 @@ def test_village_report_shape(village: Form) -> None:
             assert field.max is not None and field.max > 0, field.key
     # every question is asked: the amount/count rules rely on it
     assert all(f.ask_if is None for f in village.fields)
+    # ... except that recognitions are asked only at year end, and shown (carried) at H1
+    assert {f.key for f in village.fields if f.ask_in} == VILLAGE_YEAR_ONLY
+    assert all(f.ask_in == ("year",) and f.carried for f in village.fields if f.ask_in)
+    status = village.field("village_lc_status")
+    assert [c.value for c in status.choices_in("half_year")] == ["not_registered", "registered"]
+    assert [c.value for c in status.choices_in("year")] == ["not_registered", "registered", "recognized"]
 
 
 def test_activity_report_shape(activity: Form) -> None:
     assert list(activity.field_keys) == ACTIVITY_FIELDS
     assert activity.unit_kinds == ("commune", "village", "residential_group")
-    assert activity.period_kinds == ("half_year", "year")
+    assert activity.period_kinds == ("year",)
     assert activity.record == "per_entry"
     assert {f.key for f in activity.fields if f.optional} == ACTIVITY_OPTIONAL
     assert activity.field("activity_date").type == "date"
@@ -178,7 +193,7 @@ def test_every_text_is_bilingual_and_every_field_has_help(forms: dict[str, Form]
     for rule in form.rules:
         assert rule.message.vi and rule.message.en, rule.id
         if rule.severity == "soft":
-            assert rule.message.vi.endswith("Bạn có chắc không?"), rule.id
+            assert rule.message.vi.endswith("Anh/chị có chắc không?"), rule.id
             assert rule.message.en.endswith("Are you sure?"), rule.id
 
 
@@ -218,10 +233,11 @@ VILLAGE_VALID: dict[str, object] = {
     "members_new": 10,
     "adults_total": 500,
     "lcit_registered": 100,
+    "adults_learning_total": 400,
     "lcit_recognized": 80,
     "fund_raised_vnd": 10_000_000,
-    "fund_disbursed_vnd": 6_000_000,
-    "fund_balance_vnd": 9_000_000,
+    "fund_disbursed_vnd": 9_000_000,  # scholarships 5,000,000 + awards 4,000,000
+    "fund_balance_vnd": 6_000_000,
     "scholarship_count": 10,
     "scholarship_amount_vnd": 5_000_000,
     "award_count": 20,
@@ -243,6 +259,10 @@ VILLAGE_PREV: dict[str, object] = {
 
 # (rule, changed answers, changed previous answers, every rule expected to fire)
 VILLAGE_CASES: list[tuple[str, dict[str, object], dict[str, object], set[str]]] = [
+    ("members_new_within_members", {"members_new": 201}, {}, set()),
+    ("adults_within_population", {"adults_total": 801}, {"adults_total": 800}, set()),
+    ("clan_boards_within_clans", {"clan_boards": 11}, {}, set()),
+    ("adults_learning_within_adults", {"adults_learning_total": 501}, {}, set()),
     ("lf_registered_within_households", {"lf_registered": 201}, {}, set()),
     (
         "lf_recognized_within_households",
@@ -251,9 +271,14 @@ VILLAGE_CASES: list[tuple[str, dict[str, object], dict[str, object], set[str]]] 
         {"lf_recognized_above_registered", "lf_rate_change"},
     ),
     ("lc_registered_within_clans", {"lc_registered": 11}, {}, set()),
-    ("lc_recognized_within_clans", {"lc_recognized": 11}, {}, {"lc_rate_change"}),
+    (
+        "lc_recognized_within_clans",
+        {"lc_recognized": 11},
+        {},
+        {"lc_rate_change", "lc_recognized_above_registered"},
+    ),
     ("lcit_registered_within_adults", {"lcit_registered": 501}, {}, set()),
-    ("lcit_recognized_within_adults", {"lcit_recognized": 501}, {}, set()),
+    ("lcit_recognized_within_adults", {"lcit_recognized": 501}, {}, {"lcit_recognized_above_registered"}),
     (
         "members_within_population",
         {"members_total": 801},
@@ -271,17 +296,26 @@ VILLAGE_CASES: list[tuple[str, dict[str, object], dict[str, object], set[str]]] 
     ("award_count_needs_amount", {"award_amount_vnd": 0}, {}, {"award_average_range"}),
     ("clc_attendance_needs_sessions", {"clc_sessions": 0}, {}, set()),
     ("lf_recognized_above_registered", {"lf_registered": 130}, {}, set()),
-    ("fund_reconciles", {"fund_balance_vnd": 9_001_001}, {}, set()),
-    ("fund_reconciles", {"fund_balance_vnd": 8_998_999}, {}, set()),
+    ("lc_recognized_above_registered", {"lc_registered": 6}, {}, set()),
+    ("lcit_recognized_above_registered", {"lcit_registered": 79}, {}, set()),
+    # 1,000 đ short: the fund still reconciles within its ±1,000 đ
+    ("fund_spent_covers_scholarships_and_awards", {"fund_disbursed_vnd": 8_999_000}, {}, set()),
+    ("fund_reconciles", {"fund_balance_vnd": 6_001_001}, {}, set()),
+    ("fund_reconciles", {"fund_balance_vnd": 5_998_999}, {}, set()),
     ("scholarship_average_range", {"scholarship_amount_vnd": 400_000}, {}, set()),
     (
         "scholarship_average_range",
         {"scholarship_count": 1, "scholarship_amount_vnd": 20_000_001},
         {},
-        set(),
+        {"fund_spent_covers_scholarships_and_awards"},
     ),
     ("award_average_range", {"award_amount_vnd": 200_000}, {}, set()),
-    ("award_average_range", {"award_count": 1, "award_amount_vnd": 25_000_000}, {}, set()),
+    (
+        "award_average_range",
+        {"award_count": 1, "award_amount_vnd": 25_000_000},
+        {},
+        {"fund_spent_covers_scholarships_and_awards"},
+    ),
     ("membership_above_60_percent", {"members_total": 481}, {"members_total": 480}, set()),
     ("membership_below_5_percent", {"members_total": 39}, {"members_total": 39}, set()),
     ("households_total_change", {"households_total": 220}, {}, set()),
@@ -297,10 +331,20 @@ VILLAGE_CASES: list[tuple[str, dict[str, object], dict[str, object], set[str]]] 
 # Answers right on a boundary, which must pass.
 VILLAGE_BOUNDARIES: list[tuple[dict[str, object], dict[str, object]]] = [
     ({"lf_registered": 200, "lf_recognized": 140}, {}),
-    ({"fund_balance_vnd": 9_001_000}, {}),
-    ({"fund_balance_vnd": 8_999_000}, {}),
+    ({"fund_balance_vnd": 6_001_000}, {}),
+    ({"fund_balance_vnd": 5_999_000}, {}),
+    ({"lc_registered": 7, "lcit_registered": 80}, {}),  # recognised = registered
+    ({"adults_total": 800, "adults_learning_total": 500}, {"adults_total": 800}),  # = the whole
     ({"scholarship_amount_vnd": 500_000}, {}),  # 50,000 a scholarship
-    ({"scholarship_count": 1, "scholarship_amount_vnd": 20_000_000}, {}),
+    (
+        {
+            "scholarship_count": 1,
+            "scholarship_amount_vnd": 20_000_000,
+            "fund_raised_vnd": 25_000_000,
+            "fund_disbursed_vnd": 24_000_000,
+        },
+        {},
+    ),
     ({"members_total": 480}, {"members_total": 480}),  # exactly 60%
     ({"members_total": 40}, {"members_total": 40}),  # exactly 5%
     ({"households_total": 214}, {"households_total": 195}),  # 9.7%
@@ -343,7 +387,7 @@ def test_every_village_rule_has_a_case(village: Form) -> None:
 
 def test_village_hard_and_soft_rules_match_domain(village: Form) -> None:
     hard = {r.id for r in village.rules if r.severity == "hard"}
-    assert hard == {case[0] for case in VILLAGE_CASES[:12]}
+    assert hard == {case[0] for case in VILLAGE_CASES[:16]}
 
 
 PERIOD: dict[str, object] = {"period_start": date(2025, 7, 1), "period_end": date(2025, 12, 31)}
@@ -487,7 +531,14 @@ def test_missing_value_in_a_message_is_a_dash(activity: Form) -> None:
 def test_hard_violations_come_first(village: Form) -> None:
     values = VILLAGE_VALID | {"lf_recognized": 201}
     found = check_rules(
-        village, values, VILLAGE_PREV, {}, answered=village.field_keys, focus=None, locale="vi"
+        village,
+        values,
+        VILLAGE_PREV,
+        {},
+        answered=village.field_keys,
+        focus=None,
+        locale="vi",
+        last_year=VILLAGE_PREV,
     )
     severities = [v.rule.severity for v in found]
     assert severities == ["hard", "soft", "soft"]
@@ -702,6 +753,17 @@ def _append_rule(rule: dict[str, Any]) -> Mutation:
     return lambda definition: definition["rules"].append(rule)
 
 
+def _two_kinds(*mutations: Mutation) -> Mutation:
+    """The mutations, on the form reported for half-years and years."""
+
+    def mutate(definition: dict[str, Any]) -> None:
+        definition["period_kinds"] = ["half_year", "year"]
+        for mutation in mutations:
+            mutation(definition)
+
+    return mutate
+
+
 BROKEN: list[tuple[str, Mutation, list[str]]] = [
     ("unknown top-level key", _set("colour", "red"), ["top level", "unknown key 'colour'"]),
     ("missing fields", _delete("fields"), ["missing 'fields'"]),
@@ -814,6 +876,42 @@ BROKEN: list[tuple[str, Mutation, list[str]]] = [
         "duplicate rule id",
         lambda d: d["rules"].append(copy.deepcopy(d["rules"][0])),
         ["rule 'part_within_total'", "duplicate rule id"],
+    ),
+    (
+        "ask_in a kind the form lacks",
+        _set("fields.1.ask_in", ["half_year"]),
+        ["field 'part'", "'ask_in' names 'half_year'", "period_kinds"],
+    ),
+    (
+        "ask_in every kind",
+        _set("fields.1.ask_in", ["year"]),
+        ["field 'part'", "every period kind"],
+    ),
+    ("ask_in not a list", _set("fields.1.ask_in", "year"), ["field 'part'", "non-empty list"]),
+    ("otherwise without ask_in", _set("fields.1.otherwise", "carried"), ["field 'part'", "needs 'ask_in'"]),
+    (
+        "otherwise unknown",
+        _two_kinds(_set("fields.1.ask_in", ["year"]), _set("fields.1.otherwise", "zero")),
+        ["field 'part'", "'otherwise'", "'zero'"],
+    ),
+    (
+        "carried in a per_entry form",
+        _two_kinds(
+            _set("record", "per_entry"),
+            _set("fields.1.ask_in", ["year"]),
+            _set("fields.1.otherwise", "carried"),
+        ),
+        ["field 'part'", "per_period"],
+    ),
+    (
+        "choice ask_in a kind the form lacks",
+        _set("fields.2.choices.0.ask_in", ["week"]),
+        ["choice 'yes'", "'week'"],
+    ),
+    (
+        "no choice left in a period",
+        _two_kinds(_set("fields.2.choices.0.ask_in", ["year"]), _set("fields.2.choices.1.ask_in", ["year"])),
+        ["field 'status'", "no choice is offered in a half_year report"],
     ),
 ]
 

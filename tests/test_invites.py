@@ -80,7 +80,7 @@ async def make_invite(
 
 async def redeem(db: Database, code: str, contact_id: int, at: datetime = NOW) -> RedeemOutcome:
     async with UnitOfWork(db) as uow:
-        outcome, _ = await redeem_invite(uow, code, contact_id, at)
+        outcome = (await redeem_invite(uow, code, contact_id, at)).outcome
         await uow.commit()
         return outcome
 
@@ -151,7 +151,8 @@ async def test_redeem_grants_the_role(db: Database, village_id: int) -> None:
     contact_id = await new_contact(db, "u1")
     typed = f"  {format_code(code).lower()} "
     async with UnitOfWork(db) as uow:
-        outcome, invite = await redeem_invite(uow, typed, contact_id, NOW)
+        result = await redeem_invite(uow, typed, contact_id, NOW)
+        outcome, invite = result.outcome, result.invite
         await uow.commit()
     assert outcome is RedeemOutcome.OK
     assert invite is not None and invite.code == code
@@ -239,7 +240,7 @@ async def test_losing_the_conditional_update_means_used_up(db: Database, village
             .values(uses=1)
             .execution_options(synchronize_session=False)
         )
-        outcome, _ = await redeem_invite(uow, code, loser, NOW)
+        outcome = (await redeem_invite(uow, code, loser, NOW)).outcome
         assert outcome is RedeemOutcome.USED_UP
         assert await uow.contacts.roles(loser) == []
     assert await redeem(db, code, winner) is RedeemOutcome.OK

@@ -7,6 +7,7 @@ A model change without a migration fails `test_no_pending_autogenerate_diff`: ru
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -224,3 +225,51 @@ async def test_0005_keeps_every_notice_and_gives_every_outbox_row_its_delivery(d
     )
     assert outreach == [(7, "tip:2026-06-07")]
     assert officer == [("reminder", "village_report.half_year@-3", "2026-H1", 1, 7)]
+
+
+# ----------------------------------------------------------------------------- 0009: H2 kept as history
+
+BEFORE_0009 = [
+    "INSERT INTO units (id, kind, name, name_folded, path, created_at) "
+    "VALUES (1, 'village', 'Thôn Nà Rụa', 'thon na rua', '/1/', :when)",
+    "INSERT INTO units (id, kind, name, name_folded, path, created_at) "
+    "VALUES (2, 'village', 'Tổ dân phố 1', 'to dan pho 1', '/2/', :when)",
+    # Thôn Nà Rụa: H1, then the second half-year twice (two versions); Tổ dân phố 1: H2 once.
+    *(
+        "INSERT INTO submissions "
+        '(id, form_key, record_key, version, unit_id, period, "values", submitted_at) '
+        f"VALUES ({i}, '{form}', '{record}', {version}, {unit}, '{period}', '{{}}', :when)"
+        for i, form, record, version, unit, period in [
+            (1, "village_report", "1:2026-H1", 1, 1, "2026-H1"),
+            (2, "village_report", "1:2026-H2", 1, 1, "2026-H2"),
+            (3, "village_report", "1:2026-H2", 2, 1, "2026-H2"),
+            (4, "village_report", "2:2026-H2", 1, 2, "2026-H2"),
+            (5, "activity_report", "a1", 1, 1, "2026-H2"),  # counted by its date: left alone
+        ]
+    ),
+]
+SUBMISSIONS = "SELECT id, form_key, record_key, version, unit_id, period FROM submissions ORDER BY id"
+KEPT = "SELECT unit_id, contact_id, action, detail FROM audit_log ORDER BY unit_id"
+
+
+async def test_0009_keeps_second_half_year_reports_as_history(database_url: str) -> None:
+    await asyncio.to_thread(migrate.upgrade, database_url, "0008")
+    await _run(database_url, *BEFORE_0009)
+    (before,) = await _run(database_url, SUBMISSIONS)
+    await asyncio.to_thread(migrate.upgrade, database_url, "0009")
+    after, kept = await _run(database_url, SUBMISSIONS, KEPT)
+    assert after == before  # every version stays, under its key
+    assert [(u, c, a) for u, c, a, _ in kept] == [
+        (1, None, "submission.kept_as_history"),
+        (2, None, "submission.kept_as_history"),
+    ]
+    details = [json.loads(d) if isinstance(d, str) else d for *_, d in kept]
+    assert [(d["record_key"], d["period"], d["versions"], d["latest_id"]) for d in details] == [
+        ("1:2026-H2", "2026-H2", 2, 3),
+        ("2:2026-H2", "2026-H2", 1, 4),
+    ]
+    assert all(d["form"] == "village_report" and "year report" in d["reason"] for d in details)
+
+    await asyncio.to_thread(migrate.downgrade, database_url, "0008")
+    after_down, kept_down = await _run(database_url, SUBMISSIONS, KEPT)
+    assert after_down == before and kept_down == []

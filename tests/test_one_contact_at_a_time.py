@@ -43,7 +43,7 @@ from tests.fakes.instance import start_instances
 from tests.fakes.serving import serving
 from tests.fakes.telegram_api import FakeTelegram
 from tests.fakes.zalo_api import FakeZalo
-from tests.support import CONTENT, START, make_app, make_contact, seed_tree
+from tests.support import CONTENT, START, make_app, make_contact, seed_tree, webchat_id
 
 pytestmark = pytest.mark.postgres
 
@@ -242,7 +242,8 @@ async def officer(postgres_db: Database, tmp_path: Path, transport: Transport) -
     content = content_with_a_long_report(tmp_path)
     app = make_app(postgres_db.url, content_dir=str(content))
     tree = await seed_tree(app)
-    await make_contact(app, transport.person, VILLAGE_OFFICER, tree.village, "vi", channel=transport.channel)
+    person = await webchat_id(app, transport.person) if transport.channel == "webchat" else transport.person
+    await make_contact(app, person, VILLAGE_OFFICER, tree.village, "vi", channel=transport.channel)
     await app.db.dispose()
     yield Officer(postgres_db, content, transport)
 
@@ -263,7 +264,7 @@ async def file_in_pairs(officer: Officer, instances: int) -> dict[str, Any]:
     ):
         first, second = running[0].url, running[-1].url
         await transport.post(client, first, "/baocao", None)
-        await transport.post(client, first, None, "2026-H2")
+        await transport.post(client, first, None, "2026")
         for n in range(0, FIELDS, 2):
             a, b = ANSWERS[n], ANSWERS[n + 1]
             one = asyncio.create_task(transport.post(client, first, a, None))

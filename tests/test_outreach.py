@@ -1,6 +1,6 @@
 """Members' outreach with a fixed clock: topics at onboarding and with /chude, /tin, stopping
 (/dung, "dừng", "stop") and /batdau, the weekly tip (Sunday 19:00, topics, language, no repeat
-until all were sent) and the Lifelong Learning Week campaign."""
+until all were sent), the Lifelong Learning Week campaign and the recognition calendar."""
 
 from __future__ import annotations
 
@@ -13,9 +13,16 @@ import pytest
 from sqlalchemy import select, update
 
 from bot.domain.app import App
+from bot.domain.calendar import CalendarError, calendar_notices, parse_notices
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.messaging.content import load_library, sync_content
-from bot.messaging.outreach import run_lifelong_learning_week_campaign, send_weekly_tips, tip_slot
+from bot.messaging.outreach import (
+    run_calendar_notices,
+    run_lifelong_learning_week_campaign,
+    send_weekly_tips,
+    tip_slot,
+)
+from bot.messaging.recipients import CALENDAR_AUDIENCES
 from storage.db import Database
 from storage.models import (
     COMMUNE_OFFICER,
@@ -334,7 +341,7 @@ async def test_lifelong_learning_week_campaign(world: World) -> None:
                 form_key="activity_report",
                 record_key="a1",
                 unit_id=tree.village.id,
-                period="2026-H2",
+                period="2026",
                 values={"activity_date": "2026-10-03", "is_lifelong_learning_week": True},
                 submitted_at=clock.now(),
                 version=0,
@@ -368,3 +375,79 @@ def test_campaign_dates_come_from_the_yaml(tmp_path: Path) -> None:
     assert campaign_plan(2028, tmp_path).deadline.isoformat() == "2028-10-20"
     default = campaign_plan(2026, CONTENT)
     assert (default.reminder_days, default.deadline.isoformat()) == ((14, 3), "2026-10-12")
+
+
+# ---------------------------------------------------------------------------------- the recognition calendar
+
+
+async def test_the_recognition_calendar_reaches_village_officers_once_on_its_days(world: World) -> None:
+    """Registration for the titles in January and before February closes, recognition in
+    November (content/campaigns/recognition.yaml): each once a year to each village officer,
+    in their language, with the due date of the report that carries the figures."""
+    app, clock, tree = world.app, world.clock, world.tree
+    people = [
+        ("vo", VILLAGE_OFFICER, tree.village, "vi"),
+        ("vo2", VILLAGE_OFFICER, tree.group, "en"),
+        ("vo3", VILLAGE_OFFICER, tree.other_village, "vi"),
+        ("vo-stop", VILLAGE_OFFICER, tree.village, "vi"),
+        ("co", COMMUNE_OFFICER, tree.commune, "vi"),
+        ("ps", PROVINCE_STAFF, tree.province, "vi"),
+        ("m", MEMBER, tree.village, "vi"),
+    ]
+    for ext, role, unit, locale in people:
+        await make_contact(app, ext, role, unit, locale)
+    await Chat(app, "vo-stop").say("/dung")
+
+    async def on(day: str, hour: int = 9) -> list[str]:
+        before = len(await queued_to(app))
+        clock.set(datetime.fromisoformat(f"{day}T{hour:02d}:00:00+07:00"))
+        await run_calendar_notices(app)
+        again = len(await queued_to(app))
+        await run_calendar_notices(app)  # a second run the same day sends nothing
+        assert len(await queued_to(app)) == again
+        return sorted((await queued_to(app))[before:])
+
+    village_officers = ["vo", "vo2", "vo3"]  # not vo-stop (/dung), nor the commune, province, member
+    assert await on("2027-01-04") == []
+    assert await on("2027-01-05", 7) == []  # before the campaign hour
+    assert await on("2027-01-05") == village_officers
+    vi, en = (await outbox(app, "vo"))[-1], (await outbox(app, "vo2"))[-1]
+    assert "Đăng ký danh hiệu học tập năm 2027" in vi and "hạn 15/06/2027" in vi and "/dung" in vi
+    assert "Registering for the 2027 learning titles" in en and "due Jun 15, 2027" in en
+    assert await on("2027-01-06") == []  # once a year
+    assert await on("2027-02-19") == []
+    assert await on("2027-02-21") == village_officers  # a day late (the bot was down): caught up
+    assert "kết thúc vào cuối tháng 2" in (await outbox(app, "vo3"))[-1]
+    assert await on("2027-02-22") == []
+    assert await on("2027-06-15") == []
+    assert await on("2027-11-01") == village_officers
+    assert "Xét công nhận danh hiệu năm 2027" in (await outbox(app, "vo"))[-1]
+    assert "hạn 30/11/2027" in (await outbox(app, "vo"))[-1]
+    assert "with /report" in (await outbox(app, "vo2"))[-1]
+    async with app.db.sessions() as session:
+        q = select(OutboxMessage.external_id, OutboxMessage.payload).order_by(OutboxMessage.id)
+        payloads = {e: p for e, p in (await session.execute(q)).all() if e in ("vo", "vo2")}  # the newest
+    assert payloads["vo"]["options"] == [{"id": "cmd:baocao", "label": "Báo cáo thôn"}]
+    assert payloads["vo2"]["options"] == [{"id": "cmd:baocao", "label": "Village report"}]
+    assert await on("2027-11-21") == []
+    assert await on("2028-01-05") == village_officers  # next year again
+
+
+def test_the_calendar_notices_are_data_checked_when_read() -> None:
+    notices = calendar_notices(CONTENT)
+    assert [(n.key, n.start, n.until) for n in notices] == [
+        ("registration", "01-05", "01-31"),
+        ("registration_closing", "02-20", "02-28"),
+        ("recognition", "11-01", "11-20"),
+    ]
+    assert all(n.audience in CALENDAR_AUDIENCES for n in notices)
+    text = {"vi": "a", "en": "b"}
+    good = {"key": "x", "from": "01-05", "until": "01-31", "audience": "officers", "text": text}
+    for broken, message in [
+        ({**good, "from": "13-01"}, "MM-DD"),
+        ({**good, "until": "01-01"}, "before from"),
+        ({**good, "text": {"vi": "a"}}, "vi and en"),
+        ({**good, "audience": None}, "key and audience"),
+    ]:
+        with pytest.raises(CalendarError, match=message):
+            parse_notices("test", {"notices": [broken]})

@@ -1,5 +1,6 @@
-"""Tests for bot.domain.periods: keys and labels officers see, the choices of the report form, what
-a period is compared with, and properties that hold for every kind (Hypothesis)."""
+"""Tests for bot.domain.periods: keys and labels officers see, what a period is compared with, and
+properties that hold for every kind (Hypothesis). Which periods a form is filed for, and the
+default one: tests/test_period_rule.py."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.domain.i18n import translator
-from bot.domain.periods import KINDS, PERIOD_KINDS, Period, period_choices
+from bot.domain.periods import KINDS, PERIOD_KINDS, Period
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None)
 
@@ -100,22 +101,6 @@ def test_what_a_report_is_compared_with() -> None:
     assert keys(Period.parse("2026").preceding(("year",))) == ["2025"]
 
 
-@pytest.mark.parametrize(
-    ("today", "kinds", "expected"),
-    [
-        (date(2026, 12, 2), ("half_year", "year"), ["2026-H2", "2026-H1", "2026"]),
-        (date(2026, 5, 20), ("half_year", "year"), ["2026-H1", "2025-H2", "2026"]),
-        (date(2026, 2, 28), ("half_year", "year"), ["2026-H1", "2025-H2", "2026", "2025"]),
-        (date(2026, 3, 1), ("year", "half_year"), ["2026-H1", "2025-H2", "2026"]),
-        (date(2026, 1, 5), ("year",), ["2026", "2025"]),
-        (date(2026, 7, 1), ("year",), ["2026"]),
-        (date(2026, 7, 1), ("month",), ["2026-07", "2026-06"]),
-    ],
-)
-def test_the_periods_an_officer_may_report(today: date, kinds: tuple[str, ...], expected: list[str]) -> None:
-    assert keys(period_choices(today, kinds)) == expected
-
-
 def test_the_fraction_of_a_year() -> None:
     assert [Period.containing(k, date(2026, 5, 1)).fraction_of_year for k in PERIOD_KINDS] == [
         7 / 365,
@@ -176,14 +161,3 @@ def test_the_preceding_periods_end_the_day_before(period: Period, others: list[s
     assert all(p.end == day_before for p in preceding)
     expected = {k for k in others if Period.containing(k, day_before).end == day_before} - {period.kind}
     assert [p.kind for p in preceding[1:]] == [k for k in others if k in expected]
-
-
-@PROPERTY
-@given(days, st.lists(kinds, min_size=1, unique=True))
-def test_the_choices_start_with_the_current_shortest_period(today: date, wanted: list[str]) -> None:
-    choices = period_choices(today, wanted)
-    shortest = min(wanted, key=PERIOD_KINDS.index)
-    assert choices[0] == Period.containing(shortest, today)
-    assert {p.kind for p in choices} == set(wanted)
-    assert all(p.start <= today for p in choices)
-    assert len(set(choices)) == len(choices)

@@ -10,10 +10,12 @@ from pathlib import Path
 import pytest
 
 from bot.domain.app import App
+from bot.domain.i18n import translator
 from bot.domain.periods import Period
 from bot.domain.schedules import load_schedules
 from bot.reports.aggregate import Compiled, missing_units
-from bot.reports.compiled import compile_unit
+from bot.reports.chart import panel_title
+from bot.reports.compiled import compile_unit, summary_text
 from bot.reports.targets import load_targets, parse_targets
 from storage.db import Database
 from storage.models import Unit
@@ -21,6 +23,7 @@ from tests.support import CONTENT, Tree, make_app, seed_tree
 from tests.test_reports_helpers import submit, submit_activity, vn
 
 H1 = Period.parse("2026-H1")
+YEAR = Period.parse("2026")
 
 
 @pytest.fixture
@@ -46,12 +49,12 @@ async def compiled(app: App, unit: Unit | None, period: Period = H1) -> Compiled
 
 async def test_commune_rates_match_hand_computed_values(app: App) -> None:
     tree = await seed_tree(app)
-    # Thôn Nà Rụa, on time (deadline 15/06/2026).
+    # Thôn Nà Rụa, on time (deadline 30/11/2026).
     await submit(
         app,
         tree.village,
-        "2026-H1",
-        vn(2026, 6, 10),
+        "2026",
+        vn(2026, 11, 10),
         households_total=100,
         lf_recognized=70,
         clans_total=5,
@@ -60,15 +63,16 @@ async def test_commune_rates_match_hand_computed_values(app: App) -> None:
         members_total=50,
         population_total=400,
         fund_raised_vnd=6_000_000,
-        adults_total=240,
+        adults_total=300,
+        adults_learning_total=240,
         lcit_recognized=96,
     )
     # Tổ dân phố 1, late, without population or adults (optional figures).
     await submit(
         app,
         tree.group,
-        "2026-H1",
-        vn(2026, 6, 20),
+        "2026",
+        vn(2026, 12, 5),
         households_total=50,
         lf_recognized=20,
         clans_total=2,
@@ -78,9 +82,10 @@ async def test_commune_rates_match_hand_computed_values(app: App) -> None:
         population_total=None,
         fund_raised_vnd=1_000_000,
         adults_total=None,
+        adults_learning_total=None,
         lcit_recognized=10,
     )
-    c = await compiled(app, tree.commune)
+    c = await compiled(app, tree.commune, YEAR)
     t = c.total
     assert (t.expected, t.reported, t.on_time) == (2, 2, 1)
     assert t.completeness == 100.0 and t.timeliness == 50.0
@@ -91,23 +96,145 @@ async def test_commune_rates_match_hand_computed_values(app: App) -> None:
     # Membership and fund per person only over the village that gave its population.
     assert t.rate("membership") == pytest.approx(50 / 400 * 100)
     assert t.rate("fund_per_person_vnd") == pytest.approx(6_000_000 / 400)
+    # Công dân học tập over the working-age people of learning families … (not adults_total).
     assert t.rate("learning_citizens") == pytest.approx(96 / 240 * 100)
     rows = {r.unit.name: r.figures for r in c.rows}
     assert set(rows) == {"Thôn Nà Rụa", "Tổ dân phố 1"}
     assert rows["Thôn Nà Rụa"].rate("learning_families") == pytest.approx(70.0)
     assert rows["Tổ dân phố 1"].rate("membership") is None
     assert c.leaf_rows and c.missing == []
-    assert c.due == date(2026, 6, 15)
+    assert c.due == date(2026, 11, 30)
+    assert c.carried_from == {}  # the year asks its recognitions itself
+
+
+async def test_learning_citizens_by_hand(app: App) -> None:
+    """seed 001 line 54: Công dân học tập counts the working-age people OF learning families,
+    clans, communities and units, asked as its own figure; adults_total stays as it was."""
+    tree = await seed_tree(app)
+    await submit(
+        app,
+        tree.village,
+        "2026",
+        vn(2026, 11, 10),
+        adults_total=500,
+        adults_learning_total=320,
+        lcit_recognized=80,
+    )
+    await submit(
+        app,
+        tree.group,
+        "2026",
+        vn(2026, 11, 11),
+        adults_total=300,
+        adults_learning_total=180,
+        lcit_recognized=45,
+    )
+    # A village that could not say: left out of the rate, numerator and denominator alike.
+    await submit(
+        app, tree.other_village, "2026", vn(2026, 11, 12), adults_learning_total=None, lcit_recognized=999
+    )
+    commune = await compiled(app, tree.commune, YEAR)
+    assert commune.total.rate("learning_citizens") == pytest.approx((80 + 45) / (320 + 180) * 100)  # 25%
+    assert commune.total.value("adults_total") == 800
+    assert commune.total.value("adults_learning_total") == 500
+    province = await compiled(app, tree.province, YEAR)
+    assert province.total.rate("learning_citizens") == pytest.approx(125 / 500 * 100)
+    t = translator("vi")
+    text = summary_text(commune, t)
+    assert "• Công dân học tập: 25%" in text
+    definition = (
+        "số người đạt Công dân học tập / số người trong độ tuổi lao động thuộc gia đình, dòng họ, "
+        "cộng đồng, đơn vị học tập"
+    )
+    assert definition in text
+    assert definition in load_targets(CONTENT).for_unit(2026).definition("learning_citizens", "vi")
+
+
+async def test_at_the_half_year_the_recognised_rates_are_last_years(app: App) -> None:
+    """Titles are recognised at year end: an H1 report shows last year's recognised rate (from
+    last year's year reports) and this year's registrations, labelled as such."""
+    tree = await seed_tree(app)
+    await submit(
+        app,
+        tree.village,
+        "2025",
+        vn(2025, 11, 20),
+        households_total=100,
+        lf_recognized=60,
+        clans_total=5,
+        lc_recognized=2,
+        village_lc_status="recognized",
+    )
+    await submit(
+        app,
+        tree.group,
+        "2025",
+        vn(2025, 11, 21),
+        households_total=50,
+        lf_recognized=15,
+        clans_total=5,
+        lc_recognized=3,
+        village_lc_status="registered",
+    )
+    # H1 2026: this year's registrations; an older form's 0 for "recognised" is not read.
+    await submit(
+        app,
+        tree.village,
+        "2026-H1",
+        vn(2026, 6, 10),
+        households_total=110,
+        lf_registered=88,
+        lf_recognized=0,
+        village_lc_status="registered",
+    )
+    await submit(
+        app,
+        tree.group,
+        "2026-H1",
+        vn(2026, 6, 11),
+        households_total=50,
+        lf_registered=20,
+        village_lc_status="not_registered",
+    )
+    c = await compiled(app, tree.commune, H1)
+    last_year = Period.parse("2025")
+    assert c.carried_from["learning_families"] == last_year
+    assert c.carried_from["learning_communities"] == last_year
+    assert "membership" not in c.carried_from
+    assert c.total.rate("learning_families") == pytest.approx(75 / 150 * 100)  # 2025: 50%
+    assert c.total.value("lf_recognized") == 75
+    assert c.total.rate("learning_clans") == pytest.approx(5 / 10 * 100)
+    assert c.total.rate("learning_communities") == pytest.approx(50.0)  # 1 of 2 villages in 2025
+    assert c.total.rate("lf_registration") == pytest.approx(108 / 160 * 100)  # 67.5%
+    assert c.total.rate("lcom_registration") == pytest.approx(50.0)
+    assert c.total.value("households_total") == 160  # stocks are this period's
+    t = translator("vi")
+    text = summary_text(c, t)
+    assert f"• Gia đình học tập — đã công nhận, {last_year.label(t)}: 50%" in text
+    assert f"Đăng ký danh hiệu — {H1.label(t)}:" in text
+    assert "• Hộ đăng ký Gia đình học tập: 67,5%" in text
+    en = summary_text(c, translator("en"))
+    assert "• Learning families — recognised, Year 2025: 50%" in en
+    assert "• Households registered for Learning Family: 67.5%" in en
+    assert panel_title(c, t, "learning_families").splitlines() == [
+        "Gia đình học tập",
+        f"công nhận: {last_year.label(t)}",
+        f"xanh dương: đăng ký, {H1.label(t)}",
+    ]
+    assert panel_title(c, t, "membership") == "Hội viên / dân số"  # not carried: its plain name
+    # The year itself asks the recognitions: nothing carried, no registration lines.
+    year = await compiled(app, tree.commune, YEAR)
+    assert year.carried_from == {} and "Đăng ký danh hiệu" not in summary_text(year, t)
 
 
 async def test_province_is_the_sum_of_its_communes(app: App) -> None:
     tree = await seed_tree(app)
-    await submit(app, tree.village, "2026-H1", vn(2026, 6, 1), households_total=120, lf_recognized=90)
-    await submit(app, tree.group, "2026-H1", vn(2026, 6, 2), households_total=80, lf_recognized=40)
-    await submit(app, tree.other_village, "2026-H1", vn(2026, 6, 3), households_total=60, lf_recognized=30)
-    province = await compiled(app, tree.province)
-    commune = await compiled(app, tree.commune)
-    other = await compiled(app, tree.other_commune)
+    await submit(app, tree.village, "2026", vn(2026, 11, 1), households_total=120, lf_recognized=90)
+    await submit(app, tree.group, "2026", vn(2026, 11, 2), households_total=80, lf_recognized=40)
+    await submit(app, tree.other_village, "2026", vn(2026, 11, 3), households_total=60, lf_recognized=30)
+    province = await compiled(app, tree.province, YEAR)
+    commune = await compiled(app, tree.commune, YEAR)
+    other = await compiled(app, tree.other_commune, YEAR)
     rows = {r.unit.id: r.figures for r in province.rows}
     assert set(rows) == {tree.commune.id, tree.other_commune.id}
     for unit_id, c in ((tree.commune.id, commune), (tree.other_commune.id, other)):
@@ -116,22 +243,22 @@ async def test_province_is_the_sum_of_its_communes(app: App) -> None:
     assert province.total.value("households_total") == 260
     assert province.total.rate("learning_families") == pytest.approx(160 / 260 * 100)
     assert not province.leaf_rows
-    national = await compiled(app, None)
+    national = await compiled(app, None, YEAR)
     assert [r.unit.id for r in national.rows] == [tree.province.id]
     assert national.total.sums == province.total.sums
 
 
 async def test_a_correction_replaces_the_old_version_in_the_totals(app: App) -> None:
     tree = await seed_tree(app)
-    await submit(app, tree.village, "2026-H1", vn(2026, 6, 10), households_total=100, lf_recognized=70)
-    await submit(app, tree.group, "2026-H1", vn(2026, 6, 11), households_total=50, lf_recognized=25)
-    before = await compiled(app, tree.commune)
+    await submit(app, tree.village, "2026", vn(2026, 11, 10), households_total=100, lf_recognized=70)
+    await submit(app, tree.group, "2026", vn(2026, 11, 11), households_total=50, lf_recognized=25)
+    before = await compiled(app, tree.commune, YEAR)
     assert before.total.value("households_total") == 150
     corrected = await submit(
-        app, tree.village, "2026-H1", vn(2026, 7, 2), households_total=120, lf_recognized=90
+        app, tree.village, "2026", vn(2026, 12, 2), households_total=120, lf_recognized=90
     )
     assert corrected.version == 2
-    after = await compiled(app, tree.commune)
+    after = await compiled(app, tree.commune, YEAR)
     assert after.total.value("households_total") == 170  # 120 + 50, not 100 + 120 + 50
     assert after.total.value("lf_recognized") == 115
     assert after.total.reported == 2
@@ -140,13 +267,30 @@ async def test_a_correction_replaces_the_old_version_in_the_totals(app: App) -> 
 
 
 async def test_change_from_the_previous_period(app: App) -> None:
+    """A year is compared with the year before (the recognised rates are asked in the year)."""
     tree = await seed_tree(app)
-    await submit(app, tree.village, "2025-H2", vn(2025, 12, 1), households_total=100, lf_recognized=50)
-    await submit(app, tree.village, "2026-H1", vn(2026, 6, 1), households_total=100, lf_recognized=65)
-    c = await compiled(app, tree.commune)
-    assert c.previous_period.key == "2025-H2"
+    await submit(app, tree.village, "2025", vn(2025, 11, 20), households_total=100, lf_recognized=50)
+    await submit(app, tree.village, "2026", vn(2026, 11, 20), households_total=100, lf_recognized=65)
+    c = await compiled(app, tree.commune, YEAR)
+    assert c.previous_period.key == "2025"
     assert c.previous_total.rate("learning_families") == pytest.approx(50.0)
     assert c.total.rate("learning_families") == pytest.approx(65.0)
+    assert c.previous_total.reported == 1 and c.previous_total.expected == 2
+    en = summary_text(c, translator("en"))
+    assert "• Learning families: 65% (target 70%, 92.9% of it; +15 points on Year 2025)" in en
+
+
+async def test_a_half_year_is_compared_with_last_years_half_year(app: App) -> None:
+    """H1 is compared with last year's H1: the village report has no second half-year (a 2025-H2
+    report kept from before, migration 0009, is history and not compared with)."""
+    tree = await seed_tree(app)
+    await submit(app, tree.village, "2025-H1", vn(2025, 6, 1), households_total=100)
+    await submit(app, tree.village, "2025-H2", vn(2025, 12, 1), households_total=80)
+    await submit(app, tree.village, "2026-H1", vn(2026, 6, 1), households_total=110)
+    c = await compiled(app, tree.commune)
+    assert c.period.key == "2026-H1" and c.previous_period.key == "2025-H1"
+    assert c.previous_total.value("households_total") == 100
+    assert c.total.value("households_total") == 110
     assert c.previous_total.reported == 1 and c.previous_total.expected == 2
 
 

@@ -22,6 +22,7 @@ from bot.domain.periods import Period
 from bot.reports.aggregate import Compiled
 from bot.reports.compiled import compile_unit, render
 from bot.reports.labels import COLUMNS
+from bot.reports.targets import load_targets
 from bot.runtime.cli import app as cli
 from storage.db import Database
 from storage.migrate import upgrade
@@ -29,21 +30,35 @@ from tests.support import CONTENT, Tree, make_app, seed_tree
 from tests.test_reports_helpers import submit, submit_activity, vn
 
 H1 = Period.parse("2026-H1")
+# The columns whose figures an H1 report carries from last year's year reports.
+CARRIED = {
+    "lf_recognized",
+    "learning_families_pct",
+    "lc_recognized",
+    "learning_clans_pct",
+    "villages_recognized",
+    "learning_communities_pct",
+    "adults_learning_total",
+    "lcit_recognized",
+    "learning_citizens_pct",
+}
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 async def fill(app: App) -> Tree:
+    """H1 2026 reports, and last year's year reports their recognised rates are carried from."""
     tree = await seed_tree(app)
+    await submit(app, tree.village, "2025", vn(2025, 11, 20), households_total=100, lf_recognized=60)
+    await submit(app, tree.group, "2025", vn(2025, 11, 21), households_total=50, lf_recognized=30)
     await submit(
         app,
         tree.village,
         "2026-H1",
         vn(2026, 6, 10),
         households_total=100,
-        lf_recognized=70,
+        lf_registered=70,
         clans_total=5,
-        lc_recognized=3,
-        village_lc_status="recognized",
+        lc_registered=3,
         members_total=50,
         population_total=400,
         fund_raised_vnd=6_000_000,
@@ -54,14 +69,13 @@ async def fill(app: App) -> Tree:
         "2026-H1",
         vn(2026, 6, 20),
         households_total=50,
-        lf_recognized=20,
+        lf_registered=20,
         clans_total=2,
-        lc_recognized=1,
+        lc_registered=1,
         members_total=30,
         population_total=None,
         fund_raised_vnd=1_000_000,
     )
-    await submit(app, tree.village, "2025-H2", vn(2025, 12, 1), households_total=100, lf_recognized=60)
     await submit_activity(app, tree.village, date(2026, 3, 5), participants=40)
     await submit_activity(app, tree.commune, date(2026, 5, 1), participants=100)
     return tree
@@ -115,13 +129,26 @@ async def test_xlsx_opens_and_its_totals_are_the_sum_of_its_rows(app: App) -> No
         assert any("CHỦ TỊCH" in s for s in texts)  # the signature block
         header, body, totals = table(ws, t("No."))
         assert len(body) == len(c.rows)
-        assert header[1:] == [t("Unit"), *(t(col.header) for col in COLUMNS)]
+        # The recognised figures are last year's: their headers say so.
+        last_year = " — " + Period.parse("2025").label(t)
+        assert header[1:] == [
+            t("Unit"),
+            *(t(col.header) + (last_year if col.key in CARRIED else "") for col in COLUMNS),
+        ]
         for i, col in enumerate(COLUMNS, start=2):
             if col.summed:
                 assert totals[i] == sum(r[i] or 0 for r in body), col.key
         # Rates in the totals line are recomputed from the totals, as fractions (format 0.0%).
         lf = 2 + [col.key for col in COLUMNS].index("learning_families_pct")
-        assert totals[lf] == pytest.approx(90 / 150)
+        assert totals[lf] == pytest.approx(90 / 150)  # 2025's 60 + 30 of 100 + 50 households
+        carried_note = t(
+            "Titles are recognised at year end: the recognised rates of this report are those of "
+            "{period}; this period's registrations are listed below them.",
+            period=Period.parse("2025").label(t),
+        )
+        assert any(carried_note in s for s in texts)
+        definition = load_targets(CONTENT).for_unit(2026).definition("learning_citizens", "vi")
+        assert definition is not None and definition + "." in texts
         per_person = 2 + [col.key for col in COLUMNS].index("fund_per_person_vnd")
         assert totals[per_person] == pytest.approx(6_000_000 / 400)
         assert ws.cell(row=1, column=1).font.name == "Times New Roman"

@@ -34,6 +34,7 @@ BASE_VALUES: dict[str, Any] = {
     "members_new": 5,
     "adults_total": 240,
     "lcit_registered": 120,
+    "adults_learning_total": 200,
     "lcit_recognized": 96,
     "fund_raised_vnd": 8_000_000,
     "fund_disbursed_vnd": 5_000_000,
@@ -52,8 +53,19 @@ def vn(year: int, month: int, day: int, hour: int = 9, minute: int = 0) -> datet
     return datetime(year, month, day, hour, minute, tzinfo=VN_TZ)
 
 
-def values(**overrides: Any) -> dict[str, Any]:
-    return {**BASE_VALUES, **overrides}
+# Asked at year end only (content/forms/village_report.yaml ask_in): null in a half-year report.
+YEAR_ONLY = ("lf_recognized", "lc_recognized", "adults_learning_total", "lcit_recognized")
+
+
+def values(period: str = "2026", **overrides: Any) -> dict[str, Any]:
+    """A village report's values; in a half-year report the year-end figures are null unless
+    given (as an older version of the form stored them)."""
+    base = dict(BASE_VALUES)
+    if "-H" in period:
+        base |= {key: None for key in YEAR_ONLY}
+        if base["village_lc_status"] == "recognized":
+            base["village_lc_status"] = "registered"
+    return {**base, **overrides}
 
 
 async def submit(app: App, unit: Unit, period: str, at: datetime, **overrides: Any) -> Submission:
@@ -65,7 +77,7 @@ async def submit(app: App, unit: Unit, period: str, at: datetime, **overrides: A
                 record_key=f"{unit.id}:{period}",
                 unit_id=unit.id,
                 period=period,
-                values=values(**overrides),
+                values=values(period, **overrides),
                 submitted_at=at,
                 channel="test",
                 version=0,
@@ -128,7 +140,7 @@ async def submit_activity(
     llw: bool = False,
     at: datetime | None = None,
 ) -> None:
-    period = f"{held.year}-H{1 if held.month <= 6 else 2}"
+    period = str(held.year)  # activities are filed under their year (content/schedules.yaml)
     vals = {
         "activity_date": held.isoformat(),
         "end_date": None,

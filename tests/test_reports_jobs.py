@@ -41,7 +41,10 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     await make_contact(app, "commune-officer", COMMUNE_OFFICER, tree.commune)
     await make_contact(app, "province-staff", PROVINCE_STAFF, tree.province)
     await set_locale(app, "province-staff", "en")
-    await submit(app, tree.village, "2026-H1", vn(2026, 6, 10), households_total=100, lf_recognized=70)
+    # Last year's year reports: the H1 report's recognised rates are theirs.
+    await submit(app, tree.village, "2025", vn(2025, 11, 20), households_total=100, lf_recognized=70)
+    await submit(app, tree.group, "2025", vn(2025, 11, 20), households_total=50, lf_recognized=20)
+    await submit(app, tree.village, "2026-H1", vn(2026, 6, 10), households_total=100)
 
     await send_reminders(app)  # 12/06
     (reminder,) = await outbox_to(app, "group-officer")
@@ -50,7 +53,7 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     # The commune officer is reminded of the commune's own report (due with the villages').
     (own,) = await outbox_to(app, "commune-officer")
     assert own["text"].startswith("⏰") and "/baocaoxa" in own["text"]
-    await submit(app, tree.group, "2026-H1", vn(2026, 6, 13), households_total=50, lf_recognized=20)
+    await submit(app, tree.group, "2026-H1", vn(2026, 6, 13), households_total=50)
 
     clock.set(vn(2026, 6, 15, 8, 30))  # the due day: nothing compiled yet
     assert await send_period_reports(app) == 0
@@ -59,7 +62,8 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     assert await send_period_reports(app) == 3
     _, report = await outbox_to(app, "commune-officer")  # after the reminder above
     assert "Báo cáo sơ kết 6 tháng" in report["text"]
-    assert "Phường Thục Phán" in report["text"] and "Gia đình học tập: 60%" in report["text"]
+    assert "Phường Thục Phán" in report["text"]
+    assert "Gia đình học tập — đã công nhận, Cả năm 2025: 60%" in report["text"]
     files = await files_of(app, report)
     assert set(files) == {"xlsx", "png"}
     assert files["png"].startswith(b"\x89PNG")
@@ -68,7 +72,8 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     cells = [v for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
     assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in cells and "HỘI KHUYẾN HỌC PHƯỜNG THỤC PHÁN" in cells
     (english,) = await outbox_to(app, "province-staff")
-    assert "Half-year report" in english["text"] and "Learning families: 60%" in english["text"]
+    assert "Half-year report" in english["text"]
+    assert "Learning families — recognised, Year 2025: 60%" in english["text"]
     # Daily re-runs (and a late joiner within two weeks) never send it twice.
     clock.set(vn(2026, 6, 17, 8, 30))
     assert await send_period_reports(app) == 0

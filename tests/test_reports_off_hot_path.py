@@ -99,7 +99,7 @@ async def test_other_dialogues_go_on_while_a_report_is_read(app: App) -> None:
         # writes and commits meanwhile (with the report inside the write lock, it would wait).
         village = Chat(app, "village-officer")
         replies = await asyncio.wait_for(village.say("/baocao"), WAIT)
-        assert "Thôn Nà Rụa" in replies[0].text and "2026-H2" in village.option_ids
+        assert "Thôn Nà Rụa" in replies[0].text and "2026" in village.option_ids
         assert not report.done()
         # Both steps are committed: the summary dialogue ended before its report was read, and
         # the village report began while it was being read.

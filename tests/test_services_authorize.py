@@ -2,7 +2,7 @@
 
 The dialogues' tests show that an officer is never offered another area's units; these call the
 services directly, as a forged button or a future entry point would: an officer of commune A
-cannot add or rename a village, invite, submit, compile or broadcast in commune B; a member
+cannot add or rename a village, invite, submit, compile, broadcast or send a request in commune B; a member
 cannot take a staff action; every write leaves an audit row naming who did it.
 """
 
@@ -10,19 +10,23 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import pytest
 
 from bot.domain.app import App
+from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, load_grants
 from bot.services.actor import CONSOLE, Actor
 from bot.services.broadcasts import Audience, Message, cancel_broadcast, count_recipients, queue_broadcast
 from bot.services.invites import RedeemOutcome, create_invite
-from bot.services.linking import issue_link_code, link_accounts
+from bot.services.linking import issue_link_code, link_chat
 from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from bot.services.reports import compile_report
+from bot.services.requests import RequestDraft, send_request
+from bot.services.reviews import approve
 from bot.services.submissions import Draft, submit_report
 from bot.services.units import add_village, rename_village
 from storage.db import Database
@@ -41,7 +45,8 @@ class World:
 
 @pytest.fixture
 async def world(db: Database) -> AsyncIterator[World]:
-    app = make_app(db.url)
+    # 12/06/2026: the half-year reports of the tests are open (they lock 10 days after 15/06).
+    app = make_app(db.url, FixedClock(datetime(2026, 6, 12, 9, tzinfo=VN_TZ)))
     try:
         tree = await seed_tree(app)
         await make_contact(app, "officer_a", COMMUNE_OFFICER, tree.commune)
@@ -113,6 +118,20 @@ async def _broadcast(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> ob
     )
 
 
+async def _approve(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> object:
+    """Approve the village's report (filed here by the console)."""
+    now, content = w.app.clock.now(), w.app.content_dir
+    report = draft(w.app, village)
+    filed = await submit_report(uow, CONSOLE, report, now=now, channel="test", content_dir=content)
+    return await approve(uow, who, filed.submission.id, now=now)
+
+
+async def _request(w: World, uow: UnitOfWork, who: Actor, village: Unit) -> object:
+    today = w.app.clock.now().date()
+    draft = RequestDraft(village.id, VILLAGE_OFFICER, today, title="Học sinh nghỉ học", questions=("Số em",))
+    return await send_request(uow, who, draft, forms=w.app.forms, today=today, now=w.app.clock.now())
+
+
 ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "add_village": (Action.MANAGE_VILLAGES, _add_village),
     "rename_village": (Action.MANAGE_VILLAGES, _rename_village),
@@ -120,6 +139,8 @@ ATTEMPTS: dict[str, tuple[Action, Attempt]] = {
     "submit_report": (Action.REPORT, _submit),
     "compile_report": (Action.COMPILE_REPORT, _compile),
     "queue_broadcast": (Action.BROADCAST, _broadcast),
+    "approve": (Action.REVIEW, _approve),
+    "send_request": (Action.REQUEST, _request),
 }
 # What each write leaves in the audit log (compiling a report writes nothing).
 AUDITED = {
@@ -128,6 +149,8 @@ AUDITED = {
     "create_invite": "invite.create",
     "submit_report": "submission.create",
     "queue_broadcast": "broadcast.create",
+    "approve": "review.approved",
+    "send_request": "request.create",
 }
 
 
@@ -279,7 +302,10 @@ async def test_linking_is_open_to_everyone(world: World) -> None:
     async with app.uow() as uow:
         newcomer = await actor(uow, "newcomer")
         assert newcomer.grants == () and newcomer.holds(Action.LINK)
-        target = await link_accounts(uow, newcomer, issued.code, "test", app.clock.now())
+        assert member.contact_id is not None
+        target = await link_chat(
+            uow, newcomer, issued.code, ("test", "newcomer"), app.clock.now(), account_id=member.contact_id
+        )
         await uow.commit()
     assert target.id == member.contact_id
     async with app.uow() as uow:
@@ -328,7 +354,10 @@ async def test_an_accepted_invite_makes_its_unit_the_officers_home(world: World)
         village = await unit(uow, world.tree.village)
         invite = await create_invite(uow, CONSOLE, village, VILLAGE_OFFICER, now, 7)
         person = await uow.contacts.create("test", "new-officer", now)
-        outcome, used = await accept_invite(uow, person, invite.code, now)
+        result = await accept_invite(uow, person, invite.code, now)
+        outcome, used = result.outcome, result.invite
         assert outcome is RedeemOutcome.OK and used is not None and person.home_unit_id == village.id
-        again, _ = await accept_invite(uow, await uow.contacts.create("test", "late", now), invite.code, now)
+        again = (
+            await accept_invite(uow, await uow.contacts.create("test", "late", now), invite.code, now)
+        ).outcome
         assert again is RedeemOutcome.USED_UP

@@ -9,6 +9,7 @@ import pytest
 from openpyxl import load_workbook
 
 from bot.domain.app import App
+from bot.domain.i18n import translator
 from bot.domain.periods import Period
 from bot.domain.permissions import NotAllowed
 from bot.services.actor import Actor
@@ -31,14 +32,18 @@ async def app(db: Database) -> AsyncIterator[App]:
 
 
 async def fill(app: App) -> Tree:
+    """H1 2026 reports, and the year reports of 2025 their recognised rates come from."""
     tree = await seed_tree(app)
-    await submit(app, tree.village, "2026-H1", vn(2026, 6, 10), households_total=100, lf_recognized=70)
-    await submit(app, tree.other_village, "2026-H1", vn(2026, 6, 10), households_total=80, lf_recognized=20)
+    await submit(app, tree.village, "2025", vn(2025, 11, 20), households_total=100, lf_recognized=70)
+    await submit(app, tree.other_village, "2025", vn(2025, 11, 20), households_total=80, lf_recognized=20)
+    await submit(app, tree.village, "2026-H1", vn(2026, 6, 10), households_total=100, lf_registered=80)
+    await submit(app, tree.other_village, "2026-H1", vn(2026, 6, 10), households_total=80, lf_registered=60)
     return tree
 
 
 async def test_a_commune_officer_gets_the_commune_report(app: App) -> None:
     tree = await fill(app)
+    t = translator("vi")
     await make_contact(app, "commune-officer", COMMUNE_OFFICER, tree.commune)
     chat = Chat(app, "commune-officer")
     await chat.say("/baocaotonghop")  # one commune: straight to the period
@@ -47,7 +52,10 @@ async def test_a_commune_officer_gets_the_commune_report(app: App) -> None:
     report = chat.replies[0]
     assert "Báo cáo sơ kết 6 tháng" in report.text
     assert "Đã báo cáo: 1/2 thôn, tổ dân phố (50%)" in report.text
-    assert "Gia đình học tập: 70%" in report.text
+    # Titles are recognised at year end: H1 shows last year's rate, and this year's registrations.
+    assert f"Gia đình học tập — đã công nhận, {Period.parse('2025').label(t)}: 70%" in report.text
+    assert f"Đăng ký danh hiệu — {H1.label(t)}:" in report.text
+    assert "• Hộ đăng ký Gia đình học tập: 80%" in report.text
     assert "Chưa báo cáo: Tổ dân phố 1." in report.text
     kinds = {a.filename.rsplit(".", 1)[1]: a for a in report.attachments}
     assert set(kinds) == {"xlsx", "png"}
@@ -77,7 +85,8 @@ async def test_province_staff_pick_a_commune_by_name(app: App) -> None:
     await chat.say("truong ha")  # without diacritics
     assert "Xã Trường Hà" in chat.text
     await chat.press("2026-H1")
-    assert "Xã Trường Hà" in chat.replies[0].text and "Gia đình học tập: 25%" in chat.replies[0].text
+    assert "Xã Trường Hà" in chat.replies[0].text
+    assert "Gia đình học tập — đã công nhận, Cả năm 2025: 25%" in chat.replies[0].text
 
 
 async def test_a_commune_officer_cannot_get_another_communes_report(app: App) -> None:

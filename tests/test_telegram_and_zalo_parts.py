@@ -5,6 +5,7 @@ reading of the API's answers."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator
 
@@ -19,7 +20,8 @@ from bot.channels.render import options_as_text, split_text
 from bot.channels.telegram.channel import secret_matches
 from bot.channels.telegram.channel import webhook_secret as telegram_secret
 from bot.channels.zalo.channel import webhook_secret as zalo_secret
-from bot.channels.zalo.client import ZaloApiError, ZaloClient, unwrap_update
+from bot.channels.zalo.client import ZaloApiError, ZaloClient
+from bot.channels.zalo.payload import BadUpdate, parse_webhook
 from bot.domain.i18n import translator
 from bot.domain.messages import Option, Reply
 from bot.domain.sending import Blocked, PermanentError, RateLimited, TransientError
@@ -348,10 +350,11 @@ async def test_unreachable_server_is_a_transient_error() -> None:
 
 def test_webhook_bodies_bare_or_wrapped() -> None:
     update = {"event_name": "message.text.received", "message": {"text": "x"}}
-    assert unwrap_update(update) == update
-    assert unwrap_update({"ok": True, "result": update}) == update
-    assert unwrap_update({"ok": True}) is None
-    assert unwrap_update([update]) is None
+    assert parse_webhook(json.dumps(update).encode()) == update
+    assert parse_webhook(json.dumps({"ok": True, "result": update}).encode()) == update
+    assert parse_webhook(b'{"ok": true}') is None
+    with pytest.raises(BadUpdate):
+        parse_webhook(json.dumps([update]).encode())
 
 
 def fake_url(client: ZaloClient) -> str:

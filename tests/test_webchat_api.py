@@ -27,6 +27,7 @@ from bot.runtime.http import ACCESS_LOGGER, RedactClientIds, create_http_app, in
 from bot.services.incoming import Handled
 from storage.migrate import upgrade
 from storage.models import ChannelIdentity, DialogueState
+from tests.support import webchat_id
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 CONTENT = Path(__file__).resolve().parent.parent / "content"
@@ -167,11 +168,14 @@ async def test_bad_client_id_is_refused(
     assert recorder.seen == []
 
 
-async def test_client_id_bounds_are_accepted(fake: httpx.AsyncClient, recorder: Recorder) -> None:
+async def test_client_id_bounds_are_accepted(app: App, fake: httpx.AsyncClient, recorder: Recorder) -> None:
     for client_id in ("a" * 16, "Z9_-" * 16):
         r = await fake.post(MESSAGES, json={"client_id": client_id, "text": "hi"})
         assert r.status_code == 200, r.text
-    assert [m.external_id for m in recorder.seen] == ["a" * 16, "Z9_-" * 16]
+    assert [m.external_id for m in recorder.seen] == [
+        await webchat_id(app, "a" * 16),
+        await webchat_id(app, "Z9_-" * 16),
+    ]
 
 
 async def test_missing_client_id_and_bad_message_id_are_refused(
@@ -195,18 +199,23 @@ async def test_bad_poll_parameters_are_refused(fake: httpx.AsyncClient) -> None:
 # ----------------------------------------------------------------------------- translation
 
 
-async def test_text_becomes_an_incoming_text_message(fake: httpx.AsyncClient, recorder: Recorder) -> None:
+async def test_text_becomes_an_incoming_text_message(
+    app: App, fake: httpx.AsyncClient, recorder: Recorder
+) -> None:
     r = await fake.post(
         MESSAGES, json={"client_id": CLIENT, "text": "Xin chào\nbot", "message_id": "m1234567"}
     )
     assert r.status_code == 200
     (msg,) = recorder.seen
+    stored = await webchat_id(app, CLIENT)  # the id's keyed hash: the raw id stays in the browser
+    assert len(stored) == 64 and CLIENT not in stored
     assert msg == Incoming(
         channel="webchat",
-        external_id=CLIENT,
+        external_id=stored,
         kind=Kind.TEXT,
         text="Xin chào\nbot",
-        update_id=f"{CLIENT}:m1234567",
+        update_id=f"{stored}:m1234567",
+        client_address="127.0.0.1",  # for the limits per address
     )
 
 
@@ -276,7 +285,10 @@ async def _state(app: App) -> tuple[str | None, dict[str, object] | None]:
             await s.execute(
                 select(DialogueState)
                 .join(ChannelIdentity, ChannelIdentity.contact_id == DialogueState.contact_id)
-                .where(ChannelIdentity.channel == "webchat", ChannelIdentity.external_id == CLIENT)
+                .where(
+                    ChannelIdentity.channel == "webchat",
+                    ChannelIdentity.external_id == await webchat_id(app, CLIENT),
+                )
             )
         ).scalar_one_or_none()
         return (row.flow, dict(row.state)) if row is not None else (None, None)
@@ -319,13 +331,14 @@ async def test_the_same_message_id_from_another_client_is_not_a_duplicate(
 
 
 async def test_poll_returns_this_clients_queued_messages(app: App, real: httpx.AsyncClient) -> None:
+    client, other = await webchat_id(app, CLIENT), await webchat_id(app, OTHER)
     async with app.uow() as uow:
-        mine = await uow.contacts.create("webchat", CLIENT, NOW)
-        theirs = await uow.contacts.create("webchat", OTHER, NOW)
-        uow.outbox.add(mine.id, "webchat", CLIENT, {"text": "Tin thứ nhất", "options": []}, NOW)
-        uow.outbox.add(theirs.id, "webchat", OTHER, {"text": "Không phải của bạn"}, NOW)
+        mine = await uow.contacts.create("webchat", client, NOW)
+        theirs = await uow.contacts.create("webchat", other, NOW)
+        uow.outbox.add(mine.id, "webchat", client, {"text": "Tin thứ nhất", "options": []}, NOW)
+        uow.outbox.add(theirs.id, "webchat", other, {"text": "Không phải của bạn"}, NOW)
         payload = {"text": "Tin thứ hai", "options": [{"id": "ok", "label": "Đồng ý"}]}
-        uow.outbox.add(mine.id, "webchat", CLIENT, payload, NOW)
+        uow.outbox.add(mine.id, "webchat", client, payload, NOW)
         await uow.commit()
 
     r = await real.get("/api/webchat/poll", params={"client_id": CLIENT})
@@ -344,11 +357,12 @@ async def test_poll_returns_this_clients_queued_messages(app: App, real: httpx.A
 
 async def test_poll_delivers_the_file_of_a_compiled_report(app: App, real: httpx.AsyncClient) -> None:
     data = b"PK\x03\x04 workbook"
+    client = await webchat_id(app, CLIENT)
     async with app.uow() as uow:
-        mine = await uow.contacts.create("webchat", CLIENT, NOW)
+        mine = await uow.contacts.create("webchat", client, NOW)
         file = {"filename": "bao-cao.xlsx", "content_type": "application/octet-stream"}
         payload = {"text": "Báo cáo", "attachments": [{**file, "data_b64": base64.b64encode(data).decode()}]}
-        uow.outbox.add(mine.id, "webchat", CLIENT, payload, NOW)
+        uow.outbox.add(mine.id, "webchat", client, payload, NOW)
         await uow.commit()
     (message,) = (await real.get("/api/webchat/poll", params={"client_id": CLIENT})).json()["messages"]
     assert message["text"] == "Báo cáo"
@@ -360,14 +374,15 @@ async def test_poll_delivers_the_file_of_a_compiled_report(app: App, real: httpx
 async def test_poll_holds_a_scheduled_message_until_it_is_due(app: App, real: httpx.AsyncClient) -> None:
     """A broadcast scheduled for tomorrow is not shown today, and is not skipped tomorrow;
     a message the outbox gave up on (the member opted out) is never shown."""
+    client = await webchat_id(app, CLIENT)
     async with app.uow() as uow:
-        mine = await uow.contacts.create("webchat", CLIENT, NOW)
+        mine = await uow.contacts.create("webchat", client, NOW)
         tomorrow = NOW + timedelta(days=1)
-        uow.outbox.add(mine.id, "webchat", CLIENT, {"text": "Ngày mai"}, NOW, not_before=tomorrow)
-        uow.outbox.add(mine.id, "webchat", CLIENT, {"text": "Hôm nay"}, NOW)
-        uow.outbox.add(mine.id, "webchat", CLIENT, {"text": "Đã hủy"}, NOW)
+        uow.outbox.add(mine.id, "webchat", client, {"text": "Ngày mai"}, NOW, not_before=tomorrow)
+        uow.outbox.add(mine.id, "webchat", client, {"text": "Hôm nay"}, NOW)
+        uow.outbox.add(mine.id, "webchat", client, {"text": "Đã hủy"}, NOW)
         await uow.session.flush()
-        cancelled = (await uow.outbox.pending_for("webchat", CLIENT, NOW))[0][-1]
+        cancelled = (await uow.outbox.pending_for("webchat", client, NOW))[0][-1]
         cancelled.failed_at = NOW
         await uow.commit()
 

@@ -39,11 +39,13 @@ from bot.channels.webchat import channel as webchat
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
 from bot.domain.messages import Attachment, Incoming, Kind, Option, Reply
+from bot.domain.periods import Period
 from bot.domain.settings import Settings
 from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import create_http_app
 from bot.services.incoming import Handled
 from storage.migrate import upgrade
+from tests.support import webchat_id
 
 pytestmark = pytest.mark.browser
 
@@ -251,7 +253,9 @@ async def test_page_loads_with_vietnamese_ui(site: str, phone: Phone) -> None:
     assert phone.errors == []
 
 
-async def test_start_button_sends_start_and_shows_the_reply(site: str, phone: Phone, script: Script) -> None:
+async def test_start_button_sends_start_and_shows_the_reply(
+    app: App, site: str, phone: Phone, script: Script
+) -> None:
     page = phone.page
     await page.goto(site)
     await page.get_by_test_id("start-button").click()
@@ -261,7 +265,7 @@ async def test_start_button_sends_start_and_shows_the_reply(site: str, phone: Ph
     await expect(page.get_by_test_id("start-button")).to_be_hidden()
     (msg,) = script.seen
     assert (msg.channel, msg.kind, msg.text) == ("webchat", Kind.TEXT, "/start")
-    assert msg.external_id == await phone.client_id()
+    assert msg.external_id == await webchat_id(app, await phone.client_id())  # the browser keeps the id
     assert msg.update_id is not None and msg.update_id.startswith(msg.external_id + ":")
     assert phone.errors == []
 
@@ -392,7 +396,7 @@ async def test_phone_screen_has_no_horizontal_scroll(site: str, phone: Phone) ->
 
 
 async def test_the_client_id_and_the_conversation_survive_a_reload(
-    site: str, phone: Phone, browser: Browser, script: Script
+    app: App, site: str, phone: Phone, browser: Browser, script: Script
 ) -> None:
     page = phone.page
     await page.goto(site)
@@ -408,7 +412,7 @@ async def test_the_client_id_and_the_conversation_survive_a_reload(
     await expect(phone.options().nth(1)).to_be_enabled()  # still unanswered
     await phone.options().nth(0).click()
     await expect(phone.bot()).to_have_count(2)
-    assert {m.external_id for m in script.seen} == {first_id}
+    assert {m.external_id for m in script.seen} == {await webchat_id(app, first_id)}
 
     other = await Phone(browser).start()  # another profile: another person
     try:
@@ -486,13 +490,14 @@ async def test_pushed_messages_arrive_by_polling(site: str, phone: Phone, app: A
     await page.get_by_test_id("start-button").click()
     await expect(phone.bot()).to_have_count(1)
     client_id = await phone.client_id()
+    stored = await webchat_id(app, client_id)  # what the web chat keeps: the id's keyed hash
     async with app.uow() as uow:
-        contact = await uow.contacts.create("webchat", client_id, NOW)
+        contact = await uow.contacts.create("webchat", stored, NOW)
         payload = {
             "text": "Nhắc nhở: hạn báo cáo quý I là ngày 5/4.",
             "options": [{"id": "report:start", "label": "Báo cáo ngay"}],
         }
-        uow.outbox.add(contact.id, "webchat", client_id, payload, NOW)
+        uow.outbox.add(contact.id, "webchat", stored, payload, NOW)
         await uow.commit()
     # The page polls every 5 seconds.
     await expect(phone.bot()).to_have_count(2, timeout=8000)
@@ -524,6 +529,7 @@ VILLAGE_ANSWERS: dict[str, str] = {
     "members_new": "10",
     "adults_total": "300",
     "lcit_registered": "120",
+    "adults_learning_total": "250",
     "lcit_recognized": "100",
     "fund_raised_vnd": "5tr",
     "fund_disbursed_vnd": "3 triệu",
@@ -609,7 +615,9 @@ async def test_an_officer_registers_and_sends_a_village_report(
 
         text = await talk.type("/baocao")
         ids = await talk.option_ids()
+        period: Period | None = None
         if "confirm" not in ids and not QUESTION.search(text):  # which period: the default
+            period = Period.parse(ids[0])
             text = await talk.press(ids[0])
 
         answered: list[str] = []
@@ -630,7 +638,9 @@ async def test_an_officer_registers_and_sends_a_village_report(
         else:
             pytest.fail(f"the report never reached its summary; last message:\n{text}")
 
-        assert set(answered) == set(VILLAGE_ANSWERS)
+        # Recognitions are asked at year end only: a half-year shows last year's (carried).
+        asked = {k for k in VILLAGE_ANSWERS if period is None or form.field(k).asked_in(period.kind)}
+        assert set(answered) == asked
         assert "Nông Văn Dền" in text  # the summary
         await talk.press("confirm")
         assert any(t.startswith("✅") for t in talk.new), talk.new
@@ -647,4 +657,73 @@ async def test_an_officer_registers_and_sends_a_village_report(
     assert values["fund_disbursed_vnd"] == 3_000_000
     assert values["village_lc_status"] == "registered"
     assert values["notes"] == VILLAGE_ANSWERS["notes"]
+    assert phone.errors == []
+
+
+# ----------------------------------------------------------------------------- log out
+
+
+async def test_logging_out_clears_the_browser_and_revokes_the_id(app: App, phone: Phone) -> None:
+    """Issue 11, item 6: on a shared PC, "Đăng xuất" leaves nothing behind that reaches the account."""
+    from bot.services.actor import CONSOLE
+    from bot.services.invites import create_invite, format_code
+    from bot.services.units import seed_demo
+    from storage.models import VILLAGE_OFFICER
+
+    async with app.uow() as uow:
+        seed = await seed_demo(uow, app.content_dir, NOW)
+        invite = await create_invite(uow, CONSOLE, seed.villages[0], VILLAGE_OFFICER, NOW, expiry_days=14)
+        code, village_name = format_code(invite.code), seed.villages[0].name
+        await uow.commit()
+
+    async with serving(create_http_app(app)) as site:
+        page = phone.page
+        talk = Conversation(phone)
+        await page.goto(site)
+        await page.get_by_test_id("start-button").click()
+        await talk.wait_for_reply(0)
+        await talk.press("vi")
+        await talk.press("yes")
+        await talk.press("officer")
+        await talk.type(code)
+        assert village_name in "\n".join(talk.new)
+        old_id = await phone.client_id()
+
+        # Cancelling the confirmation changes nothing.
+        async def dismiss(dialog: Any) -> None:
+            await dialog.dismiss()
+
+        page.once("dialog", dismiss)
+        await page.get_by_test_id("logout-button").click()
+        await expect(phone.user()).not_to_have_count(0)
+        assert await phone.client_id() == old_id
+
+        confirmations: list[str] = []
+
+        async def accept(dialog: Any) -> None:
+            confirmations.append(dialog.message)
+            await dialog.accept()
+
+        page.once("dialog", accept)
+        await page.get_by_test_id("logout-button").click()
+        done = "Đã đăng xuất. Cuộc trò chuyện đã được xoá khỏi máy này."
+        await expect(page.get_by_test_id("note")).to_have_text(done)
+        assert "Đăng xuất khỏi máy này?" in confirmations[0]
+        await expect(phone.bot()).to_have_count(0)
+        await expect(phone.user()).to_have_count(0)
+        await expect(page.get_by_test_id("start-button")).to_be_visible()
+        new_id = await phone.client_id()
+        assert new_id != old_id
+        saved = await page.evaluate("localStorage.getItem('khuyenhoc.webchat.log')")
+        assert saved is None or code not in saved  # the invite code is gone from the browser
+
+        await page.reload()  # nothing comes back
+        await expect(phone.bot()).to_have_count(0)
+        await expect(page.get_by_test_id("start-button")).to_be_visible()
+
+        async with app.uow() as uow:
+            assert await uow.contacts.by_identity("webchat", old_id) is None
+        # The old id, typed into a request by hand, is a stranger.
+        r = await page.request.post(f"{site}api/webchat/messages", data={"client_id": old_id, "text": "/toi"})
+        assert village_name not in await r.text()
     assert phone.errors == []

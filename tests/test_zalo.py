@@ -43,10 +43,11 @@ ANSWERS = [
     "50",
     "3000",
     "600",
+    "2000",
     "400",
-    "5tr",
-    "2tr5",
-    "2,5 triệu",
+    "8tr",
+    "6tr2",  # the scholarships (5 triệu) and awards (1.200.000đ) below
+    "1,8 triệu",
     "10",
     "5 triệu",
     "4",
@@ -127,13 +128,13 @@ async def test_onboarding_and_a_complete_village_report_by_polling(
         assert "Thôn Nà Rụa" in user.text
         assert "/baocao — Báo cáo thôn" in user.text  # the menu: commands to type
         await user.say("/baocao")
-        assert "Trả lời 1, 2 hoặc 3." in user.text  # the periods
+        assert "Trả lời 1 hoặc 2." in user.text  # the periods: the year (default), H1
         await user.say("1")
-        assert "Câu 1/24" in user.text
+        assert "Câu 1/25" in user.text
         for answer in ANSWERS:
             await user.say(answer)
             assert "Xin lỗi" not in user.text, user.text
-            if "Câu 9/24" in user.text:  # the one choice question: numbered
+            if "Câu 9/25" in user.text:  # the one choice question: numbered
                 assert "1. Chưa đăng ký" in user.text
         assert "Trả lời 1, 2 hoặc 3." in user.text  # send / change / cancel
         await user.say("1")
@@ -156,7 +157,7 @@ async def test_a_question_whose_answer_is_a_number_lists_words_not_numbers(
     assert channel is not None
     await ZaloUser(fake, hooked).say("/start")
     reply = Reply(
-        "Câu 2/24: Số nhân khẩu",
+        "Câu 2/25: Số nhân khẩu",
         options=[Option("skip", "Bỏ qua"), Option("back", "Quay lại")],
         numbered=False,
     )

@@ -7,7 +7,8 @@ with it. Starting happens in the background and is retried: Telegram may be unre
 Vietnam, and that must never keep Zalo or the web chat from serving.
 
 The bot tokens are part of every Bot API URL, and httpx logs each request URL at INFO (PTB logs
-its base URL at DEBUG): `install_token_redaction` puts a filter on those loggers first.
+its base URL at DEBUG as the bot is built): `install_token_redaction` redacts every log record
+as it is made, and the runtime installs it before it builds a channel.
 """
 
 from __future__ import annotations
@@ -78,9 +79,29 @@ _REDACTION = RedactSecrets()
 _LOGGER_PREFIXES = ("httpx", "httpcore", "telegram", "bot.channels", "bot.services.incoming", "uvicorn.error")
 
 
+def _redacting_record_factory() -> None:
+    """Redact every log record as it is made, whatever logger makes it: a filter on a logger
+    sees only that logger's own records, and loggers made later (a library's child logger) or
+    handlers set up earlier (a test's, a deployment's logging config) would otherwise print a
+    token. Installed once per process."""
+    previous = logging.getLogRecordFactory()
+    if getattr(previous, "redacts_secrets", False):
+        return
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        _REDACTION.filter(record)
+        return record
+
+    factory.redacts_secrets = True  # type: ignore[attr-defined]
+    logging.setLogRecordFactory(factory)
+
+
 def install_token_redaction(*secrets: str | None) -> RedactSecrets:
-    """Idempotent: remember `secrets` and filter every logger that may print them."""
+    """Idempotent: remember `secrets` and redact them from every log record from now on."""
     _REDACTION.secrets.update(s for s in secrets if s and len(s) >= 6)
+    if _REDACTION.secrets:  # without a token there is nothing to hide, and records stay as cheap
+        _redacting_record_factory()
     # PTB creates its loggers when its modules load: load them before walking the logger tree.
     import telegram.ext  # noqa: F401
 
@@ -117,6 +138,14 @@ class ChannelRuntime:
         self.telegram: TelegramChannel | None = None
         self.zalo: ZaloChannel | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        # Before any channel is built: PTB logs its Bot API URL, token included, as it is made.
+        configured = (
+            settings.telegram_token,
+            settings.zalo_token,
+            settings.telegram_webhook_secret,
+            settings.zalo_webhook_secret,
+        )
+        install_token_redaction(*(s.get_secret_value() for s in configured if s is not None))
         secrets: list[str | None] = []
         if settings.telegram_token is not None:
             from bot.channels.telegram.channel import TelegramChannel

@@ -73,6 +73,16 @@ class _Gcra:
         self.tat[key] = max(tat, slot) + self.interval
         return slot
 
+    def try_reserve(self, key: Hashable, now: float) -> float:
+        """Take a slot now if there is one (0.0); otherwise reserve nothing and return the wait."""
+        if not self.interval:
+            return 0.0
+        tat = self.tat.get(key, now)
+        if tat - self.tolerance > now:
+            return tat - self.tolerance - now
+        self.tat[key] = max(tat, now) + self.interval
+        return 0.0
+
     def prune(self, now: float) -> None:
         if len(self.tat) > _PRUNE_AT:
             self.tat = {k: v for k, v in self.tat.items() if v > now}
@@ -128,6 +138,25 @@ class RateLimiter:
             await self._sleep(delay)
             slot = self._clock()
         return self._clock() - start
+
+
+class Allowance:
+    """At most `per_minute` events a minute per key (bursts of `burst`), refused rather than
+    waited for: what one client address may start (new web chat ids). In process memory, so
+    per instance: behind N instances a client gets at most N times the rate."""
+
+    def __init__(
+        self, per_minute: float, burst: int = 1, *, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._gcra = _Gcra(per_minute / 60.0, burst)
+        self._clock = clock
+
+    def take(self, key: Hashable) -> float:
+        """0.0 when allowed (and counted); otherwise the seconds until the next one is allowed."""
+        now = self._clock()
+        wait = self._gcra.try_reserve(key, now)
+        self._gcra.prune(now)
+        return wait
 
 
 @dataclass(frozen=True, slots=True)

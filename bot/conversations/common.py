@@ -1,4 +1,4 @@
-"""Pieces several dialogues share: role names and unit descriptions.
+"""Pieces several dialogues share: role and channel names, unit descriptions.
 
 The main menu and the help are derived from the command table (bot.handlers.command_table);
 a flow that needs the menu asks `ctx.menu`.
@@ -24,6 +24,15 @@ ROLE_LABELS = {
     PROVINCE_STAFF: N_("Province study-promotion staff"),
     ADMIN: N_("Administrator"),
 }
+
+
+CHANNEL_NAMES = {"telegram": N_("Telegram"), "zalo": N_("Zalo"), "webchat": N_("the web chat")}
+
+
+def channel_name(t: Translator, channel: str) -> str:
+    """'Zalo', 'Telegram', 'the web chat': a channel as people call it."""
+    known = CHANNEL_NAMES.get(channel)
+    return t(known) if known else channel
 
 
 def role_label(t: Translator, role: str) -> str:

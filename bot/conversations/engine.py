@@ -24,6 +24,7 @@ from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold
 from bot.domain.permissions import Grant, load_grants
 from bot.domain.settings import Settings
+from bot.domain.text import clean_deep
 from storage.models import Contact
 from storage.uow import UnitOfWork
 
@@ -54,6 +55,13 @@ class Context:
     channel: str
     flows: FlowTable
     menu: Menu
+    external_id: str = ""  # the person's id on `channel`: which of their chats wrote
+    client_address: str | None = None  # Incoming.client_address
+
+    @property
+    def chat(self) -> tuple[str, str]:
+        """The chat this message came from: (channel, external id)."""
+        return self.channel, self.external_id
 
     @property
     def today(self) -> date:
@@ -124,6 +132,14 @@ class FlowState(BaseModel):
     phase: str
     last_prompt: Prompt | None = None  # the open question (None: nothing asked yet)
     leave: Leave | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _cleaned(cls, data: Any) -> Any:
+        """A row saved before text was cleaned where it comes in (bot.domain.messages) may hold a
+        lone surrogate or a NUL byte that fails every save: it is cleaned as it is read, so the
+        dialogue goes on instead of failing until /huy."""
+        return clean_deep(data) if isinstance(data, dict) else data
 
     def dump(self) -> dict[str, Any]:
         return self.model_dump(mode="json", exclude_none=True)

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
+from bot.domain.text import clean_text
+
 if TYPE_CHECKING:
     from storage.readonly import ReadOnlyUnitOfWork
 
@@ -36,6 +38,17 @@ class Incoming:
     option_id: str | None = None
     update_id: str | None = None  # the platform's id of this delivery, for once-only processing
     display_name: str | None = None
+    # The client's network address where the channel sees the person's own request (the web
+    # chat), for limits per address; None for platform webhooks.
+    client_address: str | None = None
+
+    def __post_init__(self) -> None:
+        # Cleaned here, where every channel's message is made: a lone surrogate or a NUL byte
+        # would otherwise fail in the database or a renderer, long after the channel let it in.
+        for name in ("external_id", "text", "option_id", "update_id", "display_name"):
+            value = getattr(self, name)
+            if value is not None and value != (cleaned := clean_text(value)):
+                object.__setattr__(self, name, cleaned)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,8 +11,10 @@ A period is a kind, a year and a number within the year, and is stored under its
 Submissions, notices and compiled reports are stored under the key, so a key never changes
 meaning. The kinds are the table `KINDS` (length in months, the month the first one of a year
 starts in, the shape of the key); start, end, next, previous and the period containing a day are
-derived from it, so a new kind is a row of the table plus its label. Which kinds a form is
-reported for is data (`period_kinds` in the form's YAML and in content/schedules.yaml).
+derived from it, so a new kind is a row of the table (with its label). Which kinds a form is
+reported for, and which periods of a kind (the village report: the first half-year and the
+year, no second half-year), is data: `period_kinds` in the form's YAML and content/schedules.yaml
+(bot/domain/schedules.py).
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import lru_cache
 
-from bot.domain.i18n import Translator
+from bot.domain.i18n import N_, Translator
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,6 +36,9 @@ class PeriodKind:
     months: int  # the length of one period; 0: ISO weeks
     key: str  # str.format pattern over year, number and next_year
     suffix: str  # what follows the year in a key, as a regex ("number" / "next_year" groups)
+    # How people read a period (msgids, N_): one for every period, or one per number. They may
+    # use {year}, {number}, {next_year}, {start} and {end} (dates); {week} and {month} = number.
+    labels: tuple[str, ...]
     first_month: int = 1  # the month the first period of a year starts in
 
     @property
@@ -44,16 +50,43 @@ class PeriodKind:
 KINDS: dict[str, PeriodKind] = {
     k.name: k
     for k in (
-        PeriodKind("week", 0, "{year}-W{number:02d}", r"-W(?P<number>\d{1,2})"),
-        PeriodKind("month", 1, "{year}-{number:02d}", r"-(?P<number>\d{1,2})"),
-        PeriodKind("half_year", 6, "{year}-H{number}", r"-H(?P<number>[12])"),
-        PeriodKind("year", 12, "{year}", ""),
-        PeriodKind("school_year", 12, "{year}-{next_year}", r"-(?P<next_year>\d{4})", first_month=9),
+        PeriodKind(
+            "week",
+            0,
+            "{year}-W{number:02d}",
+            r"-W(?P<number>\d{1,2})",
+            (N_("Week {week} of {year} ({start}–{end})"),),
+        ),
+        PeriodKind("month", 1, "{year}-{number:02d}", r"-(?P<number>\d{1,2})", (N_("Month {month}/{year}"),)),
+        PeriodKind(
+            "half_year",
+            6,
+            "{year}-H{number}",
+            r"-H(?P<number>[12])",
+            (N_("First half of {year}"), N_("Second half of {year}")),
+        ),
+        PeriodKind("year", 12, "{year}", "", (N_("Year {year}"),)),
+        PeriodKind(
+            "school_year",
+            12,
+            "{year}-{next_year}",
+            r"-(?P<next_year>\d{4})",
+            (N_("School year {year}–{next_year}"),),
+            first_month=9,
+        ),
     )
 }
 PERIOD_KINDS: tuple[str, ...] = tuple(KINDS)
 
-_KEYS = [(kind, re.compile(r"(?P<year>\d{4})" + kind.suffix)) for kind in KINDS.values()]
+
+def _key_patterns() -> list[tuple[PeriodKind, re.Pattern[str]]]:
+    """The key pattern of every kind of KINDS (read each time: a kind added later is known)."""
+    return [(kind, _pattern(kind.suffix)) for kind in KINDS.values()]
+
+
+@lru_cache(maxsize=64)
+def _pattern(suffix: str) -> re.Pattern[str]:
+    return re.compile(r"(?P<year>\d{4})" + suffix)
 
 
 def _first_of_month(year: int, month_index: int) -> date:
@@ -142,29 +175,23 @@ class Period:
         return out
 
     def label(self, t: Translator) -> str:
-        if self.kind == "half_year":
-            if self.number == 1:
-                return t("First half of {year}", year=self.year)
-            return t("Second half of {year}", year=self.year)
-        if self.kind == "year":
-            return t("Year {year}", year=self.year)
-        if self.kind == "week":
-            return t(
-                "Week {week} of {year} ({start}–{end})",
-                week=self.number,
-                year=self.year,
-                start=t.date(self.start),
-                end=t.date(self.end),
-            )
-        if self.kind == "month":
-            return t("Month {month}/{year}", month=self.number, year=self.year)
-        return t("School year {start}–{end}", start=self.year, end=self.year + 1)
+        labels = self._spec.labels
+        return t(
+            labels[self._index] if len(labels) > 1 else labels[0],
+            year=self.year,
+            number=self.number,
+            week=self.number,
+            month=self.number,
+            next_year=self.year + 1,
+            start=t.date(self.start),
+            end=t.date(self.end),
+        )
 
     @classmethod
     def parse(cls, key: str) -> Period:
         """'2026-W07', '2026-03', '2026-H1', '2026', '2026-2027' → a period; ValueError otherwise."""
         text = key.strip().upper().replace(" ", "")
-        for kind, pattern in _KEYS:
+        for kind, pattern in _key_patterns():
             m = pattern.fullmatch(text)
             if m is None:
                 continue
@@ -190,18 +217,19 @@ class Period:
         return cls(kind, year, index + 1 if spec.per_year > 1 else 0)
 
 
-def period_choices(today: date, kinds: Iterable[str]) -> list[Period]:
-    """The periods an officer may report, the default first: of each kind (shortest first) the
-    current period and the one before, except that the previous year is offered only in
-    January and February, while it is still being closed. For a half-year and year form: the
-    current half-year (the default), the one before, this year."""
-    wanted = set(kinds)
-    out: list[Period] = []
-    for kind in PERIOD_KINDS:
-        if kind not in wanted:
-            continue
-        current = Period.containing(kind, today)
-        out.append(current)
-        if kind != "year" or today.month <= 2:
-            out.append(current.previous())
-    return out
+# The Vietnam Study Promotion Association was founded in 1996: no report of the movement is older.
+FIRST_REPORT_YEAR = 1996
+
+
+class PeriodOutOfRange(ValueError):
+    """A period typed for a report that cannot exist: before FIRST_REPORT_YEAR, or not begun yet."""
+
+
+def typed_report_period(text: str, today: date) -> Period:
+    """A period a person typed for a compiled report ("2025-H1", "2025"): ValueError when it is
+    no period, PeriodOutOfRange when it is one no report can cover. Bounded on both sides so
+    that "9999" is answered, not carried into date arithmetic past the calendar's end."""
+    period = Period.parse(text)
+    if period.year < FIRST_REPORT_YEAR or period.start > today:
+        raise PeriodOutOfRange(f"no report for {period.key}: periods run from {FIRST_REPORT_YEAR} to today")
+    return period

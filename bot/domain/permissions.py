@@ -30,7 +30,12 @@ class Action(StrEnum):
     COMPILE_REPORT = "compile_report"  # compiled reports on demand (/baocaotonghop)
     BROADCAST = "broadcast"  # send news to the people of one's area (/guitin, /tinhtrang)
     RECEIVE_OUTREACH = "receive_outreach"  # tips and news (/chude, /tin)
-    LINK = "link"  # use one account on several channels (/lienket): open to everyone
+    LINK = "link"  # use one account on several channels (/lienket, /huylienket): open to everyone
+    OWN_DATA = "own_data"  # see and delete one's own data (/dulieu, /xoadulieu): open to everyone
+    # Approve or return a report, reopen a locked period (/duyet). Checked on the PARENT of the
+    # unit that filed: commune officers review their villages, province staff their communes.
+    REVIEW = "review"
+    REQUEST = "request"  # ask the officers of one's area for an ad hoc report (/yeucau; /tinhtrang)
 
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
@@ -43,6 +48,9 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.BROADCAST: (COMMUNE_OFFICER, PROVINCE_STAFF),
     Action.RECEIVE_OUTREACH: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.LINK: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.REVIEW: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.OWN_DATA: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    Action.REQUEST: (COMMUNE_OFFICER, PROVINCE_STAFF),
 }
 
 # The action that filing a form needs, when it is not Action.REPORT: the dialogue offers the form,
@@ -50,8 +58,9 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
 FORM_ACTIONS: Mapping[str, Action] = {"commune_report": Action.REPORT_COMMUNE}
 
 # Actions anyone may take, holding a role or not yet (a person links a new chat before they
-# register in it); for them `holds` is always true.
-OPEN: frozenset[Action] = frozenset({Action.LINK})
+# register in it; anyone may see and delete what the bot keeps about them); for them `holds` is
+# always true.
+OPEN: frozenset[Action] = frozenset({Action.LINK, Action.OWN_DATA})
 
 
 # Which roles a role may hand out by invite code, inside its own area: never its own rank or
@@ -60,6 +69,15 @@ INVITABLE: Mapping[str, tuple[str, ...]] = {
     COMMUNE_OFFICER: (VILLAGE_OFFICER,),
     PROVINCE_STAFF: (VILLAGE_OFFICER, COMMUNE_OFFICER),
     ADMIN: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+}
+
+
+# Whose officers a role may ask for an ad hoc report (báo cáo đột xuất, seed 000 line 97), inside
+# its own area: the officers below it, as the association's reports go up village → commune →
+# province.
+ASKABLE: Mapping[str, tuple[str, ...]] = {
+    COMMUNE_OFFICER: (VILLAGE_OFFICER,),
+    PROVINCE_STAFF: (VILLAGE_OFFICER, COMMUNE_OFFICER),
 }
 
 
@@ -114,6 +132,16 @@ def may_act_on(grants: Iterable[Grant], unit: Unit, action: Action) -> bool:
 def may_invite(grants: Iterable[Grant], unit: Unit, role: str) -> bool:
     """True when a role held on `unit` or an ancestor may hand out `role` there (INVITABLE)."""
     return any(role in INVITABLE.get(g.role, ()) and unit.path.startswith(g.unit.path) for g in grants)
+
+
+def may_ask(grants: Iterable[Grant], unit: Unit, role: str) -> bool:
+    """True when a role held on `unit` or an ancestor may ask officers of `role` there (ASKABLE)."""
+    return any(
+        role in ASKABLE.get(g.role, ())
+        and g.role in PERMISSIONS[Action.REQUEST]
+        and unit.path.startswith(g.unit.path)
+        for g in grants
+    )
 
 
 def require(grants: Iterable[Grant], action: Action, unit: Unit) -> None:

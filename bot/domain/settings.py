@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     )
     log_level: str = Field(default="INFO", description="Python logging level.")
     webchat_enabled: bool = Field(default=True, description="Serve the local web chat page at /.")
+    webchat_id_secret: SecretStr | None = Field(
+        default=None,
+        description="Key of the keyed hash (HMAC-SHA256) under which web chat client ids are stored: the "
+        "database never holds an id itself. Empty: a key is made at the first start and kept in the "
+        "database (table server_secrets), the same for every instance. Set it to keep the key out of the "
+        "database. Changing it signs every web chat user out.",
+    )
     telegram_token: SecretStr | None = Field(
         default=None, description="Telegram bot token (from @BotFather)."
     )
@@ -207,4 +214,95 @@ class Settings(BaseSettings):
         ge=0,
         description="A run missed while no instance was up is still made this many seconds after its "
         "time (reminders due at 08:00 still go out at 13:00); older runs are skipped.",
+    )
+
+    # Limits, retention and backups (issue 11: bot/runtime/body_limit.py, bot/channels/ratelimit.py,
+    # bot/services/invites.py, bot/messaging/retention.py, storage/backup.py).
+    webchat_max_body_bytes: int = Field(
+        default=65536,
+        ge=0,
+        description="Largest request body the web chat API takes, in bytes (0: no limit); larger ones "
+        "get 413 before the body is read.",
+    )
+    webhook_max_body_bytes: int = Field(
+        default=1_000_000,
+        ge=0,
+        description="Largest request body the Telegram and Zalo webhooks (and any other route) take, "
+        "in bytes (0: no limit); larger ones get 413 before the body is read.",
+    )
+    forwarded_allow_ips: str = Field(
+        default="127.0.0.1",
+        description="Proxies whose X-Forwarded-For names the client address (comma-separated, or * "
+        "behind a proxy only it can reach): limits per client address see the real client.",
+    )
+    webchat_new_contacts_per_minute: float = Field(
+        default=6.0,
+        ge=0,
+        description="New web chat ids (each one a contact) one client address may start per minute, "
+        "sustained (0: no limit); more get 429.",
+    )
+    webchat_new_contacts_burst: int = Field(
+        default=10,
+        ge=1,
+        description="New web chat ids one client address may start at once before the per-minute rate "
+        "applies.",
+    )
+    invite_tries_per_contact: int = Field(
+        default=5,
+        ge=1,
+        description="Wrong invite codes one person may type within invite_cooldown_minutes; then they wait.",
+    )
+    invite_tries_per_address: int = Field(
+        default=20,
+        ge=1,
+        description="Wrong invite codes from one web chat client address within invite_cooldown_minutes; "
+        "then that address waits.",
+    )
+    invite_tries_overall: int = Field(
+        default=300,
+        ge=1,
+        description="Wrong invite codes from everyone together within invite_cooldown_minutes; then "
+        "everyone waits (a bound on guessing from many addresses).",
+    )
+    invite_cooldown_minutes: int = Field(
+        default=15,
+        ge=1,
+        description="The window in which wrong invite codes are counted, and so the longest wait once "
+        "a limit is reached.",
+    )
+    unconsented_contact_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="A contact who never gave consent (and holds no role) is deleted this many days "
+        "after they last wrote.",
+    )
+    processed_update_retention_days: int = Field(
+        default=7,
+        ge=1,
+        description="How long the ids of processed platform updates are kept to drop repeated "
+        "deliveries (platforms retry for about a day).",
+    )
+    dialogue_retention_days: int = Field(
+        default=30,
+        ge=1,
+        description="A dialogue row untouched this long (an abandoned report, a finished chat) is "
+        "deleted; keep it above dialogue_expiry_hours.",
+    )
+    invite_try_retention_days: int = Field(
+        default=30,
+        ge=8,
+        description="How long wrong invite codes are remembered (the limits, the weekly digest); the "
+        "audit log keeps its own rows.",
+    )
+    backup_dir: str = Field(
+        default="data/backups",
+        description="Folder of `khuyenhoc db backup` files and the nightly backup.",
+    )
+    backup_keep_days: int = Field(
+        default=7, ge=1, description="Backup files older than this many days are deleted after a backup."
+    )
+    backup_nightly: bool = Field(
+        default=True,
+        description="On SQLite, back the database up every night (time: `backup` in "
+        "content/schedules.yaml). PostgreSQL is backed up with pg_dump (docs/deploy.md).",
     )

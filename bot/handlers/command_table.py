@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from bot.conversations.engine import Context
+from bot.conversations.flows.data_rights import my_data_reply
+from bot.conversations.flows.linking import unlink_reply
 from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
 from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Option, Reply
@@ -117,6 +119,14 @@ async def _resume(ctx: Context, arg: str) -> list[Reply]:
     return [await resume_reply(ctx)]
 
 
+async def _unlink(ctx: Context, arg: str) -> list[Reply]:
+    return [await unlink_reply(ctx)]
+
+
+async def _my_data(ctx: Context, arg: str) -> list[Reply]:
+    return [await my_data_reply(ctx)]
+
+
 # ----------------------------------------------------------------------------- the table
 
 # In the order of the help, the menu and the platforms' lists.
@@ -137,7 +147,8 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "baocao",
         "report",
         N_("village report (half-year or year)"),
-        StartFlow("form", {"form": "village_report"}),
+        # "/baocao <unit id> <period>" from the button of a returned report opens its correction.
+        StartFlow("form", {"form": "village_report"}, arg_key="target"),
         action=Action.REPORT,
         label=N_("Village report"),
         menu=Shown.ALWAYS,
@@ -157,9 +168,18 @@ COMMANDS: tuple[CommandSpec, ...] = (
         "baocaoxa",
         "communereport",
         N_("the commune's own report: learning units, branches, fund, training, awards"),
-        StartFlow("form", {"form": "commune_report"}),
+        StartFlow("form", {"form": "commune_report"}, arg_key="target"),  # a returned report's button
         action=Action.REPORT_COMMUNE,
         label=N_("Commune report"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
+        "traloi",
+        "answer",
+        N_("answer a request from your commune or province"),
+        StartFlow("form", {"answer": True}, arg_key="request"),  # "/traloi 12" from the request's button
+        action=Action.REPORT,
+        label=N_("Answer a request"),
         menu=Shown.ALWAYS,
     ),
     CommandSpec(
@@ -181,6 +201,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         menu=Shown.ALWAYS,
     ),
     CommandSpec(
+        "duyet",
+        "review",
+        N_("review the reports of the units below yours: approve, return for correction, reopen"),
+        StartFlow("review"),
+        action=Action.REVIEW,
+        label=N_("Review reports"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
         "guitin",
         "broadcast",
         N_("send an article or a message to people of your area"),
@@ -190,10 +219,19 @@ COMMANDS: tuple[CommandSpec, ...] = (
         menu=Shown.ALWAYS,
     ),
     CommandSpec(
+        "yeucau",
+        "request",
+        N_("ask the officers of your area for an ad hoc report, with a deadline"),
+        StartFlow("request"),
+        action=Action.REQUEST,
+        label=N_("Ad hoc request"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
         "tinhtrang",
         "status",
-        N_("delivery counts of your broadcasts; cancel one"),
-        StartFlow("status", arg_key="arg"),  # "/tinhtrang huy 12" from its cancel buttons
+        N_("delivery counts of your broadcasts (cancel one); who has answered your requests"),
+        StartFlow("status", arg_key="arg"),  # "/tinhtrang huy 12", "/tinhtrang yc 12" from its buttons
         action=Action.BROADCAST,
         label=N_("Broadcast status"),
         menu=Shown.ALWAYS,
@@ -232,6 +270,27 @@ COMMANDS: tuple[CommandSpec, ...] = (
         open=True,
         label=N_("Use the same account on Zalo and Telegram"),
         listed=True,
+    ),
+    CommandSpec(
+        "huylienket",
+        "unlink",
+        N_("take this chat out of your account (your other apps keep it)"),
+        _unlink,
+    ),
+    # Anyone may see and delete what the bot keeps about them, registered or not (Law 91/2025/QH15).
+    CommandSpec(
+        "dulieu",
+        "mydata",
+        N_("see what the bot keeps about you, with a file of it"),
+        _my_data,
+        open=True,
+    ),
+    CommandSpec(
+        "xoadulieu",
+        "deletemydata",
+        N_("withdraw your consent and delete your data"),
+        StartFlow("erase_data"),
+        open=True,
     ),
     CommandSpec(
         "ngonngu",

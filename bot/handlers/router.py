@@ -99,6 +99,8 @@ class Dialogue:
             channel=turn.msg.channel,
             flows=self.flows,
             menu=menu_reply,
+            external_id=turn.msg.external_id,
+            client_address=turn.msg.client_address,
         )
         return await dispatch(ctx, turn.row, turn.msg)
 

@@ -1,14 +1,16 @@
 """The weekly digest, Mondays 07:00 Vietnam time, to each commune officer and province staff member.
 
 What came in last week (reports and corrections), who is still missing for the open period,
-the activities held last week (count, attendances), and a short ranking (thi đua) of the
-villages or communes by progress against their targets. Not an official requirement: the bot's
+the reports waiting for the officer's review (/duyet), the activities held last week (count,
+attendances), and a short ranking (thi đua) of the villages or communes by progress against
+their targets. Not an official requirement: the bot's
 own service to officers (DOMAIN.md), so it stays short.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 
 from bot.domain.app import App
@@ -31,6 +33,7 @@ from bot.reports.aggregate import (
 )
 from bot.reports.compiled import compile_unit
 from bot.reports.labels import kind_plural
+from bot.reports.review_queue import reviewed_forms, waiting_for_review
 from storage.models_outreach import KIND_DIGEST as DIGEST
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 SUBJECT = "weekly"
 NAMES = 10
 RANKED = 5
+# Wrong invite codes concerning an area in a week from which its officers hear about them.
+REPEATED_INVITE_FAILURES = 3
 
 
 def last_week(now: datetime) -> tuple[date, date]:
@@ -63,7 +68,9 @@ def digest_text(
     activities: Activities,
     compiled: Compiled,
     deadline: Deadline | None,
+    to_review: Sequence[str] = (),
 ) -> str:
+    """`to_review`: the units whose reports of the open period wait for this officer's review."""
     lines = [
         t(
             "📰 Weekly digest {start}–{end} — {unit}",
@@ -119,6 +126,15 @@ def digest_text(
             )
         )
 
+    if to_review:
+        lines.append(
+            t(
+                "• Waiting for your review: {count} reports — {units}. Send /duyet to approve or return them.",
+                count=t.number(len(to_review)),
+                units=_list(t, list(to_review)),
+            )
+        )
+
     if activities.count:
         lines.append(
             t(
@@ -140,6 +156,17 @@ def digest_text(
     return "\n".join(lines)
 
 
+def invite_failures_line(t: Translator, failures: int) -> str | None:
+    """A line when wrong invite codes concerning the area came again and again last week
+    (someone struggling with a code, or guessing: bot/services/invites.py)."""
+    if failures < REPEATED_INVITE_FAILURES:
+        return None
+    return t(
+        "• Wrong invite codes typed last week for your area: {count}. If an officer cannot get in, give them a new code; if nobody should be trying, tell the administrator.",
+        count=t.number(failures),
+    )
+
+
 async def send_weekly_digest(app: App) -> int:
     """The Monday job: one digest per officer and area, never twice for the same week."""
     now = scheduled_for(app)
@@ -157,29 +184,43 @@ async def send_weekly_digest(app: App) -> int:
             )
             if COMPILED_REPORT_ROLES.get(r.unit.kind) == r.role
         ]
-    cache: dict[int, tuple[list[Received], Activities, Compiled]] = {}
+        failed_codes = await reads.invite_tries.by_unit_path(start, end)
+    cache: dict[int, tuple[list[Received], Activities, Compiled, list[str]]] = {}
+    reviewed = reviewed_forms(app.forms)
+    failed: set[int] = set()  # units whose digest failed: logged and skipped, nobody else waits
     for r in recipients:
-        async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
-            if await noticed_units(reads, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
-                continue
-            if r.unit.id not in cache:
-                cache[r.unit.id] = (
-                    await received_between(reads, r.unit, start, end),
-                    await activities_between(reads, r.unit, first_day, last_day),
-                    await compile_unit(
-                        reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
-                    ),
-                )
-        received, activities, compiled = cache[r.unit.id]
-        text = digest_text(
-            translator(r.locale), r.unit, first_day, last_day, received, activities, compiled, deadline
-        )
-        key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
-        async with app.uow() as uow:
-            messages = to_each_channel(r, {"text": text, "options": []}, [key])
-            queued += len(await enqueue(uow, messages, kind=DIGEST, now=now))
-            await uow.commit()
-    log.info("weekly digest %s: %d messages queued", week.key, queued)
+        if r.unit.id in failed:
+            continue
+        try:
+            async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
+                if await noticed_units(reads, DIGEST, SUBJECT, week.key, r.contact_id, [r.unit.id]):
+                    continue
+                if r.unit.id not in cache:
+                    cache[r.unit.id] = (
+                        await received_between(reads, r.unit, start, end),
+                        await activities_between(reads, r.unit, first_day, last_day),
+                        await compile_unit(
+                            reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
+                        ),
+                        await waiting_for_review(reads, r.unit, period, reviewed),
+                    )
+            received, activities, compiled, to_review = cache[r.unit.id]
+            t = translator(r.locale)
+            text = digest_text(
+                t, r.unit, first_day, last_day, received, activities, compiled, deadline, to_review
+            )
+            failures = sum(n for path, n in failed_codes if path.startswith(r.unit.path))
+            if (line := invite_failures_line(t, failures)) is not None:
+                text += "\n" + line
+            key = notice_key(DIGEST, SUBJECT, week.key, r.unit.id)
+            async with app.uow() as uow:
+                messages = to_each_channel(r, {"text": text, "options": []}, [key])
+                queued += len(await enqueue(uow, messages, kind=DIGEST, now=now))
+                await uow.commit()
+        except Exception:
+            log.exception("weekly digest %s of unit %s not sent: skipped", week.key, r.unit.id)
+            failed.add(r.unit.id)
+    log.info("weekly digest %s: %d messages queued, %d unit(s) skipped", week.key, queued, len(failed))
     return queued
 
 

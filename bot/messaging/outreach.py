@@ -1,5 +1,7 @@
 """Outreach to members and officers: subscriptions (/chude, /dung, /batdau), the newest item
-(/tin), the weekly tip and the Lifelong Learning Week campaign.
+(/tin), the weekly tip, the Lifelong Learning Week campaign and the calendar's dated notices
+(the recognition calendar: registering for the titles in January–February, recognition in
+November — content/campaigns/recognition.yaml).
 
 Service functions take the caller's unit of work and `now`; the job functions
 at the end (`send_weekly_tips`, `run_lifelong_learning_week_campaign`) each take the App, open
@@ -20,13 +22,25 @@ from typing import Any
 import yaml
 
 from bot.domain.app import App
-from bot.domain.calendar import CAMPAIGN_FILE, Week, lifelong_learning_week
+from bot.domain.calendar import (
+    CAMPAIGN_FILE,
+    CalendarNotice,
+    Week,
+    calendar_notices,
+    lifelong_learning_week,
+)
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator, translator
+from bot.domain.schedules import load_schedules
 from bot.messaging.content import item_text, suits
 from bot.messaging.jobs import Job
 from bot.messaging.outbox import Outgoing, enqueue, send_outbox
-from bot.messaging.recipients import CAMPAIGN_OFFICER_ROLES, CAMPAIGN_REPORTER_ROLES, reachable
+from bot.messaging.recipients import (
+    CALENDAR_AUDIENCES,
+    CAMPAIGN_OFFICER_ROLES,
+    CAMPAIGN_REPORTER_ROLES,
+    reachable,
+)
 from storage.models import MEMBER, Contact
 from storage.models_outreach import KIND_CAMPAIGN, KIND_TIP, OUTREACH_KINDS, ContentItem, Subscription
 from storage.uow import Reads, UnitOfWork
@@ -415,6 +429,60 @@ async def run_lifelong_learning_week_campaign(app: App) -> int:
     return total
 
 
+# ------------------------------------------------------------------------------ the calendar
+
+
+def calendar_payload(notice: CalendarNotice, locale: str, year: int, due: date | None) -> dict[str, Any]:
+    """A dated notice in the reader's language, with the stop footer and its button, if any."""
+    t = translator(locale)
+    text = notice.text(locale).format(year=year, due=t.date(due) if due else "")
+    payload: dict[str, Any] = {"text": f"{text}\n\n{footer(t)}"}
+    label = notice.button(locale)
+    if notice.command and label:
+        payload["options"] = [{"id": f"cmd:{notice.command}", "label": label}]
+    return payload
+
+
+def _next_due(app: App, deadline_id: str | None, today: date) -> date | None:
+    """The next due date of a deadline of content/schedules.yaml (today's counts)."""
+    if deadline_id is None:
+        return None
+    deadline = load_schedules(app.content_dir).deadline(deadline_id)
+    due = deadline.periods_due_near(today, before=400, after=0)
+    return deadline.due_date(due[0]) if due else None
+
+
+async def run_calendar_notices(app: App) -> int:
+    """Job: the dated notices of content/campaigns/*.yaml whose days include today, each once a
+    year to each person of its audience (from `campaign_send_hour`, Vietnam time; a day missed
+    is caught up while the notice's days last). Returns the messages queued."""
+    now = app.clock.now()
+    local = now.astimezone(VN_TZ)
+    if local.hour < app.settings.campaign_send_hour:
+        return 0
+    today, total = local.date(), 0
+    for notice in calendar_notices(app.content_dir):
+        start, until = notice.window(today.year)
+        if not start <= today <= until:
+            continue
+        due = _next_due(app, notice.deadline, today)
+
+        def factory(notice: CalendarNotice = notice, due: date | None = due) -> BuilderFactory:
+            async def build(uow: UnitOfWork, targets: list[Target]) -> Builder:
+                return lambda target: calendar_payload(notice, target.locale, today.year, due)
+
+            return build
+
+        total += await _run_notice(
+            app,
+            CALENDAR_AUDIENCES[notice.audience],
+            f"calendar:{notice.campaign}:{notice.key}:{today.year}",
+            factory(),
+            kind=KIND_CAMPAIGN,
+        )
+    return total
+
+
 # ------------------------------------------------------------------------------ scheduling
 
 
@@ -423,5 +491,6 @@ async def run_lifelong_learning_week_campaign(app: App) -> int:
 JOBS = (
     Job("outreach.weekly_tips", send_weekly_tips, "*/15 * * * *"),
     Job("outreach.lifelong_learning_week", run_lifelong_learning_week_campaign, "5 * * * *"),
+    Job("outreach.calendar", run_calendar_notices, "10 * * * *"),
     Job("outbox.send", send_outbox, "every 30s"),
 )

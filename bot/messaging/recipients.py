@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from bot.reports.aggregate import UnitRef
 from storage.models import (
@@ -49,12 +49,24 @@ ANSWERS_FOR = {
 }
 # Who is told when the units below theirs have not reported.
 ESCALATION_ROLES = (COMMUNE_OFFICER, PROVINCE_STAFF)
+# Review (bot/services/reviews.py): a returned report goes back to those who answer for the unit
+# that filed it; reports waiting for review are pointed out (escalations, the weekly digest) to
+# the officers of the unit above it, who review them.
+RETURNED_TO = ANSWERS_FOR
+REVIEWED_BY = {**dict.fromkeys(VILLAGE_KINDS, COMMUNE_OFFICER), COMMUNE: PROVINCE_STAFF}
 # Who receives a unit's compiled figures (the weekly digest, half-year and annual reports).
 COMPILED_REPORT_ROLES = {COMMUNE: COMMUNE_OFFICER, PROVINCE: PROVINCE_STAFF}
 # The Lifelong Learning Week campaign: its reminder goes to officers, its call to report to
 # those who file activity reports.
 CAMPAIGN_OFFICER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF)
 CAMPAIGN_REPORTER_ROLES = (VILLAGE_OFFICER, COMMUNE_OFFICER)
+# The dated notices of the movement's calendar (content/campaigns/*.yaml `notices:`, e.g. the
+# recognition calendar): the audience each names.
+CALENDAR_AUDIENCES = {
+    "village_officers": (VILLAGE_OFFICER,),
+    "commune_officers": (COMMUNE_OFFICER,),
+    "officers": CAMPAIGN_OFFICER_ROLES,
+}
 
 # Zalo first: the messenger officers and villagers use every day (DOMAIN.md); Telegram is
 # restricted in Vietnam; the web chat is for demos. Other channels come after, newest first.
@@ -156,3 +168,18 @@ async def officers(
         for role, cid, locale, unit in rows
         if reach.get(cid)
     ]
+
+
+# ------------------------------------------------------------------------------ requests
+
+
+async def officers_in_area(
+    reads: Reads, role: str, area_path: str, kinds: Sequence[str], on: date
+) -> list[Officer]:
+    """The holders of `role` on the units of `kinds` inside an area who answer for them
+    (ANSWERS_FOR): those an ad hoc request asks (bot/domain/requests.py AUDIENCE_KINDS)."""
+    units = await reads.requests.units_in(area_path, kinds, on)
+    if not units:
+        return []
+    holders = await officers(reads, [role], unit_ids=[u.id for u in units])
+    return [o for o in holders if ANSWERS_FOR.get(o.unit.kind) == o.role]

@@ -7,7 +7,12 @@ Every day (the `reminders` job) each deadline of content/schedules.yaml is looke
   one message naming their missing units. Officers whose units have all reported get nothing.
 - `escalate_after_days` (1): officers above the missing units get the list: a commune officer
   the villages of the commune still missing, province staff the communes that still have
-  missing villages (with how many of how many).
+  missing villages (with how many of how many). On the same days, the reviewers of reports
+  still waiting for review (bot/services/reviews.py) get the list of them (`remind_reviews`).
+
+Ad hoc requests (/yeucau) are deadlines too (bot/domain/requests.py): limited to their area,
+reminded as `requests:` of content/schedules.yaml says, with a button that opens the answer,
+and never escalated.
 
 Every message is queued with a notice per (deadline and offset, period, unit, officer)
 (bot/messaging/outbox.py), so a re-run, a second instance or a retry after a crash never sends
@@ -19,6 +24,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 from datetime import date, datetime
+from typing import Any
 
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ
@@ -27,9 +33,11 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, load_schedules
 from bot.messaging.jobs import Job, scheduled_for
 from bot.messaging.outbox import enqueue, notice_key, noticed_units, to_each_channel
-from bot.messaging.recipients import ANSWERS_FOR, ESCALATION_ROLES, Officer, officers
+from bot.messaging.recipients import ANSWERS_FOR, ESCALATION_ROLES, REVIEWED_BY, Officer, officers
+from bot.messaging.requests import request_deadlines
 from bot.reports.aggregate import UnitRef, expected_by_child, missing_units
 from bot.reports.labels import kind_plural
+from bot.reports.review_queue import reviewed_forms, waiting_by_reviewed_unit
 from storage.models_outreach import KIND_ESCALATION as ESCALATION
 from storage.models_outreach import KIND_REMINDER as REMINDER
 
@@ -48,12 +56,24 @@ def names(t: Translator, units: list[UnitRef], limit: int = LIST_LIMIT) -> str:
     return shown
 
 
+def command_of(deadline: Deadline) -> str:
+    """What the officers send to report: the deadline's own command (a request's), or the form's."""
+    return deadline.command or FORM_COMMANDS.get(deadline.form, "/baocao")
+
+
+def answer_options(t: Translator, deadline: Deadline) -> list[dict[str, str]]:
+    """A button that opens the answer, for a deadline with a command of its own (a request)."""
+    if deadline.command is None:
+        return []
+    return [{"id": "cmd:" + deadline.command.lstrip("/"), "label": t("Answer now")}]
+
+
 def reminder_text(
     t: Translator, deadline: Deadline, period: Period, units: list[UnitRef], days_left: int
 ) -> str:
     title = deadline.title.get(t.locale)
     due = t.date(deadline.due_date(period))
-    command = FORM_COMMANDS.get(deadline.form, "/baocao")
+    command = command_of(deadline)
     if days_left > 0:
         return t(
             "⏰ Reminder: {title}, {period}. Due on {date} ({days} days left). Not yet received from: {units}. Send {command} to report.",
@@ -85,7 +105,7 @@ def escalation_text(
     """`grouped`: (child of the area, missing inside it, expected inside it), for wider areas."""
     title = deadline.title.get(t.locale)
     due = t.date(deadline.due_date(period))
-    command = FORM_COMMANDS.get(deadline.form, "/baocao")
+    command = command_of(deadline)
     if grouped is None:
         return t(
             "⚠️ {title}, {period}: the deadline was {date}. Not yet reported in {unit} ({count}): {units}. Please remind them, or send the report for them with {command}.",
@@ -127,7 +147,7 @@ async def _deliver(
     kind: str,
     subject: str,
     period: Period,
-    plan: list[tuple[Officer, list[int], str]],
+    plan: list[tuple[Officer, list[int], dict[str, Any]]],
     now: datetime,
 ) -> int:
     """Queue the planned messages in batches, each under its notices (one per unit): what was
@@ -136,9 +156,9 @@ async def _deliver(
     for i in range(0, len(plan), BATCH):
         async with app.uow() as uow:
             messages = []
-            for officer, unit_ids, text in plan[i : i + BATCH]:
+            for officer, unit_ids, payload in plan[i : i + BATCH]:
                 keys = [notice_key(kind, subject, period.key, u) for u in unit_ids]
-                messages += to_each_channel(officer, {"text": text, "options": []}, keys)
+                messages += to_each_channel(officer, payload, keys)
             sent += len(await enqueue(uow, messages, kind=kind, now=now))
             await uow.commit()
     return sent
@@ -163,8 +183,10 @@ async def remind(app: App, deadline: Deadline, period: Period, days_left: int, n
             )
             todo = [u for u in units if u.id not in done]
             if todo:
-                text = reminder_text(translator(recipient.locale), deadline, period, todo, days_left)
-                plan.append((recipient, [u.id for u in todo], text))
+                t = translator(recipient.locale)
+                text = reminder_text(t, deadline, period, todo, days_left)
+                payload = {"text": text, "options": answer_options(t, deadline)}
+                plan.append((recipient, [u.id for u in todo], payload))
     return await _deliver(app, REMINDER, subject, period, plan, now)
 
 
@@ -206,7 +228,44 @@ async def escalate(app: App, deadline: Deadline, period: Period, days_after: int
                     key=lambda g: (-g[1], g[0].name),
                 )
                 text = escalation_text(t, deadline, period, area, units, grouped)
-            plan.append((r, [area.id], text))
+            plan.append((r, [area.id], {"text": text, "options": []}))
+    return await _deliver(app, ESCALATION, subject, period, plan, now)
+
+
+def review_reminder_text(
+    t: Translator, deadline: Deadline, period: Period, area: UnitRef, units: list[str]
+) -> str:
+    return t(
+        "⚠️ {title}, {period}: {count} reports of {unit} wait for your review: {units}. Send /duyet to approve them or return them for correction.",
+        title=deadline.title.get(t.locale),
+        period=period.label(t),
+        count=t.number(len(units)),
+        unit=area.name,
+        units=", ".join(units[:LIST_LIMIT])
+        + (" " + t("and {n} more", n=t.number(len(units) - LIST_LIMIT)) if len(units) > LIST_LIMIT else ""),
+    )
+
+
+async def remind_reviews(app: App, deadline: Deadline, period: Period, days_after: int, now: datetime) -> int:
+    """Tell the reviewers (recipients.REVIEWED_BY) which reports still wait for their review."""
+    if deadline.form not in {f.key for f in reviewed_forms(app.forms)}:
+        return 0
+    subject = f"{deadline.id}@+{days_after}:review"
+    kinds = [k for k in deadline.expected if k in REVIEWED_BY]
+    async with app.read_only() as reads:
+        waiting = await waiting_by_reviewed_unit(reads, deadline.form, kinds, period)
+        roles = sorted({REVIEWED_BY[k] for k in kinds})
+        holders = await officers(reads, roles, unit_ids=sorted(waiting)) if waiting else []
+        plan = []
+        for r in holders:
+            if r.role not in {REVIEWED_BY[k] for k in kinds} or r.unit.id not in waiting:
+                continue
+            if r.unit.id in await noticed_units(
+                reads, ESCALATION, subject, period.key, r.contact_id, [r.unit.id]
+            ):
+                continue
+            text = review_reminder_text(translator(r.locale), deadline, period, r.unit, waiting[r.unit.id])
+            plan.append((r, [r.unit.id], {"text": text, "options": []}))
     return await _deliver(app, ESCALATION, subject, period, plan, now)
 
 
@@ -215,7 +274,8 @@ async def send_reminders(app: App) -> int:
     now = scheduled_for(app)
     today: date = now.astimezone(VN_TZ).date()
     queued = 0
-    for deadline in load_schedules(app.content_dir).deadlines:
+    schedules = load_schedules(app.content_dir)
+    for deadline in [*schedules.deadlines, *await request_deadlines(app, today)]:
         before = max(deadline.remind_before_days, default=0)
         after = max(deadline.escalate_after_days, default=0)
         for period in deadline.periods_due_near(today, before, after):
@@ -224,6 +284,7 @@ async def send_reminders(app: App) -> int:
                 queued += await remind(app, deadline, period, days_left, now)
             if -days_left in deadline.escalate_after_days:
                 queued += await escalate(app, deadline, period, -days_left, now)
+                queued += await remind_reviews(app, deadline, period, -days_left, now)
     log.info("reminders for %s: %d messages queued", today.isoformat(), queued)
     return queued
 

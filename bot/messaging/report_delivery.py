@@ -33,9 +33,13 @@ WINDOW_DAYS = 14  # an officer who joins (or a run missed) within this window st
 
 async def send_period_report(app: App, deadline: Deadline, period: Period) -> int:
     """Send the compiled report of `period` to every commune officer and province staff member
-    who has not had it; the number of messages queued."""
+    who has not had it; the number of messages queued.
+
+    A unit whose report cannot be made (compiled, drawn or queued) is logged and skipped: its
+    officers get it on the next run, once fixed, and nobody else waits for it.
+    """
     now = scheduled_for(app)
-    async with app.read_only() as reads:  # heavy reads: no write lock, off the event loop
+    async with app.read_only() as reads:
         recipients: list[Officer] = []
         for r in await officers(
             reads, list(COMPILED_REPORT_ROLES.values()), unit_kinds=list(COMPILED_REPORT_ROLES)
@@ -46,28 +50,50 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
                 reads, PERIOD_REPORT, deadline.id, period.key, r.contact_id, [r.unit.id]
             ):
                 recipients.append(r)
-        compiled: dict[int, Compiled] = {}
-        for r in recipients:
-            if r.unit.id not in compiled:
+    compiled: dict[int, Compiled] = {}
+    failed: set[int] = set()
+    for r in recipients:
+        if r.unit.id in compiled or r.unit.id in failed:
+            continue
+        try:
+            # Heavy reads: no write lock, off the event loop; one read per unit, so that a
+            # failure leaves no aborted transaction behind for the next unit.
+            async with app.read_only() as reads:
                 compiled[r.unit.id] = await compile_unit(
                     reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                 )
+        except Exception:
+            log.exception("compiled report of unit %s for %s not made: skipped", r.unit.id, period.key)
+            failed.add(r.unit.id)
     rendered: dict[tuple[int, str], tuple[str, list[Attachment]]] = {}
     queued = 0
     for r in recipients:
         t = translator(r.locale)
         key = (r.unit.id, t.locale)
-        if key not in rendered:
-            c = compiled[r.unit.id]
-            files = await asyncio.to_thread(render, c, t)
-            rendered[key] = (summary_text(c, t), files)
-        text, files = rendered[key]
-        notice = notice_key(PERIOD_REPORT, deadline.id, period.key, r.unit.id)
-        async with app.uow() as uow:
-            payload = await attach(uow, {"text": text, "options": []}, files, now)
-            messages = to_each_channel(r, payload, [notice])
-            queued += len(await enqueue(uow, messages, kind=PERIOD_REPORT, now=now))
-            await uow.commit()
+        if r.unit.id in failed:
+            continue
+        try:
+            if key not in rendered:
+                c = compiled[r.unit.id]
+                files = await asyncio.to_thread(render, c, t)
+                rendered[key] = (summary_text(c, t), files)
+            text, files = rendered[key]
+            notice = notice_key(PERIOD_REPORT, deadline.id, period.key, r.unit.id)
+            async with app.uow() as uow:
+                payload = await attach(uow, {"text": text, "options": []}, files, now)
+                messages = to_each_channel(r, payload, [notice])
+                queued += len(await enqueue(uow, messages, kind=PERIOD_REPORT, now=now))
+                await uow.commit()
+        except Exception:
+            log.exception("compiled report of unit %s for %s not sent: skipped", r.unit.id, period.key)
+            failed.add(r.unit.id)
+    if failed:
+        log.error(
+            "compiled reports for %s: %d unit(s) skipped after an error: %s",
+            period.key,
+            len(failed),
+            ", ".join(str(u) for u in sorted(failed)),
+        )
     return queued
 
 
@@ -81,7 +107,10 @@ async def send_period_reports(app: App) -> int:
             continue
         for period in deadline.periods_due_near(today, 0, deadline.report_after_days + WINDOW_DAYS):
             if today - deadline.due_date(period) >= timedelta(days=deadline.report_after_days):
-                queued += await send_period_report(app, deadline, period)
+                try:
+                    queued += await send_period_report(app, deadline, period)
+                except Exception:  # one deadline's failure stops no other one
+                    log.exception("compiled reports of %s for %s failed", deadline.id, period.key)
     log.info("compiled reports for %s: %d messages queued", today.isoformat(), queued)
     return queued
 

@@ -8,12 +8,17 @@ commune and the national report as one row per province, whatever the depth of t
 Rates are computed from paired sums: a rate's numerator and denominator are summed over the same
 reports (those that gave both), so an optional figure left blank by some villages does not
 skew the rate of the others.
+
+Titles are recognised once a year (DOMAIN "Recognition cycle"): a figure the form asks only in
+some period kinds (`ask_in`, `otherwise: carried`) is taken, in the other periods, from the
+reports of the period it is carried from (at H1: last year's year reports), and so are the rates
+built on it. `Compiled.carried_from` says which rates that is, so every rendering labels them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
@@ -35,10 +40,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.forms.history import carried_source
+from bot.domain.forms.model import Form
 from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, Schedules
 from bot.reports.targets import TargetBook, TargetSet
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Submission, Unit
+from storage.models_reviews import APPROVED, RETURNED, Review
 from storage.readonly import ReadOnlyUnitOfWork
 
 if TYPE_CHECKING:
@@ -48,8 +56,10 @@ VILLAGE_FORM = "village_report"
 ACTIVITY_FORM = "activity_report"
 STATUS_FIELD = "village_lc_status"
 RECOGNIZED = "recognized"
+REGISTERED = "registered"
 # Pseudo-fields computed from the status choice of each village report.
 VILLAGES_RECOGNIZED = "villages_recognized"
+VILLAGES_REGISTERED = "villages_registered"  # registered or recognised this year
 VILLAGES_REPORTING = "villages_reporting"
 
 
@@ -62,17 +72,41 @@ class Rate:
     denominator: str
     per_person: bool = False  # đồng per person instead of a percentage
     flow: bool = False  # raised during the period: the yearly target scales with its length
+    registers: str | None = None  # a registration rate: the recognition rate it leads to
 
 
 RATES = (
     Rate("learning_families", "lf_recognized", "households_total"),
     Rate("learning_clans", "lc_recognized", "clans_total"),
     Rate("learning_communities", VILLAGES_RECOGNIZED, VILLAGES_REPORTING),
-    Rate("learning_citizens", "lcit_recognized", "adults_total"),
+    # The Công dân học tập target counts the working-age people of learning families, clans,
+    # communities and units (seed 001 line 54; content/targets.yaml "definitions").
+    Rate("learning_citizens", "lcit_recognized", "adults_learning_total"),
     Rate("membership", "members_total", "population_total"),
     Rate("fund_per_person_vnd", "fund_raised_vnd", "population_total", per_person=True, flow=True),
 )
-RATE_BY_KEY = {r.key: r for r in RATES}
+# This year's registrations: shown beside last year's recognitions where those are carried (H1).
+REGISTRATIONS = (
+    Rate("lf_registration", "lf_registered", "households_total", registers="learning_families"),
+    Rate("lc_registration", "lc_registered", "clans_total", registers="learning_clans"),
+    Rate("lcom_registration", VILLAGES_REGISTERED, VILLAGES_REPORTING, registers="learning_communities"),
+    Rate("lcit_registration", "lcit_registered", "adults_total", registers="learning_citizens"),
+)
+RATE_BY_KEY = {r.key: r for r in RATES + REGISTRATIONS}
+REGISTRATION_OF = {r.registers: r for r in REGISTRATIONS if r.registers}
+
+
+def carried_fields(form: Form | None) -> dict[str, tuple[str, ...]]:
+    """The figures of `form` asked only in some period kinds and carried elsewhere, with those
+    kinds; the recognised-village count follows the status choice "recognized"."""
+    if form is None:
+        return {}
+    out = {f.key: f.ask_in for f in form.fields if f.carried}
+    if STATUS_FIELD in form.field_keys:
+        for choice in form.field(STATUS_FIELD).choices:
+            if choice.value == RECOGNIZED and choice.ask_in:
+                out[VILLAGES_RECOGNIZED] = choice.ask_in
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +157,8 @@ class Figures:
     expected: int = 0
     reported: int = 0
     on_time: int = 0
+    approved: int = 0  # reports whose latest version the reviewer approved (the rest: waiting, returned)
+    returned: int = 0
     sums: dict[str, int] = field(default_factory=dict)
     pairs: dict[str, tuple[int, int]] = field(default_factory=dict)
     activities: Activities = field(default_factory=Activities)
@@ -131,6 +167,8 @@ class Figures:
         self.expected += other.expected
         self.reported += other.reported
         self.on_time += other.on_time
+        self.approved += other.approved
+        self.returned += other.returned
         for key, value in other.sums.items():
             self.sums[key] = self.sums.get(key, 0) + value
         for key, (num, den) in other.pairs.items():
@@ -140,6 +178,11 @@ class Figures:
 
     def value(self, key: str) -> int:
         return self.sums.get(key, 0)
+
+    @property
+    def waiting(self) -> int:
+        """Reports waiting for review: neither approved nor returned."""
+        return self.reported - self.approved - self.returned
 
     def rate(self, key: str) -> float | None:
         """Percent (or đồng per person); None when nothing was reported to compute it from."""
@@ -208,12 +251,21 @@ class Compiled:
     leaf_rows: bool  # the rows are the reporting units themselves (villages)
     generated_at: datetime
     sum_fields: tuple[str, ...]
+    previous_period: Period  # compared with: the form's period before (Schedules.previous_period)
+    # Rates (and the figures under them) taken from the reports of another period, by key:
+    # at H1 the recognised rates are last year's. Likewise for the previous period's figures.
+    carried_from: dict[str, Period] = field(default_factory=dict)
+    previous_carried_from: dict[str, Period] = field(default_factory=dict)
+    carried_figures: frozenset[str] = frozenset()  # the field keys carried into this period
     # The communes' own reports (bot/reports/commune_figures.py), set by compiled.compile_unit.
     commune: CommuneReports | None = None
 
-    @property
-    def previous_period(self) -> Period:
-        return self.period.previous()
+    def rate_period(self, key: str) -> Period:
+        """The period a rate of this report was computed from."""
+        return self.carried_from.get(key, self.period)
+
+    def previous_rate_period(self, key: str) -> Period:
+        return self.previous_carried_from.get(key, self.previous_period)
 
     @property
     def due(self) -> date | None:
@@ -289,6 +341,7 @@ def child_segment(path: Any, prefix: str, dialect: str) -> ColumnElement[str]:
 # Core tables: building statements from ORM aliases costs more Python than running them.
 UNITS = Unit.__table__
 SUBMISSIONS = Submission.__table__
+REVIEWS = Review.__table__
 
 
 def _valid_in(period: Period, units: Any = UNITS) -> ColumnElement[bool]:
@@ -342,18 +395,28 @@ async def compile_report(
     now: datetime,
     form_key: str = VILLAGE_FORM,
     expected_kinds: Sequence[str] = VILLAGE_KINDS,
+    carried: Mapping[str, Sequence[str]] | None = None,
 ) -> Compiled:
     """Everything a half-year or annual report of `unit` shows, in four queries.
 
     `sum_fields` are the form's number fields (integer and money), summed as they are.
+    `carried` (from `carried_fields`): figures asked only in some period kinds, taken elsewhere
+    from the period they are carried from, with the rates built on them.
     """
     dialect = _dialect(session)
     ref = unit if isinstance(unit, UnitRef) or unit is None else UnitRef.of(unit)
     prefix = ref.path if ref else "/"
     deadline = schedules.deadline_for(form_key, period)
     expected_kinds = deadline.expected if deadline else tuple(expected_kinds)
-    previous = period.previous()
+    previous = schedules.previous_period(form_key, period)
     leaf = ref is not None and ref.kind in expected_kinds
+    carries = {
+        p.key: {k: src for k, kinds in (carried or {}).items() if (src := carried_source(p, kinds))}
+        for p in (period, previous)
+    }
+    read_periods = {period.key, previous.key} | {
+        src.key for sources in carries.values() for src in sources.values()
+    }
 
     # Sub-units: the unit's children valid in the period (or the unit itself when it reports).
     if ref is None:
@@ -370,8 +433,9 @@ async def compile_report(
         return ref.id if leaf and ref is not None else None  # '' is the unit itself
 
     seg_units = child_segment(UNITS.c.path, prefix, dialect)
-    figures: dict[int, Figures] = {}
-    prev_figures: dict[int, Figures] = {}
+    by_period: dict[str, dict[int, Figures]] = {key: {} for key in read_periods}
+    figures = by_period[period.key]
+    prev_figures = by_period[previous.key]
 
     # 1. Expected reporting units per sub-unit.
     q_expected = (
@@ -421,11 +485,21 @@ async def compile_report(
     else:
         status_col = json_text(v, STATUS_FIELD, dialect)
         field_cols = {alias: json_int(v, f, dialect) for alias, f in fields.items()}
+    rv = REVIEWS.alias("rv")
+    review_col = (  # the latest approval or return of the version (NULL: waiting)
+        select(rv.c.decision)
+        .where(rv.c.submission_id == s.c.id, rv.c.decision.in_([APPROVED, RETURNED]))
+        .order_by(rv.c.id.desc())
+        .limit(1)
+        .correlate(s)
+        .scalar_subquery()
+    )
     inner = (
         select(
             s.c.period.label("period"),
             child_segment(UNITS.c.path, prefix, dialect).label("seg"),
             first_at.label("first_at"),
+            review_col.label("review"),
             status_col.label("status"),
             *(col.label(alias) for alias, col in field_cols.items()),
         )
@@ -437,7 +511,7 @@ async def compile_report(
                 first.c.form_key == s.c.form_key, first.c.record_key == s.c.record_key, first.c.version == 1
             ),
         )
-        .where(s.c.form_key == form_key, s.c.period.in_([period.key, previous.key]), _latest(s))
+        .where(s.c.form_key == form_key, s.c.period.in_(sorted(read_periods)), _latest(s))
     )
     if ref is not None:
         inner = inner.where(s.c.unit_id.in_(_subtree_ids(prefix)))
@@ -446,6 +520,9 @@ async def compile_report(
     zero: ColumnElement[int] = literal_column("0")
     values: dict[str, ColumnElement[Any]] = {f: r.c[alias] for alias, f in fields.items()}
     values[VILLAGES_RECOGNIZED] = case((r.c.status == _sql_string(RECOGNIZED), one), else_=zero)
+    values[VILLAGES_REGISTERED] = case(
+        (r.c.status.in_([_sql_string(REGISTERED), _sql_string(RECOGNIZED)]), one), else_=zero
+    )
     values[VILLAGES_REPORTING] = case((r.c.status.is_not(None), one), else_=zero)
     sum_keys = list(values)
     due_now = deadline.due_at(period) if deadline else None
@@ -462,19 +539,23 @@ async def compile_report(
         func.sum(case(*on_time_cases, else_=zero)) if on_time_cases else func.sum(zero),
     ]
     columns += [func.coalesce(func.sum(values[f]), zero) for f in sum_keys]
-    rate_keys = [x.key for x in RATES if x.numerator in values and x.denominator in values]
+    rate_keys = [x.key for x in RATE_BY_KEY.values() if x.numerator in values and x.denominator in values]
     for key in rate_keys:
         rate = RATE_BY_KEY[key]
         num, den = values[rate.numerator], values[rate.denominator]
         both = and_(num.is_not(None), den.is_not(None))
         columns.append(func.coalesce(func.sum(case((both, num), else_=zero)), zero))
         columns.append(func.coalesce(func.sum(case((both, den), else_=zero)), zero))
+    columns += [
+        func.sum(case((r.c.review == _sql_string(decision), one), else_=zero))
+        for decision in (APPROVED, RETURNED)
+    ]
     q_reports = select(*columns).group_by(r.c.period, r.c.seg)
     for row in await session.execute(q_reports):
         k = key_of(row[1])
         if k is None:
             continue
-        target = (figures if row[0] == period.key else prev_figures).setdefault(k, Figures())
+        target = by_period[row[0]].setdefault(k, Figures())
         target.reported += int(row[2])
         target.on_time += int(row[3] or 0)
         for i, f in enumerate(sum_keys):
@@ -483,6 +564,13 @@ async def compile_report(
         for i, key in enumerate(rate_keys):
             n0, d0 = target.pairs.get(key, (0, 0))
             target.pairs[key] = (n0 + int(row[base + 2 * i]), d0 + int(row[base + 2 * i + 1]))
+        target.approved += int(row[-2] or 0)
+        target.returned += int(row[-1] or 0)
+
+    # Carried figures and the rates built on them come from the period they are carried from.
+    carried_from: dict[str, dict[str, Period]] = {}
+    for p in (period, previous):
+        carried_from[p.key] = _overlay(by_period, p, carries[p.key])
 
     # 3. Activities held in the period and the previous one (by their date), per sub-unit.
     own = Activities()
@@ -568,7 +656,41 @@ async def compile_report(
         leaf_rows=all(r.unit.kind in expected_kinds for r in rows) and bool(rows),
         generated_at=now,
         sum_fields=tuple(sum_fields),
+        previous_period=previous,
+        carried_from=carried_from[period.key],
+        previous_carried_from=carried_from[previous.key],
+        carried_figures=frozenset(carries[period.key]),
     )
+
+
+def _overlay(
+    by_period: dict[str, dict[int, Figures]], period: Period, sources: Mapping[str, Period]
+) -> dict[str, Period]:
+    """Put the carried figures of `period`, and the rates that read them, in its Figures from
+    the periods they are carried from; the rates so taken, with their period."""
+    into = by_period[period.key]
+    rates: dict[str, Period] = {}
+    for rate in RATE_BY_KEY.values():
+        source = sources.get(rate.numerator) or sources.get(rate.denominator)
+        if source is not None:
+            rates[rate.key] = source
+    for source in {*sources.values(), *rates.values()}:
+        for unit_id, found in by_period[source.key].items():
+            target = into.setdefault(unit_id, Figures())
+            for key, src in sources.items():
+                if src == source:
+                    target.sums[key] = found.sums.get(key, 0)
+            for key, src in rates.items():
+                if src == source:
+                    target.pairs[key] = found.pairs.get(key, (0, 0))
+    for unit_id, target in into.items():  # sub-units with nothing in the source period
+        for key, src in sources.items():
+            if unit_id not in by_period[src.key]:
+                target.sums[key] = 0
+        for key, src in rates.items():
+            if unit_id not in by_period[src.key]:
+                target.pairs[key] = (0, 0)
+    return rates
 
 
 # ---- who has not reported ------------------------------------------------------------------------
@@ -598,13 +720,15 @@ def _matching_records(deadline: Deadline, period: Period, dialect: str, within: 
 async def missing_units(
     reads: ReadOnlyUnitOfWork, deadline: Deadline, period: Period, within: UnitRef | None = None
 ) -> list[UnitRef]:
-    """Units expected to report for `period` that have not (a report inside a unit counts for it)."""
+    """Units expected to report for `period` that have not (a report inside a unit counts for it),
+    inside `within`, or else inside the deadline's own area (a request's)."""
     session = reads.session
     dialect = _dialect(session)
+    scope = within.path if within is not None else deadline.area
     expected_q = select(Unit).where(Unit.kind.in_(deadline.expected), _valid_in(period))
-    records_q = _matching_records(deadline, period, dialect, within.path if within else None)
-    if within is not None:
-        expected_q = expected_q.where(_in_subtree(Unit.path, within.path))
+    records_q = _matching_records(deadline, period, dialect, scope)
+    if scope is not None:
+        expected_q = expected_q.where(_in_subtree(Unit.path, scope))
     covered: set[int] = set()
     for (path,) in await session.execute(records_q.distinct()):
         covered.update(int(p) for p in path.strip("/").split("/") if p)

@@ -23,16 +23,18 @@ from bot.domain.periods import Period
 from bot.domain.schedules import Schedules, load_schedules
 from bot.reports.aggregate import (
     RATES,
+    REGISTRATIONS,
     VILLAGE_FORM,
     Compiled,
     UnitRef,
+    carried_fields,
     compile_report,
     progress,
     target_for,
 )
 from bot.reports.commune_figures import COMMUNE_FORM, compile_commune_reports
 from bot.reports.commune_figures import summary_lines as commune_summary_lines
-from bot.reports.labels import format_rate, indicator_label, kind_plural
+from bot.reports.labels import format_rate, indicator_label, kind_plural, rate_label
 from bot.reports.targets import load_targets
 from storage.models import VILLAGE_KINDS, Unit
 from storage.readonly import ReadOnlyUnitOfWork
@@ -69,6 +71,7 @@ async def compile_unit(
         targets=load_targets(content_dir),
         sum_fields=sum_fields(forms),
         now=now,
+        carried=carried_fields(forms.get(VILLAGE_FORM)),
     )
     await add_commune_reports(reads, c, forms, schedules)
     return c
@@ -121,6 +124,40 @@ def format_change(t: Translator, key: str, now: float | None, before: float | No
     return t("{sign}{value} points", sign=sign, value=t.number(round(abs(delta), 1)))
 
 
+def not_approved(c: Compiled, t: Translator) -> list[str]:
+    """The sub-units whose figures count without being approved yet (waiting or returned)."""
+    if c.leaf_rows:
+        return [r.unit.name for r in c.rows if r.figures.reported > r.figures.approved]
+    return [
+        t(
+            "{unit} ({approved} of {reported} approved)",
+            unit=r.unit.name,
+            approved=t.number(r.figures.approved),
+            reported=t.number(r.figures.reported),
+        )
+        for r in c.rows
+        if r.figures.reported > r.figures.approved
+    ]
+
+
+def review_line(c: Compiled, t: Translator, limit: int = LIST_LIMIT) -> str | None:
+    """'Review: 3 approved, 1 waiting, 1 returned. Not yet approved: …' (None: nothing reported)."""
+    total = c.total
+    if not total.reported:
+        return None
+    line = t(
+        "Review: {approved} approved, {waiting} waiting, {returned} returned.",
+        approved=t.number(total.approved),
+        waiting=t.number(total.waiting),
+        returned=t.number(total.returned),
+    )
+    pending = not_approved(c, t)
+    if pending:
+        shown = ", ".join(pending[:limit]) + (" …" if len(pending) > limit else "")
+        line += " " + t("Figures not yet approved: {units}.", units=shown)
+    return line
+
+
 def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> str:
     """The chat summary of a compiled report."""
     title = c.deadline.title.get(t.locale) if c.deadline else t("Compiled report")
@@ -143,11 +180,15 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
             share=t.percent(total.timeliness or 0.0),
         )
     lines.append(line)
+    review = review_line(c, t)
+    if review:
+        lines.append(review)
     for rate in RATES:
         value = total.rate(rate.key)
         if value is None:
             continue
-        parts = [f"• {indicator_label(t, rate.key)}: {format_rate(t, rate.key, value)}"]
+        source = c.rate_period(rate.key)
+        parts = [f"• {rate_label(t, rate.key, source, c.period)}: {format_rate(t, rate.key, value)}"]
         details = []
         target = target_for(rate, c.targets, c.period)
         share = progress(total, rate, c.targets, c.period)
@@ -159,12 +200,24 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                     share=t.percent(share),
                 )
             )
-        change = format_change(t, rate.key, value, c.previous_total.rate(rate.key))
+        before = c.previous_rate_period(rate.key)
+        # A carried rate compared with the report it was carried from would show no change.
+        change = (
+            None if before == source else format_change(t, rate.key, value, c.previous_total.rate(rate.key))
+        )
         if change is not None:
-            details.append(t("{change} on {period}", change=change, period=c.previous_period.label(t)))
+            details.append(t("{change} on {period}", change=change, period=before.label(t)))
         if details:
             parts.append(f" ({'; '.join(details)})")
         lines.append("".join(parts))
+        definition = c.targets.definition(rate.key, t.locale)
+        if definition:
+            lines.append(f"  ({definition})")
+    registrations = [r for r in REGISTRATIONS if r.registers in c.carried_from]
+    registered = [(r, v) for r in registrations if (v := total.rate(r.key)) is not None]
+    if registered:
+        lines.append(t("Registered for the titles — {period}:", period=c.period.label(t)))
+        lines += [f"• {indicator_label(t, r.key)}: {format_rate(t, r.key, v)}" for r, v in registered]
     acts = total.activities
     if acts.lifelong_learning_week:
         lines.append(

@@ -2,7 +2,7 @@
 
 UTF-8 without a byte-order mark, comma-separated, a dot as decimal mark and no grouping, so that
 other programs read it as it is; people open the .xlsx instead. The last line (`line` = total)
-holds the totals, computed as in the spreadsheet.
+holds the totals, computed as in the spreadsheet. Names are escaped against CSV injection.
 """
 
 from __future__ import annotations
@@ -10,10 +10,12 @@ from __future__ import annotations
 import csv
 import io
 
+from bot.domain.text import clean_name
 from bot.reports.aggregate import Compiled, Figures
 from bot.reports.labels import ACTIVITY_COLUMNS, COLUMNS
 
 CONTENT_TYPE = "text/csv"
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 HEADER = [
     "line",
     "unit_id",
@@ -24,6 +26,15 @@ HEADER = [
     *(c.key for c in COLUMNS),
     *(f"activity_{c.key}" for c in ACTIVITY_COLUMNS),
 ]
+
+
+def csv_text(text: str) -> str:
+    """A text field as written: without control characters, and, after OWASP's advice on CSV
+    injection, with a leading apostrophe when it starts with = + - @ tab or carriage return, so
+    that a spreadsheet opening the file shows it as text instead of running it as a formula.
+    Figures are written as they are (a negative number stays a number)."""
+    text = clean_name(text)
+    return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
 def _numbers(figures: Figures) -> list[str]:
@@ -44,8 +55,8 @@ def render_csv(c: Compiled) -> bytes:
             [
                 "unit",
                 r.unit.id,
-                r.unit.code or "",
-                r.unit.name,
+                csv_text(r.unit.code or ""),
+                csv_text(r.unit.name),
                 r.unit.kind,
                 c.period.key,
                 *_numbers(r.figures),
@@ -56,8 +67,8 @@ def render_csv(c: Compiled) -> bytes:
         [
             "total",
             unit.id if unit else "",
-            (unit.code or "") if unit else "",
-            unit.name if unit else "",
+            csv_text(unit.code or "") if unit else "",
+            csv_text(unit.name) if unit else "",
             unit.kind if unit else "",
             c.period.key,
             *_numbers(c.total),

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from bot.domain.i18n import N_, Translator
+from bot.domain.periods import Period
 from bot.reports.aggregate import VILLAGES_RECOGNIZED, Activities, Figures, UnitRef
 from storage.models import COMMUNE, DISTRICT, PROVINCE, RESIDENTIAL_GROUP, VILLAGE
 
@@ -23,6 +24,11 @@ INDICATOR_LABELS = {
     "learning_citizens": N_("Learning citizens"),
     "membership": N_("Members per population"),
     "fund_per_person_vnd": N_("Study promotion fund per person"),
+    # This year's registrations (shown at H1, beside last year's recognitions).
+    "lf_registration": N_("Households registered for Learning Family"),
+    "lc_registration": N_("Clans registered for Learning Clan"),
+    "lcom_registration": N_("Villages registered for Learning Community"),
+    "lcit_registration": N_("People of working age registered for Learning Citizen"),
 }
 
 UNIT_KIND_PLURALS = {
@@ -56,6 +62,9 @@ COLUMNS: tuple[Column, ...] = (
     Column("reported", N_("Reported"), "count", True, lambda f: f.reported),
     Column("on_time", N_("On time"), "count", True, lambda f: f.on_time),
     Column("completeness_pct", N_("Reported (%)"), "percent", False, lambda f: f.completeness),
+    # Review (DOMAIN.md "Review and approval"): the figures of reports not approved yet are marked.
+    Column("approved", N_("Approved"), "count", True, lambda f: f.approved),
+    Column("not_approved", N_("Not yet approved"), "count", True, lambda f: f.reported - f.approved),
     Column("households_total", N_("Households"), "count", True, _sum("households_total")),
     Column("lf_recognized", N_("Recognised learning families"), "count", True, _sum("lf_recognized")),
     Column(
@@ -79,6 +88,13 @@ COLUMNS: tuple[Column, ...] = (
         _rate("learning_communities"),
     ),
     Column("adults_total", N_("People of working age"), "count", True, _sum("adults_total")),
+    Column(
+        "adults_learning_total",
+        N_("Of working age, in learning families, clans, communities and units"),
+        "count",
+        True,
+        _sum("adults_learning_total"),
+    ),
     Column("lcit_recognized", N_("Recognised learning citizens"), "count", True, _sum("lcit_recognized")),
     Column(
         "learning_citizens_pct", N_("Learning citizens (%)"), "percent", False, _rate("learning_citizens")
@@ -130,6 +146,15 @@ def formal_name(unit: UnitRef) -> str:
 
 def indicator_label(t: Translator, key: str) -> str:
     return t(INDICATOR_LABELS.get(key, key))
+
+
+def rate_label(t: Translator, key: str, source: Period, period: Period) -> str:
+    """The indicator's name, saying where its figures come from when that is not `period`:
+    "Learning families — recognised, Year 2025" in a half-year report."""
+    label = indicator_label(t, key)
+    if source == period:
+        return label
+    return t("{indicator} — recognised, {period}", indicator=label, period=source.label(t))
 
 
 def kind_plural(t: Translator, kind: str) -> str:

@@ -40,8 +40,18 @@ class TargetSet:
     disadvantaged: bool = False
     sources: tuple[str, ...] = ()
 
+    definitions: dict[str, dict[str, str]] = field(default_factory=dict, compare=False)
+
     def get(self, indicator: str) -> float | None:
         return self.values.get(indicator)
+
+    def definition(self, indicator: str, locale: str) -> str | None:
+        """How the indicator is computed, in `locale` (Vietnamese unless English is asked for)."""
+        texts = self.definitions.get(indicator)
+        if not texts:
+            return None
+        language = "en" if locale.replace("-", "_").split("_", 1)[0].lower() == "en" else "vi"
+        return texts.get(language) or texts.get("vi")
 
 
 @dataclass(frozen=True)
@@ -70,6 +80,8 @@ class TargetBook:
     national: _Layer
     national_lower: _Layer
     provinces: dict[str, _Province]
+    # How a rate is computed, by indicator and language: printed beside its target.
+    definitions: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def is_disadvantaged(self, province_code: str | None, commune_code: str | None) -> bool:
         province = self.provinces.get(province_code or "")
@@ -95,7 +107,7 @@ class TargetBook:
             if province is not None:
                 merged.update(province.lower.at(year)[1])
                 sources.append(province.lower.source)
-        return TargetSet(merged, used_year, lower, tuple(s for s in sources if s))
+        return TargetSet(merged, used_year, lower, tuple(s for s in sources if s), self.definitions)
 
 
 def _layer(data: Any, where: str) -> _Layer:
@@ -130,7 +142,23 @@ def parse_targets(data: dict[str, Any]) -> TargetBook:
         national=_layer(national, "national"),
         national_lower=_layer(national.get("disadvantaged"), "national disadvantaged"),
         provinces=provinces,
+        definitions=_definitions(data.get("definitions")),
     )
+
+
+def _definitions(data: Any) -> dict[str, dict[str, str]]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise TargetsError("definitions: expected {indicator: {vi: ..., en: ...}}")
+    out: dict[str, dict[str, str]] = {}
+    for indicator, texts in data.items():
+        if indicator not in INDICATORS:
+            raise TargetsError(f"definitions: unknown indicator {indicator!r}")
+        if not isinstance(texts, dict) or not all(isinstance(texts.get(k), str) for k in ("vi", "en")):
+            raise TargetsError(f"definitions {indicator}: expected {{vi: ..., en: ...}}")
+        out[str(indicator)] = {"vi": texts["vi"].strip(), "en": texts["en"].strip()}
+    return out
 
 
 @lru_cache(maxsize=8)

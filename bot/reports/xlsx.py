@@ -13,6 +13,7 @@ from collections.abc import Callable
 from datetime import UTC
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE, Cell
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
@@ -20,7 +21,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from bot.domain.clock import VN_TZ
 from bot.domain.forms.model import Field
 from bot.domain.i18n import Translator
-from bot.reports.aggregate import RATES, Compiled, Figures, progress, target_for
+from bot.domain.text import clean_text
+from bot.reports.aggregate import RATES, REGISTRATIONS, Compiled, Figures, progress, target_for
 from bot.reports.commune_figures import (
     ADDS_TO,
     COMMUNE_RATES,
@@ -30,13 +32,14 @@ from bot.reports.commune_figures import (
     choice_counts,
     learning_units_line,
 )
+from bot.reports.compiled import review_line
 from bot.reports.labels import (
     ACTIVITY_COLUMNS,
     COLUMNS,
     Column,
     formal_name,
-    indicator_label,
     kind_plural,
+    rate_label,
 )
 
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
@@ -50,6 +53,9 @@ THIN = Side(style="thin", color="000000")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
 TOTAL_FILL = PatternFill("solid", fgColor="F2F2F2")
+# What makes a spreadsheet read a text as a formula (OWASP, CSV injection); tab and carriage
+# return are removed or harmless in a cell.
+FORMULA_STARTS = ("=", "+", "-", "@")
 CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
 
@@ -65,6 +71,34 @@ def cell_value(column: Column, figures: Figures) -> float | int | None:
     return value / 100.0 if column.kind == "percent" else value
 
 
+def column_header(c: Compiled, t: Translator, column: Column) -> str:
+    """A column's header; a figure carried from another period says which (at H1: the recognised
+    learning families of last year's year reports)."""
+    header = t(column.header)
+    rate = column.key.removesuffix("_pct")
+    if column.key in c.carried_figures or (column.key != rate and rate in c.carried_from):
+        source = c.carried_from.get(rate) or next(iter(c.carried_from.values()))
+        return f"{header} — {source.label(t)}"
+    return header
+
+
+def sheet_text(text: str) -> str:
+    """`text` as a cell can hold it: without the control characters the file format has no
+    place for (openpyxl raises IllegalCharacterError) and without lone surrogates."""
+    cleaned: str = ILLEGAL_CHARACTERS_RE.sub("", clean_text(text))
+    return cleaned
+
+
+def _put_text(cell: Cell, text: str) -> None:
+    """A text is data, never a formula: one starting with = + - @ (or that reads as an error
+    code such as #REF!) is stored as a string, marked so that editing it keeps it text."""
+    cell.value = sheet_text(text)
+    value = cell.value
+    if cell.data_type != "s" or (isinstance(value, str) and value.startswith(FORMULA_STARTS)):
+        cell.data_type = "s"
+        cell.quotePrefix = True
+
+
 def _put(
     ws: Worksheet,
     row: int,
@@ -77,7 +111,11 @@ def _put(
     border: bool = False,
     fill: PatternFill | None = None,
 ) -> None:
-    cell = ws.cell(row=row, column=col, value=value)
+    cell = ws.cell(row=row, column=col)
+    if isinstance(value, str):
+        _put_text(cell, value)
+    else:
+        cell.value = value
     cell.font = font or _font()
     if fmt:
         cell.number_format = fmt
@@ -288,6 +326,11 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
             )
         )
     _line(ws, row, 1, width, "; ".join(parts) + ".", _font(12), "left")
+    review = review_line(c, t, limit=60)
+    if review:
+        row += 1
+        _line(ws, row, 1, width, review, _font(12), "left")
+        ws.row_dimensions[row].height = 15 * (1 + len(review) // 180)
     missing = c.missing
     if missing:
         row += 1
@@ -304,7 +347,14 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
     _put(ws, row, 2, t("Unit"), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
     for i, col in enumerate(COLUMNS, start=3):
         _put(
-            ws, row, i, t(col.header), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL
+            ws,
+            row,
+            i,
+            column_header(c, t, col),
+            font=_font(11, bold=True),
+            align=CENTER,
+            border=True,
+            fill=HEADER_FILL,
         )
     ws.row_dimensions[row].height = 78
     for n, r in enumerate(c.rows, start=1):
@@ -357,9 +407,13 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
     for i, text in enumerate(heads, start=1):
         _put(ws, row, i, text, font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
     ws.row_dimensions[row].height = 33
-    for n, rate in enumerate(RATES, start=1):
+    registrations = [r for r in REGISTRATIONS if r.registers in c.carried_from]
+    for n, rate in enumerate((*RATES, *registrations), start=1):
         row += 1
+        source, before = c.rate_period(rate.key), c.previous_rate_period(rate.key)
         now_v, prev_v = total.rate(rate.key), c.previous_total.rate(rate.key)
+        if source == before:  # a carried rate against the report it was carried from
+            prev_v = None
         target = target_for(rate, c.targets, c.period)
         share = progress(total, rate, c.targets, c.period)
         scale = 1.0 if rate.per_person else 100.0
@@ -367,7 +421,7 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
         change = None if now_v is None or prev_v is None else (now_v - prev_v) / scale
         values: list[tuple[object, str | None]] = [
             (n, None),
-            (indicator_label(t, rate.key), None),
+            (rate_label(t, rate.key, source, c.period), None),
             (None if now_v is None else now_v / scale, fmt),
             (None if prev_v is None else prev_v / scale, fmt),
             (change, "+#,##0;-#,##0;0" if rate.per_person else "+0.0%;-0.0%;0.0%"),
@@ -382,7 +436,18 @@ def render_xlsx(c: Compiled, t: Translator) -> bytes:
         note += " " + t("The lower targets for disadvantaged communes apply.")
     if any(r.flow for r in RATES) and c.period.fraction_of_year < 1:
         note += " " + t("Money raised is measured against the yearly target scaled to the period.")
+    if c.carried_from:
+        note += " " + t(
+            "Titles are recognised at year end: the recognised rates of this report are those of "
+            "{period}; this period's registrations are listed below them.",
+            period=next(iter(c.carried_from.values())).label(t),
+        )
     _line(ws, row, 1, width, note, _font(11, italic=True), "left")
+    for rate in RATES:
+        definition = c.targets.definition(rate.key, t.locale)
+        if definition:
+            row += 1
+            _line(ws, row, 1, width, definition + ".", _font(11, italic=True), "left")
 
     # IV. Activities.
     row += 2

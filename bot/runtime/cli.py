@@ -10,9 +10,12 @@ from typing import Annotated
 import typer
 
 from bot.domain.app import App
+from bot.domain.clock import SystemClock
 from bot.domain.settings import Settings
 from bot.runtime.bootstrap import Bot, bootstrap
 from storage.migrate import upgrade
+from storage.models import Contact
+from storage.uow import UnitOfWork
 
 app = typer.Typer(
     help="Khuyến học Bot — guided reporting for the learning-society movement.", no_args_is_help=True
@@ -29,11 +32,22 @@ app.add_typer(telegram_app, name="telegram")
 app.add_typer(zalo_app, name="zalo")
 content_app = typer.Typer(help="The content library (content/articles).", no_args_is_help=True)
 app.add_typer(content_app, name="content")
+contact_app = typer.Typer(
+    help="A person's data: answer a request to see or delete it (docs/privacy.md).", no_args_is_help=True
+)
+app.add_typer(contact_app, name="contact")
 
 
 def _settings(**overrides: object) -> Settings:
     base = Settings()
     return base.model_copy(update={k: v for k, v in overrides.items() if v is not None})
+
+
+def _upgrade(settings: Settings, revision: str = "head") -> None:
+    """Migrate the database, handing the migrations the settings they need (web chat ids are
+    stored hashed under WEBCHAT_ID_SECRET when it is set)."""
+    secret = settings.webchat_id_secret
+    upgrade(settings.database_url, revision, webchat_id_secret=secret.get_secret_value() if secret else None)
 
 
 def _serve(process: Bot, *, scheduler: bool = False) -> None:
@@ -59,6 +73,7 @@ def _serve(process: Bot, *, scheduler: bool = False) -> None:
         host=bot.settings.host,
         port=bot.settings.port,
         log_level=bot.settings.log_level.lower(),
+        forwarded_allow_ips=bot.settings.forwarded_allow_ips,
     )
 
 
@@ -73,7 +88,7 @@ def run(
     is set, by polling otherwise (bot.channels.manager, started by the HTTP app's lifespan).
     """
     settings = _settings(host=host, port=port)
-    upgrade(settings.database_url)
+    _upgrade(settings)
     _serve(bootstrap(settings), scheduler=True)
 
 
@@ -84,7 +99,7 @@ def demo(
 ) -> None:
     """Set up a demo on SQLite (units, sample villages, invite codes) and serve the web chat."""
     settings = _settings(port=port)
-    upgrade(settings.database_url)
+    _upgrade(settings)
     process = bootstrap(settings)
     village_code, commune_code, where = asyncio.run(_seed_demo(process.app))
     typer.echo(f"Demo ready: {where}")
@@ -96,9 +111,12 @@ def demo(
 
 
 async def _seed_demo(bot: App) -> tuple[str, str, str]:
+    from bot.domain.clock import VN_TZ
+    from bot.domain.schedules import load_schedules
     from bot.services.actor import CONSOLE
     from bot.services.invites import create_invite, format_code
     from bot.services.library import sync_library
+    from bot.services.reviews import seed_demo_reviews
     from bot.services.units import seed_demo
     from storage.models import COMMUNE_OFFICER, VILLAGE, VILLAGE_OFFICER
 
@@ -110,6 +128,12 @@ async def _seed_demo(bot: App) -> tuple[str, str, str]:
         village = await create_invite(uow, CONSOLE, demo_village, VILLAGE_OFFICER, now, days)
         commune = await create_invite(uow, CONSOLE, seed.commune, COMMUNE_OFFICER, now, days)
         where = f"{demo_village.name}, {seed.commune.name}, {seed.province.name}"
+        # One approved village report and one returned with a reason, so that /duyet shows review.
+        form = bot.forms["village_report"]
+        period, _ = load_schedules(bot.content_dir).open_period(form.key, now.astimezone(VN_TZ).date())
+        # The returned one is the demo village: its officer opens /baocao and reads the reason.
+        approved = next(v for v in seed.villages if v.id != demo_village.id)
+        await seed_demo_reviews(uow, form, [approved, demo_village], period, now)
         await sync_library(uow, bot.content_dir, now)  # articles for /tin and /guitin
         await uow.commit()
     await bot.db.dispose()
@@ -132,7 +156,7 @@ def content_sync() -> None:
         return str(result)
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     try:
         typer.echo(asyncio.run(go(bootstrap(settings).app)))
     except ContentError as exc:
@@ -144,8 +168,57 @@ def content_sync() -> None:
 def db_upgrade(revision: Annotated[str, typer.Argument()] = "head") -> None:
     """Apply the database migrations."""
     settings = Settings()
-    upgrade(settings.database_url, revision)
+    _upgrade(settings, revision)
     typer.echo("Database is up to date.")
+
+
+@db_app.command("backup")
+def db_backup() -> None:
+    """Back the database up to BACKUP_DIR (a file named by date; those older than BACKUP_KEEP_DAYS go).
+
+    SQLite: a consistent copy through the online backup API, safe while the bot runs.
+    PostgreSQL: pg_dump (custom format) when installed; otherwise the command to use.
+    """
+    from bot.runtime.backup import back_up
+    from storage.backup import BackupError
+
+    process = bootstrap(Settings())
+    try:
+        written, gone = back_up(process.app)
+    except BackupError as exc:
+        typer.echo(f"No backup made: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"Backup written: {written} ({written.stat().st_size:,} bytes)")
+    for path in gone:
+        typer.echo(f"Deleted (older than {process.app.settings.backup_keep_days} days): {path}")
+
+
+@db_app.command("restore")
+def db_restore(
+    backup_file: Annotated[
+        Path, typer.Argument(exists=True, dir_okay=False, help="A file written by `khuyenhoc db backup`.")
+    ],
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Replace the database's content with a backup's. Stop the bot first.
+
+    SQLite: what is there now is backed up first (its file name is printed). PostgreSQL:
+    pg_restore --clean, in one transaction.
+    """
+    from storage.backup import BackupError, restore
+
+    settings = Settings()
+    if not yes:
+        typer.confirm(f"Replace everything in the database with {backup_file}?", abort=True)
+    try:
+        before = restore(settings.database_url, backup_file, Path(settings.backup_dir), SystemClock().now())
+    except BackupError as exc:
+        typer.echo(f"Not restored: {exc}", err=True)
+        raise typer.Exit(1) from None
+    if before is not None:
+        typer.echo(f"What was there before is kept in {before}")
+    upgrade(settings.database_url)  # a backup from an older version: bring its schema up to date
+    typer.echo(f"Restored from {backup_file}.")
 
 
 @units_app.command("import")
@@ -162,7 +235,7 @@ def units_import() -> None:
         return f"{counts} (data {result.data_version})"
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     typer.echo(asyncio.run(go(bootstrap(settings).app)))
 
 
@@ -186,7 +259,7 @@ def units_import_villages(
         ]
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     for line in asyncio.run(go(bootstrap(settings).app)):
         typer.echo(line)
 
@@ -229,7 +302,7 @@ def invite_create(
         return f"{format_code(invite.code)}  ({role}, {found.name}, expires {invite.expires_at:%Y-%m-%d})"
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     typer.echo(asyncio.run(go(bootstrap(settings).app)))
 
 
@@ -303,8 +376,13 @@ def report(
         typer.Option("--unit", help="Unit id, or national code of a province or commune; 'all': the nation."),
     ],
     period: Annotated[
-        str, typer.Option("--period", help="Period: 2026-H1, 2026-H2, 2026 (or 2026-W07, 2026-03, 2026-2027)")
-    ],
+        str | None,
+        typer.Option(
+            "--period",
+            help="Period: 2026-H1, 2026 (or 2026-W07, 2026-03, 2026-2027). "
+            "Default: the open period whose deadline comes next, as /baocaotonghop offers it.",
+        ),
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="xlsx, csv or png.")] = "xlsx",
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write; default: a name from the unit and period.")
@@ -312,8 +390,11 @@ def report(
     locale: Annotated[str, typer.Option(help="Language of the labels: vi or en.")] = "vi",
 ) -> None:
     """Write a compiled report: the .xlsx, chart or CSV officers receive (no role check: an admin's tool)."""
+    from bot.domain.clock import VN_TZ
     from bot.domain.i18n import translator
     from bot.domain.periods import Period
+    from bot.domain.schedules import load_schedules
+    from bot.reports.aggregate import VILLAGE_FORM
     from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
     from storage.models import Unit
     from storage.repositories import UnitRepository
@@ -321,11 +402,15 @@ def report(
     if fmt not in FORMATS:
         raise typer.BadParameter(f"format must be one of {', '.join(FORMATS)}")
     try:
-        wanted = Period.parse(period)
+        wanted = Period.parse(period) if period else None
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
     async def go(bot: App) -> tuple[str, bytes, str]:
+        chosen = wanted
+        if chosen is None:  # the one default-period rule (bot/domain/schedules.py)
+            today = bot.clock.now().astimezone(VN_TZ).date()
+            chosen, _ = load_schedules(bot.content_dir).open_period(VILLAGE_FORM, today)
         try:
             async with bot.read_only() as reads:
                 session = reads.session
@@ -340,7 +425,7 @@ def report(
                 compiled = await compile_unit(
                     reads,
                     found,
-                    wanted,
+                    chosen,
                     content_dir=bot.content_dir,
                     forms=bot.forms,
                     now=bot.clock.now(),
@@ -352,12 +437,85 @@ def report(
         return file.filename, file.data, summary_text(compiled, t, files_attached=False)
 
     settings = Settings()
-    upgrade(settings.database_url)
+    _upgrade(settings)
     filename, data, summary = asyncio.run(go(bootstrap(settings).app))
     target = out or Path(filename)
     target.write_bytes(data)
     typer.echo(summary)
     typer.echo(f"Written: {target} ({len(data):,} bytes)")
+
+
+# ----------------------------------------------------------------------------- a person's data
+
+Channel = Annotated[str, typer.Option("--channel", help="telegram, zalo or webchat.")]
+ChatId = Annotated[str, typer.Option("--id", help="The person's id on that channel (Telegram chat id…).")]
+
+
+async def _contact_of(uow: UnitOfWork, channel: str, external_id: str) -> Contact:
+    found = await uow.contacts.by_identity(channel, external_id)
+    if found is None:
+        raise typer.BadParameter(f"nobody has the {channel} id {external_id!r}")
+    return found
+
+
+@contact_app.command("show")
+def contact_show(
+    channel: Channel,
+    external_id: ChatId,
+    out: Annotated[Path | None, typer.Option("--out", help="Write the JSON file here.")] = None,
+) -> None:
+    """Everything kept about a person, as /dulieu gives them (a JSON file). Audited "by console"."""
+    from bot.services.actor import CONSOLE
+    from bot.services.personal_data import personal_data
+
+    async def go(bot: App) -> bytes:
+        try:
+            async with bot.uow() as uow:
+                contact = await _contact_of(uow, channel, external_id)
+                data = await personal_data(uow, CONSOLE, contact, bot.clock.now())
+                await uow.commit()
+                return data.as_json()
+        finally:
+            await bot.db.dispose()
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    data = asyncio.run(go(bootstrap(settings).app))
+    if out is None:
+        typer.echo(data.decode("utf-8"))
+    else:
+        out.write_bytes(data)
+        typer.echo(f"Written: {out} ({len(data):,} bytes)")
+
+
+@contact_app.command("erase")
+def contact_erase(
+    channel: Channel,
+    external_id: ChatId,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Withdraw a person's consent and delete their data, as /xoadulieu does (reports stay,
+    attributed to their unit and role). Audited "by console"."""
+    from bot.services.actor import CONSOLE
+    from bot.services.personal_data import erase_personal_data
+
+    if not yes:
+        raise typer.BadParameter("this deletes the person's data for good: add --yes to confirm")
+
+    async def go(bot: App) -> dict[str, int]:
+        try:
+            async with bot.uow() as uow:
+                contact = await _contact_of(uow, channel, external_id)
+                erased = await erase_personal_data(uow, CONSOLE, contact, bot.clock.now())
+                await uow.commit()
+                return erased.counts
+        finally:
+            await bot.db.dispose()
+
+    settings = Settings()
+    upgrade(settings.database_url)
+    counts = asyncio.run(go(bootstrap(settings).app))
+    typer.echo("Erased: " + ", ".join(f"{table} {n}" for table, n in counts.items()))
 
 
 def main() -> None:

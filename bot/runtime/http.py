@@ -66,7 +66,15 @@ def create_http_app(app: App, routers: list[APIRouter] | None = None) -> FastAPI
     """The HTTP app with `routers` (default: the web chat alone, when enabled; the composition
     root's `Bot.http_app()` adds the platform channels)."""
     install_log_redaction()
-    api = FastAPI(title="Khuyến học Bot", version="0.1.0", docs_url=None, redoc_url=None)
+    # Every route's body is limited (the webhooks'; the web chat's router sets its own, lower
+    # limit): the framework answers 413 while reading, before a large body is held in memory.
+    api = FastAPI(
+        title="Khuyến học Bot",
+        version="0.1.0",
+        docs_url=None,
+        redoc_url=None,
+        max_body_size=app.settings.webhook_max_body_bytes or None,
+    )
 
     @api.get("/health", tags=["ops"])
     async def health() -> JSONResponse:

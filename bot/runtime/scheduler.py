@@ -87,9 +87,18 @@ def spec_of(job: Job) -> JobSpec:
 
 def default_jobs() -> dict[str, JobSpec]:
     """Every job the bot runs, from the modules that define them."""
-    from bot.messaging import digest, outreach, reminders, report_delivery
+    from bot.messaging import digest, outreach, reminders, report_delivery, retention
+    from bot.runtime import backup
 
-    jobs = [*reminders.JOBS, *digest.JOBS, *report_delivery.JOBS, *outreach.JOBS, PRUNE]
+    jobs = [
+        *reminders.JOBS,
+        *digest.JOBS,
+        *report_delivery.JOBS,
+        *outreach.JOBS,
+        *retention.JOBS,
+        *backup.JOBS,
+        PRUNE,
+    ]
     return {job.name: spec_of(job) for job in jobs}
 
 

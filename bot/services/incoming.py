@@ -24,6 +24,7 @@ from bot.domain.app import App
 from bot.domain.i18n import Translator, translator
 from bot.domain.messages import Handled, Incoming, Reply
 from bot.domain.permissions import Grant
+from bot.domain.text import clean_name
 from storage.models import Contact, DialogueState
 from storage.uow import UnitOfWork
 
@@ -57,6 +58,11 @@ Stepper = Callable[[Turn], Awaitable[TurnResult]]
 LAST_SEEN_RESOLUTION = timedelta(minutes=10)
 
 
+def _name(display_name: str | None) -> str | None:
+    """A platform's display name, kept as a name (NFC, no control characters, 255 at most)."""
+    return (clean_name(display_name, 255) or None) if display_name else None
+
+
 async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
     locale = app.settings.default_locale
     # The contact, once known to outlive this transaction, and whether replies to them wait in
@@ -69,7 +75,7 @@ async def handle_incoming(app: App, msg: Incoming, step: Stepper) -> Handled:
             locked = await uow.contacts.lock_with_dialogue(msg.channel, msg.external_id)
             if locked is None:  # a new person, or one who never had a dialogue row
                 await uow.contacts.ensure(
-                    msg.channel, msg.external_id, now, locale=locale, display_name=msg.display_name
+                    msg.channel, msg.external_id, now, locale=locale, display_name=_name(msg.display_name)
                 )
                 locked = await uow.contacts.lock_with_dialogue(msg.channel, msg.external_id)
                 assert locked is not None

@@ -1,14 +1,23 @@
-"""Invite codes: how a person gets a role on a unit ("ABCD-EFGH", read aloud or typed in chat)."""
+"""Invite codes: how a person gets a role on a unit ("ABCD-EFGH", read aloud or typed in chat).
+
+Guessing is bounded (issue 11): wrong codes are counted per person, per web chat client address
+and overall over a sliding window (`InviteLimits`); once a count reaches its limit, tries from
+there are refused, without looking at the code, until the window moves past the oldest wrong one.
+Every wrong code is audited and recorded against the area it concerns, for the weekly digest.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import re
 import secrets
 import unicodedata
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
 from bot.domain.permissions import Action, NotAllowed, may_invite
+from bot.domain.settings import Settings
 from bot.services.actor import Actor
 from storage.models import ROLES, Invite, Unit
 from storage.uow import UnitOfWork
@@ -27,6 +36,33 @@ class RedeemOutcome(StrEnum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     USED_UP = "used_up"
+    TOO_MANY = "too_many"  # refused unchecked: too many wrong codes lately (RedeemResult.retry_at)
+
+
+@dataclass(frozen=True, slots=True)
+class InviteLimits:
+    """Wrong codes allowed within `window`: per contact, per client address, and overall."""
+
+    per_contact: int = 5
+    per_address: int = 20
+    overall: int = 300
+    window: timedelta = timedelta(minutes=15)
+
+    @classmethod
+    def of(cls, settings: Settings) -> InviteLimits:
+        return cls(
+            per_contact=settings.invite_tries_per_contact,
+            per_address=settings.invite_tries_per_address,
+            overall=settings.invite_tries_overall,
+            window=timedelta(minutes=settings.invite_cooldown_minutes),
+        )
+
+
+def address_tag(address: str | None) -> str | None:
+    """What is stored of a client address: a hash, enough to count its tries."""
+    if not address:
+        return None
+    return hashlib.sha256(b"khuyenhoc client address\0" + address.encode()).hexdigest()[:32]
 
 
 def new_code() -> str:
@@ -104,23 +140,76 @@ async def create_invite(
     return invite
 
 
+async def cooldown_until(
+    uow: UnitOfWork, contact_id: int, address: str | None, now: datetime, limits: InviteLimits
+) -> datetime | None:
+    """When the next try will be allowed, if a limit is reached now; None when one is allowed."""
+    counts = await uow.invite_tries.counts(now - limits.window, contact_id, address_tag(address))
+    waits = [
+        oldest + limits.window
+        for count, limit, oldest in (
+            (counts.contact, limits.per_contact, counts.contact_oldest),
+            (counts.address, limits.per_address, counts.address_oldest),
+            (counts.overall, limits.overall, counts.overall_oldest),
+        )
+        if count >= limit and oldest is not None
+    ]
+    return max(waits) if waits else None
+
+
+@dataclass(frozen=True, slots=True)
+class RedeemResult:
+    outcome: RedeemOutcome
+    invite: Invite | None = None
+    retry_at: datetime | None = None  # TOO_MANY: when a try will be allowed again
+
+
 async def redeem_invite(
-    uow: UnitOfWork, code_text: str, contact_id: int, now: datetime
-) -> tuple[RedeemOutcome, Invite | None]:
-    """Use a code: on OK the contact holds the invite's role on its unit (not yet committed)."""
+    uow: UnitOfWork,
+    code_text: str,
+    contact_id: int,
+    now: datetime,
+    *,
+    address: str | None = None,
+    limits: InviteLimits | None = None,
+    home_unit_id: int | None = None,
+) -> RedeemResult:
+    """Use a code: on OK the contact holds the invite's role on its unit (not yet committed).
+
+    With `limits`, a try past a limit is refused (TOO_MANY) before the code is looked at, and a
+    wrong code is recorded and audited (against the invite's unit when the code exists, else
+    `home_unit_id`); `address` is the client's network address where the channel has one.
+    """
+    if limits is not None:
+        retry_at = await cooldown_until(uow, contact_id, address, now, limits)
+        if retry_at is not None:
+            return RedeemResult(RedeemOutcome.TOO_MANY, None, retry_at)
+    result = await _redeem(uow, code_text, contact_id, now)
+    if result.outcome is not RedeemOutcome.OK and limits is not None:
+        unit_id = result.invite.unit_id if result.invite is not None else home_unit_id
+        tag = address_tag(address)
+        uow.invite_tries.record(now, contact_id, tag, unit_id, result.outcome.value)
+        detail = {"outcome": result.outcome.value, "address": tag}
+        if result.invite is not None:
+            detail["invite_id"] = str(result.invite.id)
+        uow.audit.add(now, "invite.fail", contact_id=contact_id, unit_id=unit_id, **detail)
+    return result
+
+
+async def _redeem(uow: UnitOfWork, code_text: str, contact_id: int, now: datetime) -> RedeemResult:
     code = normalise_code(code_text)
     if _VALID.fullmatch(code) is None:
-        return RedeemOutcome.UNKNOWN, None
+        return RedeemResult(RedeemOutcome.UNKNOWN)
     invite = await uow.invites.by_code(code)
     if invite is None:
-        return RedeemOutcome.UNKNOWN, None
+        return RedeemResult(RedeemOutcome.UNKNOWN)
     if invite.expires_at <= now:
-        return RedeemOutcome.EXPIRED, invite
+        return RedeemResult(RedeemOutcome.EXPIRED, invite)
     if invite.uses >= invite.max_uses:
-        return RedeemOutcome.USED_UP, invite
+        return RedeemResult(RedeemOutcome.USED_UP, invite)
     # The conditional UPDATE is what makes a single-use code single-use when two people race.
     if not await uow.invites.use(invite):
-        return RedeemOutcome.USED_UP, invite
+        return RedeemResult(RedeemOutcome.USED_UP, invite)
     grant = await uow.contacts.grant(contact_id, invite.role, invite.unit_id, now, invite.id)
     uow.audit.add(
         now,
@@ -131,4 +220,4 @@ async def redeem_invite(
         role=invite.role,
         grant_id=grant.id,
     )
-    return RedeemOutcome.OK, invite
+    return RedeemResult(RedeemOutcome.OK, invite)

@@ -1,11 +1,20 @@
-"""One person, several channels, one contact (/lienket): link codes and linking.
+"""One person, several chats, one contact (/lienket), and a chat taken out again (/huylienket).
 
-On the channel where the person is registered (A), `issue_link_code` makes a one-time code valid
-for a few minutes. `link_accounts` on another channel (B) moves B's identities to A's contact:
-from then on B sees A's role, area and any unfinished dialogue, because all of those belong to
-the contact, not to the channel. Roles B's old contact held are granted to A's as well, so
-linking never takes anything away. Codes are as long as invite codes (31^8 possibilities) and
-single-use, so they cannot be guessed within their lifetime.
+On the chat where the person is registered (A), `issue_link_code` makes a one-time code valid for
+a few minutes. Typed in another chat (B), the code first only shows whose account B would join
+(`preview_link`: the account's name, roles, areas and chats); nothing moves until B confirms
+(`link_chat`). Then B's chat — only that one — becomes a chat of A's contact and from then on
+sees A's role, area and any unfinished dialogue, because those belong to the contact.
+
+What the code's holder can gain is bounded (issue 11, "role theft"): nothing ever moves from the
+redeemer to the issuer (no role, no area), so persuading an officer to type one's code yields
+nothing; and a chat that holds an officer role cannot be joined to another account at all (the
+officer issues the code from their officer account and types it in the new chat instead). What
+the redeeming chat had on its own is not carried over; if no other chat uses that old contact,
+its personal data is deleted as `/xoadulieu` would (bot.services.personal_data).
+
+Codes are as long as invite codes (31^8 possibilities) and single-use, so they cannot be guessed
+within their lifetime.
 """
 
 from __future__ import annotations
@@ -17,7 +26,8 @@ from enum import StrEnum
 from bot.domain.permissions import Action
 from bot.services.actor import Actor
 from bot.services.invites import is_well_formed, new_code, normalise_code
-from storage.models import Contact
+from bot.services.personal_data import forget_contact
+from storage.models import OFFICER_ROLES, ChannelIdentity, Contact, Unit
 from storage.models_channels import LinkCode
 from storage.uow import UnitOfWork
 
@@ -33,11 +43,13 @@ class LinkProblem(StrEnum):
     OWN = "own"  # the code belongs to the contact using it
     USED = "used"
     EXPIRED = "expired"
+    OFFICER = "officer"  # the redeeming chat holds an officer role: it cannot join another account
+    ONLY_CHAT = "only_chat"  # /huylienket in the account's only chat: nothing to detach it from
 
 
 class LinkRefused(Exception):
     def __init__(self, problem: LinkProblem) -> None:
-        super().__init__(f"link code refused: {problem}")
+        super().__init__(f"link refused: {problem}")
         self.problem = problem
 
 
@@ -45,6 +57,18 @@ class LinkRefused(Exception):
 class IssuedCode:
     code: str
     expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LinkPreview:
+    """What the redeemer is shown before confirming: the account the code would join them to,
+    and what their chat holds now that would not be carried over."""
+
+    code: str  # normalised
+    account: Contact
+    roles: list[tuple[str, Unit]]
+    channels: list[str]  # the account's chats, by channel
+    left_behind: list[tuple[str, Unit]]  # the redeeming contact's own roles
 
 
 def _contact(actor: Actor) -> Contact:
@@ -56,7 +80,7 @@ def _contact(actor: Actor) -> Contact:
 async def issue_link_code(
     uow: UnitOfWork, actor: Actor, channel: str, now: datetime, expiry_minutes: int
 ) -> IssuedCode:
-    """On channel A: a fresh code for the actor. NotRegistered before they agreed."""
+    """On chat A: a fresh code for the actor. NotRegistered before they agreed."""
     actor.require_any(Action.LINK)
     contact = _contact(actor)
     if contact.consent_at is None:
@@ -75,42 +99,100 @@ async def issue_link_code(
     return IssuedCode(code, expires_at)
 
 
-async def link_accounts(uow: UnitOfWork, actor: Actor, typed: str, channel: str, now: datetime) -> Contact:
-    """On channel B: attach the actor's chats (and roles) to the code's contact, which is returned.
-
-    LinkRefused says why a code cannot be used. The audit row names the contact the chats now
-    belong to, and the contact they came from.
-    """
+async def _usable_code(uow: UnitOfWork, actor: Actor, typed: str, now: datetime) -> tuple[LinkCode, Contact]:
+    """The code's row (locked) and its account, or LinkRefused saying why not."""
     actor.require_any(Action.LINK)
-    old = _contact(actor)
+    redeemer = _contact(actor)
     code = normalise_code(typed)
     link = await uow.channels.code_for_update(code) if is_well_formed(code) else None
     if link is None:
         raise LinkRefused(LinkProblem.INVALID)
-    if link.contact_id == old.id:
+    if link.contact_id == redeemer.id:
         raise LinkRefused(LinkProblem.OWN)
+    if any(g.role in OFFICER_ROLES for g in actor.grants):
+        raise LinkRefused(LinkProblem.OFFICER)
     if link.used_at is not None:
         raise LinkRefused(LinkProblem.USED)
     if link.expires_at <= now:
         raise LinkRefused(LinkProblem.EXPIRED)
-    target = await uow.contacts.get(link.contact_id)
-    identities = await uow.contacts.identities(old.id)
-    here = next((i for i in identities if i.channel == channel), identities[0] if identities else None)
-    if target is None or here is None or not await uow.channels.use_code(link, here.id, now):
+    account = await uow.contacts.get(link.contact_id)
+    if account is None or account.consent_at is None:  # the account was deleted meanwhile
+        raise LinkRefused(LinkProblem.INVALID)
+    return link, account
+
+
+async def preview_link(uow: UnitOfWork, actor: Actor, typed: str, now: datetime) -> LinkPreview:
+    """On chat B: whose account the code would join this chat to. Nothing is written."""
+    link, account = await _usable_code(uow, actor, typed, now)
+    return LinkPreview(
+        code=link.code,
+        account=account,
+        roles=await uow.contacts.roles_with_units(account.id),
+        channels=sorted({i.channel for i in await uow.contacts.identities(account.id)}),
+        left_behind=[(g.role, g.unit) for g in actor.grants],
+    )
+
+
+async def link_chat(
+    uow: UnitOfWork,
+    actor: Actor,
+    code: str,
+    chat: tuple[str, str],
+    now: datetime,
+    *,
+    account_id: int,
+) -> Contact:
+    """On chat B, after the person confirmed joining `account_id`: the chat (channel, external
+    id) becomes a chat of the code's account, which is returned. Everything is checked again
+    (the code may have been used or expired meanwhile, or the chat given an officer role); a
+    code that now names another account is refused as invalid."""
+    link, account = await _usable_code(uow, actor, code, now)
+    old = _contact(actor)
+    if account.id != account_id:
+        raise LinkRefused(LinkProblem.INVALID)
+    identity = await _identity(uow, old, chat)
+    if not await uow.channels.use_code(link, identity.id, now):
         raise LinkRefused(LinkProblem.USED)
-    for identity in identities:
-        await uow.channels.move_identity(identity, target.id)
-    for grant in await uow.channels.active_grants(old.id):
-        await uow.contacts.grant(target.id, grant.role, grant.unit_id, now, grant.invite_id)
-    if target.home_unit_id is None:
-        target.home_unit_id = old.home_unit_id
+    await uow.channels.move_identity(identity, account.id)
     uow.audit.add(
         now,
         "contact.link",
-        target.id,
-        channel=channel,
+        account.id,
+        channel=chat[0],
         code_channel=link.channel,
         from_contact_id=old.id,
-        identity_ids=[i.id for i in identities],
+        identity_id=identity.id,
     )
-    return target
+    if not await uow.contacts.identities(old.id):  # nothing uses the old contact any more
+        await forget_contact(uow, old, now)
+    return account
+
+
+async def unlink_chat(uow: UnitOfWork, actor: Actor, chat: tuple[str, str], now: datetime) -> Contact:
+    """/huylienket: this chat leaves the actor's account and starts afresh as a new, unregistered
+    contact (returned); the account keeps its other chats, roles and reports. Messages queued
+    for the account on this chat are cancelled. LinkRefused(ONLY_CHAT) for the account's only chat."""
+    actor.require_any(Action.LINK)
+    account = _contact(actor)
+    identity = await _identity(uow, account, chat)
+    if len(await uow.contacts.identities(account.id)) <= 1:
+        raise LinkRefused(LinkProblem.ONLY_CHAT)
+    fresh = await uow.channels.detach_identity(identity, now, account.locale)
+    cancelled = await uow.outbox.cancel_queued(now, "chat unlinked", contact_id=account.id, chat=chat)
+    actor.audit(
+        uow,
+        now,
+        "contact.unlink",
+        channel=chat[0],
+        identity_id=identity.id,
+        to_contact_id=fresh.id,
+        cancelled=cancelled,
+    )
+    return fresh
+
+
+async def _identity(uow: UnitOfWork, contact: Contact, chat: tuple[str, str]) -> ChannelIdentity:
+    identity = await uow.channels.identity(*chat)
+    if identity is None or identity.contact_id != contact.id:
+        raise ValueError(f"the {chat[0]} chat is not one of contact {contact.id}'s")
+    return identity

@@ -10,8 +10,8 @@ from __future__ import annotations
 from datetime import datetime
 
 from bot.domain.clock import VN_TZ
-from bot.services.invites import RedeemOutcome, redeem_invite
-from storage.models import COMMUNE, MEMBER, VILLAGE_KINDS, Contact, Invite, Unit
+from bot.services.invites import InviteLimits, RedeemOutcome, RedeemResult, redeem_invite
+from storage.models import COMMUNE, MEMBER, VILLAGE_KINDS, Contact, Unit
 from storage.uow import UnitOfWork
 
 MEMBER_UNIT_KINDS = (COMMUNE, *VILLAGE_KINDS)
@@ -39,11 +39,19 @@ async def register_member(uow: UnitOfWork, contact: Contact, unit: Unit, now: da
 
 
 async def accept_invite(
-    uow: UnitOfWork, contact: Contact, code: str, now: datetime
-) -> tuple[RedeemOutcome, Invite | None]:
+    uow: UnitOfWork,
+    contact: Contact,
+    code: str,
+    now: datetime,
+    *,
+    address: str | None = None,
+    limits: InviteLimits | None = None,
+) -> RedeemResult:
     """Redeem an invite code: on OK the person holds its role on its unit, which becomes their
-    home unit (the redeeming itself is audited by `redeem_invite`)."""
-    outcome, invite = await redeem_invite(uow, code, contact.id, now)
-    if outcome is RedeemOutcome.OK and invite is not None:
-        contact.home_unit_id = invite.unit_id
-    return outcome, invite
+    home unit (the redeeming, and with `limits` every wrong code, is audited by `redeem_invite`)."""
+    result = await redeem_invite(
+        uow, code, contact.id, now, address=address, limits=limits, home_unit_id=contact.home_unit_id
+    )
+    if result.outcome is RedeemOutcome.OK and result.invite is not None:
+        contact.home_unit_id = result.invite.unit_id
+    return result

@@ -1,8 +1,9 @@
 """Submitting a report: who may, for which unit, and the stored version with its audit row.
 
 A correction is a new version of the same record (unit and period for a village report); the
-earlier versions stay. The dialogue collects and checks the answers; this function is where
-they are authorised again (roles may change while a dialogue is open) and written.
+earlier versions stay, and the new one waits for review again (bot/services/reviews.py). The
+dialogue collects and checks the answers; this function is where they are authorised again
+(roles may change while a dialogue is open, a period may lock) and written.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ from typing import Any
 
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Form
+from bot.domain.periods import Period
 from bot.domain.permissions import NotAllowed, report_action
+from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.services.actor import Actor
+from bot.services.reviews import check_not_locked
 from storage.models import Submission, Unit
 from storage.uow import UnitOfWork
 
@@ -50,7 +54,9 @@ async def submit_report(
     content_dir: Path,
 ) -> Submitted:
     """Store `draft` as the next version of its record. NotAllowed when the actor may not
-    report for the unit (or the unit does not file this form)."""
+    report for the unit (or the unit does not file this form); PeriodNotFiled when the form is
+    not filed for the period (content/schedules.yaml: the village report for 2026-H2);
+    PeriodLocked (a NotAllowed) when the period is locked for them."""
     form = draft.form
     action = report_action(form.key)
     unit = await uow.units.get(draft.unit_id)
@@ -59,6 +65,11 @@ async def submit_report(
     actor.require(action, unit)
     if unit.kind not in form.unit_kinds:
         raise NotAllowed(action, unit, f"a {unit.kind} does not file {form.key}")
+    period = Period.parse(draft.period)
+    schedules = load_schedules(content_dir)
+    if not schedules.files_for(form.key, period, form.period_kinds):
+        raise PeriodNotFiled(form.key, period, schedules.covering(form.key, period, form.period_kinds))
+    await check_not_locked(uow, actor, form, unit, draft.period, now=now, content_dir=content_dir)
     values: dict[str, Any] = {f.key: draft.values.get(f.key) for f in form.fields}
     if form.key == ACTIVITY_FORM and values.get("activity_date"):
         values["is_lifelong_learning_week"] = is_lifelong_learning_week(

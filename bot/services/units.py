@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.domain.parsing import fold
 from bot.domain.permissions import Action
+from bot.domain.text import clean_name
 from bot.services.actor import CONSOLE, Actor
 from storage.models import (
     COMMUNE,
@@ -32,12 +33,11 @@ from storage.uow import UnitOfWork
 ADMIN_VALID_FROM = date(2025, 7, 1)
 ADMIN_PACKAGE = "vietnam-provinces"
 MAX_VILLAGE_NAME = 100
+MAX_UNIT_NAME = 255  # the column's width: national names are far shorter
 VILLAGE_CSV_COLUMNS = ("commune_code", "village_name", "kind")
 DEMO_VILLAGES_CSV = Path("units") / "demo_villages.csv"
 # Xã Trường Hà, Cao Bằng (Pác Bó): the demo commune; the CSV also holds villages of a second one.
 DEMO_COMMUNE_CODE = "01392"
-
-_SPACES = re.compile(r"\s+")
 
 # Vietnamese designations accepted for a village kind, with their display form. Longest first,
 # so "tổ dân phố" wins over "tổ" when read off the front of a name.
@@ -101,8 +101,9 @@ def admin_data_version() -> str:
 
 
 def clean_village_name(name: str) -> str:
-    """Strip and collapse spaces; refuse empty or over-long names."""
-    cleaned = _SPACES.sub(" ", name).strip()
+    """The name as it is kept (bot.domain.text.clean_name: NFC, no control or format characters,
+    single spaces); refuse empty or over-long names."""
+    cleaned = clean_name(name)
     if not cleaned:
         raise BadVillageName("empty village name")
     if len(cleaned) > MAX_VILLAGE_NAME:
@@ -180,10 +181,11 @@ async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
             if row.kind != kind:
                 continue
             parent = existing[row.parent_code] if row.parent_code is not None else None
+            name = clean_name(row.name, MAX_UNIT_NAME)
             wanted: dict[str, Any] = {
                 "kind": row.kind,
-                "name": row.name,
-                "name_folded": fold(row.name),
+                "name": name,
+                "name_folded": fold(name),
                 "division_type": row.division_type,
                 "parent_id": parent.id if parent is not None else None,
                 "valid_from": ADMIN_VALID_FROM,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import os
 from logging.config import fileConfig
-from pathlib import Path
 from typing import Any, Literal
 
 from alembic import context
@@ -19,7 +18,7 @@ from sqlalchemy import pool
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from storage.db import normalise_url
+from storage.db import normalise_url, private_sqlite_file, sqlite_path
 from storage.models import UTCDateTime
 from storage.schema import Base
 
@@ -84,10 +83,9 @@ def do_run_migrations(connection: Connection) -> None:
 
 async def run_async_migrations() -> None:
     url = database_url()
-    if url.startswith("sqlite") and "///" in url:
-        path = url.split("///", 1)[1].split("?", 1)[0]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+    path = sqlite_path(url)
+    if path is not None:
+        private_sqlite_file(path)  # 0600 from the first byte (storage.db)
     engine = create_async_engine(url, poolclass=pool.NullPool)
     try:
         async with engine.connect() as connection:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 import os
 from collections.abc import Awaitable, Callable, Coroutine
@@ -57,6 +56,7 @@ from bot.channels.ratelimit import (
     with_retries,
 )
 from bot.channels.render import TELEGRAM_MAX_CHARS, split_text
+from bot.channels.telegram.payload import BadUpdate, parse_update
 from bot.domain.app import App
 from bot.domain.i18n import SUPPORTED, translator
 from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
@@ -525,9 +525,12 @@ class TelegramChannel:
             if len(body) > MAX_BODY_BYTES:
                 return Response(status_code=413)
             try:
-                data = json.loads(body)
-                update = Update.de_json(data, self.bot)
-            except (ValueError, TypeError, KeyError):
+                update = Update.de_json(parse_update(body), self.bot)
+            except BadUpdate as exc:
+                log.warning("telegram webhook body refused: %s", exc)
+                return Response(status_code=400)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:  # shapes PTB cannot read
+                log.warning("telegram webhook body refused: %s", type(exc).__name__)
                 return Response(status_code=400)
             await self.application.process_update(update)
             return Response(status_code=200)

@@ -3,26 +3,38 @@
 Like every channel adapter it only translates (DESIGN.md, boundary 2): a POSTed JSON message
 becomes an `Incoming`, the service's `Reply` objects become JSON the page renders as bubbles
 and buttons. Pushed messages (broadcasts, reminders) wait in the outbox and the page polls them.
+
+Limits (issue 11): request bodies above `webchat_max_body_bytes` get 413 before they are read;
+a client address starts at most `webchat_new_contacts_per_minute` new ids (each id is a new
+contact), more get 429; "Đăng xuất" (log out) revokes the id on the server.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import hmac
 import logging
+import math
 import re
+import secrets
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from bot.channels.ratelimit import Allowance
 from bot.domain.app import App
 from bot.domain.messages import Handled, Incoming, Kind, Reply
 from bot.messaging.outbox import load_replies
+from bot.services.sessions import log_out
+from storage.models_secrets import WEBCHAT_ID_KEY
 from storage.repositories import OutboxRepository, ReportFileRepository
 
 log = logging.getLogger(__name__)
@@ -33,6 +45,7 @@ MAX_POLL_BATCH = 100
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,63}$"
 PAGE_PATH = Path(__file__).parent / "static" / "webchat.html"
+KNOWN_IDS = 50_000  # ids known to have a contact, remembered so that their messages skip a read
 
 Handler = Callable[[App, Incoming], Awaitable[Handled]]
 
@@ -68,6 +81,16 @@ class PostedMessage(BaseModel):
     message_id: Annotated[str | None, Field(pattern=MESSAGE_ID_PATTERN)] = None
 
 
+class LogoutIn(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    client_id: Annotated[str, Field(pattern=CLIENT_ID_PATTERN)]
+
+
+class LogoutOut(BaseModel):
+    revoked: bool = Field(description="False when the id was unknown or already revoked.")
+
+
 class RepliesOut(BaseModel):
     replies: list[MessageOut]
 
@@ -84,23 +107,26 @@ class PollOut(BaseModel):
 # ----------------------------------------------------------------------------- translation
 
 
-def to_incoming(posted: PostedMessage) -> Incoming:
-    """The page's JSON → the transport-neutral message. The client id is the contact's id here."""
-    update_id = f"{posted.client_id}:{posted.message_id}" if posted.message_id else None
+def to_incoming(posted: PostedMessage, external_id: str, client_address: str | None = None) -> Incoming:
+    """The page's JSON → the transport-neutral message. `external_id` is the client id as it
+    is stored (`ClientIds.stored`): the person's id on this channel."""
+    update_id = f"{external_id}:{posted.message_id}" if posted.message_id else None
     if posted.option_id:
         return Incoming(
             channel=CHANNEL,
-            external_id=posted.client_id,
+            external_id=external_id,
             kind=Kind.OPTION,
             option_id=posted.option_id,
             update_id=update_id,
+            client_address=client_address,
         )
     return Incoming(
         channel=CHANNEL,
-        external_id=posted.client_id,
+        external_id=external_id,
         kind=Kind.TEXT,
         text=(posted.text or "")[:MAX_TEXT],
         update_id=update_id,
+        client_address=client_address,
     )
 
 
@@ -122,6 +148,43 @@ def render_reply(reply: Reply) -> MessageOut:
 def render_pushed(message_id: int, reply: Reply) -> PushedMessageOut:
     """An outbox message, read back as a reply (bot.messaging.outbox.load_replies) → what the page renders."""
     return PushedMessageOut(id=message_id, **render_reply(reply).model_dump())
+
+
+class ClientIds:
+    """Web chat client ids as the database keeps them: HMAC-SHA256 under a server key, in hex.
+
+    The client id is the web chat user's only credential, and the browser keeps it; the
+    database holds only its keyed hash, looked up by equality, so reading the database file is
+    not enough to act as anyone. The key is WEBCHAT_ID_SECRET, or else the one kept in the
+    database (made on first use, the same for every instance): storage/models_secrets.py.
+    """
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self._key: bytes | None = None
+        self._lock = asyncio.Lock()
+
+    async def key(self) -> bytes:
+        if self._key is None:
+            async with self._lock:
+                if self._key is None:
+                    self._key = (await self._load()).encode()
+        return self._key
+
+    async def _load(self) -> str:
+        configured = self.app.settings.webchat_id_secret
+        if configured is not None:
+            return configured.get_secret_value()
+        async with self.app.uow() as uow:
+            key = await uow.secrets.get_or_create(
+                WEBCHAT_ID_KEY, lambda: secrets.token_urlsafe(32), self.app.clock.now()
+            )
+            await uow.commit()
+        return key
+
+    async def stored(self, client_id: str) -> str:
+        """What the database keeps for `client_id` (64 hexadecimal digits)."""
+        return hmac.new(await self.key(), client_id.encode(), hashlib.sha256).hexdigest()
 
 
 def short_id(client_id: str) -> str:
@@ -153,6 +216,53 @@ def _page() -> tuple[bytes, str]:
     return html.encode("utf-8"), csp
 
 
+# ----------------------------------------------------------------------------- new ids
+
+
+class NewIds:
+    """How many new ids (new contacts) each client address may start (`Allowance`), and the ids
+    known to exist already, whose messages are not counted."""
+
+    def __init__(self, app: App) -> None:
+        settings = app.settings
+        self.app = app
+        rate = settings.webchat_new_contacts_per_minute
+        self.allowance = Allowance(rate, settings.webchat_new_contacts_burst) if rate > 0 else None
+        # Keyed by a digest: the ids are credentials, and need not sit in memory as they are.
+        self._known: OrderedDict[bytes, None] = OrderedDict()
+
+    @staticmethod
+    def _key(client_id: str) -> bytes:
+        return hashlib.sha256(client_id.encode()).digest()[:16]
+
+    async def admit(self, client_id: str, address: str | None) -> float:
+        """0.0 when the message may go on; else the seconds before this address may start a new id."""
+        if self.allowance is None or self._key(client_id) in self._known:
+            return 0.0
+        # A plain indexed read (the one the senders use), outside the write lock.
+        async with self.app.read_only() as reads:
+            if await reads.channels.identity_state(CHANNEL, client_id) is not None:
+                self.known(client_id)
+                return 0.0
+        return self.allowance.take(address or "unknown")
+
+    def known(self, client_id: str) -> None:
+        key = self._key(client_id)
+        self._known[key] = None
+        self._known.move_to_end(key)
+        while len(self._known) > KNOWN_IDS:
+            self._known.popitem(last=False)
+
+    def forget(self, client_id: str) -> None:
+        self._known.pop(self._key(client_id), None)
+
+
+def client_address(request: Request) -> str | None:
+    """The client's address (uvicorn puts the proxy's X-Forwarded-For here when it trusts the
+    proxy: setting forwarded_allow_ips)."""
+    return request.client.host if request.client else None
+
+
 # ----------------------------------------------------------------------------- the router
 
 
@@ -161,7 +271,11 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
     if handle is None:
         handle = App.handle
     handler: Handler = handle
-    router = APIRouter(tags=["webchat"])
+    # Bodies above the limit get 413 from the framework while they are being read, before
+    # they are held in memory (0: no limit).
+    router = APIRouter(tags=["webchat"], max_body_size=app.settings.webchat_max_body_bytes or None)
+    new_ids = NewIds(app)
+    ids = ClientIds(app)
 
     @router.get("/", response_class=HTMLResponse, include_in_schema=False)
     async def page() -> HTMLResponse:
@@ -176,14 +290,43 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
             },
         )
 
-    @router.post("/api/webchat/messages", response_model=RepliesOut)
-    async def post_message(posted: PostedMessage) -> RepliesOut:
+    @router.post(
+        "/api/webchat/messages",
+        response_model=RepliesOut,
+        responses={
+            413: {"description": "The body is larger than webchat_max_body_bytes."},
+            429: {"description": "Too many new ids from this client address; see Retry-After."},
+        },
+    )
+    async def post_message(posted: PostedMessage, request: Request) -> RepliesOut:
         if not posted.option_id and posted.text is None:
             raise HTTPException(status_code=422, detail="text or option_id is required")
-        msg = to_incoming(posted)
+        address = client_address(request)
+        stored = await ids.stored(posted.client_id)
+        wait = await new_ids.admit(stored, address)
+        if wait:
+            log.info("webchat: too many new ids from one address; refused for %.0fs", wait)
+            raise HTTPException(
+                status_code=429,
+                detail="too many new conversations from this address",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        msg = to_incoming(posted, stored, address)
         log.debug("webchat message from %s (%s)", short_id(posted.client_id), msg.kind)
         handled = await handler(app, msg)
+        new_ids.known(stored)  # the id has its contact now
         return RepliesOut(replies=[render_reply(r) for r in handled.replies])
+
+    @router.post("/api/webchat/logout", response_model=LogoutOut)
+    async def logout(body: LogoutIn) -> LogoutOut:
+        """Revoke the client id: it no longer reaches the contact or their messages."""
+        stored = await ids.stored(body.client_id)
+        new_ids.forget(stored)
+        async with app.db.contact_locks.hold((CHANNEL, stored)), app.uow() as uow:
+            revoked = await log_out(uow, CHANNEL, stored, app.clock.now())
+            await uow.commit()
+        log.info("webchat %s logged out (%s)", short_id(body.client_id), "revoked" if revoked else "unknown")
+        return LogoutOut(revoked=revoked)
 
     @router.get("/api/webchat/poll", response_model=PollOut)
     async def poll(
@@ -193,7 +336,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
         # A plain read: no unit of work, so polling never queues behind SQLite's writer lock.
         async with app.db.sessions() as session:
             batch, cursor = await OutboxRepository(session).pending_for(
-                CHANNEL, client_id, app.clock.now(), after, MAX_POLL_BATCH
+                CHANNEL, await ids.stored(client_id), app.clock.now(), after, MAX_POLL_BATCH
             )
             files = ReportFileRepository(session)
             messages = [

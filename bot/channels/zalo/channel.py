@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -26,7 +25,8 @@ from bot.channels.ratelimit import (
     with_retries,
 )
 from bot.channels.render import ZALO_MAX_CHARS, options_as_text, split_text
-from bot.channels.zalo.client import ZaloClient, unwrap_update
+from bot.channels.zalo.client import ZaloClient
+from bot.channels.zalo.payload import BadUpdate, parse_polled, parse_webhook
 from bot.domain.app import App
 from bot.domain.i18n import translator
 from bot.domain.messages import Handled, Incoming, Kind, Reply
@@ -256,7 +256,9 @@ class ZaloChannel:
 
     async def _process_polled(self, update: dict[str, Any], slots: asyncio.Semaphore) -> None:
         try:
-            await self.process(update)
+            await self.process(parse_polled(update))
+        except BadUpdate as exc:
+            log.warning("zalo update skipped: %s", exc)
         except Exception:
             log.exception("zalo update could not be handled")
         finally:
@@ -282,8 +284,9 @@ class ZaloChannel:
             if len(body) > MAX_BODY_BYTES:
                 return JSONResponse({"ok": False}, status_code=413)
             try:
-                update = unwrap_update(json.loads(body))
-            except ValueError:
+                update = parse_webhook(body)
+            except BadUpdate as exc:
+                log.warning("zalo webhook body refused: %s", exc)
                 return JSONResponse({"ok": False}, status_code=400)
             if update is not None:
                 await self.process(update)

@@ -171,12 +171,3 @@ def _retry_after(data: dict[str, Any], response: httpx.Response) -> float:
         except ValueError:
             continue
     return DEFAULT_RETRY_AFTER
-
-
-def unwrap_update(payload: Any) -> dict[str, Any] | None:
-    """A webhook body is either the bare update or `{"ok": true, "result": update}`."""
-    if not isinstance(payload, dict):
-        return None
-    if "event_name" not in payload and isinstance(payload.get("result"), dict):
-        payload = payload["result"]
-    return payload if "event_name" in payload or "message" in payload else None

@@ -6,11 +6,14 @@ from typing import Any
 
 from bot.conversations.engine import Flow
 from bot.conversations.flows.broadcast import BroadcastComposer
+from bot.conversations.flows.data_rights import EraseMyData
 from bot.conversations.flows.form_runner import FormRunner
 from bot.conversations.flows.language import Language
 from bot.conversations.flows.linking import Linking
 from bot.conversations.flows.onboarding import Onboarding
 from bot.conversations.flows.outreach_flows import Status, Topics
+from bot.conversations.flows.requests import RequestComposer
+from bot.conversations.flows.review import Review
 from bot.conversations.flows.summary import Summary
 from bot.conversations.flows.villages import Villages
 
@@ -19,10 +22,13 @@ def default_flows() -> list[Flow[Any]]:
     """Every dialogue of the bot, for the composition root's flow table."""
     return [
         BroadcastComposer(),
+        EraseMyData(),
         FormRunner(),
         Language(),
         Linking(),
         Onboarding(),
+        Review(),
+        RequestComposer(),
         Topics(),
         Status(),
         Summary(),

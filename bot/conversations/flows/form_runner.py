@@ -2,10 +2,13 @@
 
 It walks any form of `content/forms/` (village report, activity report, or a new one): the
 questions, bounds, defaults and rules all come from the YAML, so adding a field is a YAML edit.
+It also answers ad hoc requests (/traloi, bot.services.requests): the request's form, its
+period and the officer's units it asks are set at the start, the rest is the same dialogue.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from collections.abc import Mapping
 from datetime import date
@@ -32,14 +35,33 @@ from bot.conversations.engine import (
     word_of,
 )
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
-from bot.domain.forms.model import Field, Form
+from bot.domain.forms.history import (
+    carried_source,
+    first_found,
+    needed_periods,
+    opening_sources,
+    prev_sources,
+    previous_values,
+    same_kind_a_year_earlier,
+)
+from bot.domain.forms.model import Choice, Field, Form
 from bot.domain.forms.rules import Expression, check_rules, format_value
+from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
-from bot.domain.periods import Period, period_choices
+from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, holds, report_action, roles_for
+from bot.domain.requests import reply_command, request_form, request_period
+from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.services.actor import Actor
-from bot.services.submissions import Draft, submit_report
+from bot.services.requests import (
+    RequestClosed,
+    request_to_answer,
+    requests_to_answer,
+    submit_answer,
+)
+from bot.services.reviews import PeriodLocked, lock_for, record_state, reviewed
+from bot.services.submissions import Draft, Submitted, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
 Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
@@ -78,11 +100,22 @@ class FormState(FlowState):
     )  # the values of the version being corrected
     prev: dict[str, Any] = pydantic.Field(
         default_factory=dict
-    )  # the previous period's values, for the rules' prev()
+    )  # what the rules' prev() reads, field by field (bot/domain/forms/history.py)
+    opening: dict[str, Any] = pydantic.Field(default_factory=dict)  # opening(): the period just before
+    last_year: dict[str, Any] = pydantic.Field(default_factory=dict)  # last_year(): a year earlier
+    # Figures not asked in this period but shown, carried from an earlier report (ask_in with
+    # otherwise: carried), and the period each comes from.
+    carried: dict[str, Any] = pydantic.Field(default_factory=dict)
+    carried_from: dict[str, str] = pydantic.Field(default_factory=dict)
     field: str | None = None  # the question open
     editing: bool = False  # answering one question again from the summary
     candidate: Value = None  # an answer waiting for a soft warning's confirmation
     soft_rule: str | None = None
+    # Answering an ad hoc request (/traloi): which, its deadline, its title, the units it asks.
+    request_id: int | None = None
+    due: date | None = None
+    title: str = ""
+    request_units: list[int] = pydantic.Field(default_factory=list)
 
 
 class FormRunner(Flow[FormState]):
@@ -92,7 +125,6 @@ class FormRunner(Flow[FormState]):
     # ---- start: which unit, which period -------------------------------------------------
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
-        form = ctx.forms[str(args["form"])]
         if not holds(ctx.grants, Action.REPORT):
             return Step(
                 [
@@ -103,24 +135,103 @@ class FormRunner(Flow[FormState]):
                     )
                 ]
             )
+        if args.get("answer"):
+            return await self._start_answer(ctx, str(args.get("request") or "").strip().lstrip("#"))
+        form = ctx.forms[str(args["form"])]
         if not holds(ctx.grants, report_action(form.key)):  # a village officer and the commune's report
             return Step([Reply(t("{form} is sent by commune officers.", form=form.title.get(t.locale)))])
         state = FormState(form=form.key)
         units = await self._candidate_units(ctx, form)
+        target = _target(str(args.get("target") or ""), units, form)
+        if target is not None:  # "/baocao <unit id> <period>": the button of a returned report
+            state.unit_id, state.unit_name = target[0].id, target[0].name
+            return await self._period_chosen(ctx, state, form, target[1])
         if len(units) == 1:
             return await self._unit_chosen(ctx, state, form, units[0])
         state.phase = "unit"
         return Step([self._ask_unit(ctx, state, form, units)], state)
 
     async def restart(self, ctx: Context, raw: Mapping[str, Any]) -> Step:
-        step = await self.start(ctx, {"form": raw["form"]})
+        if raw.get("request_id") is not None:
+            step = await self.start(ctx, {"answer": True, "request": str(raw["request_id"])})
+        else:
+            step = await self.start(ctx, {"form": raw["form"]})
         step.flow = self.name
         return step
 
     async def recover(self, ctx: Context, raw: Mapping[str, Any] | None) -> Step:
+        if raw is not None and isinstance(raw.get("request_id"), int):
+            with_form = await self._request_context(ctx, raw["request_id"])
+            if with_form is None:
+                return self._form_gone(ctx)
+            ctx = with_form
         if not isinstance((raw or {}).get("form"), str) or raw is None or raw["form"] not in ctx.forms:
             return self._form_gone(ctx)
         return await super().recover(ctx, raw)
+
+    # ---- answering an ad hoc request ---------------------------------------------------------
+    async def _start_answer(self, ctx: Context, arg: str) -> Step:
+        """/traloi: the requests waiting for this officer; /traloi 12: the answer to request 12."""
+        t = ctx.t
+        actor = Actor.of(ctx.contact, ctx.grants)
+        if not arg.isdigit():
+            waiting = await requests_to_answer(
+                ctx.uow, actor, content_dir=ctx.app_content_dir, today=ctx.today
+            )
+            if not waiting:
+                return Step([Reply(t("There is no request waiting for your answer."))])
+            options = [
+                Option(
+                    "cmd:" + reply_command(r.id).lstrip("/"),
+                    t("#{id} {title} (due {date})", id=r.id, title=r.title[:60], date=t.date(r.due_date)),
+                )
+                for r in waiting
+            ]
+            return Step([Reply(t("Requests waiting for your answer:"), options)])
+        try:
+            found = await request_to_answer(
+                ctx.uow, actor, int(arg), forms=ctx.forms, content_dir=ctx.app_content_dir, today=ctx.today
+            )
+        except NotAllowed:
+            return Step([Reply(t("This request was not sent to you."))])
+        except RequestClosed as closed:
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "The deadline of this request was {date}: answers are no longer taken.",
+                            date=t.date(closed.request.due_date),
+                        )
+                    )
+                ]
+            )
+        if found is None:
+            return self._form_gone(ctx)
+        form, request = found.form, found.request
+        state = FormState(
+            form=form.key,
+            request_id=request.id,
+            due=request.due_date,
+            title=form.title.get(t.locale),
+            period=request_period(request).key,
+            request_units=[u.id for u in found.units],
+        )
+        ctx = dataclasses.replace(ctx, forms={**ctx.forms, form.key: form})
+        if len(found.units) == 1:
+            return await self._unit_chosen(ctx, state, form, found.units[0])
+        return Step([self._ask_unit(ctx, state, form, list(found.units))], state)
+
+    async def _request_context(self, ctx: Context, request_id: int) -> Context | None:
+        """The context with the request's form among the forms (None: the request or its form is gone)."""
+        request = await ctx.uow.requests.get(request_id)
+        form = request_form(request, ctx.forms) if request is not None else None
+        return None if form is None else dataclasses.replace(ctx, forms={**ctx.forms, form.key: form})
+
+    def _period_text(self, ctx: Context, state: FormState, period: Period) -> str:
+        """How the dialogue names what is reported: the period, or a request's deadline."""
+        if state.due is not None:
+            return ctx.t("due {date}", date=ctx.t.date(state.due))
+        return period.label(ctx.t)
 
     async def ask_again(self, ctx: Context, state: FormState) -> Step | None:
         """The open question of the form, with the answers given so far kept."""
@@ -158,6 +269,12 @@ class FormRunner(Flow[FormState]):
         t = ctx.t
         form = ctx.forms[state.form]
         picked = await UnitPicker(form.unit_kinds, action=report_action(form.key)).pick(ctx, state, msg)
+        if (
+            picked.unit is not None
+            and state.request_id is not None
+            and picked.unit.id not in state.request_units
+        ):
+            picked = dataclasses.replace(picked, unit=None, outside=picked.unit)
         if picked.unit is not None:
             return await self._unit_chosen(ctx, state, form, picked.unit)
         if picked.matches:
@@ -177,7 +294,10 @@ class FormRunner(Flow[FormState]):
         t = ctx.t
         state.unit_id = unit.id
         state.unit_name = unit.name
-        choices = period_choices(ctx.today, form.period_kinds)
+        if state.request_id is not None:  # a request's period is set by its deadline
+            return await self._period_chosen(ctx, state, form, Period.parse(_known(state.period, "period")))
+        # The default first: the open period whose deadline comes next (Schedules.open_period).
+        choices = load_schedules(ctx.app_content_dir).period_choices(form.key, ctx.today, form.period_kinds)
         if len(choices) == 1:
             return await self._period_chosen(ctx, state, form, choices[0])
         state.phase = "period"
@@ -187,17 +307,23 @@ class FormRunner(Flow[FormState]):
         return Step([ask(state, text, options)], state)
 
     async def _on_period(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
-        """A period offered (or its key typed, e.g. 2026-H2), then the first question."""
+        """A period offered or its key typed (2026-H1; 2026-H2 is told it is not one), then the first question."""
         t = ctx.t
         form = ctx.forms[state.form]
         pick = chosen(state, msg)
+        problem = t("Please answer with one of the choices.")
         if pick is None and msg.kind is Kind.TEXT:
             typed = msg.text.strip().upper().replace(" ", "")
             pick = typed if typed in {o[0] for o in offered(state)} else None
+            try:
+                period = Period.parse(typed)
+            except ValueError:
+                period = None
+            schedules = load_schedules(ctx.app_content_dir)
+            if pick is None and period and not schedules.files_for(form.key, period, form.period_kinds):
+                problem = not_filed_text(t, period, schedules.covering(form.key, period, form.period_kinds))
         if pick is None:
-            return Step(
-                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
-            )
+            return Step([Reply(problem)] + await self.reprompt(ctx, state), state)
         return await self._period_chosen(ctx, state, form, Period.parse(pick))
 
     async def _period_chosen(self, ctx: Context, state: FormState, form: Form, period: Period) -> Step:
@@ -208,7 +334,22 @@ class FormRunner(Flow[FormState]):
         previous: Submission | None
         if form.record == "per_period":
             state.record_key = f"{unit_id}:{period.key}"
+            locked = await self._locked(ctx, form, unit_id, period)
+            if locked is not None:
+                return Step([locked], None, ("menu", {"quiet": True}))
             previous = await ctx.uow.submissions.latest(form.key, state.record_key)
+            if previous is not None and reviewed(form):
+                review = await record_state(ctx.uow, form.key, state.record_key)
+                if review.state == "returned" and review.decision is not None:
+                    replies.append(
+                        Reply(
+                            t(
+                                "↩️ Version {version} was returned for correction. Reason: {reason}",
+                                version=previous.version,
+                                reason=review.decision.reason or "",
+                            )
+                        )
+                    )
             if previous is not None:
                 replies.append(
                     Reply(
@@ -226,7 +367,9 @@ class FormRunner(Flow[FormState]):
                 state.defaults = (
                     {f.key: last.values.get(f.key) for f in form.fields if f.carry_over} if last else {}
                 )
-            state.prev = await self._previous_values(ctx, form, unit_id, period)
+                if last is not None and (note := self._history_note(ctx, form, last, period)):
+                    replies.append(Reply(note))
+            await self._read_history(ctx, state, form, unit_id, period, new=previous is None)
         else:
             state.record_key = uuid.uuid4().hex
             state.defaults = {}
@@ -236,7 +379,7 @@ class FormRunner(Flow[FormState]):
             "{form} — {unit} — {period}.",
             form=form.title.get(t.locale),
             unit=state.unit_name,
-            period=period.label(t),
+            period=self._period_text(ctx, state, period),
         )
         intro += "\n" + t("One question at a time. Type “quay lại” to go back, “hủy” to cancel.")
         replies.append(Reply(intro))
@@ -244,20 +387,74 @@ class FormRunner(Flow[FormState]):
         replies.append(self._ask_field(ctx, state, form, first))
         return Step(replies, state)
 
-    async def _previous_values(
-        self, ctx: Context, form: Form, unit_id: int, period: Period
-    ) -> dict[str, Any]:
-        """What the rules' prev() sees: this unit's report for the period just before this one
-        (H1 after H2 of last year, a year after last year), not merely the latest one filed — a
-        year report compared with the second half-year would see the fund "not reconcile"."""
-        for before in period.preceding(form.period_kinds):
-            other = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{before.key}")
-            if other is not None:
-                return dict(other.values)
-        return {}
+    async def _locked(self, ctx: Context, form: Form, unit_id: int, period: Period) -> Reply | None:
+        """Said up front, before any question: the period is locked for this officer."""
+        unit = await ctx.uow.units.get(unit_id)
+        if unit is None:
+            return None
+        since = await lock_for(
+            ctx.uow,
+            Actor.of(ctx.contact, ctx.grants),
+            form,
+            unit,
+            period,
+            now=ctx.now,
+            schedules=load_schedules(ctx.app_content_dir),
+        )
+        return None if since is None else Reply(locked_text(ctx, unit.name, period))
+
+    def _history_note(self, ctx: Context, form: Form, last: Submission, period: Period) -> str | None:
+        """A report kept from a period the form is no longer filed for (2026-H2, before the
+        village report had only H1 and the year: migration 0009), inside the period chosen:
+        shown, so the officer knows it is not counted and this report is the one that counts."""
+        try:
+            old = Period.parse(last.period)
+        except ValueError:
+            return None
+        schedules = load_schedules(ctx.app_content_dir)
+        if schedules.files_for(form.key, old, form.period_kinds) or not (
+            period.contains(old.start) and period.contains(old.end)
+        ):
+            return None
+        t = ctx.t
+        return t(
+            "The report sent for {old} (version {version}) is kept as history but not counted: {period} covers it. Please send the report for {period}.",
+            old=old.label(t),
+            version=last.version,
+            period=period.label(t),
+        )
+
+    async def _read_history(
+        self, ctx: Context, state: FormState, form: Form, unit_id: int, period: Period, *, new: bool
+    ) -> None:
+        """The unit's earlier reports the rules and the carried figures read (which ones:
+        bot/domain/forms/history.py): prev() field by field, opening(), last_year(), and the
+        figures shown but not asked in this period."""
+        reports: dict[str, dict[str, Any]] = {}
+        schedules = load_schedules(ctx.app_content_dir)
+        for earlier in needed_periods(form, period):
+            if not schedules.files_for(form.key, earlier, form.period_kinds):
+                continue  # a report kept as history (2025-H2: migration 0009) is not read
+            row = await ctx.uow.submissions.latest(form.key, f"{unit_id}:{earlier.key}")
+            if row is not None:
+                reports[earlier.key] = dict(row.values)
+        state.prev = previous_values(form, period, reports)
+        state.opening = dict(first_found(opening_sources(period, form.period_kinds), reports))
+        state.last_year = dict(reports.get(same_kind_a_year_earlier(period).key) or {})
+        state.carried, state.carried_from = {}, {}
+        for f in form.fields:
+            source = carried_source(period, f.ask_in) if f.carried else None
+            if source is not None:
+                state.carried[f.key] = (reports.get(source.key) or {}).get(f.key)
+                state.carried_from[f.key] = source.key
+            elif new and f.carry_over and f.ask_in:
+                # A stock asked only in some periods: the last report that asked it.
+                state.defaults[f.key] = first_found(prev_sources(form, f, period), reports).get(f.key)
 
     # ---- questions ------------------------------------------------------------------------
     def _asked(self, form: Form, state: FormState, f: Field) -> bool:
+        if state.period is not None and not f.asked_in(Period.parse(state.period).kind):
+            return False
         if not f.ask_if:
             return True
         return bool(
@@ -280,15 +477,16 @@ class FormRunner(Flow[FormState]):
         asked = [g for g in form.fields if self._asked(form, state, g)]
         number = next((i for i, g in enumerate(asked, 1) if g.key == f.key), len(asked))
         lines = [prefix] if prefix else []
+        lines += ["ℹ️ " + line for line in self._carried_lines(ctx, state, form, before=f.key)]
         lines.append(
             t("Question {n}/{total}: {label}", n=number, total=len(asked), label=f.label.get(t.locale))
         )
         if f.help:
             lines.append(f.help.get(t.locale))
         options: list[Option] = []
-        default = state.defaults.get(f.key)
+        default = self._default(state, f)
         if f.type == "choice":
-            options = [Option(f"c:{c.value}", c.label.get(t.locale)) for c in f.choices]
+            options = [Option(f"c:{c.value}", c.label.get(t.locale)) for c in self._choices(state, f)]
         if default is not None and default != "":
             shown = display_value(ctx, f, default)
             lines.append(t("Last time: {value}. Type “giữ nguyên” to keep it.", value=shown))
@@ -321,7 +519,7 @@ class FormRunner(Flow[FormState]):
                     [Reply(t("This question cannot be skipped."))] + await self.reprompt(ctx, state), state
                 )
             return await self._accept(ctx, state, form, f, None)
-        default = state.defaults.get(f.key)
+        default = self._default(state, f)
         if (pick == "keep" or word in KEEP_WORDS) and default is not None:
             return await self._check_and_accept(ctx, state, form, f, default)
         if msg.kind not in (Kind.TEXT, Kind.OPTION):
@@ -332,7 +530,54 @@ class FormRunner(Flow[FormState]):
             value = self._parse(ctx, f, msg, pick)
         except (ParseError, AnswerRefused) as err:
             return Step([Reply(self._parse_problem(ctx, f, err))] + await self.reprompt(ctx, state), state)
+        if f.type == "choice" and value not in {c.value for c in self._choices(state, f)}:
+            period = Period.parse(_known(state.period, "period"))
+            text = ctx.t(
+                "“{choice}” cannot be chosen for {period}.",
+                choice=display_value(ctx, f, value),
+                period=period.label(ctx.t),
+            )
+            return Step([Reply(text)] + await self.reprompt(ctx, state), state)
         return await self._check_and_accept(ctx, state, form, f, value)
+
+    def _choices(self, state: FormState, f: Field) -> tuple[Choice, ...]:
+        """The choices offered in this report's period (a title is recognised only at year end)."""
+        if state.period is None:
+            return f.choices
+        return f.choices_in(Period.parse(state.period).kind)
+
+    def _default(self, state: FormState, f: Field) -> Any:
+        """The answer offered as "keep", unless it is a choice this period does not offer."""
+        default = state.defaults.get(f.key)
+        if f.type == "choice" and default not in {c.value for c in self._choices(state, f)}:
+            return None
+        return default
+
+    def _carried_lines(
+        self, ctx: Context, state: FormState, form: Form, *, before: str | None = None
+    ) -> list[str]:
+        """The figures shown but not asked: all of them, or (`before`) those in the form just
+        before that question, since the last one asked."""
+        keys = list(form.field_keys)
+        if before is None:
+            wanted = keys
+        else:
+            wanted = []
+            for key in reversed(keys[: keys.index(before)]):
+                if key not in state.carried_from:
+                    break
+                wanted.insert(0, key)
+        return [self._carried_line(ctx, state, form.field(k)) for k in wanted if k in state.carried_from]
+
+    def _carried_line(self, ctx: Context, state: FormState, f: Field) -> str:
+        t = ctx.t
+        value = state.carried.get(f.key)
+        return t(
+            "{label} — {period} (carried over, not asked now): {value}",
+            label=f.label.get(t.locale),
+            period=Period.parse(state.carried_from[f.key]).label(t),
+            value=display_value(ctx, f, value) if value is not None else t("not reported"),
+        )
 
     def _parse(self, ctx: Context, f: Field, msg: Incoming, pick: str | None) -> Value:
         if f.type == "choice":
@@ -431,6 +676,8 @@ class FormRunner(Flow[FormState]):
             answered=answered,
             focus=f.key,
             locale=t.locale,
+            opening=self._typed(form, state.opening),
+            last_year=self._typed(form, state.last_year),
         )
         hard = [v for v in violations if v.rule.severity == "hard"]
         if hard:
@@ -527,6 +774,8 @@ class FormRunner(Flow[FormState]):
             answered=set(state.answered),
             focus=None,
             locale=t.locale,
+            opening=self._typed(form, state.opening),
+            last_year=self._typed(form, state.last_year),
         )
         for v in violations:
             if v.rule.severity == "hard" or not self._acknowledged(
@@ -545,12 +794,18 @@ class FormRunner(Flow[FormState]):
         state.phase = "summary"
         period = Period.parse(_known(state.period, "period"))
         lines = [
-            t("Please check your report — {unit}, {period}:", unit=state.unit_name, period=period.label(t))
+            t(
+                "Please check your report — {unit}, {period}:",
+                unit=state.unit_name,
+                period=self._period_text(ctx, state, period),
+            )
         ]
         for f in form.fields:
             value = state.values.get(f.key)
             if f.key in state.answered and value is not None:
                 lines.append(f"• {f.label.get(t.locale)}: {display_value(ctx, f, value)}")
+            elif f.key in state.carried_from:
+                lines.append("• " + self._carried_line(ctx, state, f))
         lines.append(t("Send this report?"))
         options = [
             Option("confirm", t("Send")),
@@ -605,16 +860,31 @@ class FormRunner(Flow[FormState]):
             state.values,
         )
         try:
-            done = await submit_report(
-                ctx.uow,
-                Actor.of(ctx.contact, ctx.grants),
-                draft,
-                now=ctx.now,
-                channel=ctx.channel,
-                content_dir=ctx.app_content_dir,
-            )
+            done = await self._submit(ctx, state, draft)
+        except PeriodLocked as locked:  # the period locked while the dialogue was open
+            text = locked_text(ctx, state.unit_name, locked.period) + "\n" + t("Nothing was saved.")
+            return Step([Reply(text)])
         except NotAllowed:  # roles may change mid-dialogue
             return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
+        except PeriodNotFiled as gone:  # a dialogue begun before the period was retired
+            text = t(
+                "{period} is no longer a reporting period, so nothing was saved. Please start the report again.",
+                period=gone.period.label(t),
+            )
+            if gone.covered_by is not None:
+                text += " " + t("The report for {covering} covers it.", covering=gone.covered_by.label(t))
+            return Step([Reply(text)], None, ("menu", {"quiet": True}))
+        except RequestClosed as closed:
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "The deadline of this request was {date}: answers are no longer taken.",
+                            date=t.date(closed.request.due_date),
+                        )
+                    )
+                ]
+            )
         saved, unit, before = done.submission, done.unit, done.previous
         values = saved.values
         where = await describe_unit(ctx, unit)
@@ -623,7 +893,7 @@ class FormRunner(Flow[FormState]):
                 "✅ Saved: {form}, {unit}, {period} (version {version}). Thank you!",
                 form=form.title.get(t.locale),
                 unit=where,
-                period=Period.parse(_known(state.period, "period")).label(t),
+                period=self._period_text(ctx, state, Period.parse(_known(state.period, "period"))),
                 version=saved.version,
             )
         ]
@@ -644,8 +914,32 @@ class FormRunner(Flow[FormState]):
             lines += changes
         return Step([Reply("\n".join(lines))], None, ("menu", {"quiet": True}))
 
+    async def _submit(self, ctx: Context, state: FormState, draft: Draft) -> Submitted:
+        """A report through the report service; an answer to a request through the request's."""
+        actor = Actor.of(ctx.contact, ctx.grants)
+        if state.request_id is not None:
+            return await submit_answer(
+                ctx.uow,
+                actor,
+                state.request_id,
+                draft,
+                forms=ctx.forms,
+                today=ctx.today,
+                now=ctx.now,
+                channel=ctx.channel,
+                content_dir=ctx.app_content_dir,
+            )
+        return await submit_report(
+            ctx.uow, actor, draft, now=ctx.now, channel=ctx.channel, content_dir=ctx.app_content_dir
+        )
+
     # ---- plumbing ---------------------------------------------------------------------------
     async def resume(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
+        if state.request_id is not None:
+            with_form = await self._request_context(ctx, state.request_id)
+            if with_form is None:
+                return self._form_gone(ctx)
+            ctx = with_form
         if state.form not in ctx.forms:  # the form was removed from content/ while a dialogue was open
             return self._form_gone(ctx)
         if word_of(msg) in CANCEL_WORDS or chosen(state, msg) == "cancel":
@@ -663,7 +957,7 @@ class FormRunner(Flow[FormState]):
 
     def leave_warning(self, ctx: Context, state: FormState) -> str:
         form = ctx.forms.get(state.form)
-        title = form.title.get(ctx.t.locale) if form else ""
+        title = form.title.get(ctx.t.locale) if form else state.title
         return ctx.t(
             "You have an unfinished report ({form}). If you leave, your answers are not saved.", form=title
         )
@@ -697,6 +991,44 @@ class FormRunner(Flow[FormState]):
             "summary": _on_summary,
             "edit": _on_edit,
         }
+    )
+
+
+def locked_text(ctx: Context, unit_name: str, period: Period) -> str:
+    t = ctx.t
+    return t(
+        "🔒 The {period} report of {unit} is locked: the deadline and the days for corrections have passed. Ask your commune officer to reopen it if it must change.",
+        period=period.label(t),
+        unit=unit_name,
+    )
+
+
+def _target(arg: str, units: list[Unit], form: Form) -> tuple[Unit, Period] | None:
+    """'<unit id> <period key>' naming a unit of the officer's area and a period of the form."""
+    parts = arg.split()
+    if len(parts) != 2 or not parts[0].isdigit():
+        return None
+    unit = next((u for u in units if u.id == int(parts[0])), None)
+    try:
+        period = Period.parse(parts[1])
+    except ValueError:
+        return None
+    if unit is None or period.kind not in form.period_kinds:
+        return None
+    return unit, period
+
+
+def not_filed_text(t: Translator, period: Period, covered_by: Period | None) -> str:
+    """Why a period typed (or kept from before) is not one the form is filed for."""
+    if covered_by is not None:
+        return t(
+            "{period} is not a reporting period: the report for {covering} covers it. Please choose one of the periods offered.",
+            period=period.label(t),
+            covering=covered_by.label(t),
+        )
+    return t(
+        "{period} is not a reporting period of this form. Please choose one of the periods offered.",
+        period=period.label(t),
     )
 
 

@@ -14,7 +14,8 @@ from bot.conversations.widgets.unit_picker import UnitPicker, nothing_found, uni
 from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
-from bot.services.invites import RedeemOutcome
+from bot.services.invites import InviteLimits, RedeemOutcome
+from bot.services.personal_data import decline_consent
 from bot.services.registration import NotAPlaceToJoin, accept_invite, record_consent, register_member
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Unit
 
@@ -66,13 +67,20 @@ class Onboarding(Flow[OnboardingState]):
     def _ask_consent(self, ctx: Context, state: OnboardingState) -> Reply:
         t = ctx.t
         state.phase = "consent"
+        # What Law 91/2025/QH15 asks consent to name: the purpose, the data, how long, how to withdraw.
         text = "\n".join(
             [
                 t(
                     "Khuyến học Bot helps village and commune officers report study-promotion figures, and sends members learning tips."
                 ),
                 t(
-                    "We store your chat name, the area and role you choose, and the reports you send. You can stop messages at any time."
+                    "For this we store your name and id in this chat app, your language, the area and role you choose, the reports you send, and the messages we send you."
+                ),
+                t(
+                    "We keep them while you use the bot. Reports you send are official records of your village or commune and stay after you leave, without your name."
+                ),
+                t(
+                    "You can see your data with /dulieu, stop messages with /dung, and withdraw your consent and delete your data with /xoadulieu, at any time."
                 ),
                 t("Do you agree?"),
             ]
@@ -91,11 +99,21 @@ class Onboarding(Flow[OnboardingState]):
                 [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
             )
         if pick == "no":
+            if await decline_consent(ctx.uow, ctx.contact, ctx.now) is None:  # agreed before
+                return Step(
+                    [
+                        Reply(
+                            t(
+                                "You agreed earlier, so your registration stays as it is. To withdraw your consent and delete your data, send /xoadulieu."
+                            )
+                        )
+                    ]
+                )
             return Step(
                 [
                     Reply(
                         t(
-                            "Understood: nothing more is stored and we will not message you. Send /start if you change your mind."
+                            "Understood: nothing about you is kept and we will not message you. Send /start if you change your mind."
                         )
                     )
                 ]
@@ -146,7 +164,15 @@ class Onboarding(Flow[OnboardingState]):
 
     async def _redeem(self, ctx: Context, state: OnboardingState, code: str) -> Step:
         t = ctx.t
-        outcome, invite = await accept_invite(ctx.uow, ctx.contact, code, ctx.now)
+        result = await accept_invite(
+            ctx.uow,
+            ctx.contact,
+            code,
+            ctx.now,
+            address=ctx.client_address,
+            limits=InviteLimits.of(ctx.settings),
+        )
+        outcome, invite = result.outcome, result.invite
         if outcome is RedeemOutcome.OK and invite is not None:
             unit = await ctx.uow.units.get(invite.unit_id)
             where = await describe_unit(ctx, unit) if unit else ""
@@ -157,6 +183,19 @@ class Onboarding(Flow[OnboardingState]):
                 unit=where,
             )
             return Step([Reply(done)], None, ("menu", {}))
+        if outcome is RedeemOutcome.TOO_MANY:
+            wait = (result.retry_at or ctx.now) - ctx.now
+            minutes = max(1, -(-int(wait.total_seconds()) // 60))
+            return Step(
+                [
+                    Reply(
+                        t(
+                            "Too many wrong codes have been tried. Please wait {minutes} minutes, then send /start and type the code again.",
+                            minutes=t.number(minutes),
+                        )
+                    )
+                ]
+            )
         state.phase = "code"
         state.tries += 1
         problem = {

@@ -1,6 +1,7 @@
 """Members' side of outreach: /chude (topics), /tin (newest article), /dung and the plain words
 "dừng"/"stop" (stop everything), /batdau (start again), and /tinhtrang (for staff: the delivery
-counts of their broadcasts, with cancel; for everyone else: what they receive)."""
+counts of their broadcasts, with cancel, and who has answered their requests; for everyone else:
+what they receive)."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bot.conversations.engine import Context, Flow, FlowState, Step, ask, chosen, phase_table
+from bot.conversations.flows.requests import request_detail, requests_section
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold, parse_yes_no
-from bot.domain.permissions import NotAllowed
+from bot.domain.permissions import Action, NotAllowed, holds
 from bot.messaging.content import Topic, item_text, load_topics
 from bot.messaging.outreach import footer
 from bot.services.actor import Actor
@@ -192,6 +194,7 @@ def describe_broadcast(ctx: Context, b: Broadcast, c: Counts) -> str:
 
 
 _CANCEL_ARG = re.compile(r"^(?:huy|cancel)\s*#?(\d+)$")
+_REQUEST_ARG = re.compile(r"^(?:yc|yeu cau|request)\s*#?(\d+)$")
 
 
 class StatusState(FlowState):
@@ -211,9 +214,12 @@ class Status(Flow[StatusState]):
     state_type = StatusState
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
-        if not may_broadcast(ctx.grants):
+        if not may_broadcast(ctx.grants) and not holds(ctx.grants, Action.REQUEST):
             return Step([await self._member_status(ctx)])
-        m = _CANCEL_ARG.match(fold(str(args.get("arg") or "")))
+        arg = fold(str(args.get("arg") or ""))
+        if (asked := _REQUEST_ARG.match(arg)) is not None:
+            return Step(await request_detail(ctx, int(asked.group(1))))
+        m = _CANCEL_ARG.match(arg)
         if m is None:
             return Step([await self._list(ctx, None)])
         b = await managed_broadcast(ctx.uow, Actor.of(ctx.contact, ctx.grants), int(m.group(1)))
@@ -253,11 +259,17 @@ class Status(Flow[StatusState]):
 
     async def _list(self, ctx: Context, note: str | None) -> Reply:
         t = ctx.t
-        broadcasts = await visible_broadcasts(ctx.uow, Actor.of(ctx.contact, ctx.grants))
         lines = [note] if note else []
+        asked, request_options = await requests_section(ctx)
+        if not may_broadcast(ctx.grants):
+            return Reply("\n".join(lines + asked), [*request_options, Option("cmd:tinhtrang", t("Refresh"))])
+        broadcasts = await visible_broadcasts(ctx.uow, Actor.of(ctx.contact, ctx.grants))
         if not broadcasts:
             lines.append(t("No broadcasts yet. Send one with /guitin."))
-            return Reply("\n".join(lines))
+            if not asked:
+                return Reply("\n".join(lines))
+            lines += ["", *asked]
+            return Reply("\n".join(lines), [*request_options, Option("cmd:tinhtrang", t("Refresh"))])
         counts = await delivery_counts(ctx.uow, [b.id for b in broadcasts])
         lines.append(t("Your latest broadcasts:"))
         lines += [describe_broadcast(ctx, b, counts[b.id]) for b in broadcasts]
@@ -274,6 +286,9 @@ class Status(Flow[StatusState]):
                     id=cancellable[0].id,
                 )
             )
+        if asked:
+            lines += ["", *asked]
+        options += request_options
         options.append(Option("cmd:tinhtrang", t("Refresh")))
         return Reply("\n".join(lines), options)
 

@@ -24,7 +24,7 @@ from bot.conversations.engine import (
 )
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.periods import Period
+from bot.domain.periods import FIRST_REPORT_YEAR, Period, typed_report_period
 from bot.domain.permissions import Action, NotAllowed, roles_for
 from bot.domain.schedules import load_schedules
 from bot.reports import SUMMARY_KINDS
@@ -117,14 +117,25 @@ class Summary(Flow[SummaryState]):
         """A period offered or typed (2025-H1, 2025): the report is compiled and sent."""
         t = ctx.t
         pick = chosen(state, msg)
-        if pick is None and msg.kind is Kind.TEXT:
-            pick = msg.text.strip()
+        if pick is not None:
+            return Step([self._report_later(ctx, state, Period.parse(pick))], None)
+        typed = msg.text.strip() if msg.kind is Kind.TEXT else ""
         try:
-            period = Period.parse(pick or "")
+            period = typed_report_period(typed, ctx.today)
         except ValueError:
-            return Step(
-                [Reply(t("Please answer with one of the choices.")), *await self.reprompt(ctx, state)], state
-            )
+            if not typed:
+                text = t("Please answer with one of the choices.")
+            else:  # "9999", "2030", "abc": say which periods there are
+                text = t(
+                    "“{typed}” is not a period with a report. Type a year from {first} to {last} "
+                    "(e.g. {year}) or a half-year (e.g. {half}), or pick one of the choices.",
+                    typed=typed[:40],
+                    first=FIRST_REPORT_YEAR,
+                    last=ctx.today.year,
+                    year=ctx.today.year - 1,
+                    half=f"{ctx.today.year - 1}-H1",
+                )
+            return Step([Reply(text), *await self.reprompt(ctx, state)], state)
         return Step([self._report_later(ctx, state, period)], None)
 
     def _report_later(self, ctx: Context, state: SummaryState, period: Period) -> Reply:

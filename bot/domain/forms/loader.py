@@ -20,12 +20,14 @@ import yaml
 
 from bot.domain.forms.model import (
     FIELD_TYPES,
+    OTHERWISE,
     RECORD_KINDS,
     SEVERITIES,
     Choice,
     Field,
     FieldType,
     Form,
+    Otherwise,
     RecordKind,
     Rule,
     Severity,
@@ -45,6 +47,7 @@ _FORM_KEYS = {
     "record",
     "fields",
     "rules",
+    "for_requests",
 }
 _FORM_REQUIRED = ("key", "title", "unit_kinds", "period_kinds", "record", "fields")
 _FIELD_KEYS = {
@@ -59,8 +62,10 @@ _FIELD_KEYS = {
     "max_length",
     "choices",
     "ask_if",
+    "ask_in",
+    "otherwise",
 }
-_CHOICE_KEYS = {"value", "label", "aliases"}
+_CHOICE_KEYS = {"value", "label", "aliases", "ask_in"}
 _RULE_KEYS = {"id", "severity", "check", "message"}
 _TEXT_KEYS = ("vi", "en")
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*\Z")
@@ -204,8 +209,18 @@ class _Reader:
         record = data["record"]
         if record not in RECORD_KINDS:
             raise self.fail("record", f"expected one of {', '.join(RECORD_KINDS)}, got {record!r}")
-        fields = self.fields(data["fields"])
+        fields = self.fields(data["fields"], period_kinds)
+        if record != "per_period":
+            for f in fields:
+                if f.carried:
+                    raise self.fail(
+                        f"field {f.key!r}", "'otherwise: carried' needs a per_period form (a unit's report)"
+                    )
         rules = self.rules(data.get("rules") or [], fields)
+        for_requests = self.flag(data, "for_requests", "top level")
+        if for_requests and record != "per_period":
+            # A request asks each unit once; its answers are corrected as versions of that record.
+            raise self.fail("for_requests", "a form sent as a request must have record: per_period")
         definition = copy.deepcopy(cast(dict[str, Any], raw))
         return Form(
             key=key,
@@ -218,17 +233,37 @@ class _Reader:
             rules=rules,
             digest=_digest(definition),
             definition=definition,
+            for_requests=for_requests,
         )
 
-    def fields(self, raw: object) -> tuple[Field, ...]:
+    def fields(self, raw: object, period_kinds: tuple[str, ...]) -> tuple[Field, ...]:
         if not isinstance(raw, list) or not raw:
             raise self.fail("fields", "expected a non-empty list of fields")
         fields: list[Field] = []
         for index, item in enumerate(raw):
-            fields.append(self.field(item, index, [f.key for f in fields]))
+            fields.append(self.field(item, index, [f.key for f in fields], period_kinds))
         return tuple(fields)
 
-    def field(self, raw: object, index: int, earlier: list[str]) -> Field:
+    def ask_in(self, value: object, where: str, period_kinds: tuple[str, ...]) -> tuple[str, ...]:
+        """Some of the form's period kinds, not all of them (then `ask_in` says nothing)."""
+        if value is None:
+            return ()
+        if not isinstance(value, list) or not value:
+            raise self.fail(where, "'ask_in' must be a non-empty list of period kinds")
+        for kind in value:
+            if kind not in period_kinds:
+                raise self.fail(
+                    where,
+                    f"'ask_in' names {kind!r}, which is not one of the form's period_kinds "
+                    f"({', '.join(period_kinds)})",
+                )
+        if len(set(value)) != len(value):
+            raise self.fail(where, "'ask_in' lists a kind twice")
+        if set(value) == set(period_kinds):
+            raise self.fail(where, "'ask_in' lists every period kind of the form: leave it out")
+        return tuple(value)
+
+    def field(self, raw: object, index: int, earlier: list[str], period_kinds: tuple[str, ...]) -> Field:
         where = _where(raw, "key", "field", f"fields[{index}]")
         data = self.mapping(raw, where, _FIELD_KEYS)
         if "key" not in data:
@@ -260,9 +295,16 @@ class _Reader:
 
         choices: tuple[Choice, ...] = ()
         if kind == "choice":
-            choices = self.choices(data.get("choices"), where)
+            choices = self.choices(data.get("choices"), where, period_kinds)
         elif "choices" in data:
             raise self.fail(where, "'choices' apply only to choice fields")
+
+        ask_in = self.ask_in(data.get("ask_in"), where, period_kinds)
+        otherwise = data.get("otherwise", "blank")
+        if "otherwise" in data and not ask_in:
+            raise self.fail(where, "'otherwise' needs 'ask_in' (it says what other periods show)")
+        if otherwise not in OTHERWISE:
+            raise self.fail(where, f"'otherwise' must be one of {', '.join(OTHERWISE)}, got {otherwise!r}")
 
         ask_if = data.get("ask_if")
         if ask_if is not None:
@@ -281,9 +323,11 @@ class _Reader:
             max_length=max_length,
             choices=choices,
             ask_if=ask_if,
+            ask_in=ask_in,
+            otherwise=cast(Otherwise, otherwise),
         )
 
-    def choices(self, raw: object, where: str) -> tuple[Choice, ...]:
+    def choices(self, raw: object, where: str, period_kinds: tuple[str, ...]) -> tuple[Choice, ...]:
         if not isinstance(raw, list) or not raw:
             raise self.fail(where, "a choice field needs a non-empty list of 'choices'")
         choices: list[Choice] = []
@@ -303,9 +347,13 @@ class _Reader:
                 if owner.get(folded, value) != value:
                     raise self.fail(here, f"{word!r} also picks the choice {owner[folded]!r}")
                 owner[folded] = value
-            choices.append(Choice(value, label, tuple(a.strip() for a in aliases)))
+            ask_in = self.ask_in(data.get("ask_in"), here, period_kinds)
+            choices.append(Choice(value, label, tuple(a.strip() for a in aliases), ask_in))
         if len({c.value for c in choices}) != len(choices):
             raise self.fail(where, "a choice value is listed twice")
+        for kind in period_kinds:
+            if not any(c.offered_in(kind) for c in choices):
+                raise self.fail(where, f"no choice is offered in a {kind} report (see the choices' 'ask_in')")
         return tuple(choices)
 
     def rules(self, raw: object, fields: tuple[Field, ...]) -> tuple[Rule, ...]:
@@ -357,6 +405,12 @@ def load_form(path: Path) -> Form:
     except yaml.YAMLError as exc:
         raise FormError(f"{path}: not valid YAML: {exc}") from None
     return _Reader(path).form(raw)
+
+
+def form_from_definition(raw: dict[str, Any], origin: str) -> Form:
+    """A form given as a mapping rather than a file (the questions of an ad hoc request typed in
+    the chat), checked exactly as a file is. `origin` names it in errors."""
+    return _Reader(Path(origin)).form(raw)
 
 
 def load_forms(directory: Path) -> dict[str, Form]:

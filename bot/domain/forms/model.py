@@ -19,6 +19,10 @@ SEVERITIES: tuple[Severity, ...] = ("hard", "soft")
 RecordKind = Literal["per_period", "per_entry"]
 RECORD_KINDS: tuple[RecordKind, ...] = ("per_period", "per_entry")
 
+# What a field shows in the periods it is not asked in (see Field.ask_in).
+Otherwise = Literal["carried", "blank"]
+OTHERWISE: tuple[Otherwise, ...] = ("carried", "blank")
+
 
 @dataclass(frozen=True)
 class Text:
@@ -42,6 +46,12 @@ class Choice:
     value: str
     label: Text
     aliases: tuple[str, ...] = ()
+    # The period kinds it may be chosen in; empty: every kind of the form. A village can be
+    # registered for a title at the half-year, but is recognised only at year end.
+    ask_in: tuple[str, ...] = ()
+
+    def offered_in(self, period_kind: str) -> bool:
+        return not self.ask_in or period_kind in self.ask_in
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,24 @@ class Field:
     # An expression in the rule language: ask the question only when it is true; a field that
     # is not asked gets the value None.
     ask_if: str | None = None
+    # The period kinds the question is asked in; empty: every kind of the form. In the form's
+    # other periods it is not asked and is stored as null; with `otherwise == "carried"` the
+    # unit's figure from the latest report of an `ask_in` period is shown instead (titles are
+    # recognised once a year: the half-year report shows last year's recognised households).
+    ask_in: tuple[str, ...] = ()
+    otherwise: Otherwise = "blank"
+
+    def asked_in(self, period_kind: str) -> bool:
+        return not self.ask_in or period_kind in self.ask_in
+
+    @property
+    def carried(self) -> bool:
+        """Shown, not asked, in the periods outside `ask_in`."""
+        return bool(self.ask_in) and self.otherwise == "carried"
+
+    def choices_in(self, period_kind: str) -> tuple[Choice, ...]:
+        """The choices offered in a period of this kind."""
+        return tuple(c for c in self.choices if c.offered_in(period_kind))
 
     def choice(self, value: str) -> Choice:
         for choice in self.choices:
@@ -96,6 +124,8 @@ class Form:
     digest: str  # sha256 of the canonical definition: tells which version a submission used
     # The raw YAML mapping, stored with each submission. Not compared: `digest` stands for it.
     definition: dict[str, Any] = dataclasses.field(compare=False, repr=False)
+    # Staff may send it to the officers of their area as an ad hoc request (/yeucau).
+    for_requests: bool = False
 
     def field(self, key: str) -> Field:
         for candidate in self.fields:

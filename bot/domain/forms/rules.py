@@ -6,7 +6,13 @@ of node types into plain Python closures. Nothing is ever passed to eval, exec o
 
 The language: numbers, strings, True/False/None; field names; `and`, `or`, `not`; `+ - * /`
 and unary minus; comparisons `== != < <= > >=` (chained: `0 <= x <= 10`); `a if c else b`;
-and the functions abs, min, max, given, prev and pct_change.
+and the functions abs, min, max, given, prev, last_year, opening and pct_change.
+
+prev(x), last_year(x) and opening(x) read the unit's earlier reports, which the caller looks up
+(bot/domain/forms/history.py says which): prev(x) is the figure x is compared with (the latest
+report for a stock, the same period one year earlier for anything else), last_year(x) the same
+period one year earlier whatever x is (for a rate built on a stock), opening(x) the figure at the
+close of the period just before this one (the fund's opening balance).
 
 Unknown values are None and propagate: `None + 1`, `None < 1` and `1 / 0` are None. `and`/`or`
 follow three-valued (SQL) logic: `False and None` is False, `True and None` is None. A rule is
@@ -26,19 +32,29 @@ from dataclasses import dataclass
 from datetime import date
 from fractions import Fraction
 from functools import lru_cache
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from bot.domain.forms.model import Field, Form, Rule
 from bot.domain.i18n import translator
 
 # Names the caller supplies in `context`, allowed in every expression.
 CONTEXT_NAMES = frozenset({"period_start", "period_end"})
-FUNCTIONS = frozenset({"abs", "min", "max", "given", "prev", "pct_change"})
+FUNCTIONS = frozenset({"abs", "min", "max", "given", "prev", "last_year", "opening", "pct_change"})
 MAX_SOURCE_LENGTH = 1000
 MAX_DEPTH = 40  # the compiled closures recurse; keep far below Python's recursion limit
 
 Env = Mapping[str, object]
-_Eval = Callable[[Env, Env], object]
+
+
+class _Earlier(NamedTuple):
+    """The earlier reports an expression may read: prev(), last_year() and opening()."""
+
+    prev: Env
+    opening: Env
+    last_year: Env
+
+
+_Eval = Callable[[Env, _Earlier], object]
 
 # What the rejected node types are called in error messages (content editors read them).
 _FORBIDDEN = {
@@ -239,7 +255,7 @@ class _Compiler:
         parts = [self.compile(value, depth) for value in node.values]
         if isinstance(node.op, ast.And):
 
-            def conjunction(env: Env, prev: Env) -> object:
+            def conjunction(env: Env, prev: _Earlier) -> object:
                 result: bool | None = True
                 for part in parts:
                     truth = _truth(part(env, prev))
@@ -251,7 +267,7 @@ class _Compiler:
 
             return conjunction
 
-        def disjunction(env: Env, prev: Env) -> object:
+        def disjunction(env: Env, prev: _Earlier) -> object:
             result: bool | None = False
             for part in parts:
                 truth = _truth(part(env, prev))
@@ -267,7 +283,7 @@ class _Compiler:
         operand = self.compile(node.operand, depth)
         if isinstance(node.op, ast.Not):
 
-            def negation(env: Env, prev: Env) -> object:
+            def negation(env: Env, prev: _Earlier) -> object:
                 truth = _truth(operand(env, prev))
                 return None if truth is None else not truth
 
@@ -298,7 +314,7 @@ class _Compiler:
         operands = [self.compile(node.left, depth)]
         operands += [self.compile(c, depth) for c in node.comparators]
 
-        def chain(env: Env, prev: Env) -> object:
+        def chain(env: Env, prev: _Earlier) -> object:
             values = [operand(env, prev) for operand in operands]
             result: bool | None = True
             for i, op in enumerate(ops):
@@ -333,7 +349,7 @@ class _Compiler:
 
         if count != 1:
             raise self.error(node, f"{name}() takes exactly one argument")
-        if name in ("prev", "pct_change"):
+        if name in ("prev", "last_year", "opening", "pct_change"):
             return self._field_function(node, name)
         operand = self.compile(node.args[0], depth)
         if name == "abs":
@@ -341,22 +357,27 @@ class _Compiler:
         return lambda env, prev: operand(env, prev) is not None  # given()
 
     def _field_function(self, node: ast.Call, name: str) -> _Eval:
-        """prev(x) and pct_change(x) look a field up in the previous submission."""
+        """prev(x), last_year(x), opening(x) and pct_change(x) look a field up in an earlier
+        submission."""
         arg = node.args[0]
         if not isinstance(arg, ast.Name) or arg.id not in self.fields:
             raise self.error(node, f"{name}() takes the name of a form field")
         key = arg.id
         self.names.add(key)
         if name == "prev":
-            return lambda env, prev: prev.get(key)
-        return lambda env, prev: _pct_change(env.get(key), prev.get(key))
+            return lambda env, earlier: earlier.prev.get(key)
+        if name == "opening":
+            return lambda env, earlier: earlier.opening.get(key)
+        if name == "last_year":
+            return lambda env, earlier: earlier.last_year.get(key)
+        return lambda env, earlier: _pct_change(env.get(key), earlier.prev.get(key))
 
     def _ifexp(self, node: ast.IfExp, depth: int) -> _Eval:
         test = self.compile(node.test, depth)
         body = self.compile(node.body, depth)
         orelse = self.compile(node.orelse, depth)
 
-        def conditional(env: Env, prev: Env) -> object:
+        def conditional(env: Env, prev: _Earlier) -> object:
             truth = _truth(test(env, prev))
             if truth is None:
                 return None
@@ -415,10 +436,12 @@ class Expression:
         root = compiler.compile(tree.body)
         return cls(source, frozenset(compiler.names), root, _is_predicate(tree.body))
 
-    def evaluate(self, env: Env, prev: Env) -> object:
-        """The value with `env` holding this submission's values and context, `prev` the last
-        submission's values. Missing names are None."""
-        return _plain(self._root(env, prev))
+    def evaluate(
+        self, env: Env, prev: Env, opening: Env | None = None, last_year: Env | None = None
+    ) -> object:
+        """The value with `env` holding this submission's values and context; `prev`,
+        `opening` and `last_year` what the functions of those names read. Missing names are None."""
+        return _plain(self._root(env, _Earlier(prev, opening or {}, last_year or {})))
 
     def __repr__(self) -> str:
         return f"Expression({self.source!r})"
@@ -500,12 +523,15 @@ def check_rules(
     answered: Collection[str],
     focus: str | None,
     locale: str,
+    opening: Mapping[str, object] | None = None,
+    last_year: Mapping[str, object] | None = None,
 ) -> list[Violation]:
     """The rules the answers break, hard ones first, in form order.
 
     Only rules that read `focus` (every rule when focus is None, for the final summary) and
     whose fields have all been answered are checked; a skipped field counts as answered with
-    the value None. Placeholders in the messages are filled by `format_value`.
+    the value None. `prev`, `opening` and `last_year` are what the rule functions of those names
+    read (bot/domain/forms/history.py). Placeholders in the messages are filled by `format_value`.
     """
     allowed = frozenset(form.field_keys)
     env = _environment(values, context)
@@ -517,7 +543,7 @@ def check_rules(
             continue
         if not done.issuperset(rule.fields):
             continue
-        if compiled(rule.check, allowed).evaluate(env, prev) is not False:
+        if compiled(rule.check, allowed).evaluate(env, prev, opening, last_year) is not False:
             continue
         message = format_message(form, rule.message.get(locale), values, locale)
         (hard if rule.severity == "hard" else soft).append(Violation(rule, message))
