@@ -108,6 +108,19 @@ COMMUNE_VALUES: dict[str, Any] = {
 }
 
 
+# Asked at year end only (content/forms/commune_report.yaml ask_in): null in a half-year report.
+COMMUNE_YEAR_ONLY = ("units_recognized", "commune_lc_rating")
+
+
+def commune_values(period: str = "2026", **overrides: Any) -> dict[str, Any]:
+    """A commune report's values; in a half-year report the year-end figures are null unless
+    given."""
+    base = dict(COMMUNE_VALUES)
+    if "-H" in period:
+        base |= {key: None for key in COMMUNE_YEAR_ONLY}
+    return {**base, **overrides}
+
+
 async def submit_commune_report(
     app: App, unit: Unit, period: str, at: datetime, **overrides: Any
 ) -> Submission:
@@ -119,7 +132,7 @@ async def submit_commune_report(
                 record_key=f"{unit.id}:{period}",
                 unit_id=unit.id,
                 period=period,
-                values={**COMMUNE_VALUES, **overrides},
+                values=commune_values(period, **overrides),
                 submitted_at=at,
                 channel="test",
                 version=0,

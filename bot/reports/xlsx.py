@@ -25,12 +25,11 @@ from bot.domain.text import clean_text
 from bot.reports.aggregate import RATES, REGISTRATIONS, Compiled, Figures, progress, target_for
 from bot.reports.commune_figures import (
     ADDS_TO,
-    COMMUNE_RATES,
-    RATE_LABELS,
+    LEARNING_UNITS,
     CommuneFigures,
     CommuneReports,
     choice_counts,
-    learning_units_line,
+    learning_units_lines,
 )
 from bot.reports.compiled import review_line
 from bot.reports.labels import (
@@ -38,6 +37,7 @@ from bot.reports.labels import (
     COLUMNS,
     Column,
     formal_name,
+    indicator_label,
     kind_plural,
     rate_label,
 )
@@ -181,14 +181,20 @@ def _commune_rows(ws: Worksheet, row: int, c: Compiled, t: Translator) -> int:
 
 
 def _commune_cell(t: Translator, cr: CommuneReports, f: Field, figures: CommuneFigures) -> object:
-    if not figures.reported:
-        return None
+    """A figure of a line: blank where no report gave it (a carried figure comes from the
+    report it is carried from, whether or not this period's was filed)."""
     if f.type == "choice":
         one = figures.choice(f.key)
-        if cr.single or figures.reported == 1:
+        if one is not None:
             return next((ch.label.get(t.locale) for ch in f.choices if ch.value == one), one)
         return choice_counts(t, f, figures.choices.get(f.key, {})) or None
     return figures.value(f.key)
+
+
+def _commune_header(t: Translator, cr: CommuneReports, text: str, key: str) -> str:
+    """A column's header, saying the period its figures come from when they are carried."""
+    source = cr.source(key)
+    return text if source == cr.period else f"{text} — {source.label(t)}"
 
 
 def _field_value(t: Translator, cr: CommuneReports, f: Field) -> Callable[[CommuneFigures], object]:
@@ -220,13 +226,18 @@ def _commune_table(ws: Worksheet, row: int, c: Compiled, t: Translator, width: i
     columns: list[tuple[str, str | None, Callable[[CommuneFigures], object]]] = [
         (t("Communes to report"), "#,##0", lambda x: x.expected),
         (t("Reported"), "#,##0", lambda x: x.reported),
+        # Review (DOMAIN.md "Review and approval"), as the villages' table has it.
+        (t("Approved"), "#,##0", lambda x: x.approved if x.reported else None),
+        (t("Not yet approved"), "#,##0", lambda x: x.reported - x.approved if x.reported else None),
     ]
     for f in shown:
         fmt = "#,##0" if f.type in ("integer", "money") else None
-        columns.append((f.label.get(t.locale), fmt, _field_value(t, cr, f)))
-        for rate in COMMUNE_RATES:
-            if f.key == rate.numerator:
-                columns.append((t(RATE_LABELS[rate.key]) + " (%)", "0.0%", _rate_value(rate.key)))
+        columns.append((_commune_header(t, cr, f.label.get(t.locale), f.key), fmt, _field_value(t, cr, f)))
+        if f.key == LEARNING_UNITS.numerator:
+            header = indicator_label(t, LEARNING_UNITS.key) + " (%)"
+            columns.append(
+                (_commune_header(t, cr, header, LEARNING_UNITS.key), "0.0%", _rate_value(LEARNING_UNITS.key))
+            )
     row += 1
     heads = [t("No."), t("Unit"), *(h for h, _, _ in columns), t("Notes")]
     for i, text in enumerate(heads, start=1):
@@ -254,10 +265,9 @@ def _commune_table(ws: Worksheet, row: int, c: Compiled, t: Translator, width: i
     for i, (_, fmt, value) in enumerate(columns, start=3):
         _put(ws, row, i, value(cr.total), font=bold, fmt=fmt, border=True, fill=TOTAL_FILL)
     _put(ws, row, len(columns) + 3, "", border=True, fill=TOTAL_FILL)
-    units = learning_units_line(t, cr, c.period)
-    if units:
+    for text in learning_units_lines(t, cr, c.period):
         row += 1
-        _line(ws, row, 1, width, units, _font(11, italic=True), "left")
+        _line(ws, row, 1, width, text, _font(11, italic=True), "left")
     return row
 
 

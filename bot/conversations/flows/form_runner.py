@@ -401,7 +401,7 @@ class FormRunner(Flow[FormState]):
             now=ctx.now,
             schedules=load_schedules(ctx.app_content_dir),
         )
-        return None if since is None else Reply(locked_text(ctx, unit.name, period))
+        return None if since is None else Reply(locked_text(ctx, unit.name, period, unit.kind))
 
     def _history_note(self, ctx: Context, form: Form, last: Submission, period: Period) -> str | None:
         """A report kept from a period the form is no longer filed for (2026-H2, before the
@@ -862,7 +862,8 @@ class FormRunner(Flow[FormState]):
         try:
             done = await self._submit(ctx, state, draft)
         except PeriodLocked as locked:  # the period locked while the dialogue was open
-            text = locked_text(ctx, state.unit_name, locked.period) + "\n" + t("Nothing was saved.")
+            kind = locked.unit.kind if locked.unit is not None else ""
+            text = locked_text(ctx, state.unit_name, locked.period, kind) + "\n" + t("Nothing was saved.")
             return Step([Reply(text)])
         except NotAllowed:  # roles may change mid-dialogue
             return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
@@ -994,8 +995,16 @@ class FormRunner(Flow[FormState]):
     )
 
 
-def locked_text(ctx: Context, unit_name: str, period: Period) -> str:
+def locked_text(ctx: Context, unit_name: str, period: Period, unit_kind: str) -> str:
+    """The period is locked; who can reopen it: the officers of the unit above (province staff
+    for a commune's own report, the commune officer for a village's)."""
     t = ctx.t
+    if unit_kind == COMMUNE:
+        return t(
+            "🔒 The {period} report of {unit} is locked: the deadline and the days for corrections have passed. Ask province staff to reopen it if it must change.",
+            period=period.label(t),
+            unit=unit_name,
+        )
     return t(
         "🔒 The {period} report of {unit} is locked: the deadline and the days for corrections have passed. Ask your commune officer to reopen it if it must change.",
         period=period.label(t),
