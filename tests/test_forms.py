@@ -638,6 +638,7 @@ def test_a_new_field_and_rule_need_no_code(tmp_path: Path, village: Form) -> Non
             "ask_if": "clc_sessions > 0",
         }
     )
+    next(s for s in definition["sections"] if s["key"] == "activities")["fields"].append("reading_corners")
     definition["rules"].append(
         {
             "id": "reading_corners_within_households",
