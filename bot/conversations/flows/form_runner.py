@@ -529,6 +529,10 @@ class FormRunner(Flow[FormState]):
         pick = chosen(state, msg)
         word = word_of(msg)
         if pick == "back" or word in BACK_WORDS:
+            if state.editing:  # changing one answer from the summary: back to the list of answers
+                state.editing = False
+                section = next((s for s in form.sections if f.key in s.fields), None)
+                return Step([self._ask_edit(ctx, state, form, section)], state)
             return self._go_back(ctx, state, form)
         if pick == "skip" or word in SKIP_WORDS:
             if not f.optional:
@@ -899,7 +903,8 @@ class FormRunner(Flow[FormState]):
         form = ctx.forms[state.form]
         pick = chosen(state, msg)
         if pick == "summary" or word_of(msg) in BACK_WORDS:
-            return Step([self._summary(ctx, state, form)], state)
+            # Through every rule again: the list may have been reached from a rule's complaint.
+            return await self._finish_questions(ctx, state, form)
         if pick is not None and pick.startswith("s:") and pick[2:] in form.section_keys:
             section = form.section(pick[2:])
             keys = [k for k in section.fields if k in state.answered]
