@@ -13,6 +13,7 @@ shown to one person and typed by another). `inbox: name` reads what was queued i
 them since their last look (a notice sent later) as that turn's replies; `tap: <label>` presses
 the option with that label among the last replies of the person.
 `at: 2026-12-02T09:00` dates the conversation (Vietnam time; default: tests.support.START);
+`postgresql: true` runs the transcript on PostgreSQL as well.
 """
 
 from __future__ import annotations
@@ -68,13 +69,26 @@ async def _seed_prior(app: App, tree: Tree, prior: list[dict[str, Any]]) -> None
 
 @pytest.mark.parametrize("path", TRANSCRIPTS, ids=[p.stem for p in TRANSCRIPTS])
 async def test_transcript(path: Path, sqlite_url: str) -> None:
+    await _run(path, sqlite_url)
+
+
+ON_POSTGRESQL = [p for p in TRANSCRIPTS if yaml.safe_load(p.read_text(encoding="utf-8")).get("postgresql")]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("path", ON_POSTGRESQL, ids=[p.stem for p in ON_POSTGRESQL])
+async def test_transcript_on_postgresql(path: Path, postgres_url: str) -> None:
+    await _run(path, postgres_url)
+
+
+async def _run(path: Path, url: str) -> None:
     from storage.migrate import upgrade_async
 
     spec = yaml.safe_load(path.read_text(encoding="utf-8"))
-    await upgrade_async(sqlite_url)
+    await upgrade_async(url)
     at = spec.get("at")
     clock = FixedClock(START if at is None else datetime.fromisoformat(str(at)).replace(tzinfo=VN_TZ))
-    app = make_app(sqlite_url, clock)
+    app = make_app(url, clock)
     tree = await seed_tree(app)
     who = spec.get("as", "new")
     if who != "new":
@@ -90,7 +104,7 @@ async def test_transcript(path: Path, sqlite_url: str) -> None:
                 clock.advance(_duration(turn["advance"]))
             if turn.get("restart"):
                 await app.db.dispose()
-                app = make_app(sqlite_url, clock)
+                app = make_app(url, clock)
                 for each in chats.values():
                     each.app = app
             chat = chats[turn.get("by") or turn.get("inbox") or "u1"]

@@ -38,6 +38,7 @@ def extended_content(tmp_path: Path) -> Path:
     path = content / "forms" / "village_report.yaml"
     form = yaml.safe_load(path.read_text(encoding="utf-8"))
     form["fields"].insert(1, EXTRA_FIELD)  # right after households_total
+    form["sections"][0]["fields"].append(EXTRA_FIELD["key"])  # every field is in a section
     form["rules"].append(EXTRA_RULE)
     path.write_text(yaml.safe_dump(form, allow_unicode=True, sort_keys=False), encoding="utf-8")
     return content

@@ -638,6 +638,7 @@ def test_a_new_field_and_rule_need_no_code(tmp_path: Path, village: Form) -> Non
             "ask_if": "clc_sessions > 0",
         }
     )
+    next(s for s in definition["sections"] if s["key"] == "activities")["fields"].append("reading_corners")
     definition["rules"].append(
         {
             "id": "reading_corners_within_households",
@@ -716,6 +717,10 @@ MINIMAL: dict[str, Any] = {
 }
 
 Mutation = Callable[[dict[str, Any]], None]
+
+
+def _section(key: str, *fields: str) -> dict[str, Any]:
+    return {"key": key, "label": _text(key), "fields": list(fields)}
 
 
 def _set(path: str, value: object) -> Mutation:
@@ -913,6 +918,38 @@ BROKEN: list[tuple[str, Mutation, list[str]]] = [
         _two_kinds(_set("fields.2.choices.0.ask_in", ["year"]), _set("fields.2.choices.1.ask_in", ["year"])),
         ["field 'status'", "no choice is offered in a half_year report"],
     ),
+    # Sections (what "change an answer" lists first): every field in exactly one.
+    ("one section only", _set("sections", [_section("all", "total", "part", "status")]), ["at least two"]),
+    (
+        "a field in no section",
+        _set("sections", [_section("counts", "total"), _section("state", "status")]),
+        ["sections", "the field 'part' is in no section"],
+    ),
+    (
+        "a field in two sections",
+        _set("sections", [_section("counts", "total", "part"), _section("state", "part", "status")]),
+        ["section 'state'", "'part' is also in section 'counts'"],
+    ),
+    (
+        "a section naming no field of the form",
+        _set("sections", [_section("counts", "total", "part", "parts"), _section("state", "status")]),
+        ["section 'counts'", "'parts' is not a field"],
+    ),
+    (
+        "a section key twice",
+        _set("sections", [_section("counts", "total", "part"), _section("counts", "status")]),
+        ["section 'counts'", "duplicate section key"],
+    ),
+    (
+        "a section without a label",
+        _set("sections", [{"key": "counts", "fields": ["total", "part"]}, _section("state", "status")]),
+        ["section 'counts'", "missing 'label'"],
+    ),
+    (
+        "an empty section",
+        _set("sections", [_section("counts"), _section("state", "total", "part", "status")]),
+        ["section 'counts'", "non-empty list"],
+    ),
 ]
 
 
@@ -920,6 +957,25 @@ def test_minimal_form_is_valid(tmp_path: Path) -> None:
     form = load_form(_write(tmp_path / "mini.yaml", copy.deepcopy(MINIMAL)))
     assert form.field("status").choices[1].aliases == ("khong",)
     assert form.rules[0].fields == ("total", "part")
+    assert form.sections == ()  # no sections: "change an answer" lists the fields
+
+
+def test_sections_keep_the_form_order(tmp_path: Path) -> None:
+    definition = copy.deepcopy(MINIMAL)
+    definition["sections"] = [_section("state", "status", "total"), _section("rest", "part")]
+    form = load_form(_write(tmp_path / "mini.yaml", definition))
+    assert form.section_keys == ("state", "rest")
+    assert form.section("state").fields == ("total", "status")  # as the form asks them
+    assert form.section("state").label.get("en") == "state (en)"
+
+
+def test_the_village_report_is_in_four_sections(village: Form) -> None:
+    assert [(s.key, len(s.fields)) for s in village.sections] == [
+        ("households_and_titles", 13),
+        ("members", 2),
+        ("fund", 7),
+        ("activities", 3),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -132,7 +132,8 @@ async def test_a_new_member_picks_topics_at_onboarding(lite: World) -> None:
     assert "Chosen now: Reading." in chat.text and "✓ Reading" in chat.option_labels
     await chat.press("t:digital_skills")
     await chat.press("done")
-    assert "Saved. Your topics: Reading, Digital skills, online safety." in chat.text
+    # "; " between topics: a label may hold a comma itself (issue 10)
+    assert "Saved. Your topics: Reading; Digital skills, online safety." in chat.text
     async with app.db.sessions() as session:
         sub = (await session.execute(select(Subscription))).scalar_one()
     assert sub.topics == ["digital_skills", "reading"] and sub.stopped_at is None

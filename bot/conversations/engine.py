@@ -8,6 +8,7 @@ through the context.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -299,7 +300,9 @@ def offered(state: FlowState) -> list[tuple[str, str]]:
 
 
 def chosen(state: FlowState, msg: Incoming) -> str | None:
-    """The id of the offered option the user picked: by button, label, or number (1-based)."""
+    """The id of the offered option the user picked: by button, by number (1-based), or by
+    typing its label — whole or its first words, with or without diacritics, in any case
+    ("gửi", "gui" pick "Gửi báo cáo"; "giu nguyen" picks "Giữ nguyên: 2.100")."""
     options = offered(state)
     ids = [o[0] for o in options]
     if msg.kind is Kind.OPTION and msg.option_id in ids:
@@ -309,15 +312,41 @@ def chosen(state: FlowState, msg: Incoming) -> str | None:
     typed = fold(msg.text)
     if not typed:
         return None
-    for opt_id, label in options:
-        if typed == fold(label):
-            return opt_id
+    whole = match_label(typed, options, starts=False)
+    if whole is not None:
+        return whole
     numbered = state.last_prompt.numbered if state.last_prompt is not None else True
     if numbered and typed.isdigit():
         n = int(typed)
         if 1 <= n <= len(ids):
             return ids[n - 1]
-    return None
+    return match_label(typed, options)
+
+
+def label_words(text: str) -> tuple[str, ...]:
+    """The words of a label or of what was typed, folded: marks ("✓", "📎"), punctuation and
+    diacritics left out, so "✓ Giữ nguyên: 2.100" reads as ("giu", "nguyen", "2", "100")."""
+    return tuple(_WORD.findall(fold(text)))
+
+
+_WORD = re.compile(r"[^\W_]+")
+
+
+def match_label(typed: str, options: Iterable[tuple[str, str]], *, starts: bool = True) -> str | None:
+    """The option whose label was typed: the whole label, else (`starts`) the one label that
+    begins with the typed words. A typed number is an answer, never the start of a label; a
+    start shared by two labels picks neither."""
+    words = label_words(typed)
+    if not words:
+        return None
+    labelled = [(opt_id, label_words(label)) for opt_id, label in options]
+    whole = [opt_id for opt_id, label in labelled if label == words]
+    if whole or not starts:
+        return whole[0] if whole else None
+    if all(w.isdigit() for w in words):
+        return None
+    begun = {opt_id for opt_id, label in labelled if label[: len(words)] == words}
+    return begun.pop() if len(begun) == 1 else None
 
 
 def word_of(msg: Incoming) -> str:

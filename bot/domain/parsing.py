@@ -18,6 +18,7 @@ __all__ = [
     "CODES",
     "MAX_VALUE",
     "ParseError",
+    "date_example",
     "fold",
     "parse_date",
     "parse_integer",
@@ -319,6 +320,12 @@ def _year(token: str | None, today: datetime.date) -> int:
         return today.year
     year = int(token)
     return 2000 + year if len(token) == 2 else year
+
+
+def date_example(day: datetime.date) -> str:
+    """A date written as people are asked to type it, day first: "02/12/2026". Hints take it
+    from the clock (today, or the day the answer is about), so no two examples disagree."""
+    return f"{day.day:02d}/{day.month:02d}/{day.year}"
 
 
 def parse_date(text: str, today: datetime.date) -> datetime.date:

@@ -53,3 +53,26 @@ def clean_name(name: str, max_length: int | None = None) -> str:
         text = "".join(" " if ch.isspace() else ch for ch in kept)
     text = _SPACES.sub(" ", text).strip()
     return text[:max_length].rstrip() if max_length is not None else text
+
+
+TITLE_TEXT = 60  # the longest title (a broadcast's, a request's) shown in a list or on a button
+
+_LAST_SPACE = re.compile(r"\s(?=\S*\Z)")
+
+
+def shorten(text: str, limit: int) -> str:
+    """`text` in at most `limit` characters: whole, or cut at the last word boundary that fits,
+    with "…" after the last word kept ("Họp chi hội thôn Nà Rụa" → "Họp chi hội…"). A single
+    word longer than `limit` is cut inside it, the only place left. Line breaks are kept."""
+    text = text.strip()
+    if len(text) <= limit:
+        return text
+    if limit <= 1:
+        return "…"[:limit]
+    room = text[: limit - 1]  # one character is the ellipsis
+    if not text[limit - 1].isspace():
+        space = _LAST_SPACE.search(room)
+        if space is not None and space.start() > 0:
+            room = room[: space.start()]
+    kept = room.rstrip().rstrip(",;:.-–—").rstrip()
+    return (kept or room) + "…"

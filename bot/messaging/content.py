@@ -19,6 +19,17 @@ Front matter (one file per item and language; translations share the `id`):
     image: images/tu-sach.jpg         # optional, relative to content/
     campaign: lifelong_learning_week  # kind campaign only
     campaign_day: 1                   # optional: the Week's day (1-7) it is meant for
+    sources:                          # where its figures, dates and decision numbers come from
+      - "Quyết định 387/QĐ-TTg ngày 25/3/2022"
+      - 'seed 001_6ce17120d0220863.txt line 62 "65% trở lên dòng họ"'
+      - 'DOMAIN.md "Targets"'
+
+An article that states a figure (a percentage, a year, a date, a decision number or a quantity
+such as "27 triệu"; list numbering and the small counts of advice, "15 phút", are not figures)
+must list its `sources`: tests/test_content.py enforces it and says exactly what counts. Each
+entry names a decision or document, a seed (`seed <file> line <n>`, optionally quoting a few
+words of that line; content/articles/README.md lists the seeds) or a section of DOMAIN.md.
+Sources are for reviewers: never sent, and not part of the item's digest.
 """
 
 from __future__ import annotations
@@ -48,7 +59,11 @@ MAX_BODY_CHARS = 1600
 MAX_TITLE_CHARS = 120
 _ID = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _REQUIRED = ("id", "title", "kind", "topics", "audience", "language", "published")
-_OPTIONAL = ("valid_from", "valid_until", "image", "campaign", "campaign_day")
+_OPTIONAL = ("valid_from", "valid_until", "image", "campaign", "campaign_day", "sources")
+# A seed is cited by file and line, and may quote a few words of that line.
+SEED_CITATION = re.compile(
+    r'^seed (?P<file>\d{3}_[0-9a-f]{16}\.txt) line (?P<line>[1-9]\d*)(?: "(?P<quote>[^"]+)")?$'
+)
 
 
 class ContentError(ValueError):
@@ -82,12 +97,14 @@ class Article:
     image: str | None = None
     campaign: str | None = None
     campaign_day: int | None = None
+    sources: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def digest(self) -> str:
         data = asdict(self)
         data.pop("extra")
+        data.pop("sources")  # for reviewers: citing a source changes nothing members receive
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -175,6 +192,7 @@ def parse_article(path: Path, content_dir: Path, topic_keys: Iterable[str]) -> A
     day = meta.get("campaign_day")
     if day is not None and (campaign is None or not isinstance(day, int) or not 1 <= day <= 7):
         raise ContentError(f"{where}: campaign_day must be 1-7, with a campaign")
+    sources = _sources(meta.get("sources"), where)
     body = post.content.strip()
     if not body:
         raise ContentError(f"{where}: the article has no text")
@@ -195,7 +213,23 @@ def parse_article(path: Path, content_dir: Path, topic_keys: Iterable[str]) -> A
         image=image,
         campaign=str(campaign) if campaign else None,
         campaign_day=day,
+        sources=sources,
     )
+
+
+def _sources(value: Any, where: str) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    entries = _str_list(value, "sources", where)
+    entries = [e.strip() for e in entries]
+    for entry in entries:
+        if not entry:
+            raise ContentError(f"{where}: sources has an empty entry")
+        if entry.startswith("seed") and not SEED_CITATION.match(entry):
+            raise ContentError(
+                f'{where}: cite a seed as `seed <file> line <n>` (optionally `"a few words"`), not {entry!r}'
+            )
+    return tuple(entries)
 
 
 def load_library(content_dir: Path) -> list[Article]:

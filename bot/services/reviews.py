@@ -438,6 +438,7 @@ DEMO_REPORT: dict[str, Any] = {
     "members_new": 6,
     "adults_total": 300,
     "lcit_registered": 140,
+    "adults_learning_total": 220,
     "lcit_recognized": 120,
     "fund_raised_vnd": 6_000_000,
     "fund_disbursed_vnd": 4_000_000,
@@ -450,8 +451,8 @@ DEMO_REPORT: dict[str, Any] = {
     "clc_attendance": 160,
 }
 DEMO_RETURN_REASON = (
-    "Số hộ gia đình học tập được công nhận (84) cao hơn số hộ đăng ký năm trước; "
-    "đề nghị thôn kiểm tra lại theo danh sách bình xét."
+    "Số hộ được công nhận Gia đình học tập (84) chưa khớp với danh sách bình xét của xã (80 hộ); "
+    "đề nghị thôn kiểm tra lại."
 )
 
 

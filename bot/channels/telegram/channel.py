@@ -61,6 +61,7 @@ from bot.domain.app import App
 from bot.domain.i18n import SUPPORTED, translator
 from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
 from bot.domain.sending import Blocked, PermanentError, RateLimited, SendError, TransientError
+from bot.domain.text import shorten
 from bot.handlers.command_table import group_commands, platform_commands
 from bot.handlers.commands import parse_command
 from storage.locks import KeyedLocks
@@ -379,7 +380,7 @@ class TelegramChannel:
         await self._quietly(query.answer())
         if label is not None and message.text is not None:
             room = TELEGRAM_MAX_CHARS - len(CHOSEN_MARK) - len(label)
-            text = message.text if len(message.text) <= room else message.text[: max(room - 1, 0)] + "…"
+            text = shorten(message.text, max(room, 0))
             await self._quietly(message.edit_text(text + CHOSEN_MARK + label, reply_markup=None))
         if data.startswith(BY_POSITION):
             # A long option id travelled as a position: pass the label on, as if typed.

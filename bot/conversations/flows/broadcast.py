@@ -31,6 +31,7 @@ from bot.domain.clock import VN_TZ
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, fold, parse_date
 from bot.domain.permissions import NotAllowed
+from bot.domain.text import TITLE_TEXT, shorten
 from bot.services.actor import Actor
 from bot.services.broadcasts import (
     MAX_TEXT,
@@ -214,7 +215,7 @@ class BroadcastComposer(Flow[BroadcastState]):
         picked = await UnitPicker(self._part_kinds(area), area.id).pick(ctx, state, msg)
         if picked.unit is None:
             if picked.matches or picked.query:
-                typed = msg.text.strip()[:60]
+                typed = shorten(msg.text, TITLE_TEXT)
                 return await self._ask_parts(ctx, state, t("No single place matches “{query}”.", query=typed))
             return await self._ask_parts(ctx, state, t("Please answer with one of the choices."))
         unit = picked.unit
@@ -308,7 +309,7 @@ class BroadcastComposer(Flow[BroadcastState]):
             return Step(
                 [Reply(t("No article matches. Type another word.")), ask(state, t("Which article?"))], state
             )
-        options = [Option(f"i:{i.item_key}", i.title[:60]) for i in items[:LIST_LIMIT]]
+        options = [Option(f"i:{i.item_key}", shorten(i.title, TITLE_TEXT)) for i in items[:LIST_LIMIT]]
         options.append(Option("cancel", t("Cancel")))
         text = t("Which article? The newest are listed; type a word of the title to find another.")
         return Step([ask(state, text, options)], state)

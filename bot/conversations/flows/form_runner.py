@@ -44,15 +44,24 @@ from bot.domain.forms.history import (
     previous_values,
     same_kind_a_year_earlier,
 )
-from bot.domain.forms.model import Choice, Field, Form
-from bot.domain.forms.rules import Expression, check_rules, format_value
+from bot.domain.forms.model import Choice, Field, Form, Section
+from bot.domain.forms.rules import Expression, Violation, check_rules, format_value
 from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.parsing import ParseError, fold, parse_date, parse_integer, parse_money, parse_yes_no
+from bot.domain.parsing import (
+    ParseError,
+    date_example,
+    fold,
+    parse_date,
+    parse_integer,
+    parse_money,
+    parse_yes_no,
+)
 from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, holds, report_action, roles_for
 from bot.domain.requests import reply_command, request_form, request_period
 from bot.domain.schedules import PeriodNotFiled, load_schedules
+from bot.domain.text import TITLE_TEXT, shorten
 from bot.services.actor import Actor
 from bot.services.requests import (
     RequestClosed,
@@ -65,6 +74,7 @@ from bot.services.submissions import Draft, Submitted, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
 Value = int | str | None  # as kept in the state and the submission (dates as ISO text)
+BUTTON_TEXT = 40  # the longest answer shown on a "keep" button; Telegram cuts buttons at 64
 T = TypeVar("T")
 
 
@@ -183,7 +193,12 @@ class FormRunner(Flow[FormState]):
             options = [
                 Option(
                     "cmd:" + reply_command(r.id).lstrip("/"),
-                    t("#{id} {title} (due {date})", id=r.id, title=r.title[:60], date=t.date(r.due_date)),
+                    t(
+                        "#{id} {title} (due {date})",
+                        id=r.id,
+                        title=shorten(r.title, TITLE_TEXT),
+                        date=t.date(r.due_date),
+                    ),
                 )
                 for r in waiting
             ]
@@ -484,13 +499,17 @@ class FormRunner(Flow[FormState]):
         if f.help:
             lines.append(f.help.get(t.locale))
         options: list[Option] = []
-        default = self._default(state, f)
         if f.type == "choice":
             options = [Option(f"c:{c.value}", c.label.get(t.locale)) for c in self._choices(state, f)]
-        if default is not None and default != "":
-            shown = display_value(ctx, f, default)
-            lines.append(t("Last time: {value}. Type “giữ nguyên” to keep it.", value=shown))
-            options.insert(0, Option("keep", t("Keep: {value}", value=shown)))
+        keep, yours = self._keep(state, f)
+        if keep is not None and self._refusal(ctx, state, form, f, keep) is None:
+            # Never offered when it would be refused: pressing it would only repeat the error.
+            shown = display_value(ctx, f, keep)
+            lines.append(
+                t("Your answer: {value}", value=shown) if yours else t("Last time: {value}", value=shown)
+            )
+            lines.append(t("Type “keep” to leave it unchanged."))
+            options.insert(0, Option("keep", t("Keep: {value}", value=shorten(shown, BUTTON_TEXT))))
         if f.optional:
             options.append(Option("skip", t("Skip")))
         if state.history:
@@ -498,7 +517,7 @@ class FormRunner(Flow[FormState]):
         hint = {
             "integer": t("Type a whole number."),
             "money": t("Type an amount, e.g. 500k, 2tr5 or 1.200.000."),
-            "date": t("Type a date as day/month/year, e.g. 05/10/2026."),
+            "date": t("Type a date as day/month/year, e.g. {example}.", example=date_example(ctx.today)),
         }.get(f.type)
         if hint:
             lines.append(hint)
@@ -512,6 +531,10 @@ class FormRunner(Flow[FormState]):
         pick = chosen(state, msg)
         word = word_of(msg)
         if pick == "back" or word in BACK_WORDS:
+            if state.editing:  # changing one answer from the summary: back to the list of answers
+                state.editing = False
+                section = next((s for s in form.sections if f.key in s.fields), None)
+                return Step([self._ask_edit(ctx, state, form, section)], state)
             return self._go_back(ctx, state, form)
         if pick == "skip" or word in SKIP_WORDS:
             if not f.optional:
@@ -519,9 +542,9 @@ class FormRunner(Flow[FormState]):
                     [Reply(t("This question cannot be skipped."))] + await self.reprompt(ctx, state), state
                 )
             return await self._accept(ctx, state, form, f, None)
-        default = self._default(state, f)
-        if (pick == "keep" or word in KEEP_WORDS) and default is not None:
-            return await self._check_and_accept(ctx, state, form, f, default)
+        keep, _ = self._keep(state, f)
+        if (pick == "keep" or word in KEEP_WORDS) and keep is not None:
+            return await self._check_and_accept(ctx, state, form, f, keep)
         if msg.kind not in (Kind.TEXT, Kind.OPTION):
             return Step(
                 [Reply(t("I can only read typed answers here."))] + await self.reprompt(ctx, state), state
@@ -552,6 +575,17 @@ class FormRunner(Flow[FormState]):
         if f.type == "choice" and default not in {c.value for c in self._choices(state, f)}:
             return None
         return default
+
+    def _keep(self, state: FormState, f: Field) -> tuple[Any, bool]:
+        """What "keep" keeps, and whether it is the officer's own answer: the answer given in this
+        dialogue (back at an earlier question, or changing one from the summary), else the last
+        report's value; (None, False) when there is nothing to keep."""
+        if f.key in state.answered and state.values.get(f.key) is not None:
+            value = state.values[f.key]
+            if f.type != "choice" or value in {c.value for c in self._choices(state, f)}:
+                return value, True
+        default = self._default(state, f)
+        return (None, False) if default is None or default == "" else (default, False)
 
     def _carried_lines(
         self, ctx: Context, state: FormState, form: Form, *, before: str | None = None
@@ -626,62 +660,72 @@ class FormRunner(Flow[FormState]):
         if code == "too_large":
             return t("This number is too large.")
         if code == "bad_date":
-            return t("I could not read this date. Type day/month/year, e.g. 05/10/2026.")
+            return t(
+                "I could not read this date. Type day/month/year, e.g. {example}.",
+                example=date_example(ctx.today),
+            )
         if f.type == "money":
             return t("This is not an amount. Type e.g. 500k, 2tr5, 1,2 triệu or 1.200.000.")
         return t("This is not a number. Type a whole number, e.g. 120 (or “không” for zero).")
+
+    def _bounds_problem(self, ctx: Context, f: Field, value: Value) -> str | None:
+        """Why a number is outside the field's bounds (None: within them)."""
+        t = ctx.t
+        if not isinstance(value, int) or f.type not in ("integer", "money"):
+            return None
+        if f.min is not None and value < f.min:
+            return t(
+                "{label} must be at least {min}.",
+                label=f.label.get(t.locale),
+                min=display_value(ctx, f, f.min),
+            )
+        if f.max is not None and value > f.max:
+            return t(
+                "{label} must be at most {max}.",
+                label=f.label.get(t.locale),
+                max=display_value(ctx, f, f.max),
+            )
+        return None
+
+    def _violations(
+        self, ctx: Context, state: FormState, form: Form, f: Field, value: Value
+    ) -> list[Violation]:
+        """The rules `value` as the answer to `f` breaks, given the answers so far."""
+        trial = {**state.values, f.key: value}
+        return check_rules(
+            form,
+            self._typed(form, trial),
+            self._typed(form, state.prev),
+            self._context(state),
+            answered={*state.answered, f.key},
+            focus=f.key,
+            locale=ctx.t.locale,
+            opening=self._typed(form, state.opening),
+            last_year=self._typed(form, state.last_year),
+        )
+
+    def _refusal(self, ctx: Context, state: FormState, form: Form, f: Field, value: Value) -> str | None:
+        """Why `value` would be refused as the answer to `f` (bounds, hard rules); None: it would not."""
+        problem = self._bounds_problem(ctx, f, value)
+        if problem is not None:
+            return problem
+        hard = [v for v in self._violations(ctx, state, form, f, value) if v.rule.severity == "hard"]
+        return "⚠️ " + hard[0].message if hard else None
 
     async def _check_and_accept(
         self, ctx: Context, state: FormState, form: Form, f: Field, value: Value
     ) -> Step:
         """Bounds and hard rules refuse the answer; a soft rule asks to confirm it first."""
         t = ctx.t
-        if isinstance(value, int) and f.type in ("integer", "money"):
-            if f.min is not None and value < f.min:
-                return Step(
-                    [
-                        Reply(
-                            t(
-                                "{label} must be at least {min}.",
-                                label=f.label.get(t.locale),
-                                min=display_value(ctx, f, f.min),
-                            )
-                        )
-                    ]
-                    + await self.reprompt(ctx, state),
-                    state,
-                )
-            if f.max is not None and value > f.max:
-                return Step(
-                    [
-                        Reply(
-                            t(
-                                "{label} must be at most {max}.",
-                                label=f.label.get(t.locale),
-                                max=display_value(ctx, f, f.max),
-                            )
-                        )
-                    ]
-                    + await self.reprompt(ctx, state),
-                    state,
-                )
-        trial = dict(state.values)
-        trial[f.key] = value
-        answered = {*state.answered, f.key}
-        violations = check_rules(
-            form,
-            self._typed(form, trial),
-            self._typed(form, state.prev),
-            self._context(state),
-            answered=answered,
-            focus=f.key,
-            locale=t.locale,
-            opening=self._typed(form, state.opening),
-            last_year=self._typed(form, state.last_year),
-        )
+        problem = self._bounds_problem(ctx, f, value)
+        violations = [] if problem is not None else self._violations(ctx, state, form, f, value)
         hard = [v for v in violations if v.rule.severity == "hard"]
-        if hard:
-            return Step([Reply("⚠️ " + hard[0].message)] + await self.reprompt(ctx, state), state)
+        if problem is None and hard:
+            problem = "⚠️ " + hard[0].message
+        if problem is not None:
+            # Asked afresh, not repeated as it was: a "keep" the rule refuses is no longer offered.
+            return Step([Reply(problem), self._ask_field(ctx, state, form, f)], state)
+        trial = {**state.values, f.key: value}
         soft = [v for v in violations if not self._acknowledged(state, v.rule.id, v.rule.fields, trial)]
         if soft:
             state.phase = "soft"
@@ -829,26 +873,53 @@ class FormRunner(Flow[FormState]):
         if pick == "cancel":
             return Step([Reply(t("Cancelled. Nothing was saved."))])
         if pick == "edit":
-            state.phase = "edit"
-            options = [Option(f"f:{k}", form.field(k).label.get(t.locale)) for k in state.answered]
-            return Step([ask(state, t("Which answer do you want to change?"), options)], state)
-        return Step(
-            [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
-        )
+            return Step([self._ask_edit(ctx, state, form, None)], state)
+        # Only the question again, not the whole summary above it.
+        again = Reply(t("Send this report?"), [Option(i, label) for i, label in offered(state)])
+        return Step([Reply(t("Please answer with one of the choices.")), again], state)
+
+    def _ask_edit(self, ctx: Context, state: FormState, form: Form, section: Section | None) -> Reply:
+        """Which answer to change: the form's sections first (when it has more than one with
+        answers), then the answers of the section chosen; always a way back to the summary."""
+        t = ctx.t
+        state.phase = "edit"
+        answered = [k for k in form.field_keys if k in state.answered]
+        sections = [s for s in form.sections if any(k in s.fields for k in answered)]
+        if section is None and len(sections) > 1:
+            options = [Option(f"s:{s.key}", s.label.get(t.locale)) for s in sections]
+            text = t("Which part of the report do you want to change?")
+        else:
+            keys = [k for k in answered if section is None or k in section.fields]
+            options = [Option(f"f:{k}", form.field(k).label.get(t.locale)) for k in keys]
+            if section is not None:
+                text = t(
+                    "{section}: which answer do you want to change?", section=section.label.get(t.locale)
+                )
+            else:
+                text = t("Which answer do you want to change?")
+        options.append(Option("summary", t("Back to the summary")))
+        return ask(state, text, options)
 
     async def _on_edit(self, ctx: Context, state: FormState, msg: Incoming) -> Step:
-        """The answer to change: its question is asked again, then back to the summary."""
+        """A part of the report (then its answers), an answer to ask again, or back to the summary."""
         form = ctx.forms[state.form]
         pick = chosen(state, msg)
-        if pick is None or not pick.startswith("f:"):
+        if pick == "summary" or word_of(msg) in BACK_WORDS:
+            # Through every rule again: the list may have been reached from a rule's complaint.
+            return await self._finish_questions(ctx, state, form)
+        if pick is not None and pick.startswith("s:") and pick[2:] in form.section_keys:
+            section = form.section(pick[2:])
+            keys = [k for k in section.fields if k in state.answered]
+            if len(keys) != 1:
+                return Step([self._ask_edit(ctx, state, form, section)], state)
+            pick = "f:" + keys[0]
+        if pick is None or not pick.startswith("f:") or pick[2:] not in form.field_keys:
             return Step(
                 [Reply(ctx.t("Please answer with one of the choices."))] + await self.reprompt(ctx, state),
                 state,
             )
         state.editing = True
-        f = form.field(pick[2:])
-        state.defaults = {**state.defaults, f.key: state.values.get(f.key)}
-        return Step([self._ask_field(ctx, state, form, f)], state)
+        return Step([self._ask_field(ctx, state, form, form.field(pick[2:]))], state)
 
     async def _save(self, ctx: Context, state: FormState, form: Form) -> Step:
         t = ctx.t

@@ -18,6 +18,7 @@ from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import fold, parse_yes_no
 from bot.domain.permissions import Action, NotAllowed, holds
+from bot.domain.text import TITLE_TEXT, shorten
 from bot.messaging.content import Topic, item_text, load_topics
 from bot.messaging.outreach import footer
 from bot.services.actor import Actor
@@ -51,13 +52,34 @@ def topics_of(ctx: Context) -> list[Topic]:
     return load_topics(ctx.app_content_dir)
 
 
+# Between topics in a list: a label may itself hold a comma ("Kỹ năng số, an toàn mạng").
+TOPIC_SEPARATOR = "; "
+
+
 def topic_names(ctx: Context, keys: list[str]) -> str:
-    """The topics' labels in the order of topics.yaml ("all topics" for none)."""
+    """The topics' labels in the order of topics.yaml, "; " between them ("all topics" for none)."""
     if not keys:
         return ctx.t("all topics")
     known = [t for t in topics_of(ctx) if t.key in keys]
     unknown = [k for k in keys if k not in {t.key for t in known}]
-    return ", ".join([t.label(ctx.t.locale) for t in known] + unknown)
+    return TOPIC_SEPARATOR.join([t.label(ctx.t.locale) for t in known] + unknown)
+
+
+async def outreach_state(ctx: Context) -> str:
+    """Whether the person receives the weekly article and news (and which topics), or stopped
+    them: said by /tinhtrang to members and by /toi to everyone registered."""
+    t = ctx.t
+    sub = await ctx.uow.subscriptions.get(ctx.contact.id)
+    if sub is not None and sub.stopped_at is not None:
+        return t(
+            "You stopped all messages on {date}. Send /batdau to receive them again.",
+            date=t.date(sub.stopped_at.astimezone(VN_TZ).date()),
+        )
+    return t(
+        "You receive one article a week and the association's news. Topics: {topics}. "
+        "Send /chude to change them, /dung to stop.",
+        topics=topic_names(ctx, list(sub.topics) if sub else []),
+    )
 
 
 def topics_invitation(ctx: Context) -> Reply:
@@ -179,7 +201,7 @@ def describe_broadcast(ctx: Context, b: Broadcast, c: Counts) -> str:
         state = t("sending")
     else:
         state = t("finished")
-    head = f"#{b.id} · {when_text(t, b.created_at)} · “{b.title[:60]}” · {state}"
+    head = f"#{b.id} · {when_text(t, b.created_at)} · “{shorten(b.title, TITLE_TEXT)}” · {state}"
     counts = t(
         "recipients {total}: sent {sent}, waiting {queued}, failed {failed}, blocked {blocked}",
         total=t.number(b.recipients),
@@ -232,30 +254,14 @@ class Status(Flow[StatusState]):
         text = t(
             "Cancel broadcast #{id} “{title}”? Messages not yet sent will not be sent; those already sent stay.",
             id=b.id,
-            title=b.title[:60],
+            title=shorten(b.title, TITLE_TEXT),
         )
         return Step(
             [ask(state, text, [Option("yes", t("Cancel it")), Option("no", t("Keep sending"))])], state
         )
 
     async def _member_status(self, ctx: Context) -> Reply:
-        t = ctx.t
-        sub = await ctx.uow.subscriptions.get(ctx.contact.id)
-        if sub is not None and sub.stopped_at is not None:
-            return Reply(
-                t(
-                    "You stopped all messages on {date}. Send /batdau to receive them again.",
-                    date=t.date(sub.stopped_at.astimezone(VN_TZ).date()),
-                )
-            )
-        topics = topic_names(ctx, list(sub.topics) if sub else [])
-        return Reply(
-            t(
-                "You receive one article a week and the association's news. Topics: {topics}. "
-                "Send /chude to change them, /dung to stop.",
-                topics=topics,
-            )
-        )
+        return Reply(await outreach_state(ctx))
 
     async def _list(self, ctx: Context, note: str | None) -> Reply:
         t = ctx.t

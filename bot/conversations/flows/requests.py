@@ -30,9 +30,10 @@ from bot.conversations.engine import (
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.parsing import ParseError, parse_date
+from bot.domain.parsing import ParseError, date_example, parse_date
 from bot.domain.permissions import Action, NotAllowed
 from bot.domain.requests import AUDIENCE_KINDS, MAX_DAYS_AHEAD, MAX_QUESTIONS, QUESTION_CHARS, TITLE_CHARS
+from bot.domain.text import TITLE_TEXT, shorten
 from bot.reports.requests import render_request, request_summary
 from bot.services.actor import Actor
 from bot.services.requests import (
@@ -257,7 +258,12 @@ class RequestComposer(Flow[RequestState]):
             due = parse_date(msg.text if msg.kind is Kind.TEXT else "", ctx.today)
         except ParseError:
             return await self._again(
-                ctx, state, t("I could not read this date. Type day/month/year, e.g. 05/10/2026.")
+                ctx,
+                state,
+                t(
+                    "I could not read this date. Type day/month/year, e.g. {example}.",
+                    example=_example(ctx),
+                ),
             )
         if not ctx.today <= due <= ctx.today + timedelta(days=MAX_DAYS_AHEAD):
             return await self._again(
@@ -367,7 +373,8 @@ class RequestComposer(Flow[RequestState]):
 
 
 def _example(ctx: Context) -> str:
-    return ctx.t.date(ctx.today + timedelta(days=7))
+    """A deadline a week from today, written as it is typed (day/month/year in both languages)."""
+    return date_example(ctx.today + timedelta(days=7))
 
 
 # ---- /tinhtrang ----------------------------------------------------------------------------------
@@ -392,7 +399,7 @@ async def requests_section(ctx: Context) -> tuple[list[str], list[Option]]:
         status = await request_status(ctx.uow, actor, r, forms=ctx.forms, today=ctx.today)
         expected = len(status.answered) + len(status.missing)
         lines.append(
-            f"#{r.id} · “{r.title[:60]}” · "
+            f"#{r.id} · “{shorten(r.title, TITLE_TEXT)}” · "
             + t("due {date}", date=t.date(r.due_date))
             + " · "
             + _answered_count(t, len(status.answered), expected)

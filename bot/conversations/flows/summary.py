@@ -27,6 +27,7 @@ from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.periods import FIRST_REPORT_YEAR, Period, typed_report_period
 from bot.domain.permissions import Action, NotAllowed, roles_for
 from bot.domain.schedules import load_schedules
+from bot.domain.text import shorten
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
 from bot.reports.compiled import render, summary_text
@@ -129,7 +130,7 @@ class Summary(Flow[SummaryState]):
                 text = t(
                     "“{typed}” is not a period with a report. Type a year from {first} to {last} "
                     "(e.g. {year}) or a half-year (e.g. {half}), or pick one of the choices.",
-                    typed=typed[:40],
+                    typed=shorten(typed, 40),
                     first=FIRST_REPORT_YEAR,
                     last=ctx.today.year,
                     year=ctx.today.year - 1,

@@ -68,15 +68,9 @@ def stock_sources(period: Period, kinds: Iterable[str]) -> list[Period]:
 
 def opening_sources(period: Period, kinds: Iterable[str]) -> list[Period]:
     """The periods of `kinds` that end the day before `period` starts, the same kind first
-    (2026-H1 → 2025-H2, 2025; 2026 → 2025, 2025-H2)."""
+    (2026-H1 → 2025-H2, 2025; 2026 → 2025, 2025-H2): Period.preceding."""
     day = period.start - timedelta(days=1)
-    out = [period.previous()]
-    for kind in kinds:
-        if kind != period.kind:
-            other = Period.containing(kind, day)
-            if other.end == day:
-                out.append(other)
-    return [p for p in out if p.end == day]
+    return [p for p in period.preceding(kinds) if p.end == day]
 
 
 def carried_source(period: Period, ask_in: Iterable[str]) -> Period | None:

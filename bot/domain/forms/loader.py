@@ -30,6 +30,7 @@ from bot.domain.forms.model import (
     Otherwise,
     RecordKind,
     Rule,
+    Section,
     Severity,
     Text,
 )
@@ -48,6 +49,7 @@ _FORM_KEYS = {
     "fields",
     "rules",
     "for_requests",
+    "sections",
 }
 _FORM_REQUIRED = ("key", "title", "unit_kinds", "period_kinds", "record", "fields")
 _FIELD_KEYS = {
@@ -67,6 +69,7 @@ _FIELD_KEYS = {
 }
 _CHOICE_KEYS = {"value", "label", "aliases", "ask_in"}
 _RULE_KEYS = {"id", "severity", "check", "message"}
+_SECTION_KEYS = {"key", "label", "fields"}
 _TEXT_KEYS = ("vi", "en")
 _IDENTIFIER = re.compile(r"[a-z][a-z0-9_]*\Z")
 _BRACES = re.compile(r"\{([^{}]*)\}")
@@ -217,6 +220,7 @@ class _Reader:
                         f"field {f.key!r}", "'otherwise: carried' needs a per_period form (a unit's report)"
                     )
         rules = self.rules(data.get("rules") or [], fields)
+        sections = self.sections(data.get("sections"), fields)
         for_requests = self.flag(data, "for_requests", "top level")
         if for_requests and record != "per_period":
             # A request asks each unit once; its answers are corrected as versions of that record.
@@ -234,6 +238,7 @@ class _Reader:
             digest=_digest(definition),
             definition=definition,
             for_requests=for_requests,
+            sections=sections,
         )
 
     def fields(self, raw: object, period_kinds: tuple[str, ...]) -> tuple[Field, ...]:
@@ -355,6 +360,42 @@ class _Reader:
             if not any(c.offered_in(kind) for c in choices):
                 raise self.fail(where, f"no choice is offered in a {kind} report (see the choices' 'ask_in')")
         return tuple(choices)
+
+    def sections(self, raw: object, fields: tuple[Field, ...]) -> tuple[Section, ...]:
+        """None, or sections that between them hold every field exactly once."""
+        if raw is None:
+            return ()
+        if not isinstance(raw, list) or len(raw) < 2:
+            raise self.fail("sections", "expected a list of at least two sections (or no 'sections')")
+        keys = [f.key for f in fields]
+        owner: dict[str, str] = {}
+        sections: list[Section] = []
+        for index, item in enumerate(raw):
+            where = _where(item, "key", "section", f"sections[{index}]")
+            data = self.mapping(item, where, _SECTION_KEYS)
+            for required in ("key", "label", "fields"):
+                if required not in data:
+                    raise self.fail(where, f"missing {required!r}")
+            key = self.identifier(data["key"], where, "the section key", name=False)
+            where = f"section {key!r}"
+            if any(s.key == key for s in sections):
+                raise self.fail(where, "duplicate section key")
+            label = self.text(data["label"], f"{where} label")
+            listed = data["fields"]
+            if not isinstance(listed, list) or not listed:
+                raise self.fail(where, "'fields' must be a non-empty list of field keys")
+            for name in listed:
+                if name not in keys:
+                    raise self.fail(where, f"{name!r} is not a field of the form")
+                if name in owner:
+                    raise self.fail(where, f"the field {name!r} is also in section {owner[name]!r}")
+                owner[name] = key
+            in_order = tuple(k for k in keys if k in listed)
+            sections.append(Section(key=key, label=label, fields=in_order))
+        left_out = [k for k in keys if k not in owner]
+        if left_out:
+            raise self.fail("sections", f"the field {left_out[0]!r} is in no section")
+        return tuple(sections)
 
     def rules(self, raw: object, fields: tuple[Field, ...]) -> tuple[Rule, ...]:
         if not isinstance(raw, list):

@@ -110,6 +110,16 @@ class Rule:
 
 
 @dataclass(frozen=True)
+class Section:
+    """A part of a form, named for people: "changing an answer" lists the sections, then the
+    fields of the one chosen, instead of every field at once."""
+
+    key: str
+    label: Text
+    fields: tuple[str, ...]  # field keys, in the form's order
+
+
+@dataclass(frozen=True)
 class Form:
     """A whole form: what is asked, of whom, how often, and what must hold."""
 
@@ -126,6 +136,8 @@ class Form:
     definition: dict[str, Any] = dataclasses.field(compare=False, repr=False)
     # Staff may send it to the officers of their area as an ad hoc request (/yeucau).
     for_requests: bool = False
+    # Every field in exactly one section, or no sections at all (the fields are listed alone).
+    sections: tuple[Section, ...] = ()
 
     def field(self, key: str) -> Field:
         for candidate in self.fields:
@@ -136,3 +148,13 @@ class Form:
     @property
     def field_keys(self) -> tuple[str, ...]:
         return tuple(f.key for f in self.fields)
+
+    def section(self, key: str) -> Section:
+        for candidate in self.sections:
+            if candidate.key == key:
+                return candidate
+        raise KeyError(f"form {self.key!r} has no section {key!r}")
+
+    @property
+    def section_keys(self) -> tuple[str, ...]:
+        return tuple(s.key for s in self.sections)
