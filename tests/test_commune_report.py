@@ -104,6 +104,15 @@ def test_the_form_is_filed_by_communes_for_the_half_year_and_the_year(form: Form
         "commune_lc_rating": ("year",),
     }
     assert {f.key for f in form.fields if f.optional} == {"notes"}
+    # "Change an answer" goes by these parts; every field is in one of them.
+    assert [s.key for s in form.sections] == [
+        "learning_units",
+        "branches",
+        "fund",
+        "community",
+        "training_and_awards",
+    ]
+    assert sorted(k for s in form.sections for k in s.fields) == sorted(FIELDS)
     assert [c.value for c in form.field("commune_lc_rating").choices] == [
         "good",
         "fair",
