@@ -62,6 +62,7 @@ from bot.domain.permissions import Action, NotAllowed, holds, report_action, rol
 from bot.domain.requests import reply_command, request_form, request_period
 from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.domain.text import TITLE_TEXT, shorten
+from bot.reports.review_queue import reviewed
 from bot.services.actor import Actor
 from bot.services.requests import (
     RequestClosed,
@@ -69,7 +70,7 @@ from bot.services.requests import (
     requests_to_answer,
     submit_answer,
 )
-from bot.services.reviews import PeriodLocked, lock_for, record_state, reviewed
+from bot.services.reviews import PeriodLocked, lock_for, record_state
 from bot.services.submissions import Draft, Submitted, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
