@@ -198,7 +198,7 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("CONTENT_DIR", str(CONTENT))
     runner = CliRunner()
-    for fmt, magic in (("xlsx", b"PK"), ("png", PNG_MAGIC), ("csv", b"line,unit_id")):
+    for fmt, magic in (("xlsx", b"PK"), ("docx", b"PK"), ("png", PNG_MAGIC), ("csv", b"line,unit_id")):
         out = tmp_path / f"report.{fmt}"
         result = runner.invoke(
             cli,
