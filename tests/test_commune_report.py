@@ -24,12 +24,12 @@ from bot.domain.permissions import Action, NotAllowed, load_grants
 from bot.reports.aggregate import Compiled
 from bot.reports.commune_figures import LEARNING_UNITS
 from bot.reports.compiled import compile_unit, render, summary_text
-from bot.reports.labels import COLUMNS
 from bot.services.actor import Actor
 from bot.services.reviews import PeriodLocked, approve, reports_to_review, return_report
 from bot.services.submissions import Draft, submit_report
 from storage.db import Database
 from storage.models import COMMUNE, COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER, Unit
+from tests.sheet_tables import table_with, value
 from tests.support import CONTENT, Tree, make_app, make_contact, seed_tree
 from tests.test_reports_helpers import (
     COMMUNE_VALUES,
@@ -331,25 +331,18 @@ def sheet_rows(c: Compiled, locale: str = "vi") -> list[tuple[Any, ...]]:
 
 
 def commune_table(rows: list[tuple[Any, ...]]) -> tuple[list[str], list[tuple[Any, ...]], tuple[Any, ...]]:
-    """Section V: its header, its lines and its totals line."""
+    """The communes' own table (section IV): its header, its lines and its total line."""
     t = translator("vi")
     start = next(i for i, r in enumerate(rows) if r[0] == t("No.") and r[2] == t("Communes to report"))
     header = [str(v) for v in rows[start] if v is not None]
     body: list[tuple[Any, ...]] = []
     for r in rows[start + 1 :]:
+        if r[0] == "(1)" or r[1] == t("Unit of measure"):  # the numbered columns, the unit row
+            continue
         if r[1] == t("Total"):
             return header, body, r
         body.append(r)
-    raise AssertionError("no totals line in section V")
-
-
-def row_named(rows: list[tuple[Any, ...]], name: str) -> tuple[Any, ...]:
-    return next(r for r in rows if r[1] == name)
-
-
-def column(key: str) -> int:
-    """The index in a row of the villages' table (II) of a column of bot/reports/labels.py."""
-    return 2 + [c.key for c in COLUMNS].index(key)
+    raise AssertionError("no totals line in the communes' table")
 
 
 async def test_the_commune_report_adds_the_communes_figures(world: World) -> None:
@@ -400,13 +393,14 @@ async def test_the_commune_report_adds_the_communes_figures(world: World) -> Non
 
     rows = sheet_rows(c)
     # II: the commune's row under the villages' totals, then the totals with it.
-    mine = row_named(rows, "Phường Thục Phán: báo cáo của xã")
-    assert mine[column("members_total")] == 150 and mine[column("fund_raised_vnd")] == 10_000_000
-    assert mine[column("households_total")] is None
-    both = row_named(rows, "Tổng cộng, kể cả báo cáo của xã")
-    assert both[column("members_total")] == 280
-    assert both[column("fund_balance_vnd")] == 12_000_000
-    assert both[column("households_total")] == 200  # the villages' own (100 each), unchanged
+    # (in the tables of members and of the fund: those the commune's report adds to).
+    mine, both = "Phường Thục Phán: báo cáo của xã", "Tổng cộng, kể cả báo cáo của xã"
+    assert value(rows, mine, "members_total") == 150 and value(rows, mine, "fund_raised_vnd") == 10_000_000
+    assert value(rows, both, "members_total") == 280
+    assert value(rows, both, "fund_balance_vnd") == 12_000_000
+    titles = table_with(rows, "Tổng số hộ")
+    assert titles.total[titles.column("Tổng số hộ")] == 200  # the villages' own (100 each)
+    assert mine not in [r[1] for r in titles.lines]  # the commune's report adds no households
     # V: the commune's own table, with the learning units rate beside its figures; the carried
     # columns say which period they come from.
     header, body, totals = commune_table(rows)
@@ -424,7 +418,7 @@ async def test_the_commune_report_adds_the_communes_figures(world: World) -> Non
     assert by_header["Ghi chú"] == "Trường THCS tiêu biểu"
     assert totals[header.index("Số hội viên của các chi hội này")] == 150
     texts = [str(v) for r in rows for v in r if isinstance(v, str)]
-    assert "V. BÁO CÁO CỦA XÃ" in texts
+    assert "IV. BÁO CÁO CỦA XÃ" in texts
     assert units.removeprefix("• ") in texts
     assert "Đơn vị đăng ký Đơn vị học tập — 6 tháng đầu năm 2026: 7/10, 70%." in texts
     (definition,) = [s for s in texts if s.startswith("(Đơn vị học tập: số đơn vị được công nhận")]
@@ -505,8 +499,8 @@ async def test_the_province_report_lists_each_commune_and_leaves_the_missing_one
     assert totals[rec] == 7 and totals[rate] == pytest.approx(7 / 12)
     assert totals[rating] == "Tốt: 1; Khá: 1"
     assert totals[header.index("Số hội viên của các chi hội này")] == 170
-    assert row_named(rows, "Báo cáo của các xã (2/3 xã)")[column("members_total")] == 170
-    assert row_named(rows, "Tổng cộng, kể cả báo cáo của các xã")[column("members_total")] == 340
+    assert value(rows, "Báo cáo của các xã (2/3 xã)", "members_total") == 170
+    assert value(rows, "Tổng cộng, kể cả báo cáo của các xã", "members_total") == 340
 
     national = await compiled(world.app, None)
     assert national.commune is not None
@@ -527,9 +521,8 @@ async def test_a_commune_that_has_not_filed_shows_as_not_reported(world: World) 
     assert "• Báo cáo sơ kết 6 tháng của xã: chưa nhận được." in vi
     assert "Đơn vị học tập" not in vi
     rows = sheet_rows(c)
-    mine = row_named(rows, "Phường Thục Phán: báo cáo của xã — chưa báo cáo")
-    assert mine[column("members_total")] is None  # blank, not 0
-    assert row_named(rows, "Tổng cộng, kể cả báo cáo của xã")[column("members_total")] == 100
+    assert value(rows, "Phường Thục Phán: báo cáo của xã — chưa báo cáo", "members_total") is None
+    assert value(rows, "Tổng cộng, kể cả báo cáo của xã", "members_total") == 100
     header, (line,), _ = commune_table(rows)
     assert line[header.index("Ghi chú")] == "Chưa báo cáo"
     # A later correction is what counts: the latest version of the commune's report. With no

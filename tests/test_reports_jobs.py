@@ -65,7 +65,7 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     assert "Phường Thục Phán" in report["text"]
     assert "Gia đình học tập — đã công nhận, Cả năm 2025: 60%" in report["text"]
     files = await files_of(app, report)
-    assert set(files) == {"xlsx", "png"}
+    assert set(files) == {"xlsx", "docx", "png"}
     assert files["png"].startswith(b"\x89PNG")
     ws = load_workbook(io.BytesIO(files["xlsx"])).active
     assert ws is not None

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.i18n import Translator
 from bot.domain.messages import Attachment
@@ -39,7 +39,12 @@ from bot.reports.targets import load_targets
 from storage.models import VILLAGE_KINDS, Unit
 from storage.readonly import ReadOnlyUnitOfWork
 
-FORMATS = ("xlsx", "png", "csv")
+if TYPE_CHECKING:
+    from bot.reports.document import Profile
+
+FORMATS = ("xlsx", "docx", "png", "csv")
+# What a compiled report is sent as: the document to file (.xlsx and .docx) and the chart.
+SENT_FORMATS = ("xlsx", "docx", "png")
 LIST_LIMIT = 15
 
 
@@ -94,17 +99,22 @@ def file_stem(c: Compiled) -> str:
     return "bao-cao-" + re.sub(r"[^a-z0-9]+", "-", name).strip("-") + "-" + c.period.key
 
 
-def render(c: Compiled, t: Translator, formats: Sequence[str] = ("xlsx", "png")) -> list[Attachment]:
-    """The report files (CPU-bound: call it in a worker thread from async code)."""
+def render(
+    c: Compiled, t: Translator, formats: Sequence[str] = SENT_FORMATS, profile: Profile | None = None
+) -> list[Attachment]:
+    """The report files (CPU-bound: call it in a worker thread from async code); `profile`: the
+    signer and the number symbol of the unit's documents."""
     # openpyxl and matplotlib load here, not with the dialogue modules: ~0.4 s that the first
     # message after a start would otherwise wait for.
-    from bot.reports import chart, csv_export, xlsx
+    from bot.reports import chart, csv_export, docx, xlsx
 
     out: list[Attachment] = []
     stem = file_stem(c)
     for fmt in formats:
         if fmt == "xlsx":
-            out.append(Attachment(f"{stem}.xlsx", xlsx.CONTENT_TYPE, xlsx.render_xlsx(c, t)))
+            out.append(Attachment(f"{stem}.xlsx", xlsx.CONTENT_TYPE, xlsx.render_xlsx(c, t, profile)))
+        elif fmt == "docx":
+            out.append(Attachment(f"{stem}.docx", docx.CONTENT_TYPE, docx.render_docx(c, t, profile)))
         elif fmt == "png":
             out.append(Attachment(f"{stem}.png", chart.CONTENT_TYPE, chart.render_png(c, t)))
         elif fmt == "csv":
@@ -264,5 +274,5 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                 )
             )
     if files_attached:
-        lines.append(t("The spreadsheet (.xlsx) and the chart are attached."))
+        lines.append(t("The report (.xlsx and .docx) and the chart are attached."))
     return "\n".join(lines)
