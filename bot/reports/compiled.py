@@ -89,7 +89,11 @@ def render(c: Compiled, t: Translator, formats: Sequence[str] = ("xlsx", "png"))
         if fmt == "xlsx":
             out.append(Attachment(f"{stem}.xlsx", xlsx.CONTENT_TYPE, xlsx.render_xlsx(c, t)))
         elif fmt == "png":
-            out.append(Attachment(f"{stem}.png", chart.CONTENT_TYPE, chart.render_png(c, t)))
+            # One picture per indicator, each readable on a phone (bot/reports/chart.py).
+            out += [
+                Attachment(f"{stem}-{drawn.slug}.png", chart.CONTENT_TYPE, drawn.png)
+                for drawn in chart.render_charts(c, t)
+            ]
         elif fmt == "csv":
             out.append(Attachment(f"{stem}.csv", csv_export.CONTENT_TYPE, csv_export.render_csv(c)))
         else:
@@ -246,5 +250,5 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                 )
             )
     if files_attached:
-        lines.append(t("The spreadsheet (.xlsx) and the chart are attached."))
+        lines.append(t("The spreadsheet (.xlsx) and a chart for each indicator are attached."))
     return "\n".join(lines)
