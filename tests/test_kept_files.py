@@ -198,3 +198,18 @@ async def test_a_personal_data_export_is_never_kept_and_erasure_forgets_the_link
         await uow.commit()
     assert erased.counts["kept_files"] == 1
     assert await count(app, KeptFile) == 0
+
+
+async def test_a_stranger_pruned_for_never_consenting_takes_their_files_along(app: App) -> None:
+    stranger = await webchat_id(app, "stranger-0123456789abcdef")
+    async with app.uow() as uow:
+        contact = await uow.contacts.create("webchat", stranger, NOW)
+        await keep_files(uow, contact.id, [Attachment("x.csv", "text/csv", b"a,b")], NOW)
+        await uow.commit()
+    clock = app.clock
+    assert isinstance(clock, FixedClock)
+    clock.set(NOW + timedelta(days=app.settings.unconsented_contact_retention_days + 1))
+    await prune_expired(app)  # before, the kept file's row held the contact: a foreign key error
+    async with app.uow() as uow:
+        assert await uow.contacts.by_identity("webchat", stranger) is None
+    assert await count(app, KeptFile) == 0

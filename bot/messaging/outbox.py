@@ -177,7 +177,9 @@ async def attach(
 
         {"text": ..., "attachments": [{"filename", "content_type", "file_id", "size"}]}
 
-    so the report a hundred officers receive is kept once and the rows stay small.
+    so the report a hundred officers receive is kept once and the rows stay small. `enqueue`
+    adds a web chat recipient's own download id to each ("kept": `kept_for`); a file not to be
+    kept (`Attachment.keep`) is marked "keep": false.
     """
     if not files:
         return payload

@@ -7,6 +7,12 @@ and buttons. Pushed messages (broadcasts, reminders) wait in the outbox and the 
 Limits (issue 11): request bodies above `webchat_max_body_bytes` get 413 before they are read;
 a client address starts at most `webchat_new_contacts_per_minute` new ids (each id is a new
 contact), more get 429; "Đăng xuất" (log out) revokes the id on the server.
+
+Files (issue 10): the page keeps its history in the browser, as text and links. Each file a
+reply carries is kept on the server for its contact (bot/services/files.py; pushed messages get
+theirs when queued), and its `url` downloads it again — with the client id in the
+X-Webchat-Client header, never in the URL — until `kept_file_days` have passed; any other
+client, a revoked id or an expired file gets 404.
 """
 
 from __future__ import annotations
