@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -169,7 +170,14 @@ async def test_charts_are_legible_on_a_phone_and_the_files_survive_a_reload(
             await page.reload()
             report = phone.bot().filter(has=page.locator("img"))
             await expect(report.locator("img")).to_have_count(len(CHART_RATES))
-            await report.locator("img").first.evaluate("img => img.decode()")
+            for n in range(len(CHART_RATES)):  # fetched from the server once scrolled near
+                picture = report.locator("img").nth(n)
+                await picture.scroll_into_view_if_needed()
+                await expect(picture).to_have_attribute("src", re.compile(r"^blob:"))
+                assert (
+                    await picture.evaluate("async img => { await img.decode(); return img.naturalWidth; }")
+                    == 800
+                )
             links = report.get_by_test_id("attachment")
             await expect(links).to_have_count(1 + len(CHART_RATES))
             sheet = links.first
