@@ -141,17 +141,25 @@ def _text_width(renderer: RendererAgg, text: str, prop: FontProperties) -> float
 
 
 def wrap(renderer: RendererAgg, text: str, prop: FontProperties, max_px: float) -> list[str]:
-    """`text` broken into lines no wider than `max_px` as drawn (a longer word stays whole)."""
+    """`text` broken into lines no wider than `max_px` as drawn (a longer word stays whole).
+    Each word is measured once and a line is the sum of its words and spaces: measuring every
+    candidate line cost most of the drawing time, and kerning across a space changes little."""
+    space = _text_width(renderer, "a a", prop) - _text_width(renderer, "aa", prop)
+    widths: dict[str, float] = {}
     lines: list[str] = []
     for paragraph in text.splitlines() or [""]:
-        line = ""
+        line, used = "", 0.0
         for word in paragraph.split(" "):
-            candidate = f"{line} {word}" if line else word
-            if line and _text_width(renderer, candidate, prop) > max_px:
+            if word not in widths:
+                widths[word] = _text_width(renderer, word, prop)
+            width = widths[word]
+            if line and used + space + width > max_px:
                 lines.append(line)
-                line = word
+                line, used = word, width
+            elif line:
+                line, used = f"{line} {word}", used + space + width
             else:
-                line = candidate
+                line, used = word, width
         lines.append(line)
     return lines
 
