@@ -81,10 +81,9 @@ async def test_a_file_in_a_reply_downloads_again_for_its_owner_only(
     r = await http.post("/api/webchat/messages", json={"client_id": CLIENT, "option_id": "2026-H1"})
     report = r.json()["replies"][0]
     files = report["attachments"]
-    assert [f["content_type"] for f in files] == [
-        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        *["image/png"] * 4,
-    ]
+    types = [f["content_type"] for f in files]  # the document(s) to file, then the charts
+    assert types[0] == "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    assert types.count("image/png") == 4 and types[-4:] == ["image/png"] * 4
     for f in files:  # shown at once from the answer, and downloadable again by its link
         assert f["data"] and re.fullmatch(r"api/webchat/files/[A-Za-z0-9_-]{32}", f["url"])
         got = await get(http, f["url"], CLIENT)
@@ -94,7 +93,7 @@ async def test_a_file_in_a_reply_downloads_again_for_its_owner_only(
         assert got.headers["content-disposition"].startswith(f'attachment; filename="{f["filename"]}"')
         assert got.headers["cache-control"] == "private, no-store"
     xlsx = files[0]["url"]
-    assert len({f["url"] for f in files}) == 5  # every file its own id
+    assert len({f["url"] for f in files}) == len(files)  # every file its own id
     # Anyone else: the same answer as for a file that does not exist.
     for who in (OTHER, "never-seen-0123456789", None, "bad id"):
         assert (await get(http, xlsx, who)).status_code == 404, who
@@ -130,7 +129,8 @@ async def test_a_report_sent_after_the_deadline_comes_as_links(app: App, http: h
     (message,) = r.json()["messages"]
     assert "Phường Thục Phán" in message["text"]
     files = message["attachments"]
-    assert len(files) == 5 and all(f["data"] is None for f in files)  # the poll reads no bytes
+    assert len(files) == len(queued["attachments"]) >= 5
+    assert all(f["data"] is None for f in files)  # the poll reads no bytes
     stored = {a["filename"]: a["file_id"] for a in queued["attachments"]}
     async with app.read_only() as reads:
         for f in files:

@@ -446,9 +446,12 @@ async def test_a_compiled_report_comes_as_a_document_and_a_photo_per_chart(
     user = TgUser(fake)
     await user.say("/baocaotonghop")
     await user.press("2026-H1")
-    summary, sheet, *photos, menu = user.last
+    summary, *files, menu = user.last
     assert "Phường Thục Phán" in summary["text"]
-    assert sheet["document_name"] == "bao-cao-phuong-thuc-phan-2026-H1.xlsx"
+    documents = [f for f in files if "document" in f]
+    photos = [f for f in files if "photo" in f]
+    assert files == documents + photos  # the document(s) to file first, then the charts
+    assert documents[0]["document_name"] == "bao-cao-phuong-thuc-phan-2026-H1.xlsx"
     assert [p["photo_name"] for p in photos] == [
         f"bao-cao-phuong-thuc-phan-2026-H1-{key}.png"
         for key in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
