@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models_channels import ChannelRepository
+from storage.models_files import KeptFileRepository
 from storage.models_limits import InviteTryRepository, RetentionRepository
 from storage.models_requests import RequestRepository
 from storage.models_secrets import SecretRepository
@@ -62,6 +63,7 @@ class UnitOfWork:
             self.notices = NoticeRepository(s)
             self.recipients = RecipientRepository(s)
             self.files = ReportFileRepository(s)
+            self.kept_files = KeptFileRepository(s)
             self.content = ContentRepository(s)
             self.sent_items = SentItemRepository(s)
             self.channels = ChannelRepository(s)

@@ -20,7 +20,7 @@ from bot.domain.app import App
 from bot.domain.i18n import translator
 from bot.domain.periods import Period
 from bot.reports.aggregate import Compiled
-from bot.reports.compiled import compile_unit, render
+from bot.reports.compiled import compile_unit, file_stem, render
 from bot.reports.labels import COLUMNS
 from bot.reports.targets import load_targets
 from bot.runtime.cli import app as cli
@@ -157,17 +157,28 @@ async def test_xlsx_opens_and_its_totals_are_the_sum_of_its_rows(app: App) -> No
         assert acts.total is not None and acts.total[n] == sum(r[n] for r in acts.body) == 2
 
 
-async def test_the_chart_is_a_valid_png(app: App) -> None:
+async def test_a_chart_per_indicator_each_a_valid_png(app: App) -> None:
     tree = await fill(app)
+    t = translator("vi")
     for unit in (tree.commune, tree.province, None):
         c = await compiled(app, unit)
-        (png,) = render(c, translator("vi"), ["png"])
-        assert png.content_type == "image/png"
-        assert png.data.startswith(PNG_MAGIC)
-        with Image.open(io.BytesIO(png.data)) as image:
-            image.verify()
-        with Image.open(io.BytesIO(png.data)) as image:
-            assert image.format == "PNG" and image.size[0] >= 800 and image.size[1] >= 300
+        charts = render(c, t, ["png"])
+        stem = file_stem(c)
+        assert [p.filename for p in charts] == [
+            f"{stem}-gia-dinh-hoc-tap.png",
+            f"{stem}-dong-ho-hoc-tap.png",
+            f"{stem}-cong-dong-hoc-tap.png",
+            f"{stem}-hoi-vien-dan-so.png",
+        ]
+        for png in charts:
+            assert png.content_type == "image/png"
+            assert png.data.startswith(PNG_MAGIC)
+            with Image.open(io.BytesIO(png.data)) as image:
+                image.verify()
+            with Image.open(io.BytesIO(png.data)) as image:  # 4 inches at 200 dpi: phone-sized
+                assert image.format == "PNG" and image.size[0] == 800 and 800 <= image.size[1] <= 1600
+    english = render(c, translator("en"), ["png"])
+    assert english[0].filename == f"{file_stem(c)}-learning-families.png"  # named in the officer's language
 
 
 async def test_csv_for_data_exchange(app: App) -> None:
@@ -198,6 +209,7 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("CONTENT_DIR", str(CONTENT))
     runner = CliRunner()
+    charts = ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
     for fmt, magic in (("xlsx", b"PK"), ("docx", b"PK"), ("png", PNG_MAGIC), ("csv", b"line,unit_id")):
         out = tmp_path / f"report.{fmt}"
         result = runner.invoke(
@@ -215,7 +227,11 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
             ],
         )
         assert result.exit_code == 0, result.output
-        assert out.read_bytes().startswith(magic)
+        # png: a chart per indicator, each named after --out
+        written = [tmp_path / f"report-{c}.png" for c in charts] if fmt == "png" else [out]
+        for path in written:
+            assert path.read_bytes().startswith(magic)
+            assert f"Written: {path}" in result.output
         assert "Thục Phán" in result.output
     result = runner.invoke(
         cli, ["report", "--unit", str(tree.province.id), "--period", "2026-H7", "--format", "xlsx"]

@@ -123,7 +123,10 @@ async def test_other_dialogues_go_on_while_a_report_is_read(app: App) -> None:
     assert [a.filename for a in replies[0].attachments] == [
         "bao-cao-phuong-thuc-phan-2026-H1.xlsx",
         "bao-cao-phuong-thuc-phan-2026-H1.docx",
-        "bao-cao-phuong-thuc-phan-2026-H1.png",
+        *(
+            f"bao-cao-phuong-thuc-phan-2026-H1-{chart}.png"
+            for chart in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+        ),
     ]
     assert "cmd:baocaotonghop" in [o.id for o in replies[1].options]
     assert all(r.later is None for r in replies)

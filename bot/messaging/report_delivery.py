@@ -3,8 +3,9 @@
 The `period_reports` job runs daily. For each deadline with `report_after_days` (schedules.yaml),
 from that many days after the due date and for two weeks more, every commune officer and
 province staff member who has not had it yet gets the compiled report of their unit: the chat
-summary, the .xlsx and the chart. Each unit is compiled and drawn once per language, whoever and
-however many receive it, and the files are stored once (report_files).
+summary, the .xlsx and a chart per indicator. Each unit is compiled and drawn once per language,
+whoever and however many receive it, and the files are stored once (report_files); a web chat
+recipient's message names them by download ids of their own (outbox.kept_for).
 """
 
 from __future__ import annotations

@@ -116,7 +116,11 @@ def render(
         elif fmt == "docx":
             out.append(Attachment(f"{stem}.docx", docx.CONTENT_TYPE, docx.render_docx(c, t, profile)))
         elif fmt == "png":
-            out.append(Attachment(f"{stem}.png", chart.CONTENT_TYPE, chart.render_png(c, t)))
+            # One picture per indicator, each readable on a phone (bot/reports/chart.py).
+            out += [
+                Attachment(f"{stem}-{drawn.slug}.png", chart.CONTENT_TYPE, drawn.png)
+                for drawn in chart.render_charts(c, t)
+            ]
         elif fmt == "csv":
             out.append(Attachment(f"{stem}.csv", csv_export.CONTENT_TYPE, csv_export.render_csv(c)))
         else:
@@ -274,5 +278,5 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                 )
             )
     if files_attached:
-        lines.append(t("The report (.xlsx and .docx) and the chart are attached."))
+        lines.append(t("The report (.xlsx and .docx) and a chart for each indicator are attached."))
     return "\n".join(lines)
