@@ -396,6 +396,7 @@ def report(
     from bot.domain.schedules import load_schedules
     from bot.reports.aggregate import VILLAGE_FORM
     from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
+    from bot.reports.profile import unit_profile
     from storage.models import Unit
     from storage.repositories import UnitRepository
 
@@ -430,10 +431,11 @@ def report(
                     forms=bot.forms,
                     now=bot.clock.now(),
                 )
+                profile = await unit_profile(reads, None if found is None else found.id)
         finally:
             await bot.db.dispose()
         t = translator(locale)
-        (file,) = render(compiled, t, [fmt])
+        (file,) = render(compiled, t, [fmt], profile)
         return file.filename, file.data, summary_text(compiled, t, files_attached=False)
 
     settings = Settings()
