@@ -11,6 +11,7 @@ from storage.db import Database
 from storage.models_channels import ChannelRepository
 from storage.models_files import KeptFileRepository
 from storage.models_limits import InviteTryRepository, RetentionRepository
+from storage.models_profiles import ProfileRepository
 from storage.models_requests import RequestRepository
 from storage.models_secrets import SecretRepository
 from storage.readonly import ReadOnlyUnitOfWork
@@ -76,6 +77,7 @@ class UnitOfWork:
             self.invite_tries = InviteTryRepository(s)
             self.retention = RetentionRepository(s)
             self.secrets = SecretRepository(s)
+            self.profiles = ProfileRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()
@@ -102,5 +104,5 @@ class UnitOfWork:
 
 
 # What reads the tables the write and the read-only unit of work both carry (recipients, notices,
-# files, content, units, submissions, reviews): work that runs inside either takes this.
+# files, content, units, submissions, reviews, profiles): work that runs inside either takes this.
 Reads = UnitOfWork | ReadOnlyUnitOfWork

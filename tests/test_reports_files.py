@@ -24,6 +24,8 @@ from bot.reports.compiled import compile_unit, file_stem, render
 from bot.reports.labels import COLUMNS
 from bot.reports.targets import load_targets
 from bot.runtime.cli import app as cli
+from bot.services.actor import CONSOLE
+from bot.services.profiles import set_profile
 from storage.db import Database
 from storage.migrate import upgrade
 from tests.sheet_tables import table_with, tables
@@ -201,7 +203,19 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
     async def seed() -> Tree:
         app = make_app(url)
         try:
-            return await fill(app)
+            tree = await fill(app)
+            async with app.uow() as uow:  # the commune's own signer and symbol (/hoso)
+                await set_profile(
+                    uow,
+                    CONSOLE,
+                    tree.commune,
+                    signer_name="Nông Văn Hải",
+                    signer_title="",
+                    number_symbol="BC-HKHP",
+                    now=app.clock.now(),
+                )
+                await uow.commit()
+            return tree
         finally:
             await app.db.dispose()
 
@@ -233,6 +247,11 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
             assert path.read_bytes().startswith(magic)
             assert f"Written: {path}" in result.output
         assert "Thục Phán" in result.output
+        if fmt == "xlsx":
+            ws = load_workbook(out).active
+            assert ws is not None
+            cells = {v for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)}
+            assert {"Nông Văn Hải", "CHỦ TỊCH", "Số: …/BC-HKHP"} <= cells
     result = runner.invoke(
         cli, ["report", "--unit", str(tree.province.id), "--period", "2026-H7", "--format", "xlsx"]
     )

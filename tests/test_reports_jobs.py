@@ -15,6 +15,8 @@ from bot.domain.clock import FixedClock
 from bot.messaging.digest import send_weekly_digest
 from bot.messaging.reminders import send_reminders
 from bot.messaging.report_delivery import send_period_reports
+from bot.services.actor import CONSOLE
+from bot.services.profiles import set_profile
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER
 from tests.support import make_app, make_contact, seed_tree
@@ -58,6 +60,17 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     clock.set(vn(2026, 6, 15, 8, 30))  # the due day: nothing compiled yet
     assert await send_period_reports(app) == 0
     await make_contact(app, "second-commune-officer", COMMUNE_OFFICER, tree.commune)
+    async with app.uow() as uow:  # the commune's own signer and symbol (/hoso)
+        await set_profile(
+            uow,
+            CONSOLE,
+            tree.commune,
+            signer_name="Nông Văn Hải",
+            signer_title="Phó Chủ tịch",
+            number_symbol="BC-HKHP",
+            now=clock.now(),
+        )
+        await uow.commit()
     clock.set(vn(2026, 6, 16, 8, 30))
     assert await send_period_reports(app) == 3
     _, report = await outbox_to(app, "commune-officer")  # after the reminder above
@@ -71,6 +84,7 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     assert ws is not None
     cells = [v for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
     assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in cells and "HỘI KHUYẾN HỌC PHƯỜNG THỤC PHÁN" in cells
+    assert {"Nông Văn Hải", "PHÓ CHỦ TỊCH", "Số: …/BC-HKHP"} <= set(cells)
     (english,) = await outbox_to(app, "province-staff")
     assert "Half-year report" in english["text"]
     assert "Learning families — recognised, Year 2025: 60%" in english["text"]

@@ -36,6 +36,7 @@ class Action(StrEnum):
     # unit that filed: commune officers review their villages, province staff their communes.
     REVIEW = "review"
     REQUEST = "request"  # ask the officers of one's area for an ad hoc report (/yeucau; /tinhtrang)
+    SET_PROFILE = "set_profile"  # the signer and number symbol of a unit's compiled reports (/hoso)
 
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
@@ -51,6 +52,8 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.REVIEW: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.OWN_DATA: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.REQUEST: (COMMUNE_OFFICER, PROVINCE_STAFF),
+    # Whoever gets the unit's compiled reports sets who signs them.
+    Action.SET_PROFILE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
 }
 
 # The action that filing a form needs, when it is not Action.REPORT: the dialogue offers the form,

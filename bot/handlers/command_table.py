@@ -201,6 +201,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         menu=Shown.ALWAYS,
     ),
     CommandSpec(
+        "hoso",
+        "profile",
+        N_("who signs your compiled reports, and the symbol of their number"),
+        StartFlow("profile"),
+        action=Action.SET_PROFILE,
+    ),
+    CommandSpec(
         "duyet",
         "review",
         N_("review the reports of the units below yours: approve, return for correction, reopen"),

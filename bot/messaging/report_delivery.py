@@ -25,6 +25,8 @@ from bot.messaging.outbox import attach, enqueue, notice_key, noticed_units, to_
 from bot.messaging.recipients import COMPILED_REPORT_ROLES, Officer, officers
 from bot.reports.aggregate import VILLAGE_FORM, Compiled
 from bot.reports.compiled import compile_unit, render, summary_text
+from bot.reports.document import Profile
+from bot.reports.profile import unit_profile
 from storage.models_outreach import KIND_REPORT as PERIOD_REPORT
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,7 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
             ):
                 recipients.append(r)
     compiled: dict[int, Compiled] = {}
+    profiles: dict[int, Profile] = {}
     failed: set[int] = set()
     for r in recipients:
         if r.unit.id in compiled or r.unit.id in failed:
@@ -63,6 +66,7 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
                 compiled[r.unit.id] = await compile_unit(
                     reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                 )
+                profiles[r.unit.id] = await unit_profile(reads, r.unit.id)
         except Exception:
             log.exception("compiled report of unit %s for %s not made: skipped", r.unit.id, period.key)
             failed.add(r.unit.id)
@@ -76,7 +80,7 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
         try:
             if key not in rendered:
                 c = compiled[r.unit.id]
-                files = await asyncio.to_thread(render, c, t)
+                files = await asyncio.to_thread(render, c, t, profile=profiles[r.unit.id])
                 rendered[key] = (summary_text(c, t), files)
             text, files = rendered[key]
             notice = notice_key(PERIOD_REPORT, deadline.id, period.key, r.unit.id)

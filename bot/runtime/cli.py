@@ -398,6 +398,7 @@ def report(
     from bot.domain.schedules import load_schedules
     from bot.reports.aggregate import VILLAGE_FORM
     from bot.reports.compiled import FORMATS, compile_unit, file_stem, render, summary_text
+    from bot.reports.profile import unit_profile
     from storage.models import Unit
     from storage.repositories import UnitRepository
 
@@ -432,10 +433,11 @@ def report(
                     forms=bot.forms,
                     now=bot.clock.now(),
                 )
+                profile = await unit_profile(reads, None if found is None else found.id)
         finally:
             await bot.db.dispose()
         t = translator(locale)
-        files = [(f.filename, f.data) for f in render(compiled, t, [fmt])]
+        files = [(f.filename, f.data) for f in render(compiled, t, [fmt], profile)]
         return files, file_stem(compiled), summary_text(compiled, t, files_attached=False)
 
     settings = Settings()
