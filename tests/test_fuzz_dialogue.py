@@ -51,6 +51,8 @@ from bot.domain.i18n import translator
 from bot.domain.messages import Incoming, Kind, Reply
 from bot.domain.periods import Period
 from bot.handlers.command_table import COMMANDS
+from bot.services.actor import CONSOLE
+from bot.services.invites import create_invite, format_code
 from storage.models import COMMUNE_OFFICER, VILLAGE_OFFICER, Submission
 from tests.conftest import fresh_postgres_database
 from tests.support import START, VILLAGE_REPORT_ANSWERS, Chat, make_app, make_contact, seed_tree
@@ -235,6 +237,7 @@ class DialogueFuzz(RuleBasedStateMachine):
         self.seen_options: list[str] = []  # every option id offered so far: stale ones to press
         self.checked = 0  # submissions already found whole
         self.steps = 0
+        self.display_name: str | None = None
         try:
             self.runner.run(self._open())
         except BaseException:
@@ -248,9 +251,6 @@ class DialogueFuzz(RuleBasedStateMachine):
         tree = await seed_tree(self.app)
         await make_contact(self.app, "vo", VILLAGE_OFFICER, tree.village, "vi")
         await make_contact(self.app, "co", COMMUNE_OFFICER, tree.commune, "en")
-        from bot.services.actor import CONSOLE
-        from bot.services.invites import create_invite, format_code
-
         async with self.app.uow() as uow:
             invite = await create_invite(uow, CONSOLE, tree.group, VILLAGE_OFFICER, self.clock.now(), 30)
             await uow.commit()
@@ -311,7 +311,13 @@ class DialogueFuzz(RuleBasedStateMachine):
         chat = self.chats[who]
         self.steps += 1
         msg = Incoming(
-            chat.channel, chat.external_id, kind, text=text, option_id=option_id, update_id=f"u{self.steps}"
+            chat.channel,
+            chat.external_id,
+            kind,
+            text=text,
+            option_id=option_id,
+            update_id=f"u{self.steps}",
+            display_name=self.display_name if who == "new user" else None,
         )
         replies = self.runner.run(chat.send(msg))
         for reply in replies:
@@ -345,8 +351,10 @@ class DialogueFuzz(RuleBasedStateMachine):
     def commune_officer_walks(self, data: st.DataObject) -> None:
         self._walk("commune officer", data)
 
-    @initialize(data=st.data())
-    def new_user_walks(self, data: st.DataObject) -> None:
+    @initialize(data=st.data(), name=st.one_of(st.none(), TEXT))
+    def new_user_walks(self, data: st.DataObject, name: str | None) -> None:
+        """The new user's platform display name (kept when their contact is made) is random too."""
+        self.display_name = name
         self._walk("new user", data)
 
     @rule(who=st.sampled_from(PEOPLE), text=TEXT)
