@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "webchat"
 MAX_TEXT = 20_000  # longer texts are cut here; the engine explains its own, lower limit
 MAX_POLL_BATCH = 100
+# Outbox ids are 64-bit signed integers on both databases: a cursor past them is refused (422)
+# before it reaches the driver, which cannot bind it (a 500, found by tests/test_fuzz_http.py).
+MAX_CURSOR = 2**63 - 1
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,63}$"
 FILE_KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
@@ -405,7 +408,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
     @router.get("/api/webchat/poll", response_model=PollOut)
     async def poll(
         client_id: Annotated[str, Query(pattern=CLIENT_ID_PATTERN)],
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     ) -> PollOut:
         # A plain read: no unit of work, so polling never queues behind SQLite's writer lock.
         async with app.db.sessions() as session:
