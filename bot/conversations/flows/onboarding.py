@@ -80,7 +80,7 @@ class Onboarding(Flow[OnboardingState]):
                     "We keep them while you use the bot. Reports you send are official records of your village or commune and stay after you leave, without your name."
                 ),
                 t(
-                    "You can see your data with /dulieu, stop messages with /dung, and withdraw your consent and delete your data with /xoadulieu, at any time."
+                    "You can see your data with /mydata, stop messages with /stop, and withdraw your consent and delete your data with /deletemydata, at any time."
                 ),
                 t("Do you agree?"),
             ]
@@ -104,7 +104,7 @@ class Onboarding(Flow[OnboardingState]):
                     [
                         Reply(
                             t(
-                                "You agreed earlier, so your registration stays as it is. To withdraw your consent and delete your data, send /xoadulieu."
+                                "You agreed earlier, so your registration stays as it is. To withdraw your consent and delete your data, send /deletemydata."
                             )
                         )
                     ]
