@@ -108,7 +108,16 @@ def test_only_start_and_help_are_answered_in_groups() -> None:
 def test_telegram_lists_the_listed_commands_in_both_languages() -> None:
     vi = platform_commands(translator("vi"))
     en = platform_commands(translator("en"))
-    assert [n for n, _ in vi] == ["start", "baocao", "hoatdong", "toi", "lienket", "ngonngu", "huy", "trogiup"]
+    assert [n for n, _ in vi] == [
+        "start",
+        "baocao",
+        "hoatdong",
+        "toi",
+        "lienket",
+        "ngonngu",
+        "huy",
+        "trogiup",
+    ]  # noqa: E501
     assert [n for n, _ in en] == ["start", "report", "activity", "me", "link", "language", "cancel", "help"]
     assert dict(vi)["baocao"] == "Báo cáo thôn" and dict(en)["report"] == "Village report"
     assert dict(vi)["start"] == "Đăng ký hoặc bắt đầu lại"

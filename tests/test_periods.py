@@ -54,7 +54,7 @@ def test_vietnamese_labels() -> None:
     t = translator("vi")
     assert Period.parse("2026-H1").label(t) == "6 tháng đầu năm 2026"
     assert Period.parse("2026-H2").label(t) == "6 tháng cuối năm 2026"
-    assert Period.parse("2026").label(t) == "Cả năm 2026"
+    assert Period.parse("2026").label(t) == "năm 2026"
 
 
 @pytest.mark.parametrize(

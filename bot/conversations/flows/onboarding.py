@@ -44,7 +44,7 @@ class Onboarding(Flow[OnboardingState]):
         state = OnboardingState()
         if args.get("code"):  # "/start ABCD-EFGH" from a deep link
             state.code = str(args["code"])
-        text = "Chào bạn! Mời chọn ngôn ngữ.\nHello! Please choose your language."
+        text = "Xin chào! Mời anh/chị chọn ngôn ngữ.\nHello! Please choose your language."
         reply = ask(state, text, [Option("vi", "Tiếng Việt"), Option("en", "English")])
         return Step([reply], state)
 
