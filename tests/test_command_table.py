@@ -117,7 +117,7 @@ def test_telegram_lists_the_listed_commands_in_both_languages() -> None:
         "ngonngu",
         "huy",
         "trogiup",
-    ]  # noqa: E501
+    ]
     assert [n for n, _ in en] == ["start", "report", "activity", "me", "link", "language", "cancel", "help"]
     assert dict(vi)["baocao"] == "Báo cáo thôn" and dict(en)["report"] == "Village report"
     assert dict(vi)["start"] == "Đăng ký hoặc bắt đầu lại"

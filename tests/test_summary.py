@@ -76,6 +76,29 @@ async def test_english_and_a_typed_period(app: App) -> None:
     assert chat.replies[0].attachments
 
 
+@pytest.mark.parametrize(
+    ("locale", "typed", "expect"),
+    [
+        ("vi", "6 thang dau nam 2026", "Phường Thục Phán — 6 tháng đầu năm 2026"),  # without diacritics
+        ("vi", "năm 2025", "Phường Thục Phán — năm 2025"),
+        ("en", "First half of 2026", "Phường Thục Phán — First half of 2026"),
+    ],
+)
+async def test_a_period_typed_in_words(app: App, locale: str, typed: str, expect: str) -> None:
+    """The question suggests periods in words ("6 tháng đầu năm 2025"), never as keys like
+    2025-H1, and the words are understood."""
+    tree = await fill(app)
+    await make_contact(app, "officer", COMMUNE_OFFICER, tree.commune, locale=locale)
+    chat = Chat(app, "officer")
+    await chat.say("/baocaotonghop")
+    assert "-H1" not in chat.text
+    suggested = {"vi": "“6 tháng đầu năm 2025” hoặc “năm 2025”", "en": "“First half of 2025” or “Year 2025”"}
+    assert suggested[locale] in chat.text
+    await chat.say(typed)
+    assert expect in chat.replies[0].text
+    assert chat.replies[0].attachments
+
+
 async def test_province_staff_pick_a_commune_by_name(app: App) -> None:
     tree = await fill(app)
     await make_contact(app, "province-staff", PROVINCE_STAFF, tree.province)
