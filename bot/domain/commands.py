@@ -5,8 +5,8 @@ and routes both words. Messages with a fixed command say it in the msgid in Engl
 and in the Vietnamese catalog in Vietnamese ("Gửi /toi…"); tests/test_i18n.py checks both. Text
 built below the handlers with a command filled in — a reminder's {command}, a request's
 "/traloi 12", the return notice's /baocao — cannot import the table, so it writes the command
-through `command_text`, which reads ENGLISH: the aliases again, which the command table checks
-against its own when it is imported (and tests/test_command_table.py once more).
+through `command_text`, which reads ENGLISH: the aliases again, which
+tests/test_command_table.py checks against the table (a new command with an alias goes in both).
 """
 
 from __future__ import annotations

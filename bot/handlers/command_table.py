@@ -21,7 +21,7 @@ from bot.conversations.engine import Context
 from bot.conversations.flows.data_rights import my_data_reply
 from bot.conversations.flows.linking import unlink_reply
 from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
-from bot.domain.commands import ENGLISH, command_word
+from bot.domain.commands import command_word
 from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Option, Reply
 from bot.domain.permissions import Action, holds, roles_for
@@ -80,8 +80,6 @@ class CommandSpec:
     def __post_init__(self) -> None:
         if (self.menu is not None or self.listed) and self.label is None:
             raise ValueError(f"/{self.name} is shown in a menu or list and needs a label")
-        if self.alias != ENGLISH.get(self.name):  # messages below the handlers write commands from it
-            raise ValueError(f"/{self.name}: its alias must also be in bot/domain/commands.py ENGLISH")
 
     @property
     def words(self) -> tuple[str, ...]:
