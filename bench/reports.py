@@ -60,7 +60,7 @@ from bot.domain.i18n import translator
 from bot.domain.periods import Period
 from bot.domain.schedules import load_schedules
 from bot.reports.aggregate import Compiled, compile_report
-from bot.reports.chart import render_png
+from bot.reports.chart import render_charts
 from bot.reports.compiled import compile_unit, render, summary_text
 from bot.reports.targets import load_targets
 from bot.reports.xlsx import render_xlsx
@@ -317,11 +317,12 @@ async def province_scenario(url: str, repeat: int) -> None:
         xlsx = render_xlsx(compiled, t)
         t_xlsx = time.perf_counter() - t0
         t0 = time.perf_counter()
-        png = render_png(compiled, t)
+        charts = render_charts(compiled, t)
         t_png = time.perf_counter() - t0
+        png_kb = sum(len(c.png) for c in charts) // 1024
         print(
             f"  rendering the province report: .xlsx {t_xlsx * 1000:.0f} ms ({len(xlsx) // 1024} KB), "
-            f"chart {t_png * 1000:.0f} ms ({len(png) // 1024} KB)"
+            f"{len(charts)} charts {t_png * 1000:.0f} ms ({png_kb} KB)"
         )
     finally:
         await db.dispose()

@@ -47,6 +47,7 @@ from storage.models import (
     Unit,
 )
 from storage.models_channels import LinkCode
+from storage.models_files import KeptFile
 from storage.models_outreach import Broadcast, Delivery, Notice, SentItem, Subscription
 
 
@@ -133,7 +134,16 @@ def _aware(value: Any) -> datetime | None:
 
 
 # Tables whose rows belong to a contact and go with them when an unconsented contact is pruned.
-_OWNED_BY_CONTACT = (Delivery, OutboxMessage, Notice, SentItem, Subscription, LinkCode, DialogueState)
+_OWNED_BY_CONTACT = (
+    Delivery,
+    OutboxMessage,
+    Notice,
+    SentItem,
+    Subscription,
+    LinkCode,
+    DialogueState,
+    KeptFile,
+)
 # A contact with a row in any of these is kept whatever their consent: the rows are records.
 _RECORDS = (
     (RoleGrant, RoleGrant.contact_id),

@@ -10,7 +10,8 @@ Import Base from storage.models; storage.schema imports this module.
   paused old leader wakes up after a new one took over.
 - `report_files`: rendered files (.xlsx, .png, .csv) stored once by content hash; outbox payloads
   refer to them by id ({"filename", "content_type", "file_id"}) instead of carrying the bytes, so
-  the report a hundred officers receive is kept once.
+  the report a hundred officers receive is kept once. `kept_files` (storage/models_files.py)
+  lets a web chat user download one again; the retention job deletes what is no longer used.
 """
 
 from __future__ import annotations
@@ -70,3 +71,6 @@ class ReportFile(Base):
     size: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime]
+    # Last stored again (the same bytes for another message): the retention job deletes a file
+    # unused for kept_file_days that no kept file holds (storage/models_files.py).
+    used_at: Mapped[datetime | None]

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from storage.models_channels import ChannelRepository
 from storage.models_limits import InviteTryRepository
+from storage.models_profiles import ProfileRepository
 from storage.models_requests import RequestRepository
 from storage.repositories import OutboxRepository, ReportFileRepository, SubmissionRepository, UnitRepository
 from storage.repositories_outreach import ContentRepository, NoticeRepository, RecipientRepository
@@ -108,6 +109,7 @@ class ReadOnlyUnitOfWork:
         self.reviews = ReviewRepository(s)
         self.requests = RequestRepository(s)
         self.invite_tries = InviteTryRepository(s)
+        self.profiles = ProfileRepository(s)
         return self
 
     async def __aexit__(

@@ -998,6 +998,7 @@ class ReportFileRepository:
             await self.s.execute(select(ReportFile).where(ReportFile.sha256 == digest))
         ).scalar_one_or_none()
         if found is not None:
+            found.used_at = now
             return found
         row = ReportFile(
             sha256=digest,
@@ -1006,6 +1007,7 @@ class ReportFileRepository:
             size=len(data),
             data=data,
             created_at=now,
+            used_at=now,
         )
         self.s.add(row)
         await self.s.flush()

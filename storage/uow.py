@@ -9,7 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models_channels import ChannelRepository
+from storage.models_files import KeptFileRepository
 from storage.models_limits import InviteTryRepository, RetentionRepository
+from storage.models_profiles import ProfileRepository
 from storage.models_requests import RequestRepository
 from storage.models_secrets import SecretRepository
 from storage.readonly import ReadOnlyUnitOfWork
@@ -62,6 +64,7 @@ class UnitOfWork:
             self.notices = NoticeRepository(s)
             self.recipients = RecipientRepository(s)
             self.files = ReportFileRepository(s)
+            self.kept_files = KeptFileRepository(s)
             self.content = ContentRepository(s)
             self.sent_items = SentItemRepository(s)
             self.channels = ChannelRepository(s)
@@ -74,6 +77,7 @@ class UnitOfWork:
             self.invite_tries = InviteTryRepository(s)
             self.retention = RetentionRepository(s)
             self.secrets = SecretRepository(s)
+            self.profiles = ProfileRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()
@@ -100,5 +104,5 @@ class UnitOfWork:
 
 
 # What reads the tables the write and the read-only unit of work both carry (recipients, notices,
-# files, content, units, submissions, reviews): work that runs inside either takes this.
+# files, content, units, submissions, reviews, profiles): work that runs inside either takes this.
 Reads = UnitOfWork | ReadOnlyUnitOfWork

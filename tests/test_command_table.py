@@ -131,6 +131,7 @@ MENUS = {
     COMMUNE_OFFICER: [
         "cmd:baocao",
         "cmd:hoatdong",
+        "cmd:baocaoxa",
         "cmd:traloi",
         "cmd:thon",
         "cmd:baocaotonghop",
@@ -143,6 +144,8 @@ MENUS = {
         "cmd:trogiup",
     ],
 }
+# Commands of a role's help that its menu leaves out (a setting seldom changed: /hoso).
+HELP_ONLY: dict[str | None, set[str]] = {COMMUNE_OFFICER: {"hoso"}}
 
 
 @pytest.mark.parametrize("role", list(MENUS), ids=lambda r: r or "new")
@@ -163,7 +166,7 @@ async def test_the_menu_and_help_offer_what_the_role_may_do(role: str | None, sq
             assert chat.option_labels[0] == "Bắt đầu"  # the button's own label, not Telegram's
             return
         await chat.say("/help")
-        offered = {o[4:] for o in MENUS[role]} - {"start"}
+        offered = ({o[4:] for o in MENUS[role]} - {"start"}) | HELP_ONLY.get(role, set())
         for c in COMMANDS:
             if c.help is None:
                 continue

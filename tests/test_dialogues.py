@@ -13,11 +13,13 @@ shown to one person and typed by another). `inbox: name` reads what was queued i
 them since their last look (a notice sent later) as that turn's replies; `tap: <label>` presses
 the option with that label among the last replies of the person.
 `at: 2026-12-02T09:00` dates the conversation (Vietnam time; default: tests.support.START);
-`postgresql: true` runs the transcript on PostgreSQL as well.
+`postgresql: true` runs the transcript on PostgreSQL as well. `xlsx: [text…]` opens the .xlsx
+among the turn's attachments: each text must be the whole value of one of its cells.
 """
 
 from __future__ import annotations
 
+import io
 import re
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Any
 
 import pytest
 import yaml
+from openpyxl import load_workbook
 
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
@@ -51,7 +54,8 @@ async def _seed_prior(app: App, tree: Tree, prior: list[dict[str, Any]]) -> None
     async with app.uow() as uow:
         for i, p in enumerate(prior):
             unit = _unit(tree, p["unit"])
-            record = f"{unit.id}:{p['period']}" if p["form"] == "village_report" else f"prior-{i}"
+            per_period = app.forms[p["form"]].record == "per_period"
+            record = f"{unit.id}:{p['period']}" if per_period else f"prior-{i}"
             await uow.submissions.add_version(
                 Submission(
                     form_key=p["form"],
@@ -137,6 +141,10 @@ async def _run(path: Path, url: str) -> None:
                 assert option in chat.option_labels, (
                     f"{where}: expected option {option!r} in {chat.option_labels}"
                 )
+            if "xlsx" in turn:
+                cells = _xlsx_cells(chat)
+                for want in turn["xlsx"]:
+                    assert want in cells, f"{where}: no cell {want!r} in the .xlsx: {sorted(cells)}"
             for name, pattern in turn.get("capture", {}).items():
                 found = re.search(pattern, chat.text)
                 assert found, f"{where}: nothing matches {pattern!r} in:\n{chat.text}"
@@ -145,6 +153,16 @@ async def _run(path: Path, url: str) -> None:
         await _check_people(app, tree, chats, spec.get("check", {}))
     finally:
         await app.db.dispose()
+
+
+def _xlsx_cells(chat: Chat) -> set[str]:
+    """The texts of every cell of the .xlsx attached to the last replies."""
+    files = [a for r in chat.replies for a in r.attachments if a.filename.endswith(".xlsx")]
+    assert files, "no .xlsx attached"
+    book = load_workbook(io.BytesIO(files[0].data))
+    return {
+        str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value is not None
+    }
 
 
 async def _make_invites(app: App, tree: Tree, wanted: dict[str, str]) -> dict[str, str]:

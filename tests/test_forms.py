@@ -133,8 +133,8 @@ def violated(
 # --- the shipped forms --------------------------------------------------------------------------
 
 
-def test_both_forms_load(forms: dict[str, Form]) -> None:
-    assert set(forms) == {"village_report", "activity_report", "pupils_in_hardship"}
+def test_the_forms_load(forms: dict[str, Form]) -> None:
+    assert set(forms) == {"village_report", "activity_report", "commune_report", "pupils_in_hardship"}
     assert [k for k, f in forms.items() if f.for_requests] == ["pupils_in_hardship"]
 
 

@@ -8,6 +8,7 @@ overall with a cool-down, audited, and told to the commune officer in the weekly
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -253,6 +254,13 @@ async def test_wrong_codes_are_limited_per_address_and_overall(app: App) -> None
     async with app.db.sessions() as session:
         tags = set((await session.execute(select(InviteTry.address_tag))).scalars())
     assert len(tags) == 2 and not any("192.0.2" in str(tag) for tag in tags)  # hashed
+    # under a server key: the tag of an address cannot be recomputed from the address alone
+    unkeyed = {hashlib.sha256(a.encode()).hexdigest()[:32] for a in ("192.0.2.1", "192.0.2.2")}
+    unkeyed |= {
+        hashlib.sha256(b"khuyenhoc client address\0" + a.encode()).hexdigest()[:32]
+        for a in ("192.0.2.1", "192.0.2.2")
+    }
+    assert not tags & unkeyed
 
 
 async def begin_officer(chat: Chat) -> None:

@@ -15,7 +15,15 @@ from bot.messaging.reminders import send_reminders
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER
 from tests.support import Tree, make_app, make_contact, seed_tree
-from tests.test_reports_helpers import add_identity, outbox, outbox_to, submit, submit_activity, vn
+from tests.test_reports_helpers import (
+    add_identity,
+    outbox,
+    outbox_to,
+    submit,
+    submit_activity,
+    submit_commune_report,
+    vn,
+)
 
 
 @dataclass
@@ -52,16 +60,21 @@ async def texts(app: App) -> dict[str, list[str]]:
 async def test_reminders_reach_only_the_officers_of_units_that_have_not_reported(world: World) -> None:
     app, tree = world.app, world.tree
     await submit(app, tree.village, "2026-H1", vn(2026, 6, 10))
+    await submit_commune_report(app, tree.other_commune, "2026-H1", vn(2026, 6, 11))
     queued = await send_reminders(app)
     sent = await texts(app)
-    assert set(sent) == {"group-officer", "other-village-officer"}
-    assert queued == 2
+    # The villages' officers for the village report, the commune officer whose commune has not
+    # filed its own report (content/schedules.yaml, commune_report.half_year) for that one.
+    assert set(sent) == {"group-officer", "other-village-officer", "commune-officer"}
+    assert queued == 3
     (text,) = sent["group-officer"]
     assert "Tổ dân phố 1" in text and "15/06/2026" in text and "còn 3 ngày" in text and "/baocao" in text
     assert "Thôn Nà Rụa" not in text
+    (own,) = sent["commune-officer"]
+    assert "Báo cáo sơ kết 6 tháng của xã" in own and "Phường Thục Phán" in own and "/baocaoxa" in own
     # The same day again (a re-run, another instance): nothing new.
     assert await send_reminders(app) == 0
-    assert len(await outbox(app)) == 2
+    assert len(await outbox(app)) == 3
 
 
 async def test_on_the_due_day_only_those_still_missing(world: World) -> None:
@@ -72,7 +85,13 @@ async def test_on_the_due_day_only_those_still_missing(world: World) -> None:
     before = len(await outbox(app))
     await send_reminders(app)
     new = (await outbox(app))[before:]
-    assert {m.external_id for m in new} == {"village-officer", "other-village-officer"}
+    village = [m for m in new if "/baocaoxa" not in m.payload["text"]]
+    assert {m.external_id for m in village} == {"village-officer", "other-village-officer"}
+    # Both communes' own reports are still missing: their officers are reminded of them.
+    assert {m.external_id for m in new} - {m.external_id for m in village} == {
+        "commune-officer",
+        "other-commune-officer",
+    }
     assert all("Hôm nay (15/06/2026) là hạn gửi" in m.payload["text"] for m in new)
     world.clock.set(vn(2026, 6, 13, 8))  # a day without reminders
     before = len(await outbox(app))

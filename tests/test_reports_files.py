@@ -20,12 +20,15 @@ from bot.domain.app import App
 from bot.domain.i18n import translator
 from bot.domain.periods import Period
 from bot.reports.aggregate import Compiled
-from bot.reports.compiled import compile_unit, render
+from bot.reports.compiled import compile_unit, file_stem, render
 from bot.reports.labels import COLUMNS
 from bot.reports.targets import load_targets
 from bot.runtime.cli import app as cli
+from bot.services.actor import CONSOLE
+from bot.services.profiles import set_profile
 from storage.db import Database
 from storage.migrate import upgrade
+from tests.sheet_tables import table_with, tables
 from tests.support import CONTENT, Tree, make_app, seed_tree
 from tests.test_reports_helpers import submit, submit_activity, vn
 
@@ -97,19 +100,6 @@ async def compiled(app: App, unit: Any) -> Compiled:
         )
 
 
-def table(ws: Any, first_header: str) -> tuple[list[str], list[list[Any]], list[Any]]:
-    """The header, the unit lines and the totals line of the table whose first header is given."""
-    rows = list(ws.iter_rows(values_only=True))
-    start = next(i for i, r in enumerate(rows) if r[0] == first_header and r[1] == translator("vi")("Unit"))
-    header = [str(v) for v in rows[start] if v is not None]
-    body: list[list[Any]] = []
-    for r in rows[start + 1 :]:
-        if r[1] == translator("vi")("Total"):
-            return header, body, list(r)
-        body.append(list(r))
-    raise AssertionError("no totals line")
-
-
 async def test_xlsx_opens_and_its_totals_are_the_sum_of_its_rows(app: App) -> None:
     tree = await fill(app)
     t = translator("vi")
@@ -120,27 +110,38 @@ async def test_xlsx_opens_and_its_totals_are_the_sum_of_its_rows(app: App) -> No
         wb = load_workbook(io.BytesIO(xlsx.data))
         ws = wb.active
         assert ws is not None
-        texts = [str(v) for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
+        rows = list(ws.iter_rows(values_only=True))
+        texts = [str(v) for row in rows for v in row if isinstance(v, str)]
         assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in texts
         assert "Độc lập - Tự do - Hạnh phúc" in texts
-        assert any("XÃ HỘI HỌC TẬP" in s for s in texts)  # the title
+        assert any("xã hội học tập" in s for s in texts)  # the title
         assert any(unit.name in s for s in texts)
         assert any("6 tháng đầu năm 2026" in s for s in texts)
-        assert any("CHỦ TỊCH" in s for s in texts)  # the signature block
-        header, body, totals = table(ws, t("No."))
-        assert len(body) == len(c.rows)
-        # The recognised figures are last year's: their headers say so.
+        assert "CHỦ TỊCH" in texts  # the signature block
+        # Every column of bot/reports/labels.py is in one of the topic tables, once; the
+        # recognised figures are last year's: their headers say so.
         last_year = " — " + Period.parse("2025").label(t)
-        assert header[1:] == [
-            t("Unit"),
-            *(t(col.header) + (last_year if col.key in CARRIED else "") for col in COLUMNS),
-        ]
-        for i, col in enumerate(COLUMNS, start=2):
+        found = {}
+        for table in tables(rows):
+            if t("Communes to report") in table.headers:  # the communes' own reports
+                continue
+            for col in COLUMNS:
+                header = t(col.header) + (last_year if col.key in CARRIED else "")
+                if header in table.headers:
+                    assert col.key not in found, col.key
+                    found[col.key] = (table, table.headers.index(header))
+                    # a line per sub-unit (then, in the activities, the commune's own)
+                    names = [r[1] for r in table.body][: len(c.rows)]
+                    assert names == [r.unit.name for r in c.rows]
+        assert set(found) == {col.key for col in COLUMNS}
+        for col in COLUMNS:
+            table, i = found[col.key]
+            assert table.total is not None
             if col.summed:
-                assert totals[i] == sum(r[i] or 0 for r in body), col.key
-        # Rates in the totals line are recomputed from the totals, as fractions (format 0.0%).
-        lf = 2 + [col.key for col in COLUMNS].index("learning_families_pct")
-        assert totals[lf] == pytest.approx(90 / 150)  # 2025's 60 + 30 of 100 + 50 households
+                assert table.total[i] == sum(r[i] or 0 for r in table.body), col.key
+        # Rates in the total line are recomputed from the totals, as fractions (format 0.0%).
+        lf_table, lf = found["learning_families_pct"]
+        assert lf_table.total is not None and lf_table.total[lf] == pytest.approx(90 / 150)  # 2025's 60 + 30
         carried_note = t(
             "Titles are recognised at year end: the recognised rates of this report are those of "
             "{period}; this period's registrations are listed below them.",
@@ -149,36 +150,37 @@ async def test_xlsx_opens_and_its_totals_are_the_sum_of_its_rows(app: App) -> No
         assert any(carried_note in s for s in texts)
         definition = load_targets(CONTENT).for_unit(2026).definition("learning_citizens", "vi")
         assert definition is not None and definition + "." in texts
-        per_person = 2 + [col.key for col in COLUMNS].index("fund_per_person_vnd")
-        assert totals[per_person] == pytest.approx(6_000_000 / 400)
+        pp_table, per_person = found["fund_per_person_vnd"]
+        assert pp_table.total is not None and pp_table.total[per_person] == pytest.approx(6_000_000 / 400)
         assert ws.cell(row=1, column=1).font.name == "Times New Roman"
         # The activities table adds up too (with the commune's own activities on a line).
-        _, acts, acts_total = _activities(ws, t)
-        assert acts_total[2] == sum(r[2] for r in acts) == 2
+        acts = table_with(rows, t("Activities"))
+        n = acts.column(t("Activities"))
+        assert acts.total is not None and acts.total[n] == sum(r[n] for r in acts.body) == 2
 
 
-def _activities(ws: Any, t: Any) -> tuple[list[str], list[list[Any]], list[Any]]:
-    rows = list(ws.iter_rows(values_only=True))
-    start = max(i for i, r in enumerate(rows) if r[0] == t("No."))
-    body: list[list[Any]] = []
-    for r in rows[start + 1 :]:
-        if r[1] == t("Total"):
-            return [], body, list(r)
-        body.append(list(r))
-    raise AssertionError("no activities totals")
-
-
-async def test_the_chart_is_a_valid_png(app: App) -> None:
+async def test_a_chart_per_indicator_each_a_valid_png(app: App) -> None:
     tree = await fill(app)
+    t = translator("vi")
     for unit in (tree.commune, tree.province, None):
         c = await compiled(app, unit)
-        (png,) = render(c, translator("vi"), ["png"])
-        assert png.content_type == "image/png"
-        assert png.data.startswith(PNG_MAGIC)
-        with Image.open(io.BytesIO(png.data)) as image:
-            image.verify()
-        with Image.open(io.BytesIO(png.data)) as image:
-            assert image.format == "PNG" and image.size[0] >= 800 and image.size[1] >= 300
+        charts = render(c, t, ["png"])
+        stem = file_stem(c)
+        assert [p.filename for p in charts] == [
+            f"{stem}-gia-dinh-hoc-tap.png",
+            f"{stem}-dong-ho-hoc-tap.png",
+            f"{stem}-cong-dong-hoc-tap.png",
+            f"{stem}-hoi-vien-dan-so.png",
+        ]
+        for png in charts:
+            assert png.content_type == "image/png"
+            assert png.data.startswith(PNG_MAGIC)
+            with Image.open(io.BytesIO(png.data)) as image:
+                image.verify()
+            with Image.open(io.BytesIO(png.data)) as image:  # 4 inches at 200 dpi: phone-sized
+                assert image.format == "PNG" and image.size[0] == 800 and 800 <= image.size[1] <= 1600
+    english = render(c, translator("en"), ["png"])
+    assert english[0].filename == f"{file_stem(c)}-learning-families.png"  # named in the officer's language
 
 
 async def test_csv_for_data_exchange(app: App) -> None:
@@ -201,7 +203,19 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
     async def seed() -> Tree:
         app = make_app(url)
         try:
-            return await fill(app)
+            tree = await fill(app)
+            async with app.uow() as uow:  # the commune's own signer and symbol (/hoso)
+                await set_profile(
+                    uow,
+                    CONSOLE,
+                    tree.commune,
+                    signer_name="Nông Văn Hải",
+                    signer_title="",
+                    number_symbol="BC-HKHP",
+                    now=app.clock.now(),
+                )
+                await uow.commit()
+            return tree
         finally:
             await app.db.dispose()
 
@@ -209,7 +223,8 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("CONTENT_DIR", str(CONTENT))
     runner = CliRunner()
-    for fmt, magic in (("xlsx", b"PK"), ("png", PNG_MAGIC), ("csv", b"line,unit_id")):
+    charts = ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+    for fmt, magic in (("xlsx", b"PK"), ("docx", b"PK"), ("png", PNG_MAGIC), ("csv", b"line,unit_id")):
         out = tmp_path / f"report.{fmt}"
         result = runner.invoke(
             cli,
@@ -226,8 +241,17 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
             ],
         )
         assert result.exit_code == 0, result.output
-        assert out.read_bytes().startswith(magic)
+        # png: a chart per indicator, each named after --out
+        written = [tmp_path / f"report-{c}.png" for c in charts] if fmt == "png" else [out]
+        for path in written:
+            assert path.read_bytes().startswith(magic)
+            assert f"Written: {path}" in result.output
         assert "Thục Phán" in result.output
+        if fmt == "xlsx":
+            ws = load_workbook(out).active
+            assert ws is not None
+            cells = {v for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)}
+            assert {"Nông Văn Hải", "CHỦ TỊCH", "Số: …/BC-HKHP"} <= cells
     result = runner.invoke(
         cli, ["report", "--unit", str(tree.province.id), "--period", "2026-H7", "--format", "xlsx"]
     )

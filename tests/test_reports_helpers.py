@@ -87,6 +87,61 @@ async def submit(app: App, unit: Unit, period: str, at: datetime, **overrides: A
     return saved
 
 
+# A commune's own report (content/forms/commune_report.yaml) that breaks no rule.
+COMMUNE_VALUES: dict[str, Any] = {
+    "units_total": 8,
+    "units_registered": 7,
+    "units_recognized": 6,
+    "branches_total": 3,
+    "branch_members": 150,
+    "fund_raised_vnd": 10_000_000,
+    "fund_disbursed_vnd": 4_000_000,
+    "fund_balance_vnd": 6_000_000,
+    "commune_lc_rating": "fair",
+    "clc_classes": 12,
+    "clc_learners": 340,
+    "trained_officers": 15,
+    "trained_members": 80,
+    "awards_collective": 2,
+    "awards_individual": 9,
+    "notes": None,
+}
+
+
+# Asked at year end only (content/forms/commune_report.yaml ask_in): null in a half-year report.
+COMMUNE_YEAR_ONLY = ("units_recognized", "commune_lc_rating")
+
+
+def commune_values(period: str = "2026", **overrides: Any) -> dict[str, Any]:
+    """A commune report's values; in a half-year report the year-end figures are null unless
+    given."""
+    base = dict(COMMUNE_VALUES)
+    if "-H" in period:
+        base |= {key: None for key in COMMUNE_YEAR_ONLY}
+    return {**base, **overrides}
+
+
+async def submit_commune_report(
+    app: App, unit: Unit, period: str, at: datetime, **overrides: Any
+) -> Submission:
+    """A commune's own report (or its correction: the next version of the same record)."""
+    async with app.uow() as uow:
+        saved = await uow.submissions.add_version(
+            Submission(
+                form_key="commune_report",
+                record_key=f"{unit.id}:{period}",
+                unit_id=unit.id,
+                period=period,
+                values=commune_values(period, **overrides),
+                submitted_at=at,
+                channel="test",
+                version=0,
+            )
+        )
+        await uow.commit()
+    return saved
+
+
 async def submit_activity(
     app: App,
     unit: Unit,

@@ -15,6 +15,8 @@ from bot.domain.clock import FixedClock
 from bot.messaging.digest import send_weekly_digest
 from bot.messaging.reminders import send_reminders
 from bot.messaging.report_delivery import send_period_reports
+from bot.services.actor import CONSOLE
+from bot.services.profiles import set_profile
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER
 from tests.support import make_app, make_contact, seed_tree
@@ -50,24 +52,39 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     (reminder,) = await outbox_to(app, "group-officer")
     assert reminder["text"].startswith("⏰")
     assert await outbox_to(app, "village-officer") == []
+    # The commune officer is reminded of the commune's own report (due with the villages').
+    (own,) = await outbox_to(app, "commune-officer")
+    assert own["text"].startswith("⏰") and "/baocaoxa" in own["text"]
     await submit(app, tree.group, "2026-H1", vn(2026, 6, 13), households_total=50)
 
     clock.set(vn(2026, 6, 15, 8, 30))  # the due day: nothing compiled yet
     assert await send_period_reports(app) == 0
     await make_contact(app, "second-commune-officer", COMMUNE_OFFICER, tree.commune)
+    async with app.uow() as uow:  # the commune's own signer and symbol (/hoso)
+        await set_profile(
+            uow,
+            CONSOLE,
+            tree.commune,
+            signer_name="Nông Văn Hải",
+            signer_title="Phó Chủ tịch",
+            number_symbol="BC-HKHP",
+            now=clock.now(),
+        )
+        await uow.commit()
     clock.set(vn(2026, 6, 16, 8, 30))
     assert await send_period_reports(app) == 3
-    (report,) = await outbox_to(app, "commune-officer")
+    _, report = await outbox_to(app, "commune-officer")  # after the reminder above
     assert "Báo cáo sơ kết 6 tháng" in report["text"]
     assert "Phường Thục Phán" in report["text"]
     assert "Gia đình học tập — đã công nhận, năm 2025: 60%" in report["text"]
     files = await files_of(app, report)
-    assert set(files) == {"xlsx", "png"}
+    assert set(files) == {"xlsx", "docx", "png"}
     assert files["png"].startswith(b"\x89PNG")
     ws = load_workbook(io.BytesIO(files["xlsx"])).active
     assert ws is not None
     cells = [v for row in ws.iter_rows(values_only=True) for v in row if isinstance(v, str)]
     assert "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM" in cells and "HỘI KHUYẾN HỌC PHƯỜNG THỤC PHÁN" in cells
+    assert {"Nông Văn Hải", "PHÓ CHỦ TỊCH", "Số: …/BC-HKHP"} <= set(cells)
     (english,) = await outbox_to(app, "province-staff")
     assert "Half-year report" in english["text"]
     assert "Learning families — recognised, Year 2025: 60%" in english["text"]
@@ -78,7 +95,8 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     assert await send_period_reports(app) == 1
     # A unit's files are made and stored once, whoever receives them.
     first, second = await outbox_to(app, "commune-officer"), await outbox_to(app, "second-commune-officer")
-    assert [a["file_id"] for a in first[0]["attachments"]] == [a["file_id"] for a in second[0]["attachments"]]
+    shared = [a["file_id"] for a in second[0]["attachments"]]
+    assert [a["file_id"] for a in first[-1]["attachments"]] == shared
 
 
 async def test_the_monday_digest(app: App) -> None:

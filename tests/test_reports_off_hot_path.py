@@ -122,7 +122,11 @@ async def test_other_dialogues_go_on_while_a_report_is_read(app: App) -> None:
     assert [r.text for r in replies] == [summary_text(expected, t), t("What would you like to do next?")]
     assert [a.filename for a in replies[0].attachments] == [
         "bao-cao-phuong-thuc-phan-2026-H1.xlsx",
-        "bao-cao-phuong-thuc-phan-2026-H1.png",
+        "bao-cao-phuong-thuc-phan-2026-H1.docx",
+        *(
+            f"bao-cao-phuong-thuc-phan-2026-H1-{chart}.png"
+            for chart in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+        ),
     ]
     assert "cmd:baocaotonghop" in [o.id for o in replies[1].options]
     assert all(r.later is None for r in replies)

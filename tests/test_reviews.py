@@ -369,3 +369,11 @@ async def test_the_demo_seeds_one_approved_and_one_returned_report(world: World)
         assert await uow.submissions.count() == 2
         [returned] = await uow.audit.actions("review.returned")
         assert returned.detail["by"] == "console" and returned.detail["reason"]
+
+
+def test_reports_of_the_plan_are_reviewed_but_answers_to_ad_hoc_requests_are_not(world: World) -> None:
+    """/duyet, the digest and the escalations cover the village and commune reports; a form kept
+    for ad hoc requests (pupils in hardship) goes straight to the staff who asked for it."""
+    from bot.reports.review_queue import reviewed_forms
+
+    assert sorted(f.key for f in reviewed_forms(world.app.forms)) == ["commune_report", "village_report"]

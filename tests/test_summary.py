@@ -58,7 +58,7 @@ async def test_a_commune_officer_gets_the_commune_report(app: App) -> None:
     assert "• Hộ đăng ký Gia đình học tập: 80%" in report.text
     assert "Chưa báo cáo: Tổ dân phố 1." in report.text
     kinds = {a.filename.rsplit(".", 1)[1]: a for a in report.attachments}
-    assert set(kinds) == {"xlsx", "png"}
+    assert set(kinds) == {"xlsx", "docx", "png"}
     assert kinds["xlsx"].filename == "bao-cao-phuong-thuc-phan-2026-H1.xlsx"
     assert load_workbook(io.BytesIO(kinds["xlsx"].data)).active is not None
     assert kinds["png"].data.startswith(b"\x89PNG")

@@ -23,10 +23,11 @@ from bot.domain.sending import Blocked
 from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
 from storage.db import Database
-from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
+from storage.models import COMMUNE_OFFICER, VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
 from tests.fakes.harness import TELEGRAM_TOKEN, Running, eventually, fake_api_served, running_bot
 from tests.fakes.telegram_api import BOT_USERNAME, FakeTelegram
-from tests.support import Tree, seed_tree
+from tests.support import Tree, make_contact, seed_tree
+from tests.test_reports_helpers import submit, vn
 
 ANSWERS = [
     "1.250",
@@ -433,3 +434,28 @@ async def test_the_cli_helpers_register_and_remove_the_webhook(
         assert any("(none: polling)" in line for line in info)
     finally:
         await app.db.dispose()
+
+
+async def test_a_compiled_report_comes_as_a_document_and_a_photo_per_chart(
+    bot: Running, fake: FakeTelegram
+) -> None:
+    """Issue 10, item 2: the charts, one per indicator, arrive as photos after the spreadsheet."""
+    tree = await seed_tree(bot.app)
+    await submit(bot.app, tree.village, "2026-H1", vn(2026, 6, 10), households_total=100, lf_registered=80)
+    await make_contact(bot.app, str(USER), COMMUNE_OFFICER, tree.commune, channel="telegram")
+    user = TgUser(fake)
+    await user.say("/baocaotonghop")
+    await user.press("2026-H1")
+    summary, *files, menu = user.last
+    assert "Phường Thục Phán" in summary["text"]
+    documents = [f for f in files if "document" in f]
+    photos = [f for f in files if "photo" in f]
+    assert files == documents + photos  # the document(s) to file first, then the charts
+    assert documents[0]["document_name"] == "bao-cao-phuong-thuc-phan-2026-H1.xlsx"
+    assert [p["photo_name"] for p in photos] == [
+        f"bao-cao-phuong-thuc-phan-2026-H1-{key}.png"
+        for key in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+    ]
+    assert all(p["photo"].startswith(b"\x89PNG") for p in photos)
+    buttons = [b["callback_data"] for row in menu["reply_markup"]["inline_keyboard"] for b in row]
+    assert "cmd:baocaotonghop" in buttons

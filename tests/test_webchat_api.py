@@ -25,9 +25,10 @@ from bot.domain.settings import Settings
 from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import ACCESS_LOGGER, RedactClientIds, create_http_app, install_log_redaction
 from bot.services.incoming import Handled
+from storage.db import Database
 from storage.migrate import upgrade
 from storage.models import ChannelIdentity, DialogueState
-from tests.support import webchat_id
+from tests.support import make_app, webchat_id
 
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 CONTENT = Path(__file__).resolve().parent.parent / "content"
@@ -194,6 +195,22 @@ async def test_bad_poll_parameters_are_refused(fake: httpx.AsyncClient) -> None:
     assert (await fake.get("/api/webchat/poll")).status_code == 422
     params = {"client_id": CLIENT, "after": "-1"}
     assert (await fake.get("/api/webchat/poll", params=params)).status_code == 422
+
+
+async def test_a_poll_cursor_past_the_largest_id_is_refused_not_a_server_error(db: Database) -> None:
+    """Found by tests/test_fuzz_http.py: `after=2**63` overflowed the database driver (a 500 on
+    both backends). Outbox ids are 64-bit signed integers: a cursor past them is refused."""
+    application = make_app(db.url)
+    try:
+        async with client_for(application) as client:
+            for after in (2**63, 10**30):
+                params = {"client_id": CLIENT, "after": str(after)}
+                assert (await client.get("/api/webchat/poll", params=params)).status_code == 422
+            params = {"client_id": CLIENT, "after": str(2**63 - 1)}
+            r = await client.get("/api/webchat/poll", params=params)
+            assert r.status_code == 200 and r.json()["messages"] == []
+    finally:
+        await application.db.dispose()
 
 
 # ----------------------------------------------------------------------------- translation

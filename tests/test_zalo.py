@@ -8,6 +8,7 @@ webhook's checks run in webhook mode.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -22,10 +23,11 @@ from bot.domain.sending import Blocked
 from bot.services.actor import CONSOLE
 from bot.services.invites import create_invite, format_code
 from storage.db import Database
-from storage.models import VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
+from storage.models import COMMUNE_OFFICER, VILLAGE_OFFICER, ChannelIdentity, Contact, Submission
 from tests.fakes.harness import ZALO_TOKEN, Running, eventually, fake_api_served, running_bot
 from tests.fakes.zalo_api import FakeZalo
-from tests.support import seed_tree
+from tests.support import make_contact, seed_tree
+from tests.test_reports_helpers import submit, vn
 
 USER = "6ede9afa66b88fe6d6a9"
 # The village report typed as a village officer would, in Vietnamese; "1" picks numbered options.
@@ -367,3 +369,22 @@ async def test_the_cli_helpers_register_and_remove_the_webhook(sqlite_db: Databa
         assert fake.webhook == {}
     finally:
         await app.db.dispose()
+
+
+async def test_a_compiled_report_says_how_many_files_zalo_cannot_take(
+    hooked: Running, fake: FakeZalo
+) -> None:
+    """Zalo takes no files from the bot: the report's files (the document to file, four charts) are
+    counted in one line, not listed by name."""
+    tree = await seed_tree(hooked.app)
+    await submit(hooked.app, tree.village, "2026-H1", vn(2026, 6, 10), households_total=100)
+    await make_contact(hooked.app, USER, COMMUNE_OFFICER, tree.commune, channel="zalo")
+    user = ZaloUser(fake, hooked)
+    await user.say("/baocaotonghop")
+    await user.say("2026-H1")
+    assert "Phường Thục Phán" in user.text
+    note = re.search(
+        r"Đã chuẩn bị (\d+) tệp \(\.xlsx, (?:\.docx, )?\.png\) nhưng Zalo không nhận được tệp\.", user.text
+    )
+    assert note is not None and int(note.group(1)) >= 5, user.text
+    assert ".png," not in user.text and "bao-cao-" not in user.text

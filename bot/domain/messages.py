@@ -64,6 +64,9 @@ class Attachment:
     filename: str
     content_type: str
     data: bytes
+    # False: never kept on the server for downloading again (bot/services/files.py), as a
+    # personal data export, which the person downloads at once or asks for again.
+    keep: bool = True
 
 
 @dataclass(slots=True)

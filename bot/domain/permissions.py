@@ -24,6 +24,7 @@ from storage.uow import UnitOfWork
 
 class Action(StrEnum):
     REPORT = "report"  # file village and activity reports (/baocao, /hoatdong)
+    REPORT_COMMUNE = "report_commune"  # file the commune's own report (/baocaoxa)
     MANAGE_VILLAGES = "manage_villages"  # list, add and rename villages (/thon)
     CREATE_INVITE = "create_invite"  # invite officers to a unit of one's area
     COMPILE_REPORT = "compile_report"  # compiled reports on demand (/baocaotonghop)
@@ -35,10 +36,13 @@ class Action(StrEnum):
     # unit that filed: commune officers review their villages, province staff their communes.
     REVIEW = "review"
     REQUEST = "request"  # ask the officers of one's area for an ad hoc report (/yeucau; /tinhtrang)
+    SET_PROFILE = "set_profile"  # the signer and number symbol of a unit's compiled reports (/hoso)
 
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.REPORT: (VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    # The commune's own report: its officers, and those above who may file it for them.
+    Action.REPORT_COMMUNE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.MANAGE_VILLAGES: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.CREATE_INVITE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.COMPILE_REPORT: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
@@ -48,7 +52,13 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.REVIEW: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.OWN_DATA: (MEMBER, VILLAGE_OFFICER, COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
     Action.REQUEST: (COMMUNE_OFFICER, PROVINCE_STAFF),
+    # Whoever gets the unit's compiled reports sets who signs them.
+    Action.SET_PROFILE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
 }
+
+# The action that filing a form needs, when it is not Action.REPORT: the dialogue offers the form,
+# and the submission service accepts it, only under this action.
+FORM_ACTIONS: Mapping[str, Action] = {"commune_report": Action.REPORT_COMMUNE}
 
 # Actions anyone may take, holding a role or not yet (a person links a new chat before they
 # register in it; anyone may see and delete what the bot keeps about them); for them `holds` is
@@ -76,6 +86,11 @@ ASKABLE: Mapping[str, tuple[str, ...]] = {
 
 def roles_for(action: Action) -> tuple[str, ...]:
     return PERMISSIONS[action]
+
+
+def report_action(form_key: str) -> Action:
+    """The action under which the form `form_key` is filed (FORM_ACTIONS, else REPORT)."""
+    return FORM_ACTIONS.get(form_key, Action.REPORT)
 
 
 @dataclass(frozen=True, slots=True)

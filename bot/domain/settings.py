@@ -288,6 +288,13 @@ class Settings(BaseSettings):
         description="A dialogue row untouched this long (an abandoned report, a finished chat) is "
         "deleted; keep it above dialogue_expiry_hours.",
     )
+    kept_file_days: int = Field(
+        default=30,
+        ge=1,
+        description="How long a compiled file (.xlsx, chart) stays downloadable from the web chat "
+        "history; then its link answers 404 and the nightly retention job deletes it (and stored "
+        "report files unused for as long).",
+    )
     invite_try_retention_days: int = Field(
         default=30,
         ge=8,

@@ -170,6 +170,15 @@ COMMANDS: tuple[CommandSpec, ...] = (
         listed=True,
     ),
     CommandSpec(
+        "baocaoxa",
+        "communereport",
+        N_("the commune's own report: learning units, branches, fund, training, awards"),
+        StartFlow("form", {"form": "commune_report"}, arg_key="target"),  # a returned report's button
+        action=Action.REPORT_COMMUNE,
+        label=N_("Commune report"),
+        menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
         "traloi",
         "answer",
         N_("answer a request from your commune or province"),
@@ -195,6 +204,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         action=Action.COMPILE_REPORT,
         label=N_("Compiled report"),
         menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
+        "hoso",
+        "profile",
+        N_("who signs your compiled reports, and the symbol of their number"),
+        StartFlow("profile"),
+        action=Action.SET_PROFILE,
     ),
     CommandSpec(
         "duyet",

@@ -49,7 +49,7 @@ import logging
 import mimetypes
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -132,6 +132,7 @@ async def enqueue(
     if keyed:
         fresh = await uow.notices.record(keyed, now)
         queued = [m for m in queued if not m.notices or any((m.contact_id, k) in fresh for k in m.notices)]
+    queued = [await kept_for(uow, m, now) for m in queued]
     await uow.outbox.insert(
         [(m.contact_id, m.channel, m.external_id, m.payload) for m in queued],
         kind=kind,
@@ -144,6 +145,28 @@ async def enqueue(
     return queued
 
 
+async def kept_for(uow: UnitOfWork, message: Outgoing, now: datetime) -> Outgoing:
+    """A web chat message whose files each carry a download id ("kept") bound to its contact:
+    the page keeps only links across a reload (storage/models_files.py). Other channels get
+    the files themselves when the message is sent."""
+    items = message.payload.get("attachments")
+    if message.channel != WEBCHAT or not items:
+        return message
+    kept = []
+    for item in items:
+        if "file_id" in item and item.get("keep", True) and "kept" not in item:
+            key = await uow.kept_files.keep(
+                message.contact_id,
+                int(item["file_id"]),
+                str(item["filename"]),
+                str(item["content_type"]),
+                now,
+            )
+            item = {**item, "kept": key}
+        kept.append(item)
+    return replace(message, payload={**message.payload, "attachments": kept})
+
+
 # ------------------------------------------------------------------------------ payloads
 
 
@@ -154,16 +177,17 @@ async def attach(
 
         {"text": ..., "attachments": [{"filename", "content_type", "file_id", "size"}]}
 
-    so the report a hundred officers receive is kept once and the rows stay small.
+    so the report a hundred officers receive is kept once and the rows stay small. `enqueue`
+    adds a web chat recipient's own download id to each ("kept": `kept_for`); a file not to be
+    kept (`Attachment.keep`) is marked "keep": false.
     """
     if not files:
         return payload
     refs = []
     for f in files:
         row = await uow.files.store(f.filename, f.content_type, f.data, now)
-        refs.append(
-            {"filename": f.filename, "content_type": f.content_type, "file_id": row.id, "size": row.size}
-        )
+        ref = {"filename": f.filename, "content_type": f.content_type, "file_id": row.id, "size": row.size}
+        refs.append(ref if f.keep else {**ref, "keep": False})
     return {**payload, "attachments": refs}
 
 

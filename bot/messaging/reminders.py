@@ -45,7 +45,7 @@ from storage.models_outreach import KIND_REMINDER as REMINDER
 log = logging.getLogger(__name__)
 
 # Which command sends each form.
-FORM_COMMANDS = {"village_report": "/baocao", "activity_report": "/hoatdong"}
+FORM_COMMANDS = {"village_report": "/baocao", "activity_report": "/hoatdong", "commune_report": "/baocaoxa"}
 LIST_LIMIT = 30
 BATCH = 200  # recipients per transaction
 

@@ -3,8 +3,9 @@
 The `period_reports` job runs daily. For each deadline with `report_after_days` (schedules.yaml),
 from that many days after the due date and for two weeks more, every commune officer and
 province staff member who has not had it yet gets the compiled report of their unit: the chat
-summary, the .xlsx and the chart. Each unit is compiled and drawn once per language, whoever and
-however many receive it, and the files are stored once (report_files).
+summary, the .xlsx and a chart per indicator. Each unit is compiled and drawn once per language,
+whoever and however many receive it, and the files are stored once (report_files); a web chat
+recipient's message names them by download ids of their own (outbox.kept_for).
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from bot.messaging.outbox import attach, enqueue, notice_key, noticed_units, to_
 from bot.messaging.recipients import COMPILED_REPORT_ROLES, Officer, officers
 from bot.reports.aggregate import VILLAGE_FORM, Compiled
 from bot.reports.compiled import compile_unit, render, summary_text
+from bot.reports.document import Profile
+from bot.reports.profile import unit_profile
 from storage.models_outreach import KIND_REPORT as PERIOD_REPORT
 
 log = logging.getLogger(__name__)
@@ -51,6 +54,7 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
             ):
                 recipients.append(r)
     compiled: dict[int, Compiled] = {}
+    profiles: dict[int, Profile] = {}
     failed: set[int] = set()
     for r in recipients:
         if r.unit.id in compiled or r.unit.id in failed:
@@ -62,6 +66,7 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
                 compiled[r.unit.id] = await compile_unit(
                     reads, r.unit, period, content_dir=app.content_dir, forms=app.forms, now=now
                 )
+                profiles[r.unit.id] = await unit_profile(reads, r.unit.id)
         except Exception:
             log.exception("compiled report of unit %s for %s not made: skipped", r.unit.id, period.key)
             failed.add(r.unit.id)
@@ -75,7 +80,7 @@ async def send_period_report(app: App, deadline: Deadline, period: Period) -> in
         try:
             if key not in rendered:
                 c = compiled[r.unit.id]
-                files = await asyncio.to_thread(render, c, t)
+                files = await asyncio.to_thread(render, c, t, profile=profiles[r.unit.id])
                 rendered[key] = (summary_text(c, t), files)
             text, files = rendered[key]
             notice = notice_key(PERIOD_REPORT, deadline.id, period.key, r.unit.id)

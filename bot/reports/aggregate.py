@@ -21,7 +21,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     BigInteger,
@@ -48,6 +48,9 @@ from bot.reports.targets import TargetBook, TargetSet
 from storage.models import COMMUNE, PROVINCE, VILLAGE_KINDS, Submission, Unit
 from storage.models_reviews import APPROVED, RETURNED, Review
 from storage.readonly import ReadOnlyUnitOfWork
+
+if TYPE_CHECKING:
+    from bot.reports.commune_figures import CommuneReports
 
 VILLAGE_FORM = "village_report"
 ACTIVITY_FORM = "activity_report"
@@ -254,6 +257,8 @@ class Compiled:
     carried_from: dict[str, Period] = field(default_factory=dict)
     previous_carried_from: dict[str, Period] = field(default_factory=dict)
     carried_figures: frozenset[str] = frozenset()  # the field keys carried into this period
+    # The communes' own reports (bot/reports/commune_figures.py), set by compiled.compile_unit.
+    commune: CommuneReports | None = None
 
     def rate_period(self, key: str) -> Period:
         """The period a rate of this report was computed from."""
@@ -339,23 +344,25 @@ SUBMISSIONS = Submission.__table__
 REVIEWS = Review.__table__
 
 
-def _valid_in(period: Period, units: Any = UNITS) -> ColumnElement[bool]:
+def valid_in(period: Period, units: Any = UNITS) -> ColumnElement[bool]:
+    """The units (of `units`) that exist at some time during `period`."""
     return and_(
         or_(units.c.valid_to.is_(None), units.c.valid_to >= period.start),
         or_(units.c.valid_from.is_(None), units.c.valid_from <= period.end),
     )
 
 
-def _in_subtree(path: Any, prefix: str) -> ColumnElement[bool]:
+def in_subtree(path: Any, prefix: str) -> ColumnElement[bool]:
+    """`path` is `prefix` or under it (LIKE with the prefix's wildcards escaped)."""
     escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return path.like(escaped + "%", escape="\\")  # type: ignore[no-any-return]
 
 
-def _subtree_ids(prefix: str) -> Any:
+def subtree_ids(prefix: str) -> Any:
     """Ids of the units under `prefix`, as an uncorrelated subquery: `unit_id IN (...)` lets both
     databases probe the (form_key, unit_id, period) index once per unit instead of scanning."""
     sub = UNITS.alias("sub")
-    return select(sub.c.id).where(_in_subtree(sub.c.path, prefix)).correlate(None).scalar_subquery()
+    return select(sub.c.id).where(in_subtree(sub.c.path, prefix)).correlate(None).scalar_subquery()
 
 
 def _latest(s: Any) -> ColumnElement[bool]:
@@ -418,7 +425,7 @@ async def compile_report(
         kids_q = select(Unit).where(Unit.parent_id.is_(None))
     else:
         kids_q = select(Unit).where(Unit.parent_id == ref.id)
-    kids = {u.id: UnitRef.of(u) for u in (await session.execute(kids_q.where(_valid_in(period)))).scalars()}
+    kids = {u.id: UnitRef.of(u) for u in (await session.execute(kids_q.where(valid_in(period)))).scalars()}
     if leaf and ref is not None:
         kids = {ref.id: ref}
 
@@ -435,22 +442,22 @@ async def compile_report(
     # 1. Expected reporting units per sub-unit.
     q_expected = (
         select(seg_units, func.count())
-        .where(UNITS.c.kind.in_(expected_kinds), _valid_in(period))
+        .where(UNITS.c.kind.in_(expected_kinds), valid_in(period))
         .group_by(seg_units)
     )
     if ref is not None:
-        q_expected = q_expected.where(_in_subtree(UNITS.c.path, prefix))
+        q_expected = q_expected.where(in_subtree(UNITS.c.path, prefix))
     for seg, n in await session.execute(q_expected):
         k = key_of(seg)
         if k is not None:
             figures.setdefault(k, Figures()).expected += int(n)
     q_prev_expected = (
         select(seg_units, func.count())
-        .where(UNITS.c.kind.in_(expected_kinds), _valid_in(previous))
+        .where(UNITS.c.kind.in_(expected_kinds), valid_in(previous))
         .group_by(seg_units)
     )
     if ref is not None:
-        q_prev_expected = q_prev_expected.where(_in_subtree(UNITS.c.path, prefix))
+        q_prev_expected = q_prev_expected.where(in_subtree(UNITS.c.path, prefix))
     for seg, n in await session.execute(q_prev_expected):
         k = key_of(seg)
         if k is not None:
@@ -509,7 +516,7 @@ async def compile_report(
         .where(s.c.form_key == form_key, s.c.period.in_(sorted(read_periods)), _latest(s))
     )
     if ref is not None:
-        inner = inner.where(s.c.unit_id.in_(_subtree_ids(prefix)))
+        inner = inner.where(s.c.unit_id.in_(subtree_ids(prefix)))
     r = inner.cte("r").prefix_with("MATERIALIZED")
     one: ColumnElement[int] = literal_column("1")
     zero: ColumnElement[int] = literal_column("0")
@@ -597,7 +604,7 @@ async def compile_report(
         .group_by(aseg, which)
     )
     if ref is not None:
-        q_act = q_act.where(act.c.unit_id.in_(_subtree_ids(prefix)))
+        q_act = q_act.where(act.c.unit_id.in_(subtree_ids(prefix)))
     for seg_value, current, n, sessions, participants, female, llw in await session.execute(q_act):
         a = Activities(int(n), int(sessions), int(participants), int(female), int(llw or 0))
         k = key_of(seg_value)
@@ -701,7 +708,7 @@ def _matching_records(deadline: Deadline, period: Period, dialect: str, within: 
         .where(s.c.form_key == deadline.form, _latest(s))
     )
     if within is not None:
-        q = q.where(s.c.unit_id.in_(_subtree_ids(within)))
+        q = q.where(s.c.unit_id.in_(subtree_ids(within)))
     if deadline.date_field:
         held = json_text(s.c["values"], deadline.date_field, dialect)
         q = q.where(held >= period.start.isoformat(), held <= period.end.isoformat())
@@ -720,10 +727,10 @@ async def missing_units(
     session = reads.session
     dialect = _dialect(session)
     scope = within.path if within is not None else deadline.area
-    expected_q = select(Unit).where(Unit.kind.in_(deadline.expected), _valid_in(period))
+    expected_q = select(Unit).where(Unit.kind.in_(deadline.expected), valid_in(period))
     records_q = _matching_records(deadline, period, dialect, scope)
     if scope is not None:
-        expected_q = expected_q.where(_in_subtree(Unit.path, scope))
+        expected_q = expected_q.where(in_subtree(Unit.path, scope))
     covered: set[int] = set()
     for (path,) in await session.execute(records_q.distinct()):
         covered.update(int(p) for p in path.strip("/").split("/") if p)
@@ -753,7 +760,7 @@ async def expected_by_child(
     seg = child_segment(UNITS.c.path, within.path, dialect)
     q = (
         select(seg, func.count())
-        .where(UNITS.c.kind.in_(kinds), _valid_in(period), _in_subtree(UNITS.c.path, within.path))
+        .where(UNITS.c.kind.in_(kinds), valid_in(period), in_subtree(UNITS.c.path, within.path))
         .group_by(seg)
     )
     return {int(k): int(n) for k, n in await session.execute(q) if k}
@@ -781,7 +788,7 @@ async def received_between(
             Submission.form_key == form_key,
             Submission.submitted_at >= start,
             Submission.submitted_at < end,
-            _in_subtree(Unit.path, within.path),
+            in_subtree(Unit.path, within.path),
         )
         .order_by(Submission.submitted_at)
     )
@@ -809,7 +816,7 @@ async def activities_between(
         held >= first_day.isoformat(),
         held <= last_day.isoformat(),
         _latest(s),
-        s.c.unit_id.in_(_subtree_ids(within.path)),
+        s.c.unit_id.in_(subtree_ids(within.path)),
     )
     n, sessions, participants, female, llw = (await session.execute(q)).one()
     return Activities(int(n), int(sessions), int(participants), int(female), int(llw))

@@ -14,13 +14,13 @@ import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.domain.i18n import Translator
 from bot.domain.messages import Attachment
 from bot.domain.parsing import fold
 from bot.domain.periods import Period
-from bot.domain.schedules import load_schedules
+from bot.domain.schedules import Schedules, load_schedules
 from bot.reports.aggregate import (
     RATES,
     REGISTRATIONS,
@@ -32,12 +32,19 @@ from bot.reports.aggregate import (
     progress,
     target_for,
 )
+from bot.reports.commune_figures import COMMUNE_FORM, compile_commune_reports
+from bot.reports.commune_figures import summary_lines as commune_summary_lines
 from bot.reports.labels import format_rate, indicator_label, kind_plural, rate_label
 from bot.reports.targets import load_targets
-from storage.models import Unit
+from storage.models import VILLAGE_KINDS, Unit
 from storage.readonly import ReadOnlyUnitOfWork
 
-FORMATS = ("xlsx", "png", "csv")
+if TYPE_CHECKING:
+    from bot.reports.document import Profile
+
+FORMATS = ("xlsx", "docx", "png", "csv")
+# What a compiled report is sent as: the document to file (.xlsx and .docx) and the chart.
+SENT_FORMATS = ("xlsx", "docx", "png")
 LIST_LIMIT = 15
 
 
@@ -58,17 +65,32 @@ async def compile_unit(
     forms: dict[str, Any],
     now: datetime,
 ) -> Compiled:
-    """The compiled village-report figures of `unit` (None: the whole country) for `period`."""
-    return await compile_report(
+    """The compiled village-report figures of `unit` (None: the whole country) for `period`,
+    with the communes' own reports (`Compiled.commune`)."""
+    schedules = load_schedules(content_dir)
+    c = await compile_report(
         reads.session,
         unit=unit,
         period=period,
-        schedules=load_schedules(content_dir),
+        schedules=schedules,
         targets=load_targets(content_dir),
         sum_fields=sum_fields(forms),
         now=now,
         carried=carried_fields(forms.get(VILLAGE_FORM)),
     )
+    await add_commune_reports(reads, c, forms, schedules)
+    return c
+
+
+async def add_commune_reports(
+    reads: ReadOnlyUnitOfWork, c: Compiled, forms: dict[str, Any], schedules: Schedules
+) -> None:
+    """Set `c.commune` from the communes' own reports, when the form exists and `c` is a
+    compilation (a commune, a province, the country) rather than one village's figures."""
+    form = forms.get(COMMUNE_FORM)
+    if form is None or (c.unit is not None and c.unit.kind in VILLAGE_KINDS):
+        return
+    c.commune = await compile_commune_reports(reads.session, c, form, schedules)
 
 
 def file_stem(c: Compiled) -> str:
@@ -77,19 +99,28 @@ def file_stem(c: Compiled) -> str:
     return "bao-cao-" + re.sub(r"[^a-z0-9]+", "-", name).strip("-") + "-" + c.period.key
 
 
-def render(c: Compiled, t: Translator, formats: Sequence[str] = ("xlsx", "png")) -> list[Attachment]:
-    """The report files (CPU-bound: call it in a worker thread from async code)."""
+def render(
+    c: Compiled, t: Translator, formats: Sequence[str] = SENT_FORMATS, profile: Profile | None = None
+) -> list[Attachment]:
+    """The report files (CPU-bound: call it in a worker thread from async code); `profile`: the
+    signer and the number symbol of the unit's documents."""
     # openpyxl and matplotlib load here, not with the dialogue modules: ~0.4 s that the first
     # message after a start would otherwise wait for.
-    from bot.reports import chart, csv_export, xlsx
+    from bot.reports import chart, csv_export, docx, xlsx
 
     out: list[Attachment] = []
     stem = file_stem(c)
     for fmt in formats:
         if fmt == "xlsx":
-            out.append(Attachment(f"{stem}.xlsx", xlsx.CONTENT_TYPE, xlsx.render_xlsx(c, t)))
+            out.append(Attachment(f"{stem}.xlsx", xlsx.CONTENT_TYPE, xlsx.render_xlsx(c, t, profile)))
+        elif fmt == "docx":
+            out.append(Attachment(f"{stem}.docx", docx.CONTENT_TYPE, docx.render_docx(c, t, profile)))
         elif fmt == "png":
-            out.append(Attachment(f"{stem}.png", chart.CONTENT_TYPE, chart.render_png(c, t)))
+            # One picture per indicator, each readable on a phone (bot/reports/chart.py).
+            out += [
+                Attachment(f"{stem}-{drawn.slug}.png", chart.CONTENT_TYPE, drawn.png)
+                for drawn in chart.render_charts(c, t)
+            ]
         elif fmt == "csv":
             out.append(Attachment(f"{stem}.csv", csv_export.CONTENT_TYPE, csv_export.render_csv(c)))
         else:
@@ -219,6 +250,7 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                 participants=t.number(acts.participants),
             )
         )
+    lines += commune_summary_lines(c, t)
     if c.leaf_rows:
         missing = c.missing
         if missing:
@@ -246,5 +278,5 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
                 )
             )
     if files_attached:
-        lines.append(t("The spreadsheet (.xlsx) and the chart are attached."))
+        lines.append(t("The report (.xlsx and .docx) and a chart for each indicator are attached."))
     return "\n".join(lines)

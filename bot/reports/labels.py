@@ -22,6 +22,7 @@ INDICATOR_LABELS = {
     "learning_clans": N_("Learning clans"),
     "learning_communities": N_("Learning communities"),
     "learning_citizens": N_("Learning citizens"),
+    "learning_units": N_("Learning units"),  # the commune's own report (commune_figures.py)
     "membership": N_("Members per population"),
     "fund_per_person_vnd": N_("Study promotion fund per person"),
     # This year's registrations (shown at H1, beside last year's recognitions).
@@ -29,6 +30,7 @@ INDICATOR_LABELS = {
     "lc_registration": N_("Clans registered for Learning Clan"),
     "lcom_registration": N_("Villages registered for Learning Community"),
     "lcit_registration": N_("People of working age registered for Learning Citizen"),
+    "lu_registration": N_("Units registered for Learning Unit"),
 }
 
 UNIT_KIND_PLURALS = {

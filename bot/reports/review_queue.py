@@ -15,9 +15,15 @@ from bot.reports.aggregate import UnitRef
 from storage.uow import Reads
 
 
+def reviewed(form: Any) -> bool:
+    """Whether a form's reports are reviewed: one record per unit and period, and not a form
+    kept for ad hoc requests (their answers go straight to the staff who asked)."""
+    return getattr(form, "record", None) == "per_period" and not getattr(form, "for_requests", False)
+
+
 def reviewed_forms(forms: Mapping[str, Any]) -> list[Any]:
-    """The forms whose reports are reviewed: one record per unit and period."""
-    return [f for f in forms.values() if getattr(f, "record", None) == "per_period"]
+    """The forms whose reports are reviewed."""
+    return [f for f in forms.values() if reviewed(f)]
 
 
 async def waiting_for_review(reads: Reads, area: UnitRef, period: Period, forms: Sequence[Any]) -> list[str]:

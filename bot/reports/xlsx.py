@@ -1,9 +1,10 @@
-"""The compiled report as an .xlsx laid out the way Vietnamese offices file reports.
+"""The compiled report as an .xlsx: the administrative document of bot/reports/document.py.
 
-National motto and issuing body at the top, title, unit and period, the reporting situation, a
-table of indicators by sub-unit with a totals line and rates, progress against the targets and
-the previous period, activities, and a signature block. Values are written as numbers with
-number formats (not as formulas) so that any reader, including openpyxl, sees the figures.
+Header lines beside the Quốc hiệu and tiêu ngữ, *Số*, place and date, the document type and its
+title, then one table per topic (numbered columns, a unit-of-measure row, a total line and a
+notes column), *Nơi nhận* and the signature block. Values are written as numbers with number
+formats (not as formulas) so that any reader, including openpyxl, sees the figures; every text
+is written through `_put_text` (names are data, never formulas).
 """
 
 from __future__ import annotations
@@ -17,27 +18,15 @@ from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.worksheet import Worksheet
 
-from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
 from bot.domain.text import clean_text
-from bot.reports.aggregate import RATES, REGISTRATIONS, Compiled, Figures, progress, target_for
-from bot.reports.compiled import review_line
-from bot.reports.labels import (
-    ACTIVITY_COLUMNS,
-    COLUMNS,
-    Column,
-    formal_name,
-    kind_plural,
-    rate_label,
-)
+from bot.reports.aggregate import Compiled
+from bot.reports.document import MOTTO, MOTTO_STATE, Document, Profile, Table, build
 
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-# The national motto is part of the form of every official document: never translated.
-MOTTO_STATE = "CỘNG HÒA XÃ HỘI CHỦ NGHĨA VIỆT NAM"
-MOTTO = "Độc lập - Tự do - Hạnh phúc"
+__all__ = ["MOTTO", "MOTTO_STATE", "render_xlsx", "sheet_text"]
 
 FONT = "Times New Roman"
-NUMBER_FORMATS = {"count": "#,##0", "money": "#,##0", "per_person": "#,##0", "percent": "0.0%"}
 THIN = Side(style="thin", color="000000")
 BOX = Border(left=THIN, right=THIN, top=THIN, bottom=THIN)
 HEADER_FILL = PatternFill("solid", fgColor="DDEBF7")
@@ -50,25 +39,6 @@ CENTER = Alignment(horizontal="center", vertical="center", wrap_text=True)
 
 def _font(size: float = 12, bold: bool = False, italic: bool = False, underline: bool = False) -> Font:
     return Font(name=FONT, size=size, bold=bold, italic=italic, underline="single" if underline else None)
-
-
-def cell_value(column: Column, figures: Figures) -> float | int | None:
-    """What the spreadsheet holds for a column: percentages as fractions (format 0.0%)."""
-    value = column.value(figures)
-    if value is None:
-        return None
-    return value / 100.0 if column.kind == "percent" else value
-
-
-def column_header(c: Compiled, t: Translator, column: Column) -> str:
-    """A column's header; a figure carried from another period says which (at H1: the recognised
-    learning families of last year's year reports)."""
-    header = t(column.header)
-    rate = column.key.removesuffix("_pct")
-    if column.key in c.carried_figures or (column.key != rate and rate in c.carried_from):
-        source = c.carried_from.get(rate) or next(iter(c.carried_from.values()))
-        return f"{header} — {source.label(t)}"
-    return header
 
 
 def sheet_text(text: str) -> str:
@@ -125,264 +95,162 @@ def _line(
     )
 
 
-def render_xlsx(c: Compiled, t: Translator) -> bytes:
+ROMAN = ("I", "II", "III", "IV", "V", "VI", "VII", "VIII")
+HALF = 6  # the header blocks: columns 1–6 on the left, the last 6 on the right
+
+
+def _table_width(table: Table) -> int:
+    return 2 + len(table.headers) + (1 if table.notes else 0)
+
+
+def _head(ws: Worksheet, col: int, text: str, top: int, bottom: int) -> None:
+    """A header cell, merged down to `bottom`, with borders on every cell of the range."""
+    for r in range(top, bottom + 1):
+        _put(ws, r, col, "", border=True, fill=HEADER_FILL)
+    _put(ws, top, col, text, font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+    if bottom > top:
+        ws.merge_cells(start_row=top, start_column=col, end_row=bottom, end_column=col)
+
+
+def _header(ws: Worksheet, row: int, table: Table) -> int:
+    """The table's header: a group header merged over its columns, a column without a group
+    merged over both header rows; then the numbered columns (1), (2), … and the unit of measure.
+    The last row written."""
+    two = any(group is not None for group, _ in table.groups)
+    last = row + (1 if two else 0)
+    _head(ws, 1, table.number_header, row, last)
+    _head(ws, 2, table.label_header, row, last)
+    col = 3
+    for group, headers in table.groups:
+        if group is None:
+            for i, text in enumerate(headers):
+                _head(ws, col + i, text, row, last)
+        else:
+            for i, text in enumerate(headers):
+                _put(ws, row, col + i, "", border=True, fill=HEADER_FILL)
+                _head(ws, col + i, text, last, last)
+            _put(ws, row, col, group, font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
+            if len(headers) > 1:
+                ws.merge_cells(
+                    start_row=row, start_column=col, end_row=row, end_column=col + len(headers) - 1
+                )
+        col += len(headers)
+    if table.notes:
+        _head(ws, col, table.notes_header, row, last)
+    if two:
+        ws.row_dimensions[row].height = 32
+    ws.row_dimensions[last].height = 80
+    width = _table_width(table)
+    last += 1
+    for i in range(1, width + 1):
+        _put(ws, last, i, f"({i})", font=_font(10, italic=True), align=CENTER, border=True)
+    if table.measures is not None:
+        last += 1
+        _put(ws, last, 1, "", border=True)
+        _put(ws, last, 2, table.measure_label, font=_font(11, italic=True), align=CENTER, border=True)
+        for i, measure in enumerate(table.measures, start=3):
+            _put(ws, last, i, measure, font=_font(11, italic=True), align=CENTER, border=True)
+        if table.notes:
+            _put(ws, last, width, "", border=True)
+    return last
+
+
+def _table(ws: Worksheet, row: int, table: Table, width: int) -> int:
+    """A table below `row`: its title, header, lines and the lines after it. The last row."""
+    if table.title:
+        row += 1
+        _line(ws, row, 1, width, table.title, _font(12, bold=True, italic=True), "left")
+    row = _header(ws, row + 1, table)
+    for line in table.lines:
+        row += 1
+        fill = TOTAL_FILL if line.total else None
+        font = _font(12, bold=line.total, italic=line.italic)
+        _put(ws, row, 1, line.number if line.number is not None else "", align=CENTER, border=True, fill=fill)
+        _put(ws, row, 2, line.label, font=font, border=True, fill=fill)
+        formats = line.formats or table.formats
+        for i, value in enumerate(line.values, start=3):
+            fmt = formats[i - 3]
+            align = CENTER if isinstance(value, str) and len(value) < 12 else None
+            _put(ws, row, i, value, font=font, fmt=fmt, border=True, fill=fill, align=align)
+        if table.notes:
+            _put(ws, row, 3 + len(line.values), line.note or "", font=_font(11), border=True, fill=fill)
+    for text in table.after:
+        row += 1
+        _line(ws, row, 1, width, text, _font(11, italic=True), "left")
+        ws.row_dimensions[row].height = 15 * (1 + len(text) // 160)
+    return row
+
+
+def _top(ws: Worksheet, doc: Document, width: int) -> int:
+    """The header lines, the number, the place and date, the type and the title. The last row."""
+    right = width - HALF + 1
+    if doc.parent_body is not None:
+        _line(ws, 1, 1, HALF, doc.parent_body, _font(12))
+        _line(ws, 2, 1, HALF, doc.issuing_body, _font(12, bold=True, underline=True))
+    else:
+        _line(ws, 1, 1, HALF, doc.issuing_body, _font(12, bold=True, underline=True))
+    _line(ws, 1, right, width, MOTTO_STATE, _font(12, bold=True))
+    _line(ws, 2, right, width, MOTTO, _font(13, bold=True, underline=True))
+    _line(ws, 3, 1, HALF, doc.number, _font(12))
+    _line(ws, 3, right, width, doc.place_date, _font(12, italic=True))
+    _line(ws, 5, 1, width, doc.kind, _font(14, bold=True))
+    _line(ws, 6, 1, width, doc.title, _font(13, bold=True))
+    ws.row_dimensions[6].height = 34
+    return 6
+
+
+def _signature(ws: Worksheet, row: int, doc: Document, width: int) -> int:
+    """Nơi nhận on the left; TM. BAN CHẤP HÀNH, the title and the signer on the right."""
+    right = width - HALF + 1
+    row += 2
+    first = row
+    for i, text in enumerate(doc.recipients):
+        font = _font(12, bold=True, italic=True) if i == 0 else _font(11)
+        _line(ws, row + i, 1, HALF, text, font, "left")
+    _line(ws, first, right, width, doc.on_behalf, _font(12, bold=True))
+    _line(ws, first + 1, right, width, doc.signer_title, _font(12, bold=True))
+    _line(ws, first + 2, right, width, doc.sign_hint, _font(11, italic=True))
+    name_row = first + 6
+    _line(ws, name_row, right, width, doc.signer_name, _font(12, bold=True))
+    return max(name_row, first + len(doc.recipients) - 1)
+
+
+def render_xlsx(c: Compiled, t: Translator, profile: Profile | None = None) -> bytes:
     """The report as .xlsx bytes."""
+    doc = build(c, t, profile)
     wb = Workbook()
     ws = wb.active
     assert ws is not None
     ws.title = t("Report")[:31]
-    width = 2 + len(COLUMNS)
-    half = max(4, width // 3)
-    generated = c.generated_at.astimezone(VN_TZ)
-
-    # Issuing body (left) and national motto (right).
-    body = [formal_name(u).upper() for u in (c.ancestors[-1:] + ([c.unit] if c.unit else []))]
-    upper = (
-        t("STUDY PROMOTION ASSOCIATION OF {unit}", unit=body[0])
-        if body
-        else t("VIETNAM STUDY PROMOTION ASSOCIATION")
-    )
-    lower = t("STUDY PROMOTION ASSOCIATION OF {unit}", unit=body[1]) if len(body) > 1 else ""
-    _line(ws, 1, 1, half, upper, _font(12))
-    _line(ws, 2, 1, half, lower or upper, _font(12, bold=True, underline=True))
-    _line(ws, 1, width - half + 1, width, MOTTO_STATE, _font(12, bold=True))
-    _line(ws, 2, width - half + 1, width, MOTTO, _font(13, bold=True, underline=True))
-    place = c.unit.name if c.unit else "Hà Nội"
-    dated = t(
-        "{place}, day {day} month {month} year {year}",
-        place=place,
-        day=f"{generated.day:02d}",
-        month=f"{generated.month:02d}",
-        year=generated.year,
-    )
-    _line(ws, 4, width - half + 1, width, dated, _font(12, italic=True))
-
-    # Title, period, unit.
-    _line(ws, 6, 1, width, t("REPORT ON BUILDING A LEARNING SOCIETY"), _font(14, bold=True))
-    period_label = c.period.label(t)
-    heading = f"{c.deadline.title.get(t.locale)} — {period_label}" if c.deadline else period_label
-    _line(ws, 7, 1, width, heading, _font(13, bold=True))
-    where = ", ".join(formal_name(u) for u in ([c.unit, *reversed(c.ancestors)] if c.unit else []))
-    _line(ws, 8, 1, width, t("Unit: {unit}", unit=where or t("Whole country")), _font(12, italic=True))
-
-    # I. Reporting situation.
-    row = 10
-    _line(ws, row, 1, width, t("I. REPORTING"), _font(12, bold=True), "left")
-    row += 1
-    total = c.total
-    kinds = kind_plural(t, c.rows[0].unit.kind if c.leaf_rows and c.rows else "village")
-    parts = [
-        t(
-            "To report: {expected} {kinds}; reported: {reported} ({share})",
-            kinds=kinds,
-            expected=t.number(total.expected),
-            reported=t.number(total.reported),
-            share=t.percent(total.completeness or 0.0),
-        )
-    ]
-    if c.due is not None:
-        parts.append(
-            t(
-                "on time (by {date}): {on_time} ({share})",
-                date=t.date(c.due),
-                on_time=t.number(total.on_time),
-                share=t.percent(total.timeliness or 0.0),
-            )
-        )
-    _line(ws, row, 1, width, "; ".join(parts) + ".", _font(12), "left")
-    review = review_line(c, t, limit=60)
-    if review:
-        row += 1
-        _line(ws, row, 1, width, review, _font(12), "left")
-        ws.row_dimensions[row].height = 15 * (1 + len(review) // 180)
-    missing = c.missing
-    if missing:
-        row += 1
-        names = ", ".join(u.name for u in missing[:60]) + (" …" if len(missing) > 60 else "")
-        _line(ws, row, 1, width, t("Not reported: {names}.", names=names), _font(12), "left")
-        ws.row_dimensions[row].height = 15 * (1 + len(names) // 180)
-
-    # II. Indicators by sub-unit.
-    row += 2
-    _line(ws, row, 1, width, t("II. RESULTS BY UNIT"), _font(12, bold=True), "left")
-    row += 1
-    header_row = row
-    _put(ws, row, 1, t("No."), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
-    _put(ws, row, 2, t("Unit"), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
-    for i, col in enumerate(COLUMNS, start=3):
-        _put(
-            ws,
-            row,
-            i,
-            column_header(c, t, col),
-            font=_font(11, bold=True),
-            align=CENTER,
-            border=True,
-            fill=HEADER_FILL,
-        )
-    ws.row_dimensions[row].height = 78
-    for n, r in enumerate(c.rows, start=1):
-        row += 1
-        _put(ws, row, 1, n, align=CENTER, border=True)
-        _put(ws, row, 2, r.unit.name, border=True)
-        for i, col in enumerate(COLUMNS, start=3):
-            _put(ws, row, i, cell_value(col, r.figures), fmt=NUMBER_FORMATS[col.kind], border=True)
-    row += 1
-    bold = _font(12, bold=True)
-    _put(ws, row, 1, "", border=True, fill=TOTAL_FILL)
-    _put(ws, row, 2, t("Total"), font=bold, border=True, fill=TOTAL_FILL)
-    for i, col in enumerate(COLUMNS, start=3):
-        _put(
-            ws,
-            row,
-            i,
-            cell_value(col, total),
-            font=bold,
-            fmt=NUMBER_FORMATS[col.kind],
-            border=True,
-            fill=TOTAL_FILL,
-        )
-    ws.freeze_panes = ws.cell(row=header_row + 1, column=3)
-    ws.print_title_rows = f"{header_row}:{header_row}"
-
-    # III. Progress against the targets and the previous period.
-    row += 2
-    _line(
-        ws,
-        row,
-        1,
-        width,
-        t("III. PROGRESS AGAINST TARGETS AND THE PREVIOUS PERIOD"),
-        _font(12, bold=True),
-        "left",
-    )
-    row += 1
-    year = c.targets.year
-    heads = [
-        t("No."),
-        t("Indicator"),
-        t("This period"),
-        t("Previous period ({period})", period=c.previous_period.key),
-        t("Change"),
-        t("Target ({year})", year=year if year is not None else "—"),
-        t("Share of target"),
-    ]
-    for i, text in enumerate(heads, start=1):
-        _put(ws, row, i, text, font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
-    ws.row_dimensions[row].height = 33
-    registrations = [r for r in REGISTRATIONS if r.registers in c.carried_from]
-    for n, rate in enumerate((*RATES, *registrations), start=1):
-        row += 1
-        source, before = c.rate_period(rate.key), c.previous_rate_period(rate.key)
-        now_v, prev_v = total.rate(rate.key), c.previous_total.rate(rate.key)
-        if source == before:  # a carried rate against the report it was carried from
-            prev_v = None
-        target = target_for(rate, c.targets, c.period)
-        share = progress(total, rate, c.targets, c.period)
-        scale = 1.0 if rate.per_person else 100.0
-        fmt = "#,##0" if rate.per_person else "0.0%"
-        change = None if now_v is None or prev_v is None else (now_v - prev_v) / scale
-        values: list[tuple[object, str | None]] = [
-            (n, None),
-            (rate_label(t, rate.key, source, c.period), None),
-            (None if now_v is None else now_v / scale, fmt),
-            (None if prev_v is None else prev_v / scale, fmt),
-            (change, "+#,##0;-#,##0;0" if rate.per_person else "+0.0%;-0.0%;0.0%"),
-            (None if target is None else target / scale, fmt),
-            (None if share is None else share / 100.0, "0%"),
-        ]
-        for i, (value, number_format) in enumerate(values, start=1):
-            _put(ws, row, i, value, fmt=number_format, border=True, align=CENTER if i == 1 else None)
-    row += 1
-    note = t("Targets: {sources}.", sources="; ".join(c.targets.sources) or "—")
-    if c.targets.disadvantaged:
-        note += " " + t("The lower targets for disadvantaged communes apply.")
-    if any(r.flow for r in RATES) and c.period.fraction_of_year < 1:
-        note += " " + t("Money raised is measured against the yearly target scaled to the period.")
-    if c.carried_from:
-        note += " " + t(
-            "Titles are recognised at year end: the recognised rates of this report are those of "
-            "{period}; this period's registrations are listed below them.",
-            period=next(iter(c.carried_from.values())).label(t),
-        )
-    _line(ws, row, 1, width, note, _font(11, italic=True), "left")
-    for rate in RATES:
-        definition = c.targets.definition(rate.key, t.locale)
-        if definition:
+    width = max(2 * HALF + 1, *(_table_width(tb) for s in doc.sections for tb in s.tables))
+    row = _top(ws, doc, width)
+    for n, section in enumerate(doc.sections):
+        row += 2
+        _line(ws, row, 1, width, f"{ROMAN[n]}. {section.title.upper()}", _font(12, bold=True), "left")
+        for text in section.paragraphs:
             row += 1
-            _line(ws, row, 1, width, definition + ".", _font(11, italic=True), "left")
+            _line(ws, row, 1, width, text, _font(12), "left")
+            ws.row_dimensions[row].height = 16 * (1 + len(text) // 160)
+        for table in section.tables:
+            row = _table(ws, row, table, width)
+        for text in section.after:
+            row += 1
+            _line(ws, row, 1, width, text, _font(11, italic=True), "left")
+    row = _signature(ws, row, doc, width)
+    row += 3
+    _line(ws, row, 1, width, doc.footer, _font(10, italic=True), "left")
 
-    # IV. Activities.
-    row += 2
-    _line(ws, row, 1, width, t("IV. LEARNING ACTIVITIES"), _font(12, bold=True), "left")
-    row += 1
-    _put(ws, row, 1, t("No."), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
-    _put(ws, row, 2, t("Unit"), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL)
-    for i, acol in enumerate(ACTIVITY_COLUMNS, start=3):
-        _put(
-            ws, row, i, t(acol.header), font=_font(11, bold=True), align=CENTER, border=True, fill=HEADER_FILL
-        )
-    ws.row_dimensions[row].height = 48
-    lines = [(r.unit.name, r.figures.activities) for r in c.rows]
-    if not c.own_activities.empty and c.unit is not None:
-        lines.append((t("{unit} (its own activities)", unit=c.unit.name), c.own_activities))
-    for n, (name, acts) in enumerate(lines, start=1):
-        row += 1
-        _put(ws, row, 1, n, align=CENTER, border=True)
-        _put(ws, row, 2, name, border=True)
-        for i, acol in enumerate(ACTIVITY_COLUMNS, start=3):
-            _put(ws, row, i, acol.value(acts), fmt="#,##0", border=True)
-    row += 1
-    _put(ws, row, 1, "", border=True, fill=TOTAL_FILL)
-    _put(ws, row, 2, t("Total"), font=bold, border=True, fill=TOTAL_FILL)
-    for i, acol in enumerate(ACTIVITY_COLUMNS, start=3):
-        _put(ws, row, i, acol.value(total.activities), font=bold, fmt="#,##0", border=True, fill=TOTAL_FILL)
-
-    # Signature block.
-    row += 2
-    _line(ws, row, 1, half, t("Recipients:"), _font(12, bold=True, italic=True), "left")
-    _line(ws, row, half + 3, width - half - 2, t("PREPARED BY"), _font(12, bold=True))
-    _line(ws, row, width - half + 1, width, t("ON BEHALF OF THE STANDING COMMITTEE"), _font(12, bold=True))
-    row += 1
-    parent = c.ancestors[-1] if c.ancestors else None
-    recipient = (
-        t("- Study Promotion Association of {unit};", unit=formal_name(parent))
-        if parent
-        else t("- The Ministry of Education and Training;")
-    )
-    _line(ws, row, 1, half, recipient, _font(11), "left")
-    _line(ws, row, half + 3, width - half - 2, t("(Signature and full name)"), _font(11, italic=True))
-    _line(ws, row, width - half + 1, width, t("CHAIR"), _font(12, bold=True))
-    row += 1
-    _line(ws, row, 1, half, t("- Filed."), _font(11), "left")
-    _line(ws, row, width - half + 1, width, t("(Signature and seal)"), _font(11, italic=True))
-    row += 5
-    _line(
-        ws,
-        row,
-        1,
-        width,
-        t(
-            "Compiled by Khuyến học Bot at {time} on {date} from the latest version of each report.",
-            time=f"{generated:%H:%M}",
-            date=t.date(generated.date()),
-        ),
-        _font(10, italic=True),
-        "left",
-    )
-
-    # Column widths and printing.
-    ws.column_dimensions["A"].width = 5
+    ws.column_dimensions["A"].width = 6
     ws.column_dimensions["B"].width = 26
-    for i, col in enumerate(COLUMNS, start=3):
-        ws.column_dimensions[get_column_letter(i)].width = 14 if col.kind in ("money", "per_person") else 11
+    for i in range(3, width + 1):
+        ws.column_dimensions[get_column_letter(i)].width = 14
     ws.page_setup.orientation = "landscape"
-    ws.page_setup.paperSize = ws.PAPERSIZE_A3
+    ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
     ws.page_setup.fitToHeight = 0
     ws.sheet_properties.pageSetUpPr.fitToPage = True
     ws.print_options.horizontalCentered = True
-    wb.properties.title = heading
+    wb.properties.title = f"{doc.kind} {doc.title}"
     wb.properties.creator = "Khuyến học Bot"
     wb.properties.created = c.generated_at.astimezone(UTC).replace(tzinfo=None)
     wb.properties.modified = wb.properties.created

@@ -383,7 +383,9 @@ def report(
             "Default: the open period whose deadline comes next, as /baocaotonghop offers it.",
         ),
     ] = None,
-    fmt: Annotated[str, typer.Option("--format", help="xlsx, csv or png.")] = "xlsx",
+    fmt: Annotated[
+        str, typer.Option("--format", help="xlsx, csv or png (png: one chart per indicator).")
+    ] = "xlsx",
     out: Annotated[
         Path | None, typer.Option("--out", help="File to write; default: a name from the unit and period.")
     ] = None,
@@ -395,7 +397,8 @@ def report(
     from bot.domain.periods import Period
     from bot.domain.schedules import load_schedules
     from bot.reports.aggregate import VILLAGE_FORM
-    from bot.reports.compiled import FORMATS, compile_unit, render, summary_text
+    from bot.reports.compiled import FORMATS, compile_unit, file_stem, render, summary_text
+    from bot.reports.profile import unit_profile
     from storage.models import Unit
     from storage.repositories import UnitRepository
 
@@ -406,7 +409,7 @@ def report(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
-    async def go(bot: App) -> tuple[str, bytes, str]:
+    async def go(bot: App) -> tuple[list[tuple[str, bytes]], str, str]:
         chosen = wanted
         if chosen is None:  # the one default-period rule (bot/domain/schedules.py)
             today = bot.clock.now().astimezone(VN_TZ).date()
@@ -430,19 +433,25 @@ def report(
                     forms=bot.forms,
                     now=bot.clock.now(),
                 )
+                profile = await unit_profile(reads, None if found is None else found.id)
         finally:
             await bot.db.dispose()
         t = translator(locale)
-        (file,) = render(compiled, t, [fmt])
-        return file.filename, file.data, summary_text(compiled, t, files_attached=False)
+        files = [(f.filename, f.data) for f in render(compiled, t, [fmt], profile)]
+        return files, file_stem(compiled), summary_text(compiled, t, files_attached=False)
 
     settings = Settings()
     _upgrade(settings)
-    filename, data, summary = asyncio.run(go(bootstrap(settings).app))
-    target = out or Path(filename)
-    target.write_bytes(data)
+    files, stem, summary = asyncio.run(go(bootstrap(settings).app))
     typer.echo(summary)
-    typer.echo(f"Written: {target} ({len(data):,} bytes)")
+    for filename, data in files:
+        # png gives a chart per indicator: with --out report.png, report-gia-dinh-hoc-tap.png and so on.
+        target = Path(filename)
+        if out is not None:
+            ending = filename[len(stem) :].rsplit(".", 1)[0].strip("-")
+            target = out if len(files) == 1 else out.with_name(f"{out.stem}-{ending}{out.suffix}")
+        target.write_bytes(data)
+        typer.echo(f"Written: {target} ({len(data):,} bytes)")
 
 
 # ----------------------------------------------------------------------------- a person's data

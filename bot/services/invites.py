@@ -9,6 +9,7 @@ Every wrong code is audited and recorded against the area it concerns, for the w
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 import secrets
 import unicodedata
@@ -58,11 +59,16 @@ class InviteLimits:
         )
 
 
-def address_tag(address: str | None) -> str | None:
-    """What is stored of a client address: a hash, enough to count its tries."""
+ADDRESS_KEY = "client_address"  # server_secrets: the key of the stored client-address tags
+
+
+async def address_tag(uow: UnitOfWork, address: str | None, now: datetime) -> str | None:
+    """What is stored of a client address: a keyed hash (HMAC under a server secret), enough to
+    count its tries. Unkeyed, the 2^32 IPv4 addresses could be hashed and the tags reversed."""
     if not address:
         return None
-    return hashlib.sha256(b"khuyenhoc client address\0" + address.encode()).hexdigest()[:32]
+    key = await uow.secrets.get_or_create(ADDRESS_KEY, lambda: secrets.token_urlsafe(32), now)
+    return hmac.new(key.encode(), address.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def new_code() -> str:
@@ -144,7 +150,9 @@ async def cooldown_until(
     uow: UnitOfWork, contact_id: int, address: str | None, now: datetime, limits: InviteLimits
 ) -> datetime | None:
     """When the next try will be allowed, if a limit is reached now; None when one is allowed."""
-    counts = await uow.invite_tries.counts(now - limits.window, contact_id, address_tag(address))
+    counts = await uow.invite_tries.counts(
+        now - limits.window, contact_id, await address_tag(uow, address, now)
+    )
     waits = [
         oldest + limits.window
         for count, limit, oldest in (
@@ -187,7 +195,7 @@ async def redeem_invite(
     result = await _redeem(uow, code_text, contact_id, now)
     if result.outcome is not RedeemOutcome.OK and limits is not None:
         unit_id = result.invite.unit_id if result.invite is not None else home_unit_id
-        tag = address_tag(address)
+        tag = await address_tag(uow, address, now)
         uow.invite_tries.record(now, contact_id, tag, unit_id, result.outcome.value)
         detail = {"outcome": result.outcome.value, "address": tag}
         if result.invite is not None:

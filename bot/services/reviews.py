@@ -32,6 +32,7 @@ from bot.domain.schedules import Schedules, load_schedules
 from bot.messaging.outbox import enqueue, notice_key, to_each_channel
 from bot.messaging.recipients import RETURNED_TO, officers
 from bot.messaging.reminders import FORM_COMMANDS
+from bot.reports.review_queue import reviewed
 from bot.services.actor import CONSOLE as CONSOLE_ACTOR
 from bot.services.actor import Actor
 from storage.models import Submission, Unit
@@ -41,11 +42,6 @@ from storage.uow import Reads, UnitOfWork
 
 REASON_MIN = 3
 REASON_MAX = 500
-
-
-def reviewed(form: Form) -> bool:
-    """Whether a form's reports are reviewed: one record per unit and period."""
-    return form.record == "per_period"
 
 
 def record_key(unit_id: int, period: Period) -> str:

@@ -16,7 +16,7 @@ from typing import Any
 from bot.domain.calendar import is_lifelong_learning_week
 from bot.domain.forms.model import Form
 from bot.domain.periods import Period
-from bot.domain.permissions import Action, NotAllowed
+from bot.domain.permissions import NotAllowed, report_action
 from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.services.actor import Actor
 from bot.services.reviews import check_not_locked
@@ -58,12 +58,13 @@ async def submit_report(
     not filed for the period (content/schedules.yaml: the village report for 2026-H2);
     PeriodLocked (a NotAllowed) when the period is locked for them."""
     form = draft.form
+    action = report_action(form.key)
     unit = await uow.units.get(draft.unit_id)
     if unit is None:
-        raise NotAllowed(Action.REPORT, None, f"no unit {draft.unit_id}")
-    actor.require(Action.REPORT, unit)
+        raise NotAllowed(action, None, f"no unit {draft.unit_id}")
+    actor.require(action, unit)
     if unit.kind not in form.unit_kinds:
-        raise NotAllowed(Action.REPORT, unit, f"a {unit.kind} does not file {form.key}")
+        raise NotAllowed(action, unit, f"a {unit.kind} does not file {form.key}")
     period = Period.parse(draft.period)
     schedules = load_schedules(content_dir)
     if not schedules.files_for(form.key, period, form.period_kinds):

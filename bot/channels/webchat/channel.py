@@ -7,6 +7,12 @@ and buttons. Pushed messages (broadcasts, reminders) wait in the outbox and the 
 Limits (issue 11): request bodies above `webchat_max_body_bytes` get 413 before they are read;
 a client address starts at most `webchat_new_contacts_per_minute` new ids (each id is a new
 contact), more get 429; "Đăng xuất" (log out) revokes the id on the server.
+
+Files (issue 10): the page keeps its history in the browser, as text and links. Each file a
+reply carries is kept on the server for its contact (bot/services/files.py; pushed messages get
+theirs when queued), and its `url` downloads it again — with the client id in the
+X-Webchat-Client header, never in the URL — until `kept_file_days` have passed; any other
+client, a revoked id or an expired file gets 404.
 """
 
 from __future__ import annotations
@@ -20,12 +26,14 @@ import math
 import re
 import secrets
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
+from urllib.parse import quote
 
-from fastapi import APIRouter, HTTPException, Query, Request
+from fastapi import APIRouter, Header, HTTPException, Query, Request, Response
+from fastapi import Path as Path_
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -33,7 +41,9 @@ from bot.channels.ratelimit import Allowance
 from bot.domain.app import App
 from bot.domain.messages import Handled, Incoming, Kind, Reply
 from bot.messaging.outbox import load_replies
+from bot.services.files import keep_files, kept_file
 from bot.services.sessions import log_out
+from storage.models_files import KeptFileRepository
 from storage.models_secrets import WEBCHAT_ID_KEY
 from storage.repositories import OutboxRepository, ReportFileRepository
 
@@ -42,8 +52,14 @@ log = logging.getLogger(__name__)
 CHANNEL = "webchat"
 MAX_TEXT = 20_000  # longer texts are cut here; the engine explains its own, lower limit
 MAX_POLL_BATCH = 100
+# Outbox ids are 64-bit signed integers on both databases: a cursor past them is refused (422)
+# before it reaches the driver, which cannot bind it (a 500, found by tests/test_fuzz_http.py).
+MAX_CURSOR = 2**63 - 1
 CLIENT_ID_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
 MESSAGE_ID_PATTERN = r"^[A-Za-z0-9_-]{8,63}$"
+FILE_KEY_PATTERN = r"^[A-Za-z0-9_-]{16,64}$"
+FILES_PATH = "/api/webchat/files"
+CLIENT_HEADER = "X-Webchat-Client"  # a header, not the link: the id stays out of URLs and history
 PAGE_PATH = Path(__file__).parent / "static" / "webchat.html"
 KNOWN_IDS = 50_000  # ids known to have a contact, remembered so that their messages skip a read
 
@@ -61,7 +77,14 @@ class OptionOut(BaseModel):
 class AttachmentOut(BaseModel):
     filename: str
     content_type: str
-    data: str = Field(description="The file's bytes, base64-encoded.")
+    data: str | None = Field(
+        default=None, description="The file's bytes, base64-encoded (a pushed file with a url has none)."
+    )
+    url: str | None = Field(
+        default=None,
+        description="Where the file can be downloaded again (relative to the page), with the client "
+        "id in the X-Webchat-Client header, until it expires (kept_file_days).",
+    )
 
 
 class MessageOut(BaseModel):
@@ -130,7 +153,14 @@ def to_incoming(posted: PostedMessage, external_id: str, client_address: str | N
     )
 
 
-def render_reply(reply: Reply) -> MessageOut:
+def file_url(key: str) -> str:
+    """A kept file's download link, relative to the page (the app may sit under a path prefix)."""
+    return f"{FILES_PATH.lstrip('/')}/{key}"
+
+
+def render_reply(reply: Reply, kept: Sequence[str | None] = ()) -> MessageOut:
+    """A reply → JSON; `kept` gives the files' download ids (bot.services.files), in order."""
+    keys = list(kept) + [None] * (len(reply.attachments) - len(kept))
     return MessageOut(
         text=reply.text,
         options=[OptionOut(id=o.id, label=o.label) for o in reply.options],
@@ -139,8 +169,9 @@ def render_reply(reply: Reply) -> MessageOut:
                 filename=a.filename,
                 content_type=a.content_type,
                 data=base64.b64encode(a.data).decode("ascii"),
+                url=file_url(key) if key else None,
             )
-            for a in reply.attachments
+            for a, key in zip(reply.attachments, keys, strict=True)
         ],
     )
 
@@ -148,6 +179,24 @@ def render_reply(reply: Reply) -> MessageOut:
 def render_pushed(message_id: int, reply: Reply) -> PushedMessageOut:
     """An outbox message, read back as a reply (bot.messaging.outbox.load_replies) → what the page renders."""
     return PushedMessageOut(id=message_id, **render_reply(reply).model_dump())
+
+
+async def render_payload(
+    message_id: int, payload: dict[str, Any], files: ReportFileRepository, content_dir: Path
+) -> list[PushedMessageOut]:
+    """An outbox row → what the page renders. Files kept for download go as links (their bytes
+    are not read here); older rows, queued before files were kept, carry the bytes."""
+    items = list(payload.get("attachments") or ())
+    linked = [i for i in items if i.get("kept")]
+    rest = {**payload, "attachments": [i for i in items if not i.get("kept")]}
+    out = [render_pushed(message_id, r) for r in await load_replies(files, rest, content_dir)]
+    out[0].attachments += [
+        AttachmentOut(
+            filename=str(i["filename"]), content_type=str(i["content_type"]), url=file_url(str(i["kept"]))
+        )
+        for i in linked
+    ]
+    return out
 
 
 class ClientIds:
@@ -263,6 +312,33 @@ def client_address(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
+# ----------------------------------------------------------------------------- files
+
+
+async def keep_for_later(app: App, handled: Handled) -> list[list[str | None]]:
+    """Per reply, the download ids of its files (bot.services.files), so that the page's
+    history can fetch them again after a reload. Without a contact (a failed step) or when
+    keeping fails, the files are only sent in the answer, as before."""
+    none: list[list[str | None]] = [[] for _ in handled.replies]
+    if handled.contact_id is None or not any(r.attachments for r in handled.replies):
+        return none
+    try:
+        async with app.uow() as uow:
+            now = app.clock.now()
+            kept = [await keep_files(uow, handled.contact_id, r.attachments, now) for r in handled.replies]
+            await uow.commit()
+    except Exception:
+        log.exception("webchat files not kept for downloading again")
+        return none
+    return kept
+
+
+def content_disposition(filename: str) -> str:
+    """`attachment` with the name as ASCII and as UTF-8 (RFC 6266); our names are ASCII already."""
+    ascii_name = re.sub(r"[^A-Za-z0-9._-]", "_", filename) or "file"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename, safe='')}"
+
+
 # ----------------------------------------------------------------------------- the router
 
 
@@ -315,7 +391,8 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
         log.debug("webchat message from %s (%s)", short_id(posted.client_id), msg.kind)
         handled = await handler(app, msg)
         new_ids.known(stored)  # the id has its contact now
-        return RepliesOut(replies=[render_reply(r) for r in handled.replies])
+        kept = await keep_for_later(app, handled)
+        return RepliesOut(replies=[render_reply(r, k) for r, k in zip(handled.replies, kept, strict=True)])
 
     @router.post("/api/webchat/logout", response_model=LogoutOut)
     async def logout(body: LogoutIn) -> LogoutOut:
@@ -331,7 +408,7 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
     @router.get("/api/webchat/poll", response_model=PollOut)
     async def poll(
         client_id: Annotated[str, Query(pattern=CLIENT_ID_PATTERN)],
-        after: Annotated[int, Query(ge=0)] = 0,
+        after: Annotated[int, Query(ge=0, le=MAX_CURSOR)] = 0,
     ) -> PollOut:
         # A plain read: no unit of work, so polling never queues behind SQLite's writer lock.
         async with app.db.sessions() as session:
@@ -340,10 +417,47 @@ def create_router(app: App, handle: Handler | None = None) -> APIRouter:
             )
             files = ReportFileRepository(session)
             messages = [
-                render_pushed(m.id, reply)
+                pushed
                 for m in batch
-                for reply in await load_replies(files, m.payload, app.content_dir)
+                for pushed in await render_payload(m.id, m.payload, files, app.content_dir)
             ]
         return PollOut(messages=messages, last_id=cursor)
+
+    @router.get(
+        FILES_PATH + "/{key}",
+        response_class=Response,
+        responses={
+            200: {"description": "The file.", "content": {"application/octet-stream": {}}},
+            404: {"description": "No such file for this client, or it has expired."},
+        },
+    )
+    async def download(
+        key: Annotated[str, Path_(pattern=FILE_KEY_PATTERN)],
+        client_id: Annotated[str | None, Header(alias=CLIENT_HEADER)] = None,
+    ) -> Response:
+        """A file kept for this client's contact (a compiled report), until kept_file_days."""
+        if client_id is None or not re.fullmatch(CLIENT_ID_PATTERN, client_id):
+            raise HTTPException(status_code=404, detail="no such file")
+        stored = await ids.stored(client_id)
+        async with app.db.sessions() as session:  # a plain read, like the poll
+            found = await kept_file(
+                KeptFileRepository(session),
+                key,
+                CHANNEL,
+                stored,
+                app.clock.now(),
+                app.settings.kept_file_days,
+            )
+        if found is None:
+            raise HTTPException(status_code=404, detail="no such file")
+        return Response(
+            found.data,
+            media_type=found.content_type,
+            headers={
+                "Content-Disposition": content_disposition(found.filename),
+                "Cache-Control": "private, no-store",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
 
     return router

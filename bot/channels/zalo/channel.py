@@ -12,7 +12,7 @@ import asyncio
 import hashlib
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -28,8 +28,8 @@ from bot.channels.render import ZALO_MAX_CHARS, options_as_text, split_text
 from bot.channels.zalo.client import ZaloClient
 from bot.channels.zalo.payload import BadUpdate, parse_polled, parse_webhook
 from bot.domain.app import App
-from bot.domain.i18n import translator
-from bot.domain.messages import Handled, Incoming, Kind, Reply
+from bot.domain.i18n import Translator, translator
+from bot.domain.messages import Attachment, Handled, Incoming, Kind, Reply
 from bot.domain.sending import SendError
 from bot.handlers.command_table import group_commands
 from bot.handlers.commands import parse_command
@@ -51,6 +51,25 @@ EVENT_KINDS = {
 }
 
 Handler = Callable[[App, Incoming], Awaitable[Handled]]
+
+
+def files_note(files: Sequence[Attachment], t: Translator) -> str:
+    """What a Zalo user reads instead of files: Zalo takes photos only by public URL and has no
+    documents. Several files (a compiled report: the spreadsheet and a chart per indicator) are
+    counted, not listed, to keep the message short."""
+    if len(files) == 1:
+        return t(
+            "A file was prepared ({names}); Zalo cannot receive files. "
+            "Open the web chat or Telegram to get it.",
+            names=files[0].filename,
+        )
+    kinds = dict.fromkeys("." + f.filename.rsplit(".", 1)[-1] for f in files if "." in f.filename)
+    return t(
+        "{count} files were prepared ({kinds}); Zalo cannot receive files. "
+        "Open the web chat or Telegram to get them.",
+        count=t.number(len(files)),
+        kinds=", ".join(kinds),
+    )
 
 
 def webhook_secret(token: str, configured: str | None) -> str:
@@ -125,13 +144,7 @@ class ZaloSender(PlatformSender):
         for reply in replies:
             text = options_as_text(reply, t)
             if reply.attachments:
-                # Zalo takes photos only by public URL and has no documents: say so, in words.
-                names = ", ".join(a.filename for a in reply.attachments)
-                text += "\n\n" + t(
-                    "A file was prepared ({names}); Zalo cannot receive files. "
-                    "Open the web chat or Telegram to get it.",
-                    names=names,
-                )
+                text += "\n\n" + files_note(reply.attachments, t)
             for part in split_text(text, ZALO_MAX_CHARS):
                 if part:
                     await self.send_text(external_id, part)

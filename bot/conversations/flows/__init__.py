@@ -12,6 +12,7 @@ from bot.conversations.flows.language import Language
 from bot.conversations.flows.linking import Linking
 from bot.conversations.flows.onboarding import Onboarding
 from bot.conversations.flows.outreach_flows import Status, Topics
+from bot.conversations.flows.profile import ProfileFlow
 from bot.conversations.flows.requests import RequestComposer
 from bot.conversations.flows.review import Review
 from bot.conversations.flows.summary import Summary
@@ -27,6 +28,7 @@ def default_flows() -> list[Flow[Any]]:
         Language(),
         Linking(),
         Onboarding(),
+        ProfileFlow(),
         Review(),
         RequestComposer(),
         Topics(),

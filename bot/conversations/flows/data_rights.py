@@ -75,7 +75,7 @@ async def my_data_reply(ctx: Context) -> Reply:
         ),
     ]
     stamp = ctx.now.astimezone(VN_TZ).strftime("%Y-%m-%d")
-    attachment = Attachment(f"du-lieu-ca-nhan-{stamp}.json", "application/json", data.as_json())
+    attachment = Attachment(f"du-lieu-ca-nhan-{stamp}.json", "application/json", data.as_json(), keep=False)
     return Reply("\n".join(lines), attachments=[attachment])
 
 

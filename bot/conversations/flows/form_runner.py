@@ -58,10 +58,11 @@ from bot.domain.parsing import (
     parse_yes_no,
 )
 from bot.domain.periods import Period
-from bot.domain.permissions import Action, NotAllowed, holds, roles_for
+from bot.domain.permissions import Action, NotAllowed, holds, report_action, roles_for
 from bot.domain.requests import reply_command, request_form, request_period
 from bot.domain.schedules import PeriodNotFiled, load_schedules
 from bot.domain.text import TITLE_TEXT, shorten
+from bot.reports.review_queue import reviewed
 from bot.services.actor import Actor
 from bot.services.requests import (
     RequestClosed,
@@ -69,7 +70,7 @@ from bot.services.requests import (
     requests_to_answer,
     submit_answer,
 )
-from bot.services.reviews import PeriodLocked, lock_for, record_state, reviewed
+from bot.services.reviews import PeriodLocked, lock_for, record_state
 from bot.services.submissions import Draft, Submitted, submit_report
 from storage.models import COMMUNE, PROVINCE, Submission, Unit
 
@@ -148,6 +149,8 @@ class FormRunner(Flow[FormState]):
         if args.get("answer"):
             return await self._start_answer(ctx, str(args.get("request") or "").strip().lstrip("#"))
         form = ctx.forms[str(args["form"])]
+        if not holds(ctx.grants, report_action(form.key)):  # a village officer and the commune's report
+            return Step([Reply(t("{form} is sent by commune officers.", form=form.title.get(t.locale)))])
         state = FormState(form=form.key)
         units = await self._candidate_units(ctx, form)
         target = _target(str(args.get("target") or ""), units, form)
@@ -258,7 +261,7 @@ class FormRunner(Flow[FormState]):
         """Units in the officer's area that report this form, listed when there are few."""
         out: list[Unit] = []
         for g in ctx.grants:
-            if g.role not in roles_for(Action.REPORT):
+            if g.role not in roles_for(report_action(form.key)):
                 continue
             if g.unit.kind in form.unit_kinds:
                 out.append(g.unit)
@@ -281,7 +284,7 @@ class FormRunner(Flow[FormState]):
         """A unit of the officer's area that reports this form (typed or picked), then the period."""
         t = ctx.t
         form = ctx.forms[state.form]
-        picked = await UnitPicker(form.unit_kinds, action=Action.REPORT).pick(ctx, state, msg)
+        picked = await UnitPicker(form.unit_kinds, action=report_action(form.key)).pick(ctx, state, msg)
         if (
             picked.unit is not None
             and state.request_id is not None
@@ -414,7 +417,7 @@ class FormRunner(Flow[FormState]):
             now=ctx.now,
             schedules=load_schedules(ctx.app_content_dir),
         )
-        return None if since is None else Reply(locked_text(ctx, unit.name, period))
+        return None if since is None else Reply(locked_text(ctx, unit.name, period, unit.kind))
 
     def _history_note(self, ctx: Context, form: Form, last: Submission, period: Period) -> str | None:
         """A report kept from a period the form is no longer filed for (2026-H2, before the
@@ -931,7 +934,8 @@ class FormRunner(Flow[FormState]):
         try:
             done = await self._submit(ctx, state, draft)
         except PeriodLocked as locked:  # the period locked while the dialogue was open
-            text = locked_text(ctx, state.unit_name, locked.period) + "\n" + t("Nothing was saved.")
+            kind = locked.unit.kind if locked.unit is not None else ""
+            text = locked_text(ctx, state.unit_name, locked.period, kind) + "\n" + t("Nothing was saved.")
             return Step([Reply(text)])
         except NotAllowed:  # roles may change mid-dialogue
             return Step([Reply(t("You can no longer report for this unit. Nothing was saved."))])
@@ -1063,8 +1067,16 @@ class FormRunner(Flow[FormState]):
     )
 
 
-def locked_text(ctx: Context, unit_name: str, period: Period) -> str:
+def locked_text(ctx: Context, unit_name: str, period: Period, unit_kind: str) -> str:
+    """The period is locked; who can reopen it: the officers of the unit above (province staff
+    for a commune's own report, the commune officer for a village's)."""
     t = ctx.t
+    if unit_kind == COMMUNE:
+        return t(
+            "🔒 The {period} report of {unit} is locked: the deadline and the days for corrections have passed. Ask province staff to reopen it if it must change.",
+            period=period.label(t),
+            unit=unit_name,
+        )
     return t(
         "🔒 The {period} report of {unit} is locked: the deadline and the days for corrections have passed. Ask your commune officer to reopen it if it must change.",
         period=period.label(t),

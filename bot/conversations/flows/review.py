@@ -32,6 +32,7 @@ from bot.domain.parsing import fold
 from bot.domain.periods import Period
 from bot.domain.permissions import NotAllowed
 from bot.domain.schedules import load_schedules
+from bot.reports.review_queue import reviewed
 from bot.services.actor import Actor
 from bot.services.reviews import (
     REASON_MIN,
@@ -43,7 +44,6 @@ from bot.services.reviews import (
     reopen,
     reports_to_review,
     return_report,
-    reviewed,
     reviewer_areas,
 )
 from storage.models import COMMUNE, Unit

@@ -31,6 +31,7 @@ from bot.domain.text import shorten
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
 from bot.reports.compiled import render, summary_text
+from bot.reports.profile import unit_profile
 from bot.services.actor import Actor
 from bot.services.reports import compile_report
 from storage.models import COMMUNE, Unit
@@ -160,7 +161,8 @@ class Summary(Flow[SummaryState]):
                 )
             except NotAllowed:  # roles may change while the dialogue is open
                 return [Reply(t("You can no longer get reports for {unit}.", unit=unit_name))]
-            files = await asyncio.to_thread(render, compiled, t)
+            profile = await unit_profile(reads, unit_id)
+            files = await asyncio.to_thread(render, compiled, t, profile=profile)
             return [Reply(summary_text(compiled, t), attachments=files), menu]
 
         return Reply(t("Sorry, the compiled report could not be made. Please try again later."), later=report)
