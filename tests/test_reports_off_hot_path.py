@@ -125,7 +125,12 @@ async def test_other_dialogues_go_on_while_a_report_is_read(app: App) -> None:
         "bao-cao-phuong-thuc-phan-2026-H1.docx",
         *(
             f"bao-cao-phuong-thuc-phan-2026-H1-{chart}.png"
-            for chart in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+            for chart in (
+                "gia-dinh-hoc-tap",
+                "dong-ho-hoc-tap",
+                "cong-dong-hoc-tap",
+                "ty-le-hoi-vien-tren-dan-so",
+            )
         ),
     ]
     assert "cmd:baocaotonghop" in [o.id for o in replies[1].options]

@@ -454,7 +454,7 @@ async def test_a_compiled_report_comes_as_a_document_and_a_photo_per_chart(
     assert documents[0]["document_name"] == "bao-cao-phuong-thuc-phan-2026-H1.xlsx"
     assert [p["photo_name"] for p in photos] == [
         f"bao-cao-phuong-thuc-phan-2026-H1-{key}.png"
-        for key in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+        for key in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "ty-le-hoi-vien-tren-dan-so")
     ]
     assert all(p["photo"].startswith(b"\x89PNG") for p in photos)
     buttons = [b["callback_data"] for row in menu["reply_markup"]["inline_keyboard"] for b in row]
