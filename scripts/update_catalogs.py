@@ -3,11 +3,15 @@
     .venv/bin/python scripts/update_catalogs.py          # write messages.pot, merge vi and en
     .venv/bin/python scripts/update_catalogs.py --check  # write nothing; exit 1 on any problem
 
-A message is a call `t("...")`, `N_("...")` or `<anything>.t("...")` (`ctx.t`, `self.t`) in
-bot/**/*.py whose first argument is a string literal (adjacent literals count as one, as in
-Python). The extraction reads the syntax tree with `ast`: Babel's tokenizing extractor does match
-`ctx.t(...)`, but it also turns `t("a" if x else "b")` into the msgid "ab" and `t("x" + y)` into
-"x". A `t(f"...")` cannot be translated and is reported as a problem.
+A message is the string literal (adjacent literals count as one, as in Python) passed first to
+any translator call in bot/**/*.py: `t("...")`, `N_("...")`, `<anything>.t("...")` (`ctx.t`,
+`self.t`), a translator made in place (`translator(locale)("...")`, `Translator(locale)("...")`),
+or a name that holds one, whatever it is called: bound from `translator(...)`, `Translator(...)` or
+`<anything>.t`, or annotated `Translator` (`tr: Translator`, `def f(en: Translator)`). The
+extraction reads the syntax tree with `ast`: Babel's tokenizing extractor does match `ctx.t(...)`
+(but not `translator(locale)(...)`, which is how the broadcast header escaped it), and it turns
+`t("a" if x else "b")` into the msgid "ab" and `t("x" + y)` into "x". A `t(f"...")` cannot be
+translated and is reported as a problem.
 
 Updating writes bot/domain/locales/messages.pot and merges it into vi and en messages.po with Babel:
 existing translations are kept, new msgids get an empty msgstr (en: msgstr = msgid, since the
@@ -41,6 +45,7 @@ POT = LOCALES / "messages.pot"
 LOCALE_NAMES = ("vi", "en")
 SOURCE_LOCALE = "en"  # msgids are English: its catalog starts as msgstr = msgid
 MARKERS = {"t", "N_"}
+FACTORIES = {"translator", "Translator"}  # calls that make a translator
 _VOLATILE = (b'"POT-Creation-Date:', b'"PO-Revision-Date:')
 
 Locations = dict[str, list[tuple[str, int]]]  # msgid -> [(file relative to ROOT, line)]
@@ -51,9 +56,11 @@ def extract(source: Path = SOURCE) -> tuple[Locations, list[str]]:
     found: Locations = {}
     problems: list[str] = []
     for path in sorted(source.rglob("*.py")):
-        where = path.relative_to(ROOT).as_posix()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
-            if not (isinstance(node, ast.Call) and node.args and _is_marker(node.func)):
+        where = path.relative_to(source.parent).as_posix()
+        tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+        names = MARKERS | _translator_names(tree)
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and node.args and _is_marker(node.func, names)):
                 continue
             arg = node.args[0]
             if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
@@ -65,10 +72,46 @@ def extract(source: Path = SOURCE) -> tuple[Locations, list[str]]:
     return dict(sorted(found.items(), key=lambda item: item[1][0])), problems
 
 
-def _is_marker(func: ast.expr) -> bool:
+def _makes_translator(node: ast.expr | None) -> bool:
+    """`translator(...)`, `Translator(...)` (also as `i18n.translator(...)`) or `<anything>.t`."""
+    if isinstance(node, ast.Attribute):
+        return node.attr == "t"
+    if not isinstance(node, ast.Call):
+        return False
+    func = node.func
+    name = func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else None
+    return name in FACTORIES
+
+
+def _is_translator_type(node: ast.expr | None) -> bool:
+    """An annotation naming Translator: `Translator`, `i18n.Translator`, "Translator"."""
+    if isinstance(node, ast.Name):
+        return node.id == "Translator"
+    if isinstance(node, ast.Attribute):
+        return node.attr == "Translator"
+    return isinstance(node, ast.Constant) and node.value == "Translator"
+
+
+def _translator_names(tree: ast.AST) -> set[str]:
+    """The names a module binds to a translator, by assignment or by annotation."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and _makes_translator(node.value):
+            names |= {target.id for target in node.targets if isinstance(target, ast.Name)}
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name):
+            if _is_translator_type(node.annotation) or _makes_translator(node.value):
+                names.add(node.target.id)
+        elif isinstance(node, ast.arg) and _is_translator_type(node.annotation):
+            names.add(node.arg)
+    return names
+
+
+def _is_marker(func: ast.expr, names: set[str]) -> bool:
     if isinstance(func, ast.Name):
-        return func.id in MARKERS
-    return isinstance(func, ast.Attribute) and func.attr == "t"
+        return func.id in names
+    if isinstance(func, ast.Attribute):
+        return func.attr == "t"
+    return _makes_translator(func)  # translator(locale)("...")
 
 
 def placeholders(text: str) -> set[str]:

@@ -142,6 +142,10 @@ async def test_commune_officer_sends_an_article_to_the_members_of_two_villages(w
     assert "Nhận diện cuộc gọi lừa đảo" in sender.texts_for("m1")[0]  # each in their language
     assert "How to recognise a scam call" in sender.texts_for("m2")[0]
     assert "From the Study Promotion Association of Phường Thục Phán" in sender.texts_for("m2")[0]
+    # each in their language from the first line: the header escaped the catalog until issue 10
+    assert sender.texts_for("m1")[0].startswith("📢 Hội Khuyến học Phường Thục Phán gửi bà con:")
+    english = "📢 From the Study Promotion Association of Phường Thục Phán, to everyone:"
+    assert sender.texts_for("m2")[0].startswith(english)
     await chat.say("/status")
     assert "finished" in chat.text and "recipients 2: sent 2, waiting 0, failed 0, blocked 0" in chat.text
     await deliver(app, sender)
@@ -215,6 +219,26 @@ async def test_cancel_during_sending_stops_the_rest(world: World) -> None:
     assert (counts.queued, counts.cancelled) == (1, 2)  # the one in flight still counts as on its way
 
 
+async def test_a_broadcast_to_officers_only_addresses_officers(world: World) -> None:
+    """Members are "bà con" in a broadcast; a message to officers alone does not call them so."""
+    app, tree = world.app, world.tree
+    async with app.uow() as uow:
+        officer, grants = await who(uow, "co")
+        await queue_broadcast(
+            uow,
+            Actor.of(officer, grants),
+            Audience((tree.commune.id,), (OFFICERS,)),
+            Message(text="Họp giao ban sáng thứ Hai."),
+            now=app.clock.now(),
+        )
+        await uow.commit()
+    sender = await deliver(app)
+    (text,) = sender.texts_for("vo")
+    assert text.startswith("📢 Hội Khuyến học Phường Thục Phán gửi cán bộ:\n\nHọp giao ban sáng thứ Hai.")
+    assert "bà con" not in text and text.endswith("Gửi /dung để dừng nhận tin, /chude để chọn chủ đề.")
+    assert sender.texts_for("m1") == []
+
+
 async def test_a_member_cannot_broadcast(world: World) -> None:
     app, tree = world.app, world.tree
     chat = Chat(
@@ -222,7 +246,7 @@ async def test_a_member_cannot_broadcast(world: World) -> None:
         "m1",
     )
     await chat.say("/broadcast")
-    assert "Chỉ cán bộ Hội Khuyến học xã và tỉnh" in chat.text or "Only commune officers" in chat.text
+    assert "Chỉ cán bộ Hội Khuyến học xã, phường và tỉnh" in chat.text or "Only commune officers" in chat.text
     async with app.uow() as uow:
         member, grants = await who(uow, "m1")
         with pytest.raises(NotAllowed):

@@ -170,7 +170,7 @@ async def test_the_pictures_are_phone_sized_pngs(app: App) -> None:
         "gia-dinh-hoc-tap",
         "dong-ho-hoc-tap",
         "cong-dong-hoc-tap",
-        "hoi-vien-dan-so",
+        "ty-le-hoi-vien-tren-dan-so",
     ]
     for chart in charts:
         with Image.open(io.BytesIO(chart.png)) as image:

@@ -12,6 +12,7 @@ import pytest
 
 from bot.conversations.engine import FlowTable
 from bot.conversations.flows import default_flows
+from bot.domain.commands import ENGLISH, command_text
 from bot.domain.i18n import translator
 from bot.handlers.command_table import COMMANDS, StartFlow, group_commands, platform_commands
 from bot.handlers.commands import Command, parse_command
@@ -75,6 +76,27 @@ def test_words_and_aliases_name_one_command(typed: str, name: str, arg: str) -> 
     assert parse_command(typed) == Command(name, arg)
 
 
+def test_the_english_words_below_the_handlers_are_the_tables_aliases() -> None:
+    """bot/domain/commands.py repeats the aliases for the layers that cannot import the table."""
+    table = {c.name: c.alias for c in COMMANDS if c.alias}
+    assert dict(ENGLISH) == table, "a command's alias goes in bot/domain/commands.py ENGLISH too"
+
+
+@pytest.mark.parametrize(
+    ("line", "vi", "en"),
+    [
+        ("/baocao", "/baocao", "/report"),
+        ("traloi 12", "/traloi 12", "/answer 12"),
+        ("/baocao 7 2026-H1", "/baocao 7 2026-H1", "/report 7 2026-H1"),
+        ("/start", "/start", "/start"),  # no alias
+    ],
+)
+def test_a_command_written_into_a_message_is_the_readers_word(line: str, vi: str, en: str) -> None:
+    assert command_text(translator("vi"), line) == vi
+    assert command_text(translator("en"), line) == en
+    assert parse_command(en) == parse_command(vi)  # and it runs the same command
+
+
 def test_unknown_words_are_not_commands_of_the_table() -> None:
     assert parse_command("/xyz") == Command("xyz", "", known=False)
     assert parse_command("baocao") is None
@@ -87,9 +109,18 @@ def test_only_start_and_help_are_answered_in_groups() -> None:
 def test_telegram_lists_the_listed_commands_in_both_languages() -> None:
     vi = platform_commands(translator("vi"))
     en = platform_commands(translator("en"))
-    names = ["start", "baocao", "hoatdong", "toi", "lienket", "ngonngu", "huy", "trogiup"]
-    assert [n for n, _ in vi] == names == [n for n, _ in en]
-    assert dict(vi)["baocao"] == "Báo cáo thôn" and dict(en)["baocao"] == "Village report"
+    assert [n for n, _ in vi] == [
+        "start",
+        "baocao",
+        "hoatdong",
+        "toi",
+        "lienket",
+        "ngonngu",
+        "huy",
+        "trogiup",
+    ]
+    assert [n for n, _ in en] == ["start", "report", "activity", "me", "link", "language", "cancel", "help"]
+    assert dict(vi)["baocao"] == "Báo cáo thôn" and dict(en)["report"] == "Village report"
     assert dict(vi)["start"] == "Đăng ký hoặc bắt đầu lại"
 
 
@@ -139,8 +170,9 @@ async def test_the_menu_and_help_offer_what_the_role_may_do(role: str | None, sq
         for c in COMMANDS:
             if c.help is None:
                 continue
-            line = f"/{c.name} — {translator('en')(c.help)}"
+            line = f"/{c.alias or c.name} — {translator('en')(c.help)}"  # English help: English commands
             assert (line in chat.text) == (c.name in offered or c.action is None), line
+        assert "“back”" in chat.text and "quay lại" not in chat.text
     finally:
         await app.db.dispose()
 
@@ -157,7 +189,7 @@ async def test_a_stored_question_naming_a_command_by_its_alias_still_runs(sqlite
         chat = Chat(app, "u1")
         await chat.say("/baocao")
         await chat.say("/batdau")
-        assert "Leave it for /batdau?" in chat.text
+        assert "Leave it for /resume?" in chat.text  # an English reader reads the English word
         async with app.uow() as uow:
             contact = await uow.contacts.by_identity("test", "u1")
             assert contact is not None

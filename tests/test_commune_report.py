@@ -372,8 +372,8 @@ async def test_the_commune_report_adds_the_communes_figures(world: World) -> Non
     vi = summary_text(c, translator("vi"))
     assert "• Báo cáo sơ kết 6 tháng của xã: đã nhận, đang chờ duyệt (số liệu chưa được duyệt)." in vi
     units = (
-        "• Đơn vị học tập — đã công nhận, Cả năm 2025: 6/8 đơn vị được công nhận, 75%"
-        " (chỉ tiêu 80%, đạt 93,8% chỉ tiêu)."
+        "• Đơn vị học tập — đã công nhận, năm 2025: 6/8 đơn vị được công nhận, 75%"
+        " (chỉ tiêu 80%, đạt 93,8% so với chỉ tiêu)."
     )
     assert units in vi
     assert "  (Đơn vị học tập: số đơn vị được công nhận Đơn vị học tập / số cơ quan, đơn vị, trường học" in vi
@@ -382,7 +382,7 @@ async def test_the_commune_report_adds_the_communes_figures(world: World) -> Non
     fund = "• Quỹ khuyến học vận động được: 19.000.000 ₫ (các thôn 9.000.000 ₫, quỹ của xã 10.000.000 ₫)"
     assert fund.replace(" ₫", "\u00a0₫") in vi
     assert "đã chi 14.000.000\u00a0₫; tồn quỹ 12.000.000\u00a0₫." in vi  # 5+5+4 million; 3+3+6 million
-    assert "• Xếp loại Cộng đồng học tập cấp xã, Cả năm 2025: Khá." in vi
+    assert "• Xếp loại Cộng đồng học tập cấp xã, năm 2025: Khá." in vi
     assert "• Trung tâm học tập cộng đồng: 12 lớp học, chuyên đề; 340 người học." in vi
     assert "• Tập huấn, bồi dưỡng: 15 cán bộ, 80 hội viên." in vi
     assert "• Khen thưởng, tôn vinh: 2 tập thể, 9 cá nhân." in vi
@@ -411,9 +411,9 @@ async def test_the_commune_report_adds_the_communes_figures(world: World) -> Non
     by_header = dict(zip(header, line, strict=False))  # the header has no gaps: cell i is under header i
     assert (by_header["Đã duyệt"], by_header["Chưa duyệt"]) == (0, 1)
     assert by_header["Số cơ quan, trường học, doanh nghiệp do xã quản lý"] == 10
-    assert by_header["Số đơn vị được công nhận Đơn vị học tập — Cả năm 2025"] == 6
-    assert by_header["Đơn vị học tập (%) — Cả năm 2025"] == pytest.approx(0.75)
-    assert by_header["Xếp loại Cộng đồng học tập cấp xã — Cả năm 2025"] == "Khá"
+    assert by_header["Số đơn vị được công nhận Đơn vị học tập — năm 2025"] == 6
+    assert by_header["Đơn vị học tập (%) — năm 2025"] == pytest.approx(0.75)
+    assert by_header["Xếp loại Cộng đồng học tập cấp xã — năm 2025"] == "Khá"
     assert by_header["Số người học tại Trung tâm học tập cộng đồng"] == 340
     assert by_header["Ghi chú"] == "Trường THCS tiêu biểu"
     assert totals[header.index("Số hội viên của các chi hội này")] == 150
@@ -441,9 +441,11 @@ async def test_the_year_report_asks_the_recognition_and_carries_nothing(world: W
     assert c.commune is not None and c.commune.carried_from == {}
     assert c.commune.total.rate("learning_units") == pytest.approx(70.0)
     vi = summary_text(c, translator("vi"))
-    assert "• Đơn vị học tập: 7/10 đơn vị được công nhận, 70% (chỉ tiêu 80%, đạt 87,5% chỉ tiêu)." in vi
+    assert (
+        "• Đơn vị học tập: 7/10 đơn vị được công nhận, 70% (chỉ tiêu 80%, đạt 87,5% so với chỉ tiêu)." in vi
+    )
     assert "• Xếp loại Cộng đồng học tập cấp xã: Tốt." in vi
-    assert "đã công nhận, Cả năm 2025" not in vi and "cấp xã, Cả năm 2025" not in vi
+    assert "đã công nhận, năm 2025" not in vi and "cấp xã, năm 2025" not in vi
     assert "Đơn vị đăng ký" not in vi
     header, (line,), _ = commune_table(sheet_rows(c))
     by_header = dict(zip(header, line, strict=False))
@@ -473,19 +475,19 @@ async def test_the_province_report_lists_each_commune_and_leaves_the_missing_one
     )
     assert review in vi
     units = (
-        "• Đơn vị học tập — đã công nhận, Cả năm 2025: 7/12 đơn vị được công nhận, 58,3%"
-        " (chỉ tiêu 80%, đạt 72,9% chỉ tiêu)."
+        "• Đơn vị học tập — đã công nhận, năm 2025: 7/12 đơn vị được công nhận, 58,3%"
+        " (chỉ tiêu 80%, đạt 72,9% so với chỉ tiêu)."
     )
     assert units in vi
     assert "  Đơn vị đăng ký Đơn vị học tập — 6 tháng đầu năm 2026: 9/14, 64,3%." in vi
-    assert "• Xếp loại Cộng đồng học tập cấp xã của các xã, Cả năm 2025: Tốt: 1; Khá: 1." in vi
+    assert "• Xếp loại Cộng đồng học tập cấp xã của các xã, năm 2025: Tốt: 1; Khá: 1." in vi
 
     rows = sheet_rows(c)
     header, body, totals = commune_table(rows)
     assert [r[1] for r in body] == ["Phường Thục Phán", "Xã Hưng Đạo", "Xã Trường Hà"]
-    rec = header.index("Số đơn vị được công nhận Đơn vị học tập — Cả năm 2025")
-    rate = header.index("Đơn vị học tập (%) — Cả năm 2025")
-    rating = header.index("Xếp loại Cộng đồng học tập cấp xã — Cả năm 2025")
+    rec = header.index("Số đơn vị được công nhận Đơn vị học tập — năm 2025")
+    rate = header.index("Đơn vị học tập (%) — năm 2025")
+    rating = header.index("Xếp loại Cộng đồng học tập cấp xã — năm 2025")
     notes = header.index("Ghi chú")
     reported = header.index("Đã báo cáo")
     by_name = {r[1]: r for r in body}

@@ -111,11 +111,11 @@ async def test_my_data_shows_what_is_kept_with_a_file(app: App, tree: Tree) -> N
     text = chat.text
     for shown in (
         "Nông Thị Lan",
-        "Anh/chị đồng ý cho bot lưu dữ liệu ngày 22/11/2026",
+        "Anh/chị đã đồng ý cho bot lưu dữ liệu ngày 22/11/2026",
         "Telegram (từ 22/11/2026)",
         "trang trò chuyện trên web",
-        "Cán bộ thôn (chi hội trưởng): Thôn Nà Rụa",
-        "Báo cáo anh/chị đã gửi: 2",
+        "Cán bộ thôn, tổ dân phố (chi hội trưởng khuyến học): Thôn Nà Rụa",
+        "Số báo cáo anh/chị đã gửi: 2",
         "/xoadulieu",
     ):
         assert shown in text, shown
@@ -166,10 +166,10 @@ async def test_delete_my_data_after_a_confirmation(app: App, tree: Tree) -> None
     await chat.say("/huy")
     await chat.say("/xoadulieu")
     assert "Các báo cáo anh/chị đã gửi vẫn được giữ" in chat.text
-    assert "không còn là Cán bộ thôn (chi hội trưởng) của Thôn Nà Rụa" in chat.text
+    assert "không còn là Cán bộ thôn, tổ dân phố (chi hội trưởng khuyến học) của Thôn Nà Rụa" in chat.text
     assert chat.option_ids == ["erase", "keep"]
     await chat.press("keep")
-    assert "Không có gì bị xóa" in chat.text
+    assert "Không xóa gì cả" in chat.text
     assert await count(app, ChannelIdentity, ChannelIdentity.contact_id == cid) == 2
 
     await chat.say("/deletemydata")
@@ -211,7 +211,7 @@ async def test_delete_my_data_after_a_confirmation(app: App, tree: Tree) -> None
     assert erased.detail["channel_identities"] == 2
 
     await chat.say("xin chào")  # the same chat again: a stranger, from the start
-    assert "Chào bạn! Mời chọn ngôn ngữ" in chat.text
+    assert "Xin chào! Mời anh/chị chọn ngôn ngữ" in chat.text
     assert await contact_id(app, "telegram", "tg-7") != cid
 
 
@@ -236,10 +236,10 @@ async def test_declining_consent_keeps_nothing(app: App) -> None:
     await chat.say("xin chào")
     await chat.say("1")  # Tiếng Việt
     # The consent names the purpose, what is stored, for how long, and how to withdraw.
-    for said in ("báo cáo số liệu", "tên và mã tài khoản", "thời gian bạn dùng bot", "/dulieu", "/xoadulieu"):
+    for said in ("báo cáo số liệu", "tên và mã tài khoản", "thời gian anh/chị dùng", "/dulieu", "/xoadulieu"):
         assert said in chat.text, said
     await chat.say("không")
-    assert "bot không lưu gì về bạn" in chat.text
+    assert "bot không lưu thông tin gì về anh/chị" in chat.text
     assert await count(app, Contact) == 0
     assert await count(app, ChannelIdentity) == 0
     assert await count(app, DialogueState) == 0

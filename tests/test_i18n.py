@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import re
 import sys
+import textwrap
 import unicodedata
 from datetime import date
 from pathlib import Path
@@ -18,7 +19,12 @@ from types import ModuleType
 import pytest
 from babel.messages.catalog import Catalog
 
+from bot.conversations.engine import BACK_WORDS, CANCEL_WORDS, KEEP_WORDS, SKIP_WORDS
+from bot.conversations.flows.outreach_flows import STOP_WORDS
+from bot.domain.commands import ENGLISH
 from bot.domain.i18n import SUPPORTED, Translator, translator
+from bot.domain.parsing import fold, parse_integer, parse_money
+from bot.handlers.command_table import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,7 +41,17 @@ def _load_script() -> ModuleType:
 catalogs = _load_script()
 MESSAGES, PROBLEMS = catalogs.extract()
 NBSP = "\u00a0"  # Babel's CLDR data puts a no-break space between amount and ₫ in Vietnamese
-WORDS_TO_TYPE = ("quay lại", "bỏ qua", "giữ nguyên", "hủy", "không")
+# The words the messages suggest typing: English in the msgids, Vietnamese in the vi catalog.
+KEYWORDS = {
+    "back": "quay lại",
+    "skip": "bỏ qua",
+    "keep": "giữ nguyên",
+    "cancel": "hủy",
+    "none": "không",
+    "stop": "dừng",
+}
+COMMAND = re.compile(r"(?<![\w/])/([a-z]+)\b")
+COMMAND_NAMES = {c.name for c in COMMANDS}
 
 
 def _catalog(locale: str) -> Catalog:
@@ -54,6 +70,61 @@ def test_extraction_finds_the_messages() -> None:
     assert "Member" in MESSAGES  # N_("...")
     assert "Done." in MESSAGES  # ctx.t("...")
     assert PROBLEMS == []  # no t(f"...")
+    # translator(locale)("…") in bot/services/broadcasts.py escaped the extraction until issue 10
+    assert "📢 From the Study Promotion Association of {area}, to everyone:" in MESSAGES
+
+
+def test_extraction_finds_every_kind_of_translator_call(tmp_path: Path) -> None:
+    source = tmp_path / "bot"
+    source.mkdir()
+    (source / "module.py").write_text(
+        textwrap.dedent(
+            """
+            from bot.domain import i18n
+            from bot.domain.i18n import N_, Translator, translator
+
+            LABEL = N_("marked for later")
+
+            def made_in_place(locale):
+                return translator(locale)("made in place")
+
+            def through_the_module(locale):
+                return i18n.translator(locale)("through the module") + i18n.Translator(locale)("the class")
+
+            def bound_to_a_name(locale):
+                tr = translator(locale)
+                return tr("bound to a name")
+
+            def typed(en: Translator, *, other: "Translator"):
+                return en("a parameter typed Translator") + other("a keyword parameter")
+
+            def from_a_context(ctx):
+                say = ctx.t
+                return say("bound from ctx.t") + ctx.t("ctx.t itself")
+
+            def formatted(t, name):
+                return t(f"hello {name}")
+
+            def not_a_translator(x):
+                return x("not a message") + str("nor this")
+            """
+        ),
+        encoding="utf-8",
+    )
+    found, problems = catalogs.extract(source)
+    assert set(found) == {
+        "marked for later",
+        "made in place",
+        "through the module",
+        "the class",
+        "bound to a name",
+        "a parameter typed Translator",
+        "a keyword parameter",
+        "bound from ctx.t",
+        "ctx.t itself",
+    }
+    assert found["made in place"] == [("bot/module.py", 8)]
+    assert [p.split(": ", 1)[0] for p in problems] == ["bot/module.py:25"]
 
 
 @pytest.mark.parametrize("locale", SUPPORTED)
@@ -80,19 +151,51 @@ def test_translations_keep_placeholders(locale: str) -> None:
     assert not wrong, "placeholders differ:\n" + "\n".join(wrong)
 
 
-@pytest.mark.parametrize("locale", SUPPORTED)
-def test_translations_keep_commands_and_words_to_type(locale: str) -> None:
-    """Commands (/baocao) and the words the engine recognises (“quay lại”) stay as they are."""
+def test_english_text_names_the_english_commands_and_words() -> None:
+    """In English mode everything is English, the commands and words it suggests included
+    (issue 10: help listed /toi and hints said “quay lại”): msgids say /me and “back”."""
     wrong = []
-    for m in _catalog(locale):
-        if not (m.id and m.string):
+    for msgid in MESSAGES:
+        vietnamese = [f"/{w}" for w in COMMAND.findall(msgid) if w in ENGLISH]
+        vietnamese += [f"“{w}”" for w in KEYWORDS.values() if f"“{w}”" in msgid]
+        if vietnamese:
+            wrong.append(f"{_where(msgid)}: {', '.join(vietnamese)} in {msgid!r}")
+    assert not wrong, "say the English command or word in the msgid:\n" + "\n".join(wrong)
+
+
+def test_vietnamese_text_names_the_vietnamese_commands_and_words() -> None:
+    """The Vietnamese catalog writes /toi for the msgid's /me and “quay lại” for its “back”: the
+    words the engine and the command table recognise."""
+    by_alias = {alias: name for name, alias in ENGLISH.items()}
+    wrong = []
+    for m in _catalog("vi"):
+        if not (m.id and m.string) or str(m.id) not in MESSAGES:
             continue
         msgid, msgstr = str(m.id), str(m.string)
-        needed = set(re.findall(r"(?<!\w)/[a-z]+", msgid))
-        needed |= {f"“{w}”" for w in WORDS_TO_TYPE if f"“{w}”" in msgid}
-        if any(word not in msgstr for word in needed):
-            wrong.append(f"{msgid!r} -> {msgstr!r}")
+        named = {by_alias.get(w, w) for w in COMMAND.findall(msgid)}
+        needed = {f"/{name}" for name in named if name in COMMAND_NAMES}
+        needed |= {f"“{vi}”" for en, vi in KEYWORDS.items() if f"“{en}”" in msgid}
+        missing = [word for word in sorted(needed) if not re.search(re.escape(word) + r"(?!\w)", msgstr)]
+        if missing:
+            wrong.append(f"{', '.join(missing)} missing: {msgid!r} -> {msgstr!r}")
     assert not wrong, "\n".join(wrong)
+
+
+def test_the_engine_understands_the_words_the_messages_suggest() -> None:
+    for english, vietnamese in KEYWORDS.items():
+        for word in (english, vietnamese):
+            folded = fold(word)
+            understood = {
+                "back": BACK_WORDS,
+                "skip": SKIP_WORDS,
+                "keep": KEEP_WORDS,
+                "cancel": CANCEL_WORDS,
+                "stop": STOP_WORDS,
+            }.get(english)
+            if understood is None:
+                assert parse_integer(word) == 0 and parse_money(word) == 0  # “none”, “không”
+            else:
+                assert folded in understood, word
 
 
 def test_catalogs_are_up_to_date() -> None:
@@ -134,7 +237,7 @@ def test_key_messages_come_out_in_vietnamese() -> None:
         "Please answer with one of the choices.",
         "What would you like to do?",
         "Send this report?",
-        "This is not a number. Type a whole number, e.g. 120 (or “không” for zero).",
+        "This is not a number. Type a whole number, e.g. 120 (or “none” or 0 for zero).",
     ):
         text = t(msgid)
         assert text != msgid and vietnamese.search(unicodedata.normalize("NFD", text)), text

@@ -277,7 +277,7 @@ async def test_a_code_typed_where_it_was_shown_is_explained(app: App, tree: Tree
 async def test_someone_not_registered_is_told_where_to_start(app: App) -> None:
     zalo = Chat(app, "zalo-1", channel="zalo")
     await zalo.say("/lienket")
-    assert "ứng dụng bạn đã đăng ký" in zalo.text
+    assert "ứng dụng anh/chị đã đăng ký" in zalo.text
     async with app.db.sessions() as session:
         assert (await session.execute(select(LinkCode))).first() is None
 
@@ -326,7 +326,7 @@ async def test_unlink_takes_the_chat_out_and_the_account_keeps_the_rest(app: App
 async def test_the_only_chat_of_an_account_cannot_be_unlinked(app: App, tree: Tree) -> None:
     telegram = await officer_on_telegram(app, tree)
     await telegram.say("/huylienket")
-    assert "only chat" in telegram.text and "/xoadulieu" in telegram.text
+    assert "only chat" in telegram.text and "/deletemydata" in telegram.text  # English: English commands
     assert await roles_of(app, await contact_of(app, "telegram", "tg-1")) == [
         (VILLAGE_OFFICER, tree.village.id)
     ]

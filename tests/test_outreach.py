@@ -165,7 +165,7 @@ async def test_news_shows_the_newest_article_for_my_language_and_topics(lite: Wo
     chat = en
     await chat.say("/news")
     assert chat.text.startswith("📰 " + titles("en", {"digital_skills"})[0])
-    assert chat.text.endswith("Send /dung to stop these messages, /chude to choose topics.")
+    assert chat.text.endswith("Send /stop to stop these messages, /topics to choose topics.")
 
 
 async def test_stop_words_and_resume(lite: World) -> None:
@@ -328,7 +328,7 @@ async def test_lifelong_learning_week_campaign(world: World) -> None:
     last_day = await on("10-07")  # the last day: the article, and the request to report
     assert sorted(last_day) == sorted(["m-en", "m-vi", "vo", "vo2", "co", "vo3"])
     assert "Today is the last day of the Lifelong Learning Week 2026" in (await outbox(app, "co"))[-1]
-    assert "/hoatdong" in (await outbox(app, "co"))[-1]
+    assert "/activity" in (await outbox(app, "co"))[-1]  # the English command, in English
     async with app.db.sessions() as session:
         last = (
             await session.execute(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(1))

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bot.domain.i18n import translator
-from bot.domain.periods import KINDS, PERIOD_KINDS, Period
+from bot.domain.periods import KINDS, PERIOD_KINDS, Period, period_in_words
 
 PROPERTY = settings(max_examples=300, deadline=None, database=None)
 
@@ -54,7 +54,7 @@ def test_vietnamese_labels() -> None:
     t = translator("vi")
     assert Period.parse("2026-H1").label(t) == "6 tháng đầu năm 2026"
     assert Period.parse("2026-H2").label(t) == "6 tháng cuối năm 2026"
-    assert Period.parse("2026").label(t) == "Cả năm 2026"
+    assert Period.parse("2026").label(t) == "năm 2026"
 
 
 @pytest.mark.parametrize(
@@ -161,3 +161,27 @@ def test_the_preceding_periods_end_the_day_before(period: Period, others: list[s
     assert all(p.end == day_before for p in preceding)
     expected = {k for k in others if Period.containing(k, day_before).end == day_before} - {period.kind}
     assert [p.kind for p in preceding[1:]] == [k for k in others if k in expected]
+
+
+@pytest.mark.parametrize(
+    ("typed", "key"),
+    [
+        ("6 tháng đầu năm 2025", "2025-H1"),
+        ("6 thang dau nam 2025", "2025-H1"),
+        ("6 tháng đầu 2025", "2025-H1"),
+        ("First half of 2025", "2025-H1"),
+        ("H1 2025", "2025-H1"),
+        ("6 tháng cuối năm 2024", "2024-H2"),
+        ("Second half of 2024.", "2024-H2"),
+        ("năm 2025", "2025"),
+        ("Cả năm 2025", "2025"),
+        ("Year 2025", "2025"),
+    ],
+)
+def test_a_half_year_or_a_year_typed_in_words(typed: str, key: str) -> None:
+    assert period_in_words(typed) == Period.parse(key)
+
+
+@pytest.mark.parametrize("typed", ["2025-H1", "tháng 6 năm 2025", "năm ngoái", "6 tháng đầu năm", ""])
+def test_other_text_is_no_period_in_words(typed: str) -> None:
+    assert period_in_words(typed) is None

@@ -221,7 +221,7 @@ async def test_at_the_half_year_the_recognised_rates_are_last_years(app: App) ->
         f"công nhận: {last_year.label(t)}",
         f"xanh dương: đăng ký, {H1.label(t)}",
     ]
-    assert panel_title(c, t, "membership") == "Hội viên / dân số"  # not carried: its plain name
+    assert panel_title(c, t, "membership") == "Tỷ lệ hội viên trên dân số"  # not carried: its plain name
     # The year itself asks the recognitions: nothing carried, no registration lines.
     year = await compiled(app, tree.commune, YEAR)
     assert year.carried_from == {} and "Đăng ký danh hiệu" not in summary_text(year, t)

@@ -170,7 +170,7 @@ async def test_a_chart_per_indicator_each_a_valid_png(app: App) -> None:
             f"{stem}-gia-dinh-hoc-tap.png",
             f"{stem}-dong-ho-hoc-tap.png",
             f"{stem}-cong-dong-hoc-tap.png",
-            f"{stem}-hoi-vien-dan-so.png",
+            f"{stem}-ty-le-hoi-vien-tren-dan-so.png",
         ]
         for png in charts:
             assert png.content_type == "image/png"
@@ -223,7 +223,7 @@ def test_khuyenhoc_report_writes_the_files(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setenv("DATABASE_URL", url)
     monkeypatch.setenv("CONTENT_DIR", str(CONTENT))
     runner = CliRunner()
-    charts = ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+    charts = ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "ty-le-hoi-vien-tren-dan-so")
     for fmt, magic in (("xlsx", b"PK"), ("docx", b"PK"), ("png", PNG_MAGIC), ("csv", b"line,unit_id")):
         out = tmp_path / f"report.{fmt}"
         result = runner.invoke(

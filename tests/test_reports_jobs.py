@@ -76,7 +76,7 @@ async def test_after_the_half_year_deadline_the_commune_officer_receives_the_rep
     _, report = await outbox_to(app, "commune-officer")  # after the reminder above
     assert "Báo cáo sơ kết 6 tháng" in report["text"]
     assert "Phường Thục Phán" in report["text"]
-    assert "Gia đình học tập — đã công nhận, Cả năm 2025: 60%" in report["text"]
+    assert "Gia đình học tập — đã công nhận, năm 2025: 60%" in report["text"]
     files = await files_of(app, report)
     assert set(files) == {"xlsx", "docx", "png"}
     assert files["png"].startswith(b"\x89PNG")
@@ -132,11 +132,11 @@ async def test_the_monday_digest(app: App) -> None:
     assert await send_weekly_digest(app) == 2
     (commune,) = [p["text"] for p in await outbox_to(app, "commune-officer")]
     assert commune.startswith("📰 Bản tin tuần 16/11/2026–22/11/2026 — Phường Thục Phán")
-    assert "Báo cáo nhận được: 1 (Thôn Nà Rụa); bản sửa: 1" in commune
+    assert "Số báo cáo nhận được: 1 (Thôn Nà Rụa); báo cáo sửa lại: 1" in commune
     assert "Tổ dân phố 1" in commune and "1/2" in commune  # still missing for the year
     assert "1 hoạt động, 35 lượt người" in commune
     (province,) = [p["text"] for p in await outbox_to(app, "province-staff")]
-    assert "Thi đua" in province and "1. Phường Thục Phán" in province
+    assert "Tiến độ thực hiện chỉ tiêu" in province and "1. Phường Thục Phán" in province
     assert await outbox_to(app, "village-officer") == []
     assert await send_weekly_digest(app) == 0
     assert len(await outbox(app)) == 2

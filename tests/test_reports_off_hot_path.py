@@ -125,7 +125,12 @@ async def test_other_dialogues_go_on_while_a_report_is_read(app: App) -> None:
         "bao-cao-phuong-thuc-phan-2026-H1.docx",
         *(
             f"bao-cao-phuong-thuc-phan-2026-H1-{chart}.png"
-            for chart in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+            for chart in (
+                "gia-dinh-hoc-tap",
+                "dong-ho-hoc-tap",
+                "cong-dong-hoc-tap",
+                "ty-le-hoi-vien-tren-dan-so",
+            )
         ),
     ]
     assert "cmd:baocaotonghop" in [o.id for o in replies[1].options]
@@ -145,7 +150,8 @@ async def test_a_report_that_fails_after_the_step_says_so_and_counts_an_error(ap
     before = errors._value.get()
     replies = (await app.handle(pick("commune-officer", "2026-H1"))).replies
     assert gate.reached.is_set()
-    assert [r.text for r in replies] == ["Xin lỗi, chưa lập được báo cáo tổng hợp. Vui lòng thử lại sau."]
+    sorry = "Xin lỗi, chưa lập được báo cáo tổng hợp. Anh/chị vui lòng thử lại sau."
+    assert [r.text for r in replies] == [sorry]
     assert errors._value.get() == before + 1
     await officer.say("xin chào")  # the step was saved: the dialogue is over, nothing is stuck
     assert "cmd:baocaotonghop" in officer.option_ids

@@ -138,7 +138,7 @@ async def test_telegram_surrogates_and_nul_get_a_normal_answer(
         r = await client.post(f"{telegram_bot.url}/telegram/webhook", content=body, headers=headers)
     assert r.status_code == 200
     await eventually(lambda: len(telegram.sent(USER)) == 1)
-    assert "Chào bạn" in telegram.sent(USER)[0]["text"]
+    assert "Xin chào" in telegram.sent(USER)[0]["text"]
 
 
 # ----------------------------------------------------------------------------- Zalo
@@ -188,7 +188,7 @@ async def test_zalo_surrogates_and_nul_get_a_normal_answer(
         r = await client.post(f"{zalo_bot.url}/zalo/webhook", content=json.dumps(update), headers=headers)
     assert r.status_code == 200
     (answer,) = zalo.sent(ZALO_USER)
-    assert "Chào bạn" in answer["text"]
+    assert "Xin chào" in answer["text"]
     async with zalo_bot.app.db.sessions() as session:
         (name,) = (await session.execute(select(Contact.display_name))).scalars()
     assert name == "Lan"
@@ -267,7 +267,7 @@ async def test_web_chat_surrogates_and_nul_get_a_normal_answer(app: App, bad: st
             "/api/webchat/messages", content=body, headers={"Content-Type": "application/json"}
         )
     assert r.status_code == 200
-    assert "Chào bạn" in r.json()["replies"][0]["text"]
+    assert "Xin chào" in r.json()["replies"][0]["text"]
 
 
 # ----------------------------------------------------------------------------- the service, every field
@@ -369,4 +369,4 @@ async def test_the_clear_answer_in_vietnamese(app: App) -> None:
     chat = Chat(app, "c1")
     await chat.say("/baocaotonghop")
     await chat.say("9999")
-    assert "“9999” không phải là kỳ có báo cáo. Anh/chị nhập một năm từ 1996 đến 2026" in chat.text
+    assert "“9999” không phải là kỳ có báo cáo. Anh/chị gõ một năm từ 1996 đến 2026" in chat.text

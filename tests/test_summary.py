@@ -76,6 +76,29 @@ async def test_english_and_a_typed_period(app: App) -> None:
     assert chat.replies[0].attachments
 
 
+@pytest.mark.parametrize(
+    ("locale", "typed", "expect"),
+    [
+        ("vi", "6 thang dau nam 2026", "Phường Thục Phán — 6 tháng đầu năm 2026"),  # without diacritics
+        ("vi", "năm 2025", "Phường Thục Phán — năm 2025"),
+        ("en", "First half of 2026", "Phường Thục Phán — First half of 2026"),
+    ],
+)
+async def test_a_period_typed_in_words(app: App, locale: str, typed: str, expect: str) -> None:
+    """The question suggests periods in words ("6 tháng đầu năm 2025"), never as keys like
+    2025-H1, and the words are understood."""
+    tree = await fill(app)
+    await make_contact(app, "officer", COMMUNE_OFFICER, tree.commune, locale=locale)
+    chat = Chat(app, "officer")
+    await chat.say("/baocaotonghop")
+    assert "-H1" not in chat.text
+    suggested = {"vi": "“6 tháng đầu năm 2025” hoặc “năm 2025”", "en": "“First half of 2025” or “Year 2025”"}
+    assert suggested[locale] in chat.text
+    await chat.say(typed)
+    assert expect in chat.replies[0].text
+    assert chat.replies[0].attachments
+
+
 async def test_province_staff_pick_a_commune_by_name(app: App) -> None:
     tree = await fill(app)
     await make_contact(app, "province-staff", PROVINCE_STAFF, tree.province)
@@ -86,7 +109,7 @@ async def test_province_staff_pick_a_commune_by_name(app: App) -> None:
     assert "Xã Trường Hà" in chat.text
     await chat.press("2026-H1")
     assert "Xã Trường Hà" in chat.replies[0].text
-    assert "Gia đình học tập — đã công nhận, Cả năm 2025: 25%" in chat.replies[0].text
+    assert "Gia đình học tập — đã công nhận, năm 2025: 25%" in chat.replies[0].text
 
 
 async def test_a_commune_officer_cannot_get_another_communes_report(app: App) -> None:
@@ -120,11 +143,11 @@ async def test_a_commune_officer_cannot_get_another_communes_report(app: App) ->
     assert f"unit:{tree.other_commune.id}" not in chat.option_ids
     for forged in (tree.other_commune.id, tree.province.id):  # buttons that were never offered
         await chat.press(f"unit:{forged}")
-        assert "Báo cáo tổng hợp của đơn vị nào?" in chat.text and not any(
+        assert "Lập báo cáo tổng hợp cho đơn vị nào?" in chat.text and not any(
             r.attachments for r in chat.replies
         )
     await chat.say("Trường Hà")  # typed
-    assert "Xã Trường Hà không thuộc địa bàn của bạn" in chat.text
+    assert "Xã Trường Hà không thuộc địa bàn của anh/chị" in chat.text
     assert not any(r.attachments for r in chat.replies)
     await chat.say("Hòa An")  # their other commune
     await chat.press("2026-H1")
@@ -164,6 +187,6 @@ async def test_village_officers_and_members_are_told_it_is_not_for_them(app: App
     await make_contact(app, "village-officer", VILLAGE_OFFICER, tree.village)
     chat = Chat(app, "village-officer")
     await chat.say("/baocaotonghop")
-    assert "dành cho cán bộ Hội Khuyến học xã và tỉnh" in chat.text
+    assert "dành cho cán bộ Hội Khuyến học xã, phường và tỉnh" in chat.text
     assert not any(r.attachments for r in chat.replies)
     assert "cmd:baocaotonghop" not in chat.option_ids

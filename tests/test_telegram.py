@@ -185,7 +185,7 @@ async def test_commands_are_registered_in_vietnamese_and_english(bot: Running, f
     assert fake.webhook["allowed_updates"] == ["message", "callback_query", "my_chat_member"]
     names = [c["command"] for c in fake.commands["vi"]]
     assert names[:2] == ["start", "baocao"] and "lienket" in names
-    assert dict((c["command"], c["description"]) for c in fake.commands["en"])["baocao"] == "Village report"
+    assert dict((c["command"], c["description"]) for c in fake.commands["en"])["report"] == "Village report"
     assert dict((c["command"], c["description"]) for c in fake.commands["vi"])["baocao"] == "Báo cáo thôn"
     assert fake.commands[""] == fake.commands["vi"]  # the default language is Vietnamese
 
@@ -454,7 +454,7 @@ async def test_a_compiled_report_comes_as_a_document_and_a_photo_per_chart(
     assert documents[0]["document_name"] == "bao-cao-phuong-thuc-phan-2026-H1.xlsx"
     assert [p["photo_name"] for p in photos] == [
         f"bao-cao-phuong-thuc-phan-2026-H1-{key}.png"
-        for key in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "hoi-vien-dan-so")
+        for key in ("gia-dinh-hoc-tap", "dong-ho-hoc-tap", "cong-dong-hoc-tap", "ty-le-hoi-vien-tren-dan-so")
     ]
     assert all(p["photo"].startswith(b"\x89PNG") for p in photos)
     buttons = [b["callback_data"] for row in menu["reply_markup"]["inline_keyboard"] for b in row]

@@ -82,11 +82,23 @@ def test_when_the_answer_is_a_number_options_are_words() -> None:
 
 def test_the_menu_lists_commands() -> None:
     reply = Reply(
-        "Bạn muốn làm gì?", options=[Option("cmd:baocao", "Báo cáo thôn"), Option("cmd:trogiup", "Hướng dẫn")]
+        "Anh/chị muốn làm gì?",
+        options=[Option("cmd:baocao", "Báo cáo thôn"), Option("cmd:trogiup", "Hướng dẫn")],
     )
     text = options_as_text(reply, translator("vi"))
     assert "/baocao — Báo cáo thôn\n/trogiup — Hướng dẫn" in text
     assert "ví dụ /baocao" in text
+
+
+def test_the_menu_in_english_lists_the_english_commands() -> None:
+    """Zalo shows the menu as commands to type: in English, the English ones (issue 10)."""
+    reply = Reply(
+        "What would you like to do?",
+        options=[Option("cmd:baocao", "Village report"), Option("cmd:traloi 12", "Answer now")],
+    )
+    text = options_as_text(reply, translator("en"))
+    assert "/report — Village report\n/answer 12 — Answer now" in text
+    assert "for example /report." in text
 
 
 # ----------------------------------------------------------------------------- the rate limiter

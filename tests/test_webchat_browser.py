@@ -604,7 +604,7 @@ async def test_an_officer_registers_and_sends_a_village_report(
         before = await phone.bot().count()
         await page.get_by_test_id("start-button").click()
         text = await talk.wait_for_reply(before)
-        assert "Mời chọn ngôn ngữ" in text
+        assert "Mời anh/chị chọn ngôn ngữ" in text
         text = await talk.press("vi")  # language
         assert await talk.option_ids() == ["yes", "no"], text
         text = await talk.press("yes")  # consent

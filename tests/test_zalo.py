@@ -123,7 +123,7 @@ async def test_onboarding_and_a_complete_village_report_by_polling(
         assert "1. Tiếng Việt\n2. English" in user.text
         assert "(Trả lời 1 hoặc 2.)" in user.text
         await user.say("1")  # a numbered reply
-        assert "Bạn có đồng ý không?" in user.text
+        assert "Anh/chị có đồng ý không?" in user.text
         await user.say("tôi đồng ý")  # …or the label, typed without care for case
         await user.say("2")
         await user.say(format_code(invite.code))
@@ -196,7 +196,7 @@ async def test_a_wrong_or_missing_secret_is_refused_and_nothing_processed(
 @pytest.mark.parametrize("wrapped", [False, True], ids=["bare", "wrapped"])
 async def test_bare_and_wrapped_updates_are_accepted(hooked: Running, fake: FakeZalo, wrapped: bool) -> None:
     assert await fake.deliver(fake.update(USER, "/start"), wrapped=wrapped) == 200
-    assert "Chào bạn" in fake.sent(USER)[0]["text"]
+    assert "Xin chào" in fake.sent(USER)[0]["text"]
 
 
 async def test_a_duplicate_update_is_processed_once(hooked: Running, fake: FakeZalo) -> None:
@@ -211,7 +211,7 @@ async def test_images_stickers_and_the_rest_get_a_polite_answer(hooked: Running,
     await user.say("/start")
     for event in ("message.image.received", "message.sticker.received", "message.unsupported.received"):
         await user.send(fake.update(USER, None, event=event))
-        assert "chỉ đọc được tin nhắn chữ" in user.text.lower() or "only read text" in user.text
+        assert "chỉ đọc được tin nhắn văn bản" in user.text.lower() or "only read text" in user.text
         assert "1. Tiếng Việt" in user.text  # and the open question again
 
 

@@ -6,6 +6,7 @@ become lines of the message and a hint says what to type. Nothing here talks to 
 
 from __future__ import annotations
 
+from bot.domain.commands import command_text
 from bot.domain.i18n import Translator
 from bot.domain.messages import Reply
 
@@ -57,12 +58,14 @@ def options_as_text(reply: Reply, t: Translator) -> str:
     if not reply.options:
         return reply.text
     labels = [o.label for o in reply.options]
-    commands = [o.id[len(COMMAND_PREFIX) :] for o in reply.options if o.id.startswith(COMMAND_PREFIX)]
+    commands = [
+        command_text(t, o.id[len(COMMAND_PREFIX) :]) for o in reply.options if o.id.startswith(COMMAND_PREFIX)
+    ]
     if len(commands) == len(labels):
         # The main menu: shown outside any dialogue, where no question is open that a typed
         # number could answer, so each entry is shown as the command that does the same.
-        lines = [f"/{command} — {label}" for command, label in zip(commands, labels, strict=True)]
-        hint = t("Type one of the commands above, for example {command}.", command=f"/{commands[0]}")
+        lines = [f"{command} — {label}" for command, label in zip(commands, labels, strict=True)]
+        hint = t("Type one of the commands above, for example {command}.", command=commands[0])
     elif reply.numbered:
         lines = [f"{i}. {label}" for i, label in enumerate(labels, 1)]
         if len(labels) == 1:

@@ -71,7 +71,8 @@ def fold(text: str) -> str:
 _PUNCT: Final = " .!?,;:…~"
 _NEGATIVE: Final = re.compile(r"^(?:[-−–]|am(?![a-z]))\s*")
 
-_ZERO_WORDS: Final = frozenset({"khong", "ko", "khong co", "ko co"})
+# "none" and "zero": what English mode suggests ("or “none” or 0 for zero").
+_ZERO_WORDS: Final = frozenset({"khong", "ko", "khong co", "ko co", "none", "zero"})
 
 # Unit words tolerated after a count ("120 hộ", "35 người", "5 dòng họ"), folded.
 _COUNT_UNITS: Final = (
@@ -195,7 +196,7 @@ _CURRENCY_PREFIX: Final = re.compile(r"^(?:vnd|₫)\s*")
 _MONEY_TOKEN: Final = re.compile(
     r"\s*(?:"
     r"(?P<num>[0-9]+(?:[.,][0-9]+)*(?: [0-9]{3}(?![0-9]))*)"
-    r"|(?P<unit>ty|ti|trieu|tr|nghin|ngan|k)(?![a-z])"
+    r"|(?P<unit>ty|ti|trieu|tr|nghin|ngan|k|billion|bn|million|mn|m)(?![a-z])"
     r")"
 )
 _UNIT_EXPONENT: Final = {
@@ -206,6 +207,12 @@ _UNIT_EXPONENT: Final = {
     "nghin": 3,
     "ngan": 3,
     "k": 3,
+    # In English: "2.5 million", "2.5m", "1 billion", "1bn".
+    "billion": 9,
+    "bn": 9,
+    "million": 6,
+    "mn": 6,
+    "m": 6,
 }
 _GROUP_SEPARATORS: Final = re.compile(r"[. ]")
 

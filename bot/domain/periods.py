@@ -26,6 +26,7 @@ from datetime import date, timedelta
 from functools import lru_cache
 
 from bot.domain.i18n import N_, Translator
+from bot.domain.parsing import fold
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,11 +226,31 @@ class PeriodOutOfRange(ValueError):
     """A period typed for a report that cannot exist: before FIRST_REPORT_YEAR, or not begun yet."""
 
 
+# A half-year or a year typed in words, as the labels say it ("6 tháng đầu năm 2025",
+# "Cả năm 2025", "First half of 2025", "Year 2025") and as people shorten it; folded first.
+_WORDED: tuple[tuple[re.Pattern[str], str, int], ...] = (
+    (re.compile(r"(?:6 thang dau|nua dau|first half|h1)(?: (?:nam|of|year))? (\d{4})"), "half_year", 1),
+    (re.compile(r"(?:6 thang cuoi|nua cuoi|second half|h2)(?: (?:nam|of|year))? (\d{4})"), "half_year", 2),
+    (re.compile(r"(?:ca nam|nam|year|the year|whole year|all of) (\d{4})"), "year", 0),
+)
+
+
+def period_in_words(text: str) -> Period | None:
+    """A half-year or a year typed in words (Vietnamese, with or without diacritics, or English)."""
+    folded = fold(text).strip(" .")
+    for pattern, kind, number in _WORDED:
+        m = pattern.fullmatch(folded)
+        if m is not None:
+            return Period(kind, int(m[1]), number)
+    return None
+
+
 def typed_report_period(text: str, today: date) -> Period:
-    """A period a person typed for a compiled report ("2025-H1", "2025"): ValueError when it is
-    no period, PeriodOutOfRange when it is one no report can cover. Bounded on both sides so
-    that "9999" is answered, not carried into date arithmetic past the calendar's end."""
-    period = Period.parse(text)
+    """A period a person typed for a compiled report ("6 tháng đầu năm 2025", "năm 2025", or the
+    key: "2025-H1", "2025"): ValueError when it is no period, PeriodOutOfRange when it is one no
+    report can cover. Bounded on both sides so that "9999" is answered, not carried into date
+    arithmetic past the calendar's end."""
+    period = period_in_words(text) or Period.parse(text)
     if period.year < FIRST_REPORT_YEAR or period.start > today:
         raise PeriodOutOfRange(f"no report for {period.key}: periods run from {FIRST_REPORT_YEAR} to today")
     return period

@@ -21,6 +21,7 @@ from bot.conversations.engine import Context
 from bot.conversations.flows.data_rights import my_data_reply
 from bot.conversations.flows.linking import unlink_reply
 from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
+from bot.domain.commands import command_word
 from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Option, Reply
 from bot.domain.permissions import Action, holds, roles_for
@@ -83,6 +84,10 @@ class CommandSpec:
     @property
     def words(self) -> tuple[str, ...]:
         return (self.name, self.alias) if self.alias else (self.name,)
+
+    def word(self, t: Translator) -> str:
+        """What `t`'s reader types: the English alias in English, the Vietnamese name otherwise."""
+        return command_word(t.locale, self.name)
 
     def offered_to(self, ctx: Context) -> bool:
         return self.action is None or holds(ctx.grants, self.action)
@@ -258,7 +263,7 @@ COMMANDS: tuple[CommandSpec, ...] = (
         StartFlow("topics", arg_key="toggle"),  # "/chude <topic>" from its buttons
     ),
     # Whoever asks to stop is obeyed, registered or not.
-    CommandSpec("dung", "stop", N_("stop all messages (or type “dừng”)"), _stop, open=True),
+    CommandSpec("dung", "stop", N_("stop all messages (or type “stop”)"), _stop, open=True),
     CommandSpec("batdau", "resume", N_("receive messages again"), _resume),
     CommandSpec(
         "toi",
@@ -379,19 +384,21 @@ def menu_reply(ctx: Context, intro: str | None = None) -> Reply:
 def help_text(ctx: Context) -> str:
     t = ctx.t
     lines = [t("Commands:")]
-    lines += [f"/{c.name} — {t(c.help)}" for c in COMMANDS if c.help and c.offered_to(ctx)]
+    lines += [f"/{c.word(t)} — {t(c.help)}" for c in COMMANDS if c.help and c.offered_to(ctx)]
     lines += [
         "",
         t(
-            "During a report you can type: “quay lại” (back), “bỏ qua” (skip), “giữ nguyên” (keep), “hủy” (cancel)."
+            "During a report you can type “back” (to the previous question), “skip” (a question "
+            "that may be skipped), “keep” (the earlier answer) and “cancel” (the whole report)."
         ),
     ]
     return "\n".join(lines)
 
 
 def platform_commands(t: Translator) -> list[tuple[str, str]]:
-    """(command, description) for a platform's command list, in `t`'s language."""
-    return [(c.name, t(c.label)) for c in listed_commands() if c.label]
+    """(command, description) for a platform's command list, in `t`'s language: English lists
+    the English aliases."""
+    return [(c.word(t), t(c.label)) for c in listed_commands() if c.label]
 
 
 # ----------------------------------------------------------------------------- the README

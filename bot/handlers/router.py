@@ -26,6 +26,7 @@ from bot.conversations.engine import (
 )
 from bot.conversations.flows.outreach_flows import is_stop_word
 from bot.domain.app import App
+from bot.domain.commands import command_word
 from bot.domain.messages import Handled, Incoming, Kind, Option, Reply
 from bot.domain.parsing import parse_yes_no
 from bot.handlers.command_table import MidDialogue, find, help_text, menu_reply
@@ -208,7 +209,11 @@ async def _in_dialogue(ctx: Context, out: _Turn, msg: Incoming, cmd: Command | N
             out.replies += await flow.reprompt(ctx, state)
         else:
             state.leave = Leave(cmd=cmd.name, arg=cmd.arg, known=cmd.known, saved=state.last_prompt)
-            warning = flow.leave_warning(ctx, state) + "\n" + t("Leave it for /{name}?", name=cmd.name)
+            warning = (
+                flow.leave_warning(ctx, state)
+                + "\n"
+                + t("Leave it for /{name}?", name=command_word(t.locale, cmd.name))
+            )
             out.replies.append(
                 ask(state, warning, [Option("leave", t("Leave")), Option("stay", t("Continue"))])
             )

@@ -129,7 +129,7 @@ def digest_text(
     if to_review:
         lines.append(
             t(
-                "• Waiting for your review: {count} reports — {units}. Send /duyet to approve or return them.",
+                "• Waiting for your review: {count} reports — {units}. Send /review to approve or return them.",
                 count=t.number(len(to_review)),
                 units=_list(t, list(to_review)),
             )
@@ -151,7 +151,7 @@ def digest_text(
         key=lambda x: (-x[0], x[1]),
     )[:RANKED]
     if len(ranked) >= 2:
-        lines.append(t("🏆 Progress towards the targets ({period}):", period=period.label(t)))
+        lines.append(t("📊 Progress towards the targets ({period}):", period=period.label(t)))
         lines += [f"{i}. {name} — {t.percent(s)}" for i, (s, name) in enumerate(ranked, start=1)]
     return "\n".join(lines)
 

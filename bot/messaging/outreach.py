@@ -51,7 +51,7 @@ LLW = "lifelong_learning_week"
 
 def footer(t: Translator) -> str:
     """How to stop: in every outreach message, because channels without buttons need words."""
-    return t("Send /dung to stop these messages, /chude to choose topics.")
+    return t("Send /stop to stop these messages, /topics to choose topics.")
 
 
 # ------------------------------------------------------------------------------ subscriptions
@@ -297,7 +297,7 @@ def _officer_text(plan: CampaignPlan, target: Target, kind: str, today: date) ->
         )
         lines.append(
             t(
-                "Report each activity with /hoatdong: activities dated inside the Week "
+                "Report each activity with /activity: activities dated inside the Week "
                 "count for it automatically."
             )
         )
@@ -308,7 +308,7 @@ def _officer_text(plan: CampaignPlan, target: Target, kind: str, today: date) ->
             lines.append(t("🗓 The Lifelong Learning Week {year} ended on {end}.", year=plan.year, end=end))
         lines.append(
             t(
-                "Please report the Week's activities of your area with /hoatdong, one report per "
+                "Please report the Week's activities of your area with /activity, one report per "
                 "activity: those dated {start}–{end} are counted for the Week automatically.",
                 start=start,
                 end=end,
@@ -319,7 +319,7 @@ def _officer_text(plan: CampaignPlan, target: Target, kind: str, today: date) ->
         lines.append(
             t(
                 "⏰ The reports of the Lifelong Learning Week {year} are due on {deadline}, "
-                "and we have no Week activity from your area yet. Please send them with /hoatdong.",
+                "and we have no Week activity from your area yet. Please send them with /activity.",
                 year=plan.year,
                 deadline=deadline,
             )

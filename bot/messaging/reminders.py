@@ -28,6 +28,7 @@ from typing import Any
 
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ
+from bot.domain.commands import command_text
 from bot.domain.i18n import Translator, translator
 from bot.domain.periods import Period
 from bot.domain.schedules import Deadline, load_schedules
@@ -73,7 +74,7 @@ def reminder_text(
 ) -> str:
     title = deadline.title.get(t.locale)
     due = t.date(deadline.due_date(period))
-    command = command_of(deadline)
+    command = command_text(t, command_of(deadline))
     if days_left > 0:
         return t(
             "⏰ Reminder: {title}, {period}. Due on {date} ({days} days left). Not yet received from: {units}. Send {command} to report.",
@@ -105,7 +106,7 @@ def escalation_text(
     """`grouped`: (child of the area, missing inside it, expected inside it), for wider areas."""
     title = deadline.title.get(t.locale)
     due = t.date(deadline.due_date(period))
-    command = command_of(deadline)
+    command = command_text(t, command_of(deadline))
     if grouped is None:
         return t(
             "⚠️ {title}, {period}: the deadline was {date}. Not yet reported in {unit} ({count}): {units}. Please remind them, or send the report for them with {command}.",
@@ -236,7 +237,7 @@ def review_reminder_text(
     t: Translator, deadline: Deadline, period: Period, area: UnitRef, units: list[str]
 ) -> str:
     return t(
-        "⚠️ {title}, {period}: {count} reports of {unit} wait for your review: {units}. Send /duyet to approve them or return them for correction.",
+        "⚠️ {title}, {period}: {count} reports of {unit} wait for your review: {units}. Send /review to approve them or return them for correction.",
         title=deadline.title.get(t.locale),
         period=period.label(t),
         count=t.number(len(units)),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from bot.domain.app import App
+from bot.domain.commands import command_text
 from bot.domain.forms.model import Form
 from bot.domain.i18n import Translator, translator
 from bot.domain.requests import AUDIENCE_KINDS, reply_command, request_deadline, request_form, request_period
@@ -33,7 +34,7 @@ def notice_text(t: Translator, request: ReportRequest, form: Form, sender: str, 
         count=t.number(len(form.fields)),
         units=names,
         date=t.date(request.due_date),
-        command=reply_command(request.id),
+        command=command_text(t, reply_command(request.id)),
     )
 
 

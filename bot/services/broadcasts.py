@@ -159,17 +159,29 @@ async def article_translations(uow: UnitOfWork, item_key: str) -> dict[str, Cont
     return await uow.content.translations(item_key)
 
 
-def _sender_line(area: Unit, locale: str) -> str:
-    return translator(locale)("📢 From the Study Promotion Association of {area}:", area=area.name)
+def _sender_line(area: Unit, locale: str, groups: Sequence[str]) -> str:
+    """Who writes, and to whom: members are addressed together ("bà con"), officers as officers."""
+    if MEMBERS in groups:
+        return translator(locale)(
+            "📢 From the Study Promotion Association of {area}, to everyone:", area=area.name
+        )
+    return translator(locale)(
+        "📢 From the Study Promotion Association of {area}, to its officers:", area=area.name
+    )
 
 
 def compose(
-    message: Message, area: Unit, locale: str, items: dict[str, ContentItem], default_locale: str = "vi"
+    message: Message,
+    area: Unit,
+    locale: str,
+    items: dict[str, ContentItem],
+    default_locale: str = "vi",
+    groups: Sequence[str] = (MEMBERS,),
 ) -> dict[str, Any]:
-    """The payload for one language: sender line, the item (in that language when it exists)
-    or the text, the photo link, and how to stop."""
+    """The payload for one language: sender line (to `groups`), the item (in that language when
+    it exists) or the text, the photo link, and how to stop."""
     t = translator(locale)
-    parts = [_sender_line(area, locale)]
+    parts = [_sender_line(area, locale, groups)]
     payload: dict[str, Any] = {}
     if message.item_key is not None:
         item = items.get(locale) or items.get(default_locale) or next(iter(items.values()))
@@ -239,7 +251,10 @@ async def queue_broadcast(
         created_at=now,
     )
     await uow.broadcasts.add(broadcast)
-    payloads = {loc: compose(message, area, loc, items) for loc in {r.locale for r in recipients}}
+    payloads = {
+        loc: compose(message, area, loc, items, groups=audience.groups)
+        for loc in {r.locale for r in recipients}
+    }
     outgoing = [Outgoing(r.contact_id, r.channel, r.external_id, payloads[r.locale]) for r in recipients]
     await enqueue(
         uow,

@@ -22,6 +22,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.domain.commands import command_text
 from bot.domain.forms.model import Form
 from bot.domain.i18n import translator
 from bot.domain.messages import Option
@@ -257,7 +258,7 @@ async def _notify_returned(
             period=period.label(t),
             version=submission.version,
             reason=review.reason or "",
-            command=command,
+            command=command_text(t, command),
         )
         button = Option(f"cmd:{command.lstrip('/')} {unit.id} {period.key}", t("Correct the report"))
         payload = {"text": text, "options": [{"id": button.id, "label": button.label}]}

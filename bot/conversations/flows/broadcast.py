@@ -113,7 +113,7 @@ class BroadcastComposer(Flow[BroadcastState]):
                 [
                     Reply(
                         t(
-                            "Only commune officers and province staff can send broadcasts. Send /toi to see your role."
+                            "Only commune officers and province staff can send broadcasts. Send /me to see your role."
                         )
                     )
                 ]
@@ -377,7 +377,7 @@ class BroadcastComposer(Flow[BroadcastState]):
         area = await self._area(ctx, state)
         message = self._message(state)
         items = await article_translations(ctx.uow, message.item_key) if message.item_key else {}
-        preview = compose(message, area, t.locale, items)["text"]
+        preview = compose(message, area, t.locale, items, groups=state.groups)["text"]
         state.phase = "preview"
         state.count = n
         where = await self._where(ctx, state)
@@ -491,7 +491,7 @@ class BroadcastComposer(Flow[BroadcastState]):
             )
         else:
             done = t("✅ Broadcast #{id} is being sent to {n} people.", id=b.id, n=t.number(b.recipients))
-        done += "\n" + t("Follow it, or cancel it, with /tinhtrang.")
+        done += "\n" + t("Follow it, or cancel it, with /status.")
         return Step([Reply(done)], None, ("menu", {"quiet": True}))
 
     phases = phase_table(

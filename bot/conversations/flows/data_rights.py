@@ -71,7 +71,7 @@ async def my_data_reply(ctx: Context) -> Reply:
         "",
         t("The attached file lists all of it, with every figure of your reports."),
         t(
-            "Why: to run the reports and the news you signed up for. Kept as long as you use the bot. To delete it, send /xoadulieu."
+            "Why: to run the reports and the news you signed up for. Kept as long as you use the bot. To delete it, send /deletemydata."
         ),
     ]
     stamp = ctx.now.astimezone(VN_TZ).strftime("%Y-%m-%d")

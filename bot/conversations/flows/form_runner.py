@@ -397,7 +397,7 @@ class FormRunner(Flow[FormState]):
             unit=state.unit_name,
             period=self._period_text(ctx, state, period),
         )
-        intro += "\n" + t("One question at a time. Type “quay lại” to go back, “hủy” to cancel.")
+        intro += "\n" + t("One question at a time. Type “back” to go back, “cancel” to cancel.")
         replies.append(Reply(intro))
         assert first is not None, "a form has at least one question"
         replies.append(self._ask_field(ctx, state, form, first))
@@ -517,7 +517,7 @@ class FormRunner(Flow[FormState]):
             options.append(Option("back", t("Back")))
         hint = {
             "integer": t("Type a whole number."),
-            "money": t("Type an amount, e.g. 500k, 2tr5 or 1.200.000."),
+            "money": t("Type an amount, e.g. 500k, 2.5 million or 1,200,000."),
             "date": t("Type a date as day/month/year, e.g. {example}.", example=date_example(ctx.today)),
         }.get(f.type)
         if hint:
@@ -666,8 +666,8 @@ class FormRunner(Flow[FormState]):
                 example=date_example(ctx.today),
             )
         if f.type == "money":
-            return t("This is not an amount. Type e.g. 500k, 2tr5, 1,2 triệu or 1.200.000.")
-        return t("This is not a number. Type a whole number, e.g. 120 (or “không” for zero).")
+            return t("This is not an amount. Type e.g. 500k, 2.5 million or 1,200,000.")
+        return t("This is not a number. Type a whole number, e.g. 120 (or “none” or 0 for zero).")
 
     def _bounds_problem(self, ctx: Context, f: Field, value: Value) -> str | None:
         """Why a number is outside the field's bounds (None: within them)."""

@@ -27,7 +27,8 @@ class Language(Flow[LanguageState]):
         pick = chosen(state, msg)
         if pick not in ("vi", "en"):
             return Step(
-                [Reply("Vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")] + await self.reprompt(ctx, state),
+                [Reply("Anh/chị vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")]
+                + await self.reprompt(ctx, state),
                 state,
             )
         ctx.set_locale(translator(pick))

@@ -36,14 +36,14 @@ def _refusal(t: Translator, problem: LinkProblem) -> str:
     if problem is LinkProblem.OWN:
         return t("This code belongs to the account you are using here. Send it from your other app.")
     if problem is LinkProblem.USED:
-        return t("This link code has already been used. Send /lienket in your other app to get a new one.")
+        return t("This link code has already been used. Send /link in your other app to get a new one.")
     if problem is LinkProblem.EXPIRED:
-        return t("This link code has expired. Send /lienket in your other app to get a new one.")
+        return t("This link code has expired. Send /link in your other app to get a new one.")
     if problem is LinkProblem.OFFICER:
         return t(
-            "This chat holds an officer role, so it cannot join another account. To use your officer account in another app, send /lienket here and type the code it gives you in the other app."
+            "This chat holds an officer role, so it cannot join another account. To use your officer account in another app, send /link here and type the code it gives you in the other app."
         )
-    return t("This link code is not valid. Send /lienket in your other app to get one.")
+    return t("This link code is not valid. Send /link in your other app to get one.")
 
 
 class LinkingState(FlowState):
@@ -84,7 +84,7 @@ class Linking(Flow[LinkingState]):
                 [
                     Reply(
                         t(
-                            "To link this chat to your account, first send /lienket in the app where you are registered. It gives you a code; then send /lienket followed by that code here."
+                            "To link this chat to your account, first send /link in the app where you are registered. It gives you a code; then send /link followed by that code here."
                         )
                     )
                 ]
@@ -215,11 +215,11 @@ async def unlink_reply(ctx: Context) -> Reply:
     except LinkRefused:
         return Reply(
             t(
-                "This is the only chat of your account, so there is nothing to unlink it from. To delete your data instead, send /xoadulieu."
+                "This is the only chat of your account, so there is nothing to unlink it from. To delete your data instead, send /deletemydata."
             )
         )
     return Reply(
         t(
-            "This chat is no longer linked to your account; your other apps keep it, with your roles and reports. Send /start here to register again, or /lienket to link it again."
+            "This chat is no longer linked to your account; your other apps keep it, with your roles and reports. Send /start here to register again, or /link to link it again."
         )
     )

@@ -44,7 +44,7 @@ class Onboarding(Flow[OnboardingState]):
         state = OnboardingState()
         if args.get("code"):  # "/start ABCD-EFGH" from a deep link
             state.code = str(args["code"])
-        text = "Chào bạn! Mời chọn ngôn ngữ.\nHello! Please choose your language."
+        text = "Xin chào! Mời anh/chị chọn ngôn ngữ.\nHello! Please choose your language."
         reply = ask(state, text, [Option("vi", "Tiếng Việt"), Option("en", "English")])
         return Step([reply], state)
 
@@ -58,7 +58,8 @@ class Onboarding(Flow[OnboardingState]):
         pick = chosen(state, msg) or {"tieng viet": "vi", "viet": "vi", "english": "en"}.get(word_of(msg))
         if pick not in ("vi", "en"):
             return Step(
-                [Reply("Vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")] + await self.reprompt(ctx, state),
+                [Reply("Anh/chị vui lòng chọn 1 hoặc 2. / Please choose 1 or 2.")]
+                + await self.reprompt(ctx, state),
                 state,
             )
         ctx.set_locale(translator(pick))
@@ -80,7 +81,7 @@ class Onboarding(Flow[OnboardingState]):
                     "We keep them while you use the bot. Reports you send are official records of your village or commune and stay after you leave, without your name."
                 ),
                 t(
-                    "You can see your data with /dulieu, stop messages with /dung, and withdraw your consent and delete your data with /xoadulieu, at any time."
+                    "You can see your data with /mydata, stop messages with /stop, and withdraw your consent and delete your data with /deletemydata, at any time."
                 ),
                 t("Do you agree?"),
             ]
@@ -104,7 +105,7 @@ class Onboarding(Flow[OnboardingState]):
                     [
                         Reply(
                             t(
-                                "You agreed earlier, so your registration stays as it is. To withdraw your consent and delete your data, send /xoadulieu."
+                                "You agreed earlier, so your registration stays as it is. To withdraw your consent and delete your data, send /deletemydata."
                             )
                         )
                     ]

@@ -72,12 +72,12 @@ async def outreach_state(ctx: Context) -> str:
     sub = await ctx.uow.subscriptions.get(ctx.contact.id)
     if sub is not None and sub.stopped_at is not None:
         return t(
-            "You stopped all messages on {date}. Send /batdau to receive them again.",
+            "You stopped all messages on {date}. Send /resume to receive them again.",
             date=t.date(sub.stopped_at.astimezone(VN_TZ).date()),
         )
     return t(
         "You receive one article a week and the association's news. Topics: {topics}. "
-        "Send /chude to change them, /dung to stop.",
+        "Send /topics to change them, /stop to stop.",
         topics=topic_names(ctx, list(sub.topics) if sub else []),
     )
 
@@ -89,7 +89,7 @@ def topics_invitation(ctx: Context) -> Reply:
     options.append(Option("cmd:menu", t("All topics are fine")))
     text = t(
         "Each week we will send you one short article. Which topics interest you most? "
-        "Pick one to choose your topics, or keep them all. Send /dung at any time to stop."
+        "Pick one to choose your topics, or keep them all. Send /stop at any time to stop."
     )
     return Reply(text, options)
 
@@ -152,7 +152,7 @@ class Topics(Flow[TopicsState]):
         sub = await choose_topics(ctx.uow, Actor.of(ctx.contact, ctx.grants), selected, ctx.now)
         lines = [t("Saved. Your topics: {topics}.", topics=topic_names(ctx, sub.topics))]
         if sub.stopped_at is not None:
-            lines.append(t("You have stopped all messages: send /batdau to receive them again."))
+            lines.append(t("You have stopped all messages: send /resume to receive them again."))
         return Step([Reply("\n".join(lines))], None, ("menu", {"quiet": True}))
 
 
@@ -171,7 +171,7 @@ async def stop_reply(ctx: Context) -> Reply:
     return Reply(
         ctx.t(
             "Stopped: you will receive no more articles, news or broadcasts. "
-            "You can still use the bot. Send /batdau to receive them again."
+            "You can still use the bot. Send /resume to receive them again."
         )
     )
 
@@ -181,9 +181,9 @@ async def resume_reply(ctx: Context) -> Reply:
     t = ctx.t
     if await opt_in(ctx.uow, Actor.of(ctx.contact, ctx.grants), ctx.now):
         return Reply(
-            t("Welcome back: you will receive articles and news again. Send /chude to choose topics.")
+            t("Welcome back: you will receive articles and news again. Send /topics to choose topics.")
         )
-    return Reply(t("You already receive articles and news. Send /chude to choose topics, /dung to stop."))
+    return Reply(t("You already receive articles and news. Send /topics to choose topics, /stop to stop."))
 
 
 def when_text(t: Translator, at: Any) -> str:
@@ -271,7 +271,7 @@ class Status(Flow[StatusState]):
             return Reply("\n".join(lines + asked), [*request_options, Option("cmd:tinhtrang", t("Refresh"))])
         broadcasts = await visible_broadcasts(ctx.uow, Actor.of(ctx.contact, ctx.grants))
         if not broadcasts:
-            lines.append(t("No broadcasts yet. Send one with /guitin."))
+            lines.append(t("No broadcasts yet. Send one with /broadcast."))
             if not asked:
                 return Reply("\n".join(lines))
             lines += ["", *asked]
@@ -288,7 +288,7 @@ class Status(Flow[StatusState]):
         if cancellable:
             lines.append(
                 t(
-                    "To cancel one, send /tinhtrang huy and its number, e.g. /tinhtrang huy {id}.",
+                    "To cancel one, send /status cancel and its number, e.g. /status cancel {id}.",
                     id=cancellable[0].id,
                 )
             )

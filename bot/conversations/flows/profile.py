@@ -67,7 +67,7 @@ class ProfileFlow(Flow[ProfileState]):
                 [
                     Reply(
                         t(
-                            "The document profile is set by commune officers and province staff. Send /toi to see your role."
+                            "The document profile is set by commune officers and province staff. Send /me to see your role."
                         )
                     )
                 ]

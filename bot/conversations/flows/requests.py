@@ -86,7 +86,7 @@ class RequestComposer(Flow[RequestState]):
                 [
                     Reply(
                         t(
-                            "Only commune officers and province staff can send requests. Send /toi to see your role."
+                            "Only commune officers and province staff can send requests. Send /me to see your role."
                         )
                     )
                 ]
@@ -182,7 +182,7 @@ class RequestComposer(Flow[RequestState]):
         pick = chosen(state, msg)
         if pick == "typed":
             state.phase = "title"
-            text = t("Type a short title for the request, e.g. “Học sinh nghỉ học sau lũ”.")
+            text = t("Type a short title for the request, e.g. “Pupils out of school after the flood”.")
             return Step([ask(state, text)], state)
         forms = {f.key: f for f in self._forms(ctx, state.audience or "")}
         if pick is None or not pick.startswith("f:") or pick[2:] not in forms:
@@ -209,7 +209,7 @@ class RequestComposer(Flow[RequestState]):
         n = len(state.questions) + 1
         if not state.questions:
             text = t(
-                "Question 1: type what the officers should count, e.g. “Số học sinh nghỉ học”. Each question is answered with a whole number."
+                "Question 1: type what the officers should count, e.g. “Pupils out of school”. Each question is answered with a whole number."
             )
             return ask(state, text)
         text = t(
@@ -350,7 +350,7 @@ class RequestComposer(Flow[RequestState]):
                 )
             return Step([Reply(t("This request cannot be sent. Nothing was sent."))])
         text = t(
-            "✅ Request #{id} sent to {count} officers. Send /tinhtrang to see who has answered.",
+            "✅ Request #{id} sent to {count} officers. Send /status to see who has answered.",
             id=sent.request.id,
             count=sent.officers,
         )
@@ -392,7 +392,7 @@ async def requests_section(ctx: Context) -> tuple[list[str], list[Option]]:
         return [], []
     requests = await visible_requests(ctx.uow, actor)
     if not requests:
-        return [t("No requests yet. Ask the officers of your area for a report with /yeucau.")], []
+        return [t("No requests yet. Ask the officers of your area for a report with /request.")], []
     lines = [t("Your latest requests:")]
     options = []
     for r in requests:
@@ -407,7 +407,7 @@ async def requests_section(ctx: Context) -> tuple[list[str], list[Option]]:
         options.append(Option(f"cmd:tinhtrang yc {r.id}", t("Request #{id}", id=r.id)))
     lines.append(
         t(
-            "To see who has answered one, send /tinhtrang yc and its number, e.g. /tinhtrang yc {id}.",
+            "To see who has answered one, send /status request and its number, e.g. /status request {id}.",
             id=requests[0].id,
         )
     )

@@ -74,7 +74,7 @@ class Review(Flow[ReviewState]):
                 [
                     Reply(
                         t(
-                            "Reports are reviewed by commune officers (their villages' reports) and province staff (their communes' reports). Send /toi to see your role."
+                            "Reports are reviewed by commune officers (their villages' reports) and province staff (their communes' reports). Send /me to see your role."
                         )
                     )
                 ]

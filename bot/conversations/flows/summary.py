@@ -60,7 +60,7 @@ class Summary(Flow[SummaryState]):
                 [
                     Reply(
                         t(
-                            "Compiled reports are for commune officers and province staff. Send /toi to see your role."
+                            "Compiled reports are for commune officers and province staff. Send /me to see your role."
                         )
                     )
                 ]
@@ -109,14 +109,17 @@ class Summary(Flow[SummaryState]):
         periods = load_schedules(ctx.app_content_dir).recent_periods(VILLAGE_FORM, ctx.today)
         options = [Option(p.key, p.label(t)) for p in periods]
         options[0] = Option(periods[0].key, t("{period} (default)", period=periods[0].label(t)))
+        last_year = ctx.today.year - 1
         text = t(
-            "Compiled report for {unit}: which period? You can also type one, e.g. 2025-H1 or 2025.",
+            "Compiled report for {unit}: which period? You can also type one, e.g. “{half}” or “{year}”.",
             unit=unit.name,
+            half=Period("half_year", last_year, 1).label(t),
+            year=Period("year", last_year, 0).label(t),
         )
         return Step([ask(state, text, options)], state)
 
     async def _on_period(self, ctx: Context, state: SummaryState, msg: Incoming) -> Step:
-        """A period offered or typed (2025-H1, 2025): the report is compiled and sent."""
+        """A period offered or typed ("6 tháng đầu năm 2025", "2025-H1"): the report is sent."""
         t = ctx.t
         pick = chosen(state, msg)
         if pick is not None:
@@ -130,12 +133,12 @@ class Summary(Flow[SummaryState]):
             else:  # "9999", "2030", "abc": say which periods there are
                 text = t(
                     "“{typed}” is not a period with a report. Type a year from {first} to {last} "
-                    "(e.g. {year}) or a half-year (e.g. {half}), or pick one of the choices.",
+                    "(e.g. {year}) or a half-year (e.g. “{half}”), or pick one of the choices.",
                     typed=shorten(typed, 40),
                     first=FIRST_REPORT_YEAR,
                     last=ctx.today.year,
                     year=ctx.today.year - 1,
-                    half=f"{ctx.today.year - 1}-H1",
+                    half=Period("half_year", ctx.today.year - 1, 1).label(t),
                 )
             return Step([Reply(text), *await self.reprompt(ctx, state)], state)
         return Step([self._report_later(ctx, state, period)], None)

@@ -42,7 +42,7 @@ class Villages(Flow[VillagesState]):
             if g.role in roles_for(Action.MANAGE_VILLAGES) and g.unit.kind != COMMUNE
         ]
         if not communes and not wider:
-            return Step([Reply(t("Only commune officers manage villages. Send /toi to see your role."))])
+            return Step([Reply(t("Only commune officers manage villages. Send /me to see your role."))])
         state = VillagesState()
         if len(communes) == 1 and not wider:
             return await self._menu(ctx, state, communes[0])
