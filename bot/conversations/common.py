@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from bot.conversations.engine import Context
 from bot.domain.i18n import N_, Translator
+from bot.domain.permissions import Action, roles_for
 from storage.models import (
     ADMIN,
     COMMUNE_OFFICER,
@@ -43,3 +44,11 @@ async def describe_unit(ctx: Context, unit: Unit) -> str:
     """'Thôn Nà Rụa, Phường Thục Phán, Cao Bằng': the unit and its ancestors, nearest first."""
     chain = [unit, *reversed(await ctx.uow.units.ancestors(unit))]
     return ", ".join(u.name for u in chain)
+
+
+def units_held_for(
+    ctx: Context, action: Action, kinds: frozenset[str] | set[str] | tuple[str, ...]
+) -> list[Unit]:
+    """The units of `kinds` on which the person holds a role that may take `action`."""
+    allowed = roles_for(action)
+    return [g.unit for g in ctx.grants if g.role in allowed and g.unit.kind in kinds]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from bot.conversations.common import units_held_for
 from bot.conversations.engine import (
     CANCEL_WORDS,
     KEEP_WORDS,
@@ -23,7 +24,7 @@ from bot.conversations.engine import (
 )
 from bot.conversations.widgets.unit_picker import UNIT_PREFIX, unit_options
 from bot.domain.messages import Incoming, Kind, Option, Reply
-from bot.domain.permissions import Action, NotAllowed, roles_for
+from bot.domain.permissions import Action, NotAllowed
 from bot.domain.text import shorten
 from bot.reports import SUMMARY_KINDS
 from bot.reports.document import SYMBOL
@@ -57,11 +58,7 @@ class ProfileFlow(Flow[ProfileState]):
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
-        units = [
-            g.unit
-            for g in ctx.grants
-            if g.role in roles_for(Action.SET_PROFILE) and g.unit.kind in SUMMARY_KINDS
-        ]
+        units = units_held_for(ctx, Action.SET_PROFILE, SUMMARY_KINDS)
         if not units:
             return Step(
                 [

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Literal
 
+from bot.conversations.common import units_held_for
 from bot.conversations.engine import (
     CANCEL_WORDS,
     Context,
@@ -25,7 +26,7 @@ from bot.conversations.engine import (
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.periods import FIRST_REPORT_YEAR, Period, typed_report_period
-from bot.domain.permissions import Action, NotAllowed, roles_for
+from bot.domain.permissions import Action, NotAllowed
 from bot.domain.schedules import load_schedules
 from bot.domain.text import shorten
 from bot.reports import SUMMARY_KINDS
@@ -50,11 +51,7 @@ class Summary(Flow[SummaryState]):
 
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         t = ctx.t
-        units = [
-            g.unit
-            for g in ctx.grants
-            if g.role in roles_for(Action.COMPILE_REPORT) and g.unit.kind in SUMMARY_KINDS
-        ]
+        units = units_held_for(ctx, Action.COMPILE_REPORT, SUMMARY_KINDS)
         if not units:
             return Step(
                 [
