@@ -40,7 +40,7 @@ from storage.models_outreach import (
     Broadcast,
     ContentItem,
 )
-from storage.uow import UnitOfWork
+from storage.uow import Reads, UnitOfWork
 
 MEMBERS = "members"
 OFFICERS = "officers"
@@ -112,7 +112,7 @@ def _sender(actor: Actor) -> Contact:
     return actor.contact
 
 
-async def audience_units(uow: UnitOfWork, actor: Actor, audience: Audience) -> list[Unit]:
+async def audience_units(uow: Reads, actor: Actor, audience: Audience) -> list[Unit]:
     """The audience's units, each checked to lie inside the sender's area. Raises NotAllowed."""
     _sender(actor)
     if not audience.unit_ids or not audience.groups or set(audience.groups) - set(GROUP_ROLES):
@@ -128,7 +128,7 @@ async def audience_units(uow: UnitOfWork, actor: Actor, audience: Audience) -> l
 
 
 async def resolve(
-    uow: UnitOfWork, units: Sequence[Unit], audience: Audience, exclude_contact_id: int | None = None
+    uow: Reads, units: Sequence[Unit], audience: Audience, exclude_contact_id: int | None = None
 ) -> list[Recipient]:
     """Everyone the audience names who agreed, did not stop, and has an unblocked identity
     (bot/messaging/recipients.py), and chose one of the audience's topics (or none)."""
@@ -198,6 +198,60 @@ def compose(
     return payload
 
 
+class BadMessage(ValueError):
+    """A message that cannot be sent; `reason` is one of EMPTY, TOO_LONG, NO_ITEM."""
+
+    def __init__(self, reason: str, detail: str = "") -> None:
+        super().__init__(detail or reason)
+        self.reason = reason
+
+
+EMPTY, TOO_LONG, NO_ITEM = "empty", "too_long", "no_item"
+
+
+async def _checked(uow: Reads, message: Message, locale: str) -> tuple[dict[str, ContentItem], str]:
+    """The message's article in each language (none for a text) and its title; BadMessage for
+    an empty or too long text or an unknown article."""
+    if message.item_key is not None:
+        items = await uow.content.translations(message.item_key)
+        if not items:
+            raise BadMessage(NO_ITEM, f"no content item {message.item_key!r}")
+        return items, (items.get(locale) or next(iter(items.values()))).title
+    if message.text and message.text.strip():
+        if len(message.text) > MAX_TEXT:
+            raise BadMessage(TOO_LONG, "text too long")
+        return {}, message.text.strip().splitlines()[0]
+    raise BadMessage(EMPTY, "empty message")
+
+
+@dataclass(frozen=True, slots=True)
+class Preview:
+    """A broadcast before it is queued: whom it reaches now (the sender left out, per channel)
+    and the outbox payload (bot.messaging.outbox) a recipient reading `locale` will get."""
+
+    area: Unit
+    recipients: int
+    by_channel: dict[str, int]
+    payload: dict[str, Any]
+
+
+async def preview_broadcast(
+    uow: Reads, actor: Actor, audience: Audience, message: Message, locale: str
+) -> Preview:
+    """What `queue_broadcast` would queue, without writing anything: the same checks (NotAllowed,
+    BadMessage), the same recipients and the same `compose`."""
+    sender = _sender(actor)
+    units = await audience_units(uow, actor, audience)
+    items, _ = await _checked(uow, message, locale)
+    area = _area_of(actor.grants, units)
+    recipients = await resolve(uow, units, audience, sender.id)
+    by_channel: dict[str, int] = {}
+    for r in recipients:
+        by_channel[r.channel] = by_channel.get(r.channel, 0) + 1
+    payload = compose(message, area, locale, items, groups=audience.groups)
+    return Preview(area, len(recipients), dict(sorted(by_channel.items())), payload)
+
+
 def _area_of(grants: Sequence[Grant], units: Sequence[Unit]) -> Unit:
     """The sender's broadcast area that holds the audience (the narrowest when several)."""
     areas = [a for a in broadcast_areas(grants) if all(u.path.startswith(a.path) for u in units)]
@@ -216,24 +270,13 @@ async def queue_broadcast(
     """Check, resolve and queue: the broadcast, its deliveries and the audit row in the
     caller's transaction.
 
-    Raises NotAllowed for a sender or audience outside the rules, ValueError for an empty
-    message or an unknown content item.
+    Raises NotAllowed for a sender or audience outside the rules, BadMessage (a ValueError) for
+    an empty or too long message or an unknown content item.
     """
     sender = _sender(actor)
     grants = actor.grants
     units = await audience_units(uow, actor, audience)
-    items: dict[str, ContentItem] = {}
-    if message.item_key is not None:
-        items = await uow.content.translations(message.item_key)
-        if not items:
-            raise ValueError(f"no content item {message.item_key!r}")
-        title = (items.get(sender.locale) or next(iter(items.values()))).title
-    elif message.text and message.text.strip():
-        if len(message.text) > MAX_TEXT:
-            raise ValueError("text too long")
-        title = message.text.strip().splitlines()[0]
-    else:
-        raise ValueError("empty message")
+    items, title = await _checked(uow, message, sender.locale)
     area = _area_of(grants, units)
     recipients = await resolve(uow, units, audience, sender.id)
     when = send_at if send_at is not None and send_at > now else now

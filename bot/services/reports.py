@@ -8,11 +8,14 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bot.domain.forms.model import Form
 from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed
+from bot.domain.schedules import load_schedules
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import Compiled
 from bot.reports.compiled import compile_unit
+from bot.reports.submissions_csv import latest_lines, render_submissions_csv
 from bot.services.actor import Actor
 from storage.readonly import ReadOnlyUnitOfWork
 
@@ -36,3 +39,24 @@ async def compile_report(
         raise NotAllowed(Action.COMPILE_REPORT, unit, "not a commune or province")
     actor.require(Action.COMPILE_REPORT, unit)
     return await compile_unit(reads, unit, period, content_dir=content_dir, forms=forms, now=now)
+
+
+async def submissions_csv(
+    reads: ReadOnlyUnitOfWork,
+    actor: Actor,
+    unit_id: int,
+    period: Period,
+    form: Form,
+    *,
+    content_dir: Path,
+) -> bytes:
+    """The latest submissions of `form` for `period` inside a commune or province, as CSV
+    (bot/reports/submissions_csv.py); NotAllowed outside the actor's area, like the compiled
+    report, whose permission it shares."""
+    unit = await reads.units.get(unit_id)
+    if unit is None or unit.kind not in SUMMARY_KINDS:
+        raise NotAllowed(Action.COMPILE_REPORT, unit, "not a commune or province")
+    actor.require(Action.COMPILE_REPORT, unit)
+    deadline = load_schedules(content_dir).deadline_for(form.key, period)
+    lines = await latest_lines(reads.session, unit, period, form)
+    return render_submissions_csv(lines, form, deadline.due_at(period) if deadline else None)

@@ -200,6 +200,13 @@ class TelegramRateLimiter(BaseRateLimiter[int]):
 # ----------------------------------------------------------------------------- rendering
 
 
+def text_parts(reply: Reply) -> list[str]:
+    """The messages a reply's text is sent as (the buttons go on the last one); the console's
+    broadcast preview shows these same parts."""
+    parts = [p for p in split_text(reply.text, TELEGRAM_MAX_CHARS) if p.strip()]
+    return ["…"] if reply.options and not parts else parts
+
+
 def callback_data(options: list[Option]) -> list[str]:
     """Each option's callback data: its id, or its position when the id exceeds 64 bytes."""
     return [
@@ -261,9 +268,7 @@ class TelegramSender(PlatformSender):
     async def deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
         chat_id = int(external_id)
         for reply in replies:
-            parts = [p for p in split_text(reply.text, TELEGRAM_MAX_CHARS) if p.strip()]
-            if reply.options and not parts:
-                parts = ["…"]
+            parts = text_parts(reply)
             markup = keyboard(reply.options) if reply.options else None
             for n, part in enumerate(parts, 1):
                 markup_here = markup if n == len(parts) else None

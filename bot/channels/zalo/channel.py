@@ -72,6 +72,15 @@ def files_note(files: Sequence[Attachment], t: Translator) -> str:
     )
 
 
+def text_parts(reply: Reply, t: Translator) -> list[str]:
+    """The messages a reply is sent as on Zalo: options written out, files described, cut at
+    2,000 characters. The console's broadcast preview shows these same parts."""
+    text = options_as_text(reply, t)
+    if reply.attachments:
+        text += "\n\n" + files_note(reply.attachments, t)
+    return [part for part in split_text(text, ZALO_MAX_CHARS) if part]
+
+
 def webhook_secret(token: str, configured: str | None) -> str:
     """ZALO_WEBHOOK_SECRET, or one derived from the token: every instance computes the same."""
     if configured:
@@ -142,12 +151,8 @@ class ZaloSender(PlatformSender):
     async def deliver(self, external_id: str, replies: list[Reply], locale: str) -> None:
         t = translator(locale)
         for reply in replies:
-            text = options_as_text(reply, t)
-            if reply.attachments:
-                text += "\n\n" + files_note(reply.attachments, t)
-            for part in split_text(text, ZALO_MAX_CHARS):
-                if part:
-                    await self.send_text(external_id, part)
+            for part in text_parts(reply, t):
+                await self.send_text(external_id, part)
 
     async def send_text(self, chat_id: str, text: str) -> None:
         await with_retries(

@@ -1,0 +1,229 @@
+"""Broadcasts in the staff console (issue 12, item 5): the preview before sending (the same
+checks, recipients and text as sending) and how each channel shows it, from the functions its
+sender uses; on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import date
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.channels.preview import on_telegram, on_webchat, on_zalo, previews
+from bot.domain.app import App
+from bot.domain.clock import FixedClock
+from bot.domain.permissions import NotAllowed, load_grants
+from bot.messaging.content import sync_content
+from bot.messaging.outbox import payload_replies, send_outbox
+from bot.services.actor import Actor
+from bot.services.broadcasts import (
+    EMPTY,
+    MAX_TEXT,
+    MEMBERS,
+    NO_ITEM,
+    OFFICERS,
+    TOO_LONG,
+    Audience,
+    BadMessage,
+    Message,
+    preview_broadcast,
+    queue_broadcast,
+)
+from storage.db import Database
+from storage.models import COMMUNE_OFFICER, MEMBER, PROVINCE_STAFF, VILLAGE_OFFICER, OutboxMessage
+from storage.models_outreach import ContentItem
+from tests.fakes.harness import ZALO_TOKEN, fake_api_served, running_bot
+from tests.fakes.zalo_api import FakeZalo
+from tests.support import START, Tree, make_app, make_contact, seed_tree
+
+LONG_KEY = "huong-dan-dai"
+ZALO_USER = "5ac1d4c0ffee00aa"
+
+
+@dataclass
+class World:
+    app: App
+    tree: Tree
+
+
+async def add_long_article(app: App) -> None:
+    """An article longer than a Zalo message (2,000 characters): the library may hold one."""
+    now = app.clock.now()
+    paragraphs = [
+        f"Mục {i}. Gia đình học tập cần đăng ký với chi hội khuyến học thôn. " * 4 for i in range(12)
+    ]
+    async with app.uow() as uow:
+        await sync_content(uow, app.content_dir, now)
+        uow.session.add(
+            ContentItem(
+                item_key=LONG_KEY,
+                language="vi",
+                kind="article",
+                title="Hướng dẫn đầy đủ",
+                body="\n\n".join(paragraphs),
+                topics=[],
+                audience=[],
+                published=date(2026, 11, 20),
+                source="articles/vi/huong-dan-dai.md",
+                digest="x",
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        await uow.commit()
+
+
+async def build(app: App) -> World:
+    tree = await seed_tree(app)
+    people = [
+        ("co", COMMUNE_OFFICER, tree.commune, "vi"),
+        ("ps", PROVINCE_STAFF, tree.province, "vi"),
+        ("vo", VILLAGE_OFFICER, tree.village, "vi"),
+        ("m1", MEMBER, tree.village, "vi"),
+        ("m2", MEMBER, tree.group, "en"),
+        ("m3", MEMBER, tree.other_village, "vi"),  # the other commune
+    ]
+    for ext, role, unit, locale in people:
+        await make_contact(app, ext, role, unit, locale)
+    await add_long_article(app)
+    return World(app, tree)
+
+
+@pytest.fixture
+async def world(db: Database) -> AsyncIterator[World]:
+    app = make_app(db.url, FixedClock(START))
+    yield await build(app)
+    await app.db.dispose()
+
+
+async def actor(app: App, ext: str, channel: str = "test") -> Actor:
+    async with app.uow() as uow:
+        contact = await uow.contacts.by_identity(channel, ext)
+        assert contact is not None
+        return Actor.of(contact, await load_grants(uow, contact.id))
+
+
+async def outbox_rows(app: App) -> int:
+    async with app.read_only() as reads:
+        return int((await reads.session.execute(select(func.count(OutboxMessage.id)))).scalar_one())
+
+
+# ---- the preview, through the service -------------------------------------------------------------
+
+
+async def test_the_preview_counts_and_composes_as_sending_does_and_writes_nothing(world: World) -> None:
+    app, tree = world.app, world.tree
+    officer = await actor(app, "co")
+    audience = Audience((tree.commune.id,), (MEMBERS, OFFICERS))
+    message = Message(text="Họp chi hội khuyến học lúc 19 giờ tối thứ Bảy.")
+    async with app.read_only() as reads:
+        seen = await preview_broadcast(reads, officer, audience, message, "vi")
+    assert seen.recipients == 3 and seen.by_channel == {"test": 3}  # m1, m2, vo; not the sender
+    assert seen.area.id == tree.commune.id
+    assert await outbox_rows(app) == 0
+    async with app.uow() as uow:
+        queued = await queue_broadcast(uow, officer, audience, message, now=app.clock.now())
+        await uow.commit()
+    assert queued.recipients == seen.recipients
+    async with app.read_only() as reads:
+        payloads = [r.payload for r in (await reads.session.execute(select(OutboxMessage))).scalars()]
+    assert seen.payload in payloads  # the Vietnamese readers get exactly what was previewed
+    assert "Họp chi hội" in seen.payload["text"] and "/dung" in seen.payload["text"]
+
+
+async def test_the_preview_refuses_what_sending_refuses(world: World) -> None:
+    app, tree = world.app, world.tree
+    officer = await actor(app, "co")
+    mine = Audience((tree.commune.id,))
+    async with app.read_only() as reads:
+        for message, reason in [
+            (Message(text="  "), EMPTY),
+            (Message(text="x" * (MAX_TEXT + 1)), TOO_LONG),
+            (Message(item_key="no-such-article"), NO_ITEM),
+        ]:
+            with pytest.raises(BadMessage) as refused:
+                await preview_broadcast(reads, officer, mine, message, "vi")
+            assert refused.value.reason == reason
+        with pytest.raises(NotAllowed):
+            await preview_broadcast(
+                reads, officer, Audience((tree.other_commune.id,)), Message(text="Chào"), "vi"
+            )
+        with pytest.raises(NotAllowed):
+            await preview_broadcast(reads, await actor(app, "vo"), mine, Message(text="Chào"), "vi")
+
+
+# ---- each channel's rendering ---------------------------------------------------------------------
+
+
+async def test_a_long_article_is_two_bubbles_on_zalo_and_one_on_telegram_and_the_web(world: World) -> None:
+    app, tree = world.app, world.tree
+    officer = await actor(app, "co")
+    async with app.read_only() as reads:
+        seen = await preview_broadcast(
+            reads,
+            officer,
+            Audience((tree.commune.id,)),
+            Message(item_key=LONG_KEY),
+            "vi",
+        )
+    text = seen.payload["text"]
+    assert 2000 < len(text) <= 4096
+    replies = payload_replies(seen.payload, app.content_dir)
+    telegram, zalo, web = previews(replies, "vi")
+    assert [p.channel for p in (telegram, zalo, web)] == ["telegram", "zalo", "webchat"]
+    assert [b.text for b in telegram.bubbles] == [text]
+    assert [b.text for b in web.bubbles] == [text]
+    assert len(zalo.bubbles) == 2 and all(len(b.text) <= 2000 for b in zalo.bubbles)
+    assert zalo.bubbles[0].text.startswith("📢") and zalo.bubbles[1].text.endswith(seen.payload["text"][-40:])
+
+
+def test_options_and_files_show_as_each_channel_shows_them() -> None:
+    from bot.domain.messages import Attachment, Option, Reply
+
+    reply = Reply(
+        "Chọn một",
+        options=[Option("a", "Đồng ý"), Option("b", "Không")],
+        attachments=[
+            Attachment("anh.png", "image/png", b"\x89PNG"),
+            Attachment("bao-cao.xlsx", "application/x", b"x"),
+        ],
+    )
+    telegram = on_telegram([reply])
+    assert telegram.bubbles[0].buttons == ("Đồng ý", "Không")
+    assert [b.pictures for b in telegram.bubbles[1:]] == [("anh.png",), ()]
+    assert telegram.bubbles[2].files == ("bao-cao.xlsx",)
+    zalo = on_zalo([reply], "vi")
+    assert len(zalo.bubbles) == 1 and not zalo.bubbles[0].buttons
+    assert "1. Đồng ý\n2. Không" in zalo.bubbles[0].text and "Zalo" in zalo.bubbles[0].text  # the files note
+    web = on_webchat([reply])
+    assert web.bubbles[0].pictures == ("anh.png",) and web.bubbles[0].files == ("bao-cao.xlsx",)
+
+
+async def test_zalo_receives_exactly_the_bubbles_the_preview_showed(sqlite_db: Database) -> None:
+    """The real Zalo sender, draining the real outbox, against the fake Zalo Bot API."""
+    async with (
+        fake_api_served(FakeZalo(ZALO_TOKEN)) as fake,
+        running_bot(
+            sqlite_db.url, webhook=True, zalo_token=ZALO_TOKEN, zalo_api_base_url=fake.url
+        ) as running,
+    ):
+        app = running.app
+        tree = await seed_tree(app)
+        await make_contact(app, "co", COMMUNE_OFFICER, tree.commune)
+        await make_contact(app, ZALO_USER, MEMBER, tree.village, channel="zalo")
+        await add_long_article(app)
+        officer = await actor(app, "co")
+        audience, message = Audience((tree.commune.id,)), Message(item_key=LONG_KEY)
+        async with app.read_only() as reads:
+            seen = await preview_broadcast(reads, officer, audience, message, "vi")
+        assert seen.by_channel == {"zalo": 1}
+        async with app.uow() as uow:
+            await queue_broadcast(uow, officer, audience, message, now=app.clock.now())
+            await uow.commit()
+        await send_outbox(app)
+        sent = [m["text"] for m in fake.sent(ZALO_USER)]
+    shown = on_zalo(payload_replies(seen.payload, app.content_dir), "vi")
+    assert len(sent) == 2
+    assert sent == [b.text for b in shown.bubbles]
