@@ -44,7 +44,7 @@ async def test_web_in_the_chat_gives_a_link_that_logs_in_once(app) -> None:  # t
         cookie = done.headers["set-cookie"].lower()
         assert "httponly" in cookie and "samesite=strict" in cookie and "path=/console" in cookie
         assert "secure" not in cookie  # no https PUBLIC_URL
-        home = await client.get("/console/")
+        home = await client.get("/console/", follow_redirects=True)
         assert home.status_code == 200
         assert 'data-test="logout"' in home.text
     async with console_client(app) as other:  # the same link again, from another browser
@@ -60,7 +60,7 @@ async def test_a_link_expires_after_its_minutes(app) -> None:  # type: ignore[no
     async with console_client(app) as client:
         late = await client.post("/console/login", data={"token": token_of(url)})
         assert late.status_code == 401
-        assert (await client.get("/console/")).status_code == 401
+        assert (await client.get("/console/", follow_redirects=True)).status_code == 401
 
 
 async def test_only_staff_get_a_link(app) -> None:  # type: ignore[no-untyped-def]
@@ -79,27 +79,27 @@ async def test_only_staff_get_a_link(app) -> None:  # type: ignore[no-untyped-de
 
 async def test_without_a_session_the_page_says_how_to_log_in(app) -> None:  # type: ignore[no-untyped-def]
     async with console_client(app) as client:
-        page = await client.get("/console/")
+        page = await client.get("/console/", follow_redirects=True)
         assert page.status_code == 401
         assert "/web" in page.text
         client.cookies.set("khuyenhoc_console", "not-a-session", path="/console")
-        assert (await client.get("/console/")).status_code == 401
+        assert (await client.get("/console/", follow_redirects=True)).status_code == 401
 
 
 async def test_logout_needs_the_csrf_token_and_ends_the_session(app) -> None:  # type: ignore[no-untyped-def]
     async with console_client(app) as client:
         await log_in(client, app, "commune")
-        home = await client.get("/console/")
+        home = await client.get("/console/", follow_redirects=True)
         token = csrf_of(home.text)
         assert (await client.post("/console/logout")).status_code == 403
         assert (await client.post("/console/logout", data={"csrf": "wrong"})).status_code == 403
-        assert (await client.get("/console/")).status_code == 200  # still logged in
+        assert (await client.get("/console/", follow_redirects=True)).status_code == 200  # still logged in
         cookie = client.cookies["khuyenhoc_console"]
         out = await client.post("/console/logout", data={"csrf": token})
         assert out.status_code == 200
         assert 'data-test="message-logged_out"' in out.text
         client.cookies.set("khuyenhoc_console", cookie, path="/console")  # a copy kept elsewhere
-        assert (await client.get("/console/")).status_code == 401
+        assert (await client.get("/console/", follow_redirects=True)).status_code == 401
     async with app.uow() as uow:
         assert len(await uow.audit.actions("console.login")) == 1
         assert len(await uow.audit.actions("console.logout")) == 1
@@ -108,33 +108,33 @@ async def test_logout_needs_the_csrf_token_and_ends_the_session(app) -> None:  #
 async def test_a_revoked_role_loses_the_console_at_once(app) -> None:  # type: ignore[no-untyped-def]
     async with console_client(app) as client:
         await log_in(client, app, "commune")
-        assert (await client.get("/console/")).status_code == 200
+        assert (await client.get("/console/", follow_redirects=True)).status_code == 200
         async with app.uow() as uow:
             contact = await uow.contacts.by_identity("test", "commune")
             assert contact is not None
             for grant in await uow.contacts.roles(contact.id):
                 grant.revoked_at = app.clock.now()
             await uow.commit()
-        assert (await client.get("/console/")).status_code == 403
+        assert (await client.get("/console/", follow_redirects=True)).status_code == 403
 
 
 async def test_the_session_expires(app) -> None:  # type: ignore[no-untyped-def]
     async with console_client(app) as client:
         await log_in(client, app, "commune")
         app.clock.advance(timedelta(hours=app.settings.console_session_hours, seconds=1))
-        assert (await client.get("/console/")).status_code == 401
+        assert (await client.get("/console/", follow_redirects=True)).status_code == 401
 
 
 async def test_language_follows_the_chat_and_can_be_switched(app) -> None:  # type: ignore[no-untyped-def]
     async with console_client(app) as client:
         await log_in(client, app, "english")
-        home = await client.get("/console/")
+        home = await client.get("/console/", follow_redirects=True)
         assert "Log out" in home.text
         switched = await client.post(
             "/console/lang", data={"csrf": csrf_of(home.text), "locale": "vi", "back": "/console/"}
         )
         assert switched.status_code == 303
-        assert "Đăng xuất" in (await client.get("/console/")).text
+        assert "Đăng xuất" in (await client.get("/console/", follow_redirects=True)).text
 
 
 async def test_cookies_are_secure_behind_https(db: Database) -> None:
@@ -162,7 +162,7 @@ async def test_the_demo_prints_a_console_link_for_its_commune_officer(sqlite_db:
     async with console_client(app) as client:
         done = await client.post("/console/login", data={"token": token_of(link)})
         assert done.status_code == 303
-        home = await client.get("/console/")
+        home = await client.get("/console/", follow_redirects=True)
         assert home.status_code == 200
         assert "Nguyễn Thị Lan (demo)" in home.text
 
