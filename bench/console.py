@@ -22,14 +22,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import httpx
 from reports import (  # bench/reports.py: the same data, the same timing and databases
     CONTENT,
     FORMS,
@@ -37,11 +41,11 @@ from reports import (  # bench/reports.py: the same data, the same timing and da
     fill,
     postgres_factory,
     sqlite_factory,
-    timed,
 )
 
 from bot.domain.clock import FixedClock
 from bot.domain.periods import Period
+from bot.reports.aggregate import Compiled
 from bot.services.actor import Actor
 from bot.services.reports import compile_country, compile_report
 from storage.db import Database
@@ -106,33 +110,39 @@ async def scenario(url: str, villages: int, repeat: int, targets: bool) -> None:
                     reads, actors["admin"], PERIOD, content_dir=CONTENT, forms=FORMS, now=NOW
                 )
 
-        results: dict[str, tuple[float, float]] = {}
         async with console_client(app) as staff_client, console_client(app) as admin_client:
             for client, ext in ((staff_client, "province-staff"), (admin_client, "admin")):
                 await log_in(client, app, ext, channel="bench")
+            views = {
+                "province": (
+                    staff_client,
+                    f"/console/period?unit={province.id}&period={PERIOD.key}",
+                    report_province,
+                ),
+                "country": (admin_client, f"/console/period?period={PERIOD.key}", report_country),
+            }
+            results: dict[str, tuple[float, float]] = {}
+            for name, (client, path, report) in views.items():
 
-            async def page(client: object, path: str) -> None:
-                response = await client.get(path)  # type: ignore[attr-defined]
-                assert response.status_code == 200, (response.status_code, response.text[:300])
+                async def page(client: httpx.AsyncClient = client, path: str = path) -> str:
+                    response = await client.get(path)
+                    assert response.status_code == 200, (response.status_code, response.text[:300])
+                    return response.text
 
-            province_path = f"/console/period?unit={province.id}&period={PERIOD.key}"
-            country_path = f"/console/period?period={PERIOD.key}"
-            report_p, _ = await timed("province: compiled report (the query)", report_province, repeat)
-            page_p, _ = await timed(
-                "province: GET /console/period (the page)", lambda: page(staff_client, province_path), repeat
-            )
-            report_n, _ = await timed("country: compiled report (the query)", report_country, repeat)
-            page_n, _ = await timed(
-                "country: GET /console/period (the page)", lambda: page(admin_client, country_path), repeat
-            )
-            html = (await admin_client.get(country_path)).text
-            results = {"province": (report_p, page_p), "country": (report_n, page_n)}
-        for name, (report, page_time) in results.items():
+                # The page shows every line of the report it compiles: one row per sub-unit.
+                async with app.read_only() as reads:
+                    expected_rows = len((await _compiled(reads, name, actors, province.id)).rows)
+                html = await page()
+                rows = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0].count("<tr ")
+                assert rows == expected_rows, (name, rows, expected_rows)
+                print(f"  {name}: {rows} rows, {len(html) // 1024} KB of HTML")
+                # Alternately, so that both see the same state of the machine and the database.
+                results[name] = await interleaved(name, report, page, repeat)
+        for name, (report_s, page_s) in results.items():
             print(
-                f"  {name:<9} page {page_time * 1000:8.1f} ms   report {report * 1000:8.1f} ms   "
-                f"ratio page/report {page_time / report:5.2f}"
+                f"  {name:<9} page {page_s * 1000:8.1f} ms   report {report_s * 1000:8.1f} ms   "
+                f"ratio page/report {page_s / report_s:5.2f}"
             )
-        print(f"  country page: {len(html) // 1024} KB of HTML")
         if targets:
             for name, limit in (("province", PROVINCE_TARGET_MS), ("country", NATIONAL_TARGET_MS)):
                 ms = results[name][1] * 1000
@@ -140,6 +150,39 @@ async def scenario(url: str, villages: int, repeat: int, targets: bool) -> None:
                 print(f"  {name} page {ms:.0f} ms, target < {limit:.0f} ms: {verdict}")
     finally:
         await app.db.dispose()
+
+
+async def _compiled(reads: Any, name: str, actors: dict[str, Actor], province_id: int) -> Compiled:
+    if name == "country":
+        return await compile_country(
+            reads, actors["admin"], PERIOD, content_dir=CONTENT, forms=FORMS, now=NOW
+        )
+    return await compile_report(
+        reads, actors["province-staff"], province_id, PERIOD, content_dir=CONTENT, forms=FORMS, now=NOW
+    )
+
+
+async def interleaved(
+    name: str, report: Callable[[], Awaitable[Any]], page: Callable[[], Awaitable[Any]], repeat: int
+) -> tuple[float, float]:
+    """Median seconds of the report and of the page, run one after the other `repeat` times
+    after a warm-up of each."""
+    await report()
+    await page()
+    reports, pages = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        await report()
+        reports.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        await page()
+        pages.append(time.perf_counter() - t0)
+    for label, runs in (("compiled report (the query)", reports), ("GET /console/period (the page)", pages)):
+        print(
+            f"  {name + ': ' + label:<52} median {statistics.median(runs) * 1000:8.1f} ms   "
+            f"(min {min(runs) * 1000:7.1f}, max {max(runs) * 1000:7.1f}, {repeat} runs)"
+        )
+    return statistics.median(reports), statistics.median(pages)
 
 
 async def main() -> None:

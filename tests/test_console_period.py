@@ -30,7 +30,7 @@ from bot.services.units import add_village
 from storage.db import Database
 from storage.models import ADMIN, COMMUNE_OFFICER, PROVINCE, PROVINCE_STAFF, VILLAGE, VILLAGE_OFFICER, Unit
 from storage.uow import UnitOfWork
-from tests.console_support import console_client, log_in
+from tests.console_support import console_client, csrf_of, log_in
 from tests.support import Tree, make_app, make_contact, seed_tree
 from tests.test_reports_helpers import submit, vn
 
@@ -382,3 +382,23 @@ async def test_the_console_opens_on_the_period_view(world: World) -> None:
         assert home.status_code == 303 and home.headers["location"] == "/console/period"
         page = await client.get("/console/period")
         assert 'href="/console/period" aria-current="page"' in page.text  # the header's link
+
+
+async def test_the_state_filter_and_the_english_page(world: World) -> None:
+    async with console_client(world.app) as client:
+        await log_in(client, world.app, "commune-officer")
+        page = await client.get("/console/period", params={"show": "late"})
+        rows = rows_of(page.text)
+        shown = [name for name, row in rows.items() if 'class="hidden"' not in row.split(">", 1)[0]]
+        assert shown == ["Tổ dân phố 1"]
+        assert '<option value="late" selected>' in page.text
+        switched = await client.post(
+            "/console/lang", data={"locale": "en", "back": "/console/period", "csrf": csrf_of(page.text)}
+        )
+        assert switched.status_code == 303
+        english = (await client.get("/console/period")).text
+    rows = rows_of(english)
+    assert (
+        "On time" in rows["Thôn Nà Rụa"] and "Late" in rows["Tổ dân phố 1"] and "Missing" in rows["Thôn Xa"]
+    )
+    assert "Year 2026" in english and "Completeness" in english and "target reached" in english
