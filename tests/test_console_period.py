@@ -193,7 +193,7 @@ def rows_of(html: str) -> dict[str, str]:
     body = html.split("<tbody>", 1)[1].split("</tbody>", 1)[0]
     out = {}
     for row in body.split("<tr ")[1:]:
-        name = re.search(r'data-test="unit-link">([^<]+)</a>', row)
+        name = re.search(r'data-testid="unit-link">([^<]+)</a>', row)
         assert name is not None, row
         out[name.group(1)] = row
     return out
@@ -235,11 +235,11 @@ async def test_a_commune_officer_sees_every_village_with_its_state_and_colours(w
     assert 'data-states="missing"' in rows["Thôn Xa"]
     # The words: Vietnamese first; the DHIS2 numbers and the legend.
     assert "Đúng hạn" in rows["Thôn Nà Rụa"] and "Trễ hạn" in rows["Tổ dân phố 1"]
-    summary = html.split('data-test="period-summary"', 1)[1].split("</section>", 1)[0]
-    assert re.search(r'data-test="expected">4<', summary)
-    assert re.search(r'data-test="reported">3 <small>\(75%\)', summary)
-    assert re.search(r'data-test="on-time">2 <small>\(50%\)', summary)
-    assert 'data-test="legend"' in html and "80%" in html.split('data-test="legend"', 1)[1][:600]
+    summary = html.split('data-testid="period-summary"', 1)[1].split("</section>", 1)[0]
+    assert re.search(r'data-testid="expected">4<', summary)
+    assert re.search(r'data-testid="reported">3 <small>\(75%\)', summary)
+    assert re.search(r'data-testid="on-time">2 <small>\(50%\)', summary)
+    assert 'data-testid="legend"' in html and "80%" in html.split('data-testid="legend"', 1)[1][:600]
     # The chart: one bar group per village, the target line.
     chart = html.split('data-chart="learning_families"', 1)[1].split("</figure>", 1)[0]
     assert chart.count("<g data-unit=") == 4 and 'class="target"' in chart
@@ -289,7 +289,7 @@ async def test_province_staff_drill_down_from_the_province_to_a_commune(world: W
         # The breadcrumbs start at the staff's own province.
         down = await client.get(f"/console/period?unit={tree.commune.id}&period=2026")
         assert down.status_code == 200
-        crumbs = down.text.split('data-test="breadcrumbs"', 1)[1].split("</nav>", 1)[0]
+        crumbs = down.text.split('data-testid="breadcrumbs"', 1)[1].split("</nav>", 1)[0]
         assert f'href="/console/period?unit={tree.province.id}&amp;period=2026">Cao Bằng</a>' in crumbs
         assert "<strong>Phường Thục Phán</strong>" in crumbs
         assert sorted(rows_of(down.text)) == ["Thôn Mới", "Thôn Nà Rụa", "Thôn Xa", "Tổ dân phố 1"]
@@ -305,9 +305,9 @@ async def test_the_commune_officers_breadcrumbs_never_go_above_the_commune(world
     async with console_client(world.app) as client:
         await log_in(client, world.app, "commune-officer")
         html = (await client.get("/console/period")).text
-    crumbs = html.split('data-test="breadcrumbs"', 1)[1].split("</nav>", 1)[0]
+    crumbs = html.split('data-testid="breadcrumbs"', 1)[1].split("</nav>", 1)[0]
     assert "Cao Bằng" not in crumbs and "<strong>Phường Thục Phán</strong>" in crumbs
-    assert "Cao Bằng" not in html.split("</nav>", 2)[-1].split('data-test="period-table"')[0]
+    assert "Cao Bằng" not in html.split("</nav>", 2)[-1].split('data-testid="period-table"')[0]
 
 
 async def test_units_outside_the_area_answer_404(world: World) -> None:
@@ -361,17 +361,17 @@ async def test_staff_over_every_province_see_the_country_first(world: World) -> 
         assert sorted(rows_of(page.text)) == ["Cao Bằng", "Hà Giang"]
         assert (
             "<strong>Toàn quốc</strong>"
-            in page.text.split('data-test="breadcrumbs"', 1)[1].split("</nav>")[0]
+            in page.text.split('data-testid="breadcrumbs"', 1)[1].split("</nav>")[0]
         )
         down = await client.get(f"/console/period?unit={tree.province.id}")
-        crumbs = down.text.split('data-test="breadcrumbs"', 1)[1].split("</nav>")[0]
+        crumbs = down.text.split('data-testid="breadcrumbs"', 1)[1].split("</nav>")[0]
         assert 'href="/console/period?period=2026">Toàn quốc</a>' in crumbs
         assert sorted(rows_of(down.text)) == ["Phường Thục Phán", "Xã Trường Hà"]
     async with console_client(app) as client:  # staff of one province of the two: their province
         await log_in(client, app, "province-staff")
         page = await client.get("/console/period")
         assert sorted(rows_of(page.text)) == ["Phường Thục Phán", "Xã Trường Hà"]
-        assert "Toàn quốc" not in page.text.split('data-test="breadcrumbs"', 1)[1].split("</nav>")[0]
+        assert "Toàn quốc" not in page.text.split('data-testid="breadcrumbs"', 1)[1].split("</nav>")[0]
         assert (await client.get(f"/console/period?unit={other.id}")).status_code == 404
 
 
