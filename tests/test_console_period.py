@@ -268,6 +268,9 @@ async def test_the_default_period_is_the_chats_and_the_select_offers_the_others(
         assert "6 tháng đầu năm 2026" in other.text
         assert set(re.findall(r'data-state="(\w+)"', other.text)) == {"missing"}
         assert (await client.get("/console/period", params={"period": "soon"})).status_code == 400
+        # An older period typed in the address is offered in the select too, chosen.
+        older = (await client.get("/console/period", params={"period": "2023"})).text
+        assert '<option value="2023" selected>' in older and "năm 2023" in older
 
 
 async def test_province_staff_drill_down_from_the_province_to_a_commune(world: World) -> None:
