@@ -49,8 +49,8 @@ NAMES = {
 }
 
 
-@pytest.fixture
-async def world(db: Database) -> AsyncIterator[World]:
+async def build_world(db: Database) -> World:
+    """The tree, a village, commune, other commune and province officer, with names."""
     clock = FixedClock(vn(2026, 11, 25, 9))
     app = make_app(db.url, clock)
     tree = await seed_tree(app)
@@ -64,10 +64,16 @@ async def world(db: Database) -> AsyncIterator[World]:
             assert contact is not None
             contact.display_name = name
         await uow.commit()
+    return World(app, clock, tree)
+
+
+@pytest.fixture
+async def world(db: Database) -> AsyncIterator[World]:
+    built = await build_world(db)
     try:
-        yield World(app, clock, tree)
+        yield built
     finally:
-        await app.db.dispose()
+        await built.app.db.dispose()
 
 
 async def actor(uow: UnitOfWork, external_id: str) -> Actor:
