@@ -14,11 +14,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from sqlalchemy import update
-from tests.console_support import console_client, csrf_of, log_in
 
 from bot.services.reviews import record_state
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, RoleGrant
+from tests.console_support import console_client, csrf_of, log_in
 from tests.test_reports_helpers import outbox_to, submit_commune_report, vn
 from tests.test_village_history import YEAR, World, build_world, file
 
@@ -198,28 +198,28 @@ async def test_buttons_only_on_the_latest_waiting_version_of_those_who_review(wo
     async with console_client(app) as client:
         await log_in(client, app, "commune-officer")
         token = csrf_of((await client.get(page_of(world))).text)
-        world.clock.set(vn(2026, 11, 26, 9))
+        world.clock.set(vn(2026, 11, 25, 9, 5))
         await file(world, tree.village, households_total=120)  # a correction arrives meanwhile
-        stale = await client.post(
-            f"{page_of(world)}/approve", data={"csrf": token, "submission_id": str(first)}
-        )
+        stale = await post(client, f"{page_of(world)}/approve", csrf=token, submission_id=str(first))
         assert stale.status_code == 400 and "lần gửi mới hơn" in stale.text
         assert await state(world) == "waiting"
-        # Past the lock (11/12/2026) the period is closed to the village, not to its reviewers.
-        world.clock.set(vn(2026, 12, 12, 9))
-        locked = (await client.get(page_of(world))).text
-        assert 'data-test="locked"' in locked and 'data-test="approve"' in locked
-        assert f'name="submission_id" value="{first}"' not in locked  # an older version: no buttons
         # The commune's own report: its officer reads it, the province reviews it.
         await _commune_report(world)
         own = await client.get(page_of(world, tree.commune.id))
         assert own.status_code == 200 and 'data-form="commune_report"' in own.text
         assert 'data-test="approve"' not in own.text and 'data-test="return"' not in own.text
         sid = await _commune_sid(world)
-        refused = await client.post(
-            f"{page_of(world, tree.commune.id)}/approve", data={"csrf": token, "submission_id": str(sid)}
+        refused = await post(
+            client, f"{page_of(world, tree.commune.id)}/approve", csrf=token, submission_id=str(sid)
         )
         assert refused.status_code == 403
+    # Past the lock (11/12/2026) the period is closed to the village, not to its reviewers.
+    world.clock.set(vn(2026, 12, 12, 9))
+    async with console_client(app) as client:
+        await log_in(client, app, "commune-officer")
+        locked = (await client.get(page_of(world))).text
+        assert 'data-test="locked"' in locked and 'data-test="approve"' in locked
+        assert f'name="submission_id" value="{first}"' not in locked  # an older version: no buttons
     async with console_client(app) as client:
         await log_in(client, app, "province-staff")
         above = await client.get(page_of(world, tree.commune.id))

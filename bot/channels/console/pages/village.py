@@ -7,104 +7,106 @@ return_report, the same services /duyet calls (the return's notice to the villag
 queued by the service). Anyone with Action.COMPILE_REPORT over the unit reads the page; only its
 reviewers (Action.REVIEW on its parent) get the buttons; a unit outside the area is a 404, like
 one that does not exist. A commune's page shows its own reports (commune_report) the same way.
-"""
 
-from __future__ import annotations
+No `from __future__ import annotations`: FastAPI reads the routes' Annotated dependencies, which
+name the local `console`.
+"""
 
 from datetime import datetime
 from typing import Annotated
 
-from bot.channels.console.auth import Console, StaffSession, unit_in_area
-from bot.channels.console.templating import render
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
+from bot.channels.console.auth import Console, StaffSession, unit_in_area
+from bot.channels.console.templating import render
 from bot.conversations.common import role_label
 from bot.domain.clock import VN_TZ
 from bot.domain.permissions import Action, NotAllowed
 from bot.domain.schedules import load_schedules
 from bot.services.reviews import REASON_MAX, REASON_MIN, ReviewError, approve, return_report
 from bot.services.village_history import Record, UnitHistory, Version, unit_history
-from storage.models_reviews import APPROVED, RETURNED, WAITING
+from storage.models_reviews import APPROVED, RETURNED
+from storage.uow import Reads
 
 # The notice shown after an act (the redirect's `done=`): approved, returned (its officers were
 # told), returned but nobody could be told.
 DONE = ("approved", "returned", "returned-untold")
-STATE_CLASS = {APPROVED: "ok", WAITING: "warn", RETURNED: "bad"}
 
 
 def create_router(console: Console) -> APIRouter:
     router = APIRouter()
     app = console.app
 
-    async def history(staff: StaffSession, unit_id: int) -> UnitHistory:
+    async def history(reads: Reads, staff: StaffSession, unit_id: int) -> UnitHistory:
         """The unit's history, or 404 when it lies outside the staff's area (or does not exist)."""
-        async with app.read_only() as reads:
-            await unit_in_area(reads, staff, unit_id, Action.COMPILE_REPORT)
-            try:
-                return await unit_history(
-                    reads,
-                    staff.actor,
-                    unit_id,
-                    forms=app.forms,
-                    schedules=load_schedules(app.content_dir),
-                    now=app.clock.now(),
-                    t=staff.t,
-                )
-            except NotAllowed as err:
-                raise HTTPException(404) from err
+        await unit_in_area(reads, staff, unit_id, Action.COMPILE_REPORT)
+        try:
+            return await unit_history(
+                reads,
+                staff.actor,
+                unit_id,
+                forms=app.forms,
+                schedules=load_schedules(app.content_dir),
+                now=app.clock.now(),
+                t=staff.t,
+            )
+        except NotAllowed as err:
+            raise HTTPException(404) from err
 
     async def page(
         request: Request,
         staff: StaffSession,
         unit_id: int,
         *,
-        notice: str | None = None,
+        done: tuple[str, int] | None = None,
         error: str | None = None,
         error_record: tuple[str, str] | None = None,
         reason: str = "",
         status: int = 200,
     ) -> Response:
-        seen = await history(staff, unit_id)
-        async with app.read_only() as reads:
-            above = await reads.units.ancestors(seen.unit)
+        """The page, rendered while its rows are still attached to the read-only session."""
         t = staff.t
+        async with app.read_only() as reads:
+            seen = await history(reads, staff, unit_id)
+            above = await reads.units.ancestors(seen.unit)
+            found = _version(seen, done[1]) if done is not None else None
+            notice = _notice(staff, seen, *found, done[0]) if found is not None and done else None
 
-        def when(at: datetime) -> str:
-            local = at.astimezone(VN_TZ)
-            return f"{t.date(local.date())} {local:%H:%M}"
+            def when(at: datetime) -> str:
+                local = at.astimezone(VN_TZ)
+                return f"{t.date(local.date())} {local:%H:%M}"
 
-        def period_label(record: Record) -> str:
-            return record.period.label(t) if record.period is not None else record.record_key
+            def period_label(record: Record) -> str:
+                return record.period.label(t) if record.period is not None else record.record_key
 
-        def person(name: str | None, role: str | None, contact_id: int | None) -> str:
-            """'Nông Thị Lan (Village officer)'; a deleted contact keeps only the role."""
-            if contact_id is None and role is None:
-                return t("the administrator (command line)")
-            shown = name or (t("(no name)") if contact_id is not None else "")
-            if role is None:
-                return shown
-            return f"{shown} ({role_label(t, role)})" if shown else role_label(t, role)
+            def person(name: str | None, role: str | None, contact_id: int | None) -> str:
+                """'Nông Thị Lan (Village officer)'; a deleted contact keeps only the role."""
+                if contact_id is None and role is None:
+                    return t("the administrator (command line)")
+                shown = name or (t("(no name)") if contact_id is not None else "")
+                if role is None:
+                    return shown
+                return f"{shown} ({role_label(t, role)})" if shown else role_label(t, role)
 
-        return render(
-            request,
-            staff,
-            "village.html",
-            status=status,
-            history=seen,
-            unit=seen.unit,
-            above=list(reversed(above)),
-            notice=notice,
-            error=error,
-            error_record=error_record,
-            reason=reason,
-            when=when,
-            period_label=period_label,
-            person=person,
-            state_class=STATE_CLASS,
-            reason_min=REASON_MIN,
-            reason_max=REASON_MAX,
-        )
+            return render(
+                request,
+                staff,
+                "village.html",
+                status=status,
+                history=seen,
+                unit=seen.unit,
+                above=list(reversed(above)),
+                notice=notice,
+                error=error,
+                error_record=error_record,
+                reason=reason,
+                when=when,
+                period_label=period_label,
+                person=person,
+                reason_min=REASON_MIN,
+                reason_max=REASON_MAX,
+            )
 
     @router.get("/village/{unit_id}")
     async def village(
@@ -114,13 +116,8 @@ def create_router(console: Console) -> APIRouter:
         done: str | None = None,
         sid: int | None = None,
     ) -> Response:
-        notice = None
-        if done in DONE and sid is not None:
-            seen = await history(staff, unit_id)
-            found = _version(seen, sid)
-            if found is not None:
-                notice = _notice(staff, seen, *found, done)
-        return await page(request, staff, unit_id, notice=notice)
+        shown = (done, sid) if done in DONE and sid is not None else None
+        return await page(request, staff, unit_id, done=shown)
 
     async def act(request: Request, staff: StaffSession, unit_id: int, decision: str) -> Response:
         """Approve or return the version the form names: a version of this unit's reports (else
@@ -128,19 +125,18 @@ def create_router(console: Console) -> APIRouter:
         says why, as for a reason too short)."""
         form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
         raw, reason = form.get("submission_id", ""), form.get("reason", "")
-        seen = await history(staff, unit_id)
-        found = _version(seen, int(raw)) if raw.isdigit() else None
-        if found is None:
-            raise HTTPException(404)
-        if not seen.may_review:
-            raise HTTPException(403)
-        record, version = found
-        submission_id = version.submission.id
-        if version is not record.latest:
-            problem = "superseded"
-        elif not record.may_act:
-            problem = "reviewed"
-        else:
+        async with app.read_only() as reads:
+            seen = await history(reads, staff, unit_id)
+            found = _version(seen, int(raw)) if raw.isdigit() else None
+            if found is None:
+                raise HTTPException(404)
+            if not seen.may_review:
+                raise HTTPException(403)
+            record, version = found
+            key = (record.form_key, record.record_key)
+            submission_id = version.submission.id
+            problem = "superseded" if version is not record.latest else "" if record.may_act else "reviewed"
+        if not problem:
             try:
                 async with app.uow() as uow:
                     if decision == RETURNED:
@@ -166,7 +162,6 @@ def create_router(console: Console) -> APIRouter:
             text = t("A newer version of this report has arrived: review it below.")
         else:
             text = t("This version was already reviewed.")
-        key = (record.form_key, record.record_key)
         return await page(request, staff, unit_id, error=text, error_record=key, reason=reason, status=400)
 
     @router.post("/village/{unit_id}/approve")
