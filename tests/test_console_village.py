@@ -65,7 +65,7 @@ async def test_the_page_shows_every_version_and_only_the_changed_fields(world: W
         assert "Thôn Nà Rụa" in html and "Phường Thục Phán" in html
         assert html.count('data-test="version"') == 2
         assert _DIFF_FIELDS.findall(html) == ["households_total", "fund_raised_vnd"]
-        assert "Tổng số hộ" in html and "Nông Thị Lan (Cán bộ thôn" in html
+        assert "Tổng số hộ" in html and 'Nông Thị Lan<br><span class="muted">Cán bộ thôn' in html
         assert 'data-state="waiting"' in html
         assert f'name="submission_id" value="{latest}"' in html and 'data-test="approve"' in html
         # In English: the same page in the staff member's other language.
@@ -133,6 +133,7 @@ async def test_return_needs_a_reason_and_tells_the_village_officer(world: World)
         after = await client.get(done.headers["location"])
         assert "↩️ Đã trả lại: Thôn Nà Rụa" in after.text and "đã được báo lý do" in after.text
         assert 'data-state="returned"' in after.text and "Số hộ chưa khớp" in after.text
+        assert "Lần gửi thứ 2 bị Hoàng Văn Dũng (Cán bộ Hội Khuyến học xã, phường) trả lại" in after.text
     assert await state(world) == "returned"
     [notice] = await outbox_to(app, "village-officer")
     assert "Số hộ chưa khớp" in notice["text"] and "lần gửi thứ 2" in notice["text"]

@@ -80,14 +80,20 @@ def create_router(console: Console) -> APIRouter:
             def period_label(record: Record) -> str:
                 return record.period.label(t) if record.period is not None else record.record_key
 
+            def name_of(name: str | None, role: str | None, contact_id: int | None) -> str:
+                """Who filed or reviewed: their name; a deleted contact's report keeps only the
+                role; the command line (the demo's data) has neither."""
+                if contact_id is None:
+                    return "" if role else t("the administrator (command line)")
+                return name or t("(no name)")
+
+            def role_of(role: str | None) -> str:
+                return role_label(t, role) if role else ""
+
             def person(name: str | None, role: str | None, contact_id: int | None) -> str:
-                """'Nông Thị Lan (Village officer)'; a deleted contact keeps only the role."""
-                if contact_id is None and role is None:
-                    return t("the administrator (command line)")
-                shown = name or (t("(no name)") if contact_id is not None else "")
-                if role is None:
-                    return shown
-                return f"{shown} ({role_label(t, role)})" if shown else role_label(t, role)
+                """'Hoàng Văn Dũng (Commune study-promotion officer)': a reviewer, in a sentence."""
+                who, what = name_of(name, role, contact_id), role_of(role)
+                return f"{who} ({what})" if who and what else who or what
 
             return render(
                 request,
@@ -104,6 +110,8 @@ def create_router(console: Console) -> APIRouter:
                 when=when,
                 period_label=period_label,
                 person=person,
+                name_of=name_of,
+                role_of=role_of,
                 reason_min=REASON_MIN,
                 reason_max=REASON_MAX,
             )
