@@ -19,7 +19,7 @@ from bot.services.reviews import record_state
 from storage.db import Database
 from storage.models import VILLAGE_OFFICER, RoleGrant
 from tests.console_support import console_client, csrf_of, log_in
-from tests.test_reports_helpers import outbox_to, submit_commune_report, vn
+from tests.test_reports_helpers import outbox_to, submit, submit_commune_report, vn
 from tests.test_village_history import YEAR, World, build_world, file
 
 _DIFF_FIELDS = re.compile(r'<li data-field="([a-z_]+)">')
@@ -236,3 +236,18 @@ async def _commune_sid(w: World) -> int:
         latest = await reads.submissions.latest("commune_report", f"{w.tree.commune.id}:{YEAR}")
         assert latest is not None
         return latest.id
+
+
+async def test_a_return_nobody_can_be_told_of_says_so(world: World) -> None:
+    app, tree = world.app, world.tree
+    group = (await submit(app, tree.group, YEAR, vn(2026, 11, 20))).id  # Tổ dân phố 1: no officer
+    async with console_client(app) as client:
+        await log_in(client, app, "commune-officer")
+        path = page_of(world, tree.group.id)
+        token = csrf_of((await client.get(path)).text)
+        # A notice the record does not bear out is not shown.
+        assert 'data-test="notice"' not in (await client.get(f"{path}?done=approved&sid={group}")).text
+        done = await post(client, f"{path}/return", csrf=token, submission_id=str(group), reason="Thiếu")
+        assert done.headers["location"] == f"{path}?done=returned-untold&sid={group}"
+        after = (await client.get(done.headers["location"])).text
+        assert "Tổ dân phố 1 chưa có cán bộ nào dùng bot" in after

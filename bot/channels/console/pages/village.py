@@ -32,6 +32,7 @@ from storage.uow import Reads
 # The notice shown after an act (the redirect's `done=`): approved, returned (its officers were
 # told), returned but nobody could be told.
 DONE = ("approved", "returned", "returned-untold")
+_STATE_OF = {"approved": APPROVED, "returned": RETURNED, "returned-untold": RETURNED}
 
 
 def create_router(console: Console) -> APIRouter:
@@ -71,7 +72,9 @@ def create_router(console: Console) -> APIRouter:
             seen = await history(reads, staff, unit_id)
             above = await reads.units.ancestors(seen.unit)
             found = _version(seen, done[1]) if done is not None else None
-            notice = _notice(staff, seen, *found, done[0]) if found is not None and done else None
+            notice = None
+            if found is not None and done is not None and found[0].state == _STATE_OF[done[0]]:
+                notice = _notice(staff, seen, *found, done[0])  # only what the record says happened
 
             def when(at: datetime) -> str:
                 local = at.astimezone(VN_TZ)
