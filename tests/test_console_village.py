@@ -63,11 +63,11 @@ async def test_the_page_shows_every_version_and_only_the_changed_fields(world: W
         assert page.status_code == 200, page.text
         html = page.text
         assert "Thôn Nà Rụa" in html and "Phường Thục Phán" in html
-        assert html.count('data-test="version"') == 2
+        assert html.count('data-testid="version"') == 2
         assert _DIFF_FIELDS.findall(html) == ["households_total", "fund_raised_vnd"]
         assert "Tổng số hộ" in html and 'Nông Thị Lan<br><span class="muted">Cán bộ thôn' in html
         assert 'data-state="waiting"' in html
-        assert f'name="submission_id" value="{latest}"' in html and 'data-test="approve"' in html
+        assert f'name="submission_id" value="{latest}"' in html and 'data-testid="approve"' in html
         # In English: the same page in the staff member's other language.
         await client.post(
             "/console/lang", data={"locale": "en", "csrf": csrf_of(html), "back": page_of(world)}
@@ -90,7 +90,7 @@ async def test_approve_from_the_page(world: World) -> None:
         assert done.headers["location"] == f"{page_of(world)}?done=approved&sid={latest}"
         after = await client.get(done.headers["location"])
         assert "✅ Đã duyệt: Thôn Nà Rụa, năm 2026 (lần gửi thứ 2)." in after.text
-        assert 'data-state="approved"' in after.text and 'data-test="approve"' not in after.text
+        assert 'data-state="approved"' in after.text and 'data-testid="approve"' not in after.text
     assert await state(world) == "approved"
     async with app.uow() as uow:
         [row] = await uow.audit.actions("review.approved")
@@ -123,7 +123,7 @@ async def test_return_needs_a_reason_and_tells_the_village_officer(world: World)
             f"{page_of(world)}/return", data={"csrf": token, "submission_id": str(latest), "reason": "  "}
         )
         assert empty.status_code == 400
-        assert "ít nhất 3 ký tự" in empty.text and 'data-test="error"' in empty.text
+        assert "ít nhất 3 ký tự" in empty.text and 'data-testid="error"' in empty.text
         assert await state(world) == "waiting" and await outbox_to(app, "village-officer") == []
         done = await client.post(
             f"{page_of(world)}/return",
@@ -208,7 +208,7 @@ async def test_buttons_only_on_the_latest_waiting_version_of_those_who_review(wo
         await _commune_report(world)
         own = await client.get(page_of(world, tree.commune.id))
         assert own.status_code == 200 and 'data-form="commune_report"' in own.text
-        assert 'data-test="approve"' not in own.text and 'data-test="return"' not in own.text
+        assert 'data-testid="approve"' not in own.text and 'data-testid="return"' not in own.text
         sid = await _commune_sid(world)
         refused = await post(
             client, f"{page_of(world, tree.commune.id)}/approve", csrf=token, submission_id=str(sid)
@@ -219,12 +219,12 @@ async def test_buttons_only_on_the_latest_waiting_version_of_those_who_review(wo
     async with console_client(app) as client:
         await log_in(client, app, "commune-officer")
         locked = (await client.get(page_of(world))).text
-        assert 'data-test="locked"' in locked and 'data-test="approve"' in locked
+        assert 'data-testid="locked"' in locked and 'data-testid="approve"' in locked
         assert f'name="submission_id" value="{first}"' not in locked  # an older version: no buttons
     async with console_client(app) as client:
         await log_in(client, app, "province-staff")
         above = await client.get(page_of(world, tree.commune.id))
-        assert 'data-test="approve"' in above.text
+        assert 'data-testid="approve"' in above.text
 
 
 async def _commune_report(w: World) -> None:
@@ -246,7 +246,7 @@ async def test_a_return_nobody_can_be_told_of_says_so(world: World) -> None:
         path = page_of(world, tree.group.id)
         token = csrf_of((await client.get(path)).text)
         # A notice the record does not bear out is not shown.
-        assert 'data-test="notice"' not in (await client.get(f"{path}?done=approved&sid={group}")).text
+        assert 'data-testid="notice"' not in (await client.get(f"{path}?done=approved&sid={group}")).text
         done = await post(client, f"{path}/return", csrf=token, submission_id=str(group), reason="Thiếu")
         assert done.headers["location"] == f"{path}?done=returned-untold&sid={group}"
         after = (await client.get(done.headers["location"])).text
