@@ -11,6 +11,6 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from bot.channels.console.auth import Console
-from bot.channels.console.pages import period
+from bot.channels.console.pages import period, village
 
-PAGES: list[Callable[[Console], APIRouter]] = [period.create_router]
+PAGES: list[Callable[[Console], APIRouter]] = [period.create_router, village.create_router]
