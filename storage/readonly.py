@@ -29,7 +29,13 @@ from storage.models_channels import ChannelRepository
 from storage.models_limits import InviteTryRepository
 from storage.models_profiles import ProfileRepository
 from storage.models_requests import RequestRepository
-from storage.repositories import OutboxRepository, ReportFileRepository, SubmissionRepository, UnitRepository
+from storage.repositories import (
+    InviteRepository,
+    OutboxRepository,
+    ReportFileRepository,
+    SubmissionRepository,
+    UnitRepository,
+)
 from storage.repositories_outreach import ContentRepository, NoticeRepository, RecipientRepository
 from storage.repositories_reviews import ReviewRepository
 
@@ -110,6 +116,7 @@ class ReadOnlyUnitOfWork:
         self.requests = RequestRepository(s)
         self.invite_tries = InviteTryRepository(s)
         self.profiles = ProfileRepository(s)
+        self.invites = InviteRepository(s)  # the open codes of an area (the console)
         return self
 
     async def __aexit__(

@@ -201,6 +201,8 @@ class Onboarding(Flow[OnboardingState]):
         state.tries += 1
         problem = {
             RedeemOutcome.UNKNOWN: t("This code is not valid. Check the letters and try again."),
+            # A revoked code gets the same answer: whoever holds it learns nothing more.
+            RedeemOutcome.REVOKED: t("This code is not valid. Check the letters and try again."),
             RedeemOutcome.EXPIRED: t("This code has expired. Ask your commune officer for a new one."),
             RedeemOutcome.USED_UP: t(
                 "This code has already been used. Ask your commune officer for a new one."
