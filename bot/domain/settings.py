@@ -288,6 +288,17 @@ class Settings(BaseSettings):
         description="A dialogue row untouched this long (an abandoned report, a finished chat) is "
         "deleted; keep it above dialogue_expiry_hours.",
     )
+    console_link_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        description="How long the one-time staff console link sent by /web stays valid (it works once).",
+    )
+    console_session_hours: int = Field(
+        default=12,
+        ge=1,
+        description="How long a staff console session lasts in the browser before /web is needed again.",
+    )
     kept_file_days: int = Field(
         default=30,
         ge=1,
