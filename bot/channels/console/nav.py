@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from bot.domain.i18n import N_
 from bot.domain.permissions import Action
 
 
@@ -15,4 +16,4 @@ class NavItem:
 
 
 # Add a page's link here (in the order of the header).
-NAV: list[NavItem] = []
+NAV: list[NavItem] = [NavItem("/console/onboarding", N_("Onboarding"), Action.CREATE_INVITE)]

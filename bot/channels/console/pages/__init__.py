@@ -11,5 +11,6 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from bot.channels.console.auth import Console
+from bot.channels.console.pages import onboarding
 
-PAGES: list[Callable[[Console], APIRouter]] = []
+PAGES: list[Callable[[Console], APIRouter]] = [onboarding.create_router]
