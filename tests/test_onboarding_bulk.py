@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from sqlalchemy import func, select
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.i18n import translator
+from bot.domain.invite_codes import telegram_start_link
 from bot.domain.parsing import fold
 from bot.domain.permissions import NotAllowed, load_grants
 from bot.services.actor import CONSOLE, Actor
@@ -35,7 +37,10 @@ from bot.services.onboarding import (
 from storage.db import Database
 from storage.models import COMMUNE_OFFICER, MEMBER, PROVINCE_STAFF, VILLAGE, VILLAGE_OFFICER, Invite, Unit
 from storage.uow import UnitOfWork
+from tests.fakes.harness import TELEGRAM_TOKEN, fake_api_served, running_bot
+from tests.fakes.telegram_api import BOT_USERNAME, FakeTelegram
 from tests.support import Chat, Tree, make_app, make_contact, seed_tree
+from tests.test_telegram import TgUser
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=VN_TZ)
 
@@ -309,3 +314,53 @@ async def test_a_village_named_like_a_kind_is_still_a_village(world: World) -> N
     """Line parsing is the CLI's (bot/services/units.py): a name starting with a designation."""
     result = await upload(world.app, "officer_a", "commune_code,village_name,kind\n01273,Xóm Chợ,village\n")
     assert result.ok and result.codes[0].village.kind == VILLAGE
+
+
+# ------------------------------------------------------------------ Telegram: /start <code>
+
+
+@pytest.fixture
+async def telegram() -> AsyncIterator[FakeTelegram]:
+    async with fake_api_served(FakeTelegram(TELEGRAM_TOKEN)) as api:
+        yield api
+
+
+async def test_the_slips_telegram_link_registers_the_officer_after_consent_only(
+    db: Database, telegram: FakeTelegram
+) -> None:
+    """The real python-telegram-bot against the fake Bot API: what opening the slip's QR code
+    sends ("/start ABCDEFGH") is redeemed after the consent question; nothing is typed."""
+    async with running_bot(
+        db.url, webhook=True, telegram_token=TELEGRAM_TOKEN, telegram_api_base_url=telegram.url
+    ) as bot:
+        tree = await seed_tree(bot.app)
+        async with bot.app.uow() as uow:
+            area = await get(uow, tree.commune)
+            made = await codes_for_area(uow, CONSOLE, area, bot.app.clock.now(), 14)
+            codes = {c.village.id: c.invite.code for c in made}
+            await uow.commit()
+        link = telegram_start_link(BOT_USERNAME, codes[tree.village.id])
+        payload = parse_qs(urlsplit(link).query)["start"][0]
+        assert payload == codes[tree.village.id] and "-" not in payload
+
+        user = TgUser(telegram, 515151)
+        await user.say(f"/start {payload}")  # what Telegram sends when the link is opened
+        assert "Anh/chị có đồng ý không?" in user.text  # consent first, no language question
+        assert user.buttons == ["yes", "no", "en"]
+        await user.press("en")  # the other language, one press away
+        assert "Do you agree?" in user.text
+        await user.press("yes")
+        assert "registered as Village officer of Thôn Nà Rụa" in user.text
+
+        # Someone who agreed before (a member here) is registered at once by the other code.
+        await make_contact(bot.app, "626262", MEMBER, tree.village, channel="telegram")
+        member = TgUser(telegram, 626262)
+        await member.say(f"/start {codes[tree.group.id]}")
+        assert "cán bộ thôn" in member.text.lower() and "Tổ dân phố 1" in member.text, member.text
+
+        async with bot.app.uow() as uow:
+            for user_id, village in ((515151, tree.village), (626262, tree.group)):
+                contact = await uow.contacts.by_identity("telegram", str(user_id))
+                assert contact is not None and contact.consent_at is not None
+                roles = {(g.role, g.unit_id) for g in await uow.contacts.roles(contact.id)}
+                assert (VILLAGE_OFFICER, village.id) in roles
