@@ -13,7 +13,7 @@ import io
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import N_
@@ -247,6 +247,11 @@ async def open_codes(reads: Reads, areas: Iterable[Unit], now: datetime) -> list
     ]
 
 
+def last_valid_day(invite: Invite) -> date:
+    """The last day (Vietnam's calendar) the code works: one expiring at 00:00 works until the day before."""
+    return (invite.expires_at.astimezone(VN_TZ) - timedelta(microseconds=1)).date()
+
+
 def slips_of(codes: Iterable[OpenCode]) -> list[Slip]:
     """The printable slips of open village-officer codes, by commune and village."""
     slips = [
@@ -254,8 +259,7 @@ def slips_of(codes: Iterable[OpenCode]) -> list[Slip]:
             village=c.unit.name,
             commune=c.parent.name if c.parent is not None else "",
             code=c.invite.code,
-            # The last day it works: a code expiring at 00:00 works until the day before.
-            expires=(c.invite.expires_at.astimezone(VN_TZ) - timedelta(microseconds=1)).date(),
+            expires=last_valid_day(c.invite),
             invitee=c.invite.invitee_name,
         )
         for c in codes

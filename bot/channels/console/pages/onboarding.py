@@ -15,6 +15,7 @@ from fastapi.responses import RedirectResponse
 from bot.channels.console.auth import Console, StaffSession, areas, unit_in_area
 from bot.channels.console.templating import render
 from bot.conversations.common import role_label
+from bot.domain.clock import VN_TZ
 from bot.domain.invite_codes import format_code
 from bot.domain.permissions import Action, NotAllowed
 from bot.reports.invite_slips import CONTENT_TYPE, BotLinks, render_slips
@@ -24,6 +25,7 @@ from bot.services.onboarding import (
     OpenCode,
     UploadResult,
     codes_for_area,
+    last_valid_day,
     open_codes,
     slips_of,
     upload_villages,
@@ -83,6 +85,8 @@ def create_router(console: Console) -> APIRouter:
             notice=notice,
             format_code=format_code,
             role_label=role_label,
+            last_valid_day=last_valid_day,
+            vn=VN_TZ,
             max_kb=MAX_UPLOAD_BYTES // 1000,
         )
 
