@@ -46,7 +46,7 @@ async def test_web_in_the_chat_gives_a_link_that_logs_in_once(app) -> None:  # t
         assert "secure" not in cookie  # no https PUBLIC_URL
         home = await client.get("/console/")
         assert home.status_code == 200
-        assert 'data-test="logout"' in home.text
+        assert 'data-testid="logout"' in home.text
     async with console_client(app) as other:  # the same link again, from another browser
         again = await other.post("/console/login", data={"token": token_of(url)})
         assert again.status_code == 401
@@ -97,7 +97,7 @@ async def test_logout_needs_the_csrf_token_and_ends_the_session(app) -> None:  #
         cookie = client.cookies["khuyenhoc_console"]
         out = await client.post("/console/logout", data={"csrf": token})
         assert out.status_code == 200
-        assert 'data-test="message-logged_out"' in out.text
+        assert 'data-testid="message-logged_out"' in out.text
         client.cookies.set("khuyenhoc_console", cookie, path="/console")  # a copy kept elsewhere
         assert (await client.get("/console/")).status_code == 401
     async with app.uow() as uow:
