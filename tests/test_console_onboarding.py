@@ -71,11 +71,11 @@ async def test_upload_codes_and_the_open_codes_table(world: World, client: httpx
     assert page.status_code == 200
     assert 'href="/console/onboarding"' in page.text  # the header's link
     for test_id in ("upload-file", "upload", "create-codes", "download-slips"):
-        assert f'data-test="{test_id}"' in page.text
+        assert f'data-testid="{test_id}"' in page.text
 
     done = await upload(client, CSV)
     assert done.status_code == 200, done.text
-    assert 'data-test="upload-done"' in done.text
+    assert 'data-testid="upload-done"' in done.text
     assert "Thôn Bản Giới" in done.text and "Nguyễn Thị Hường" in done.text
     [invite] = await invites(world.app)
     assert invite.invitee_name == "Nguyễn Thị Hường"
@@ -88,7 +88,7 @@ async def test_upload_codes_and_the_open_codes_table(world: World, client: httpx
     # New: Tổ dân phố 1 (Thôn Nà Rụa has its officer); kept: Thôn Bản Giới's from the upload.
     assert "1 mã mới; 1 thôn giữ mã đã có" in made.text
     table = made.text.split('id="open-codes"', 1)[1]
-    assert table.count('data-test="revoke"') == 2
+    assert table.count('data-testid="revoke"') == 2
 
 
 async def test_an_upload_with_problems_lists_them_by_line_and_saves_nothing(
@@ -118,7 +118,7 @@ async def test_revoke_a_code(world: World, client: httpx.AsyncClient) -> None:
     done = await client.post(f"/console/onboarding/revoke/{mine.id}", data={"csrf": token})
     assert done.status_code == 303
     page = await client.get(done.headers["location"])
-    assert 'data-test="notice"' in page.text and f'data-invite="{mine.id}"' not in page.text
+    assert 'data-testid="notice"' in page.text and f'data-invite="{mine.id}"' not in page.text
     revoked = {i.id: i.revoked_at for i in await invites(world.app)}
     assert revoked[mine.id] is not None and revoked[theirs.id] is None
 
