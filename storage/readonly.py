@@ -32,6 +32,7 @@ from storage.models_profiles import ProfileRepository
 from storage.models_requests import RequestRepository
 from storage.repositories import (
     ContactRepository,
+    InviteRepository,
     OutboxRepository,
     ReportFileRepository,
     SubmissionRepository,
@@ -119,6 +120,7 @@ class ReadOnlyUnitOfWork:
         self.profiles = ProfileRepository(s)
         self.contacts = ContactRepository(s)  # reads only: the console's session check
         self.console = ConsoleRepository(s)
+        self.invites = InviteRepository(s)  # the open codes of an area (the console)
         return self
 
     def keep_loaded(self) -> None:

@@ -16,4 +16,7 @@ class NavItem:
 
 
 # Add a page's link here (in the order of the header).
-NAV: list[NavItem] = [NavItem("/console/period", N_("Period at a glance"), Action.COMPILE_REPORT)]
+NAV: list[NavItem] = [
+    NavItem("/console/period", N_("Period at a glance"), Action.COMPILE_REPORT),
+    NavItem("/console/onboarding", N_("Onboarding"), Action.CREATE_INVITE),
+]

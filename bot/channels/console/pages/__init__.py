@@ -11,6 +11,10 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from bot.channels.console.auth import Console
-from bot.channels.console.pages import period, village
+from bot.channels.console.pages import onboarding, period, village
 
-PAGES: list[Callable[[Console], APIRouter]] = [period.create_router, village.create_router]
+PAGES: list[Callable[[Console], APIRouter]] = [
+    period.create_router,
+    village.create_router,
+    onboarding.create_router,
+]
