@@ -67,9 +67,26 @@ def extract(source: Path = SOURCE) -> tuple[Locations, list[str]]:
                 found.setdefault(arg.value, []).append((where, node.lineno))
             elif isinstance(arg, ast.JoinedStr):
                 problems.append(f"{where}:{node.lineno}: f-string in t(): use t('...{{x}}', x=...)")
+    _extract_templates(source, found)
     for locations in found.values():
         locations.sort()
     return dict(sorted(found.items(), key=lambda item: item[1][0])), problems
+
+
+def _extract_templates(source: Path, found: Locations) -> None:
+    """`t("...")` in the Jinja2 templates (bot/**/templates/*.html), with Jinja2's own extractor:
+    the staff console's words live in the same catalogs as the chat's. A call on a variable
+    (`t(item.label)`) translates a msgid marked where the value is written (N_ in Python)."""
+    from jinja2.ext import babel_extract
+
+    for path in sorted(source.rglob("templates/*.html")):
+        where = path.relative_to(source.parent).as_posix()
+        with path.open("rb") as f:
+            for lineno, _func, message, _comments in babel_extract(f, ["t"], [], {}):
+                if isinstance(message, str):
+                    found.setdefault(message, []).append((where, lineno))
+                elif isinstance(message, tuple) and message and isinstance(message[0], str):
+                    found.setdefault(message[0], []).append((where, lineno))
 
 
 def _makes_translator(node: ast.expr | None) -> bool:

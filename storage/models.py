@@ -151,6 +151,11 @@ class Invite(Base):
     expires_at: Mapped[datetime]
     created_by_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
     created_at: Mapped[datetime]
+    # The officer's name as the commune wrote it in an onboarding upload (a name only, no phone),
+    # printed on the slip; None for codes made in chat or for all villages at once.
+    invitee_name: Mapped[str | None] = mapped_column(String(100))
+    # Set by revoke_invite: the code is then refused like an unknown one (bot/services/invites.py).
+    revoked_at: Mapped[datetime | None]
 
 
 class DialogueState(Base):

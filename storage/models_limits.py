@@ -47,6 +47,7 @@ from storage.models import (
     Unit,
 )
 from storage.models_channels import LinkCode
+from storage.models_console import ConsoleLink, ConsoleSession
 from storage.models_files import KeptFile
 from storage.models_outreach import Broadcast, Delivery, Notice, SentItem, Subscription
 
@@ -143,6 +144,8 @@ _OWNED_BY_CONTACT = (
     LinkCode,
     DialogueState,
     KeptFile,
+    ConsoleLink,
+    ConsoleSession,
 )
 # A contact with a row in any of these is kept whatever their consent: the rows are records.
 _RECORDS = (

@@ -26,10 +26,18 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from storage.models_channels import ChannelRepository
+from storage.models_console import ConsoleRepository
 from storage.models_limits import InviteTryRepository
 from storage.models_profiles import ProfileRepository
 from storage.models_requests import RequestRepository
-from storage.repositories import OutboxRepository, ReportFileRepository, SubmissionRepository, UnitRepository
+from storage.repositories import (
+    ContactRepository,
+    InviteRepository,
+    OutboxRepository,
+    ReportFileRepository,
+    SubmissionRepository,
+    UnitRepository,
+)
 from storage.repositories_outreach import ContentRepository, NoticeRepository, RecipientRepository
 from storage.repositories_reviews import ReviewRepository
 
@@ -110,7 +118,15 @@ class ReadOnlyUnitOfWork:
         self.requests = RequestRepository(s)
         self.invite_tries = InviteTryRepository(s)
         self.profiles = ProfileRepository(s)
+        self.contacts = ContactRepository(s)  # reads only: the console's session check
+        self.console = ConsoleRepository(s)
+        self.invites = InviteRepository(s)  # the open codes of an area (the console)
         return self
+
+    def keep_loaded(self) -> None:
+        """Detach what was read, so that it stays readable after the block (leaving rolls back,
+        which would expire every loaded object): for values handed on, like the console's session."""
+        self.session.expunge_all()
 
     async def __aexit__(
         self,

@@ -397,6 +397,63 @@ class InviteRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    # -- onboarding at scale (bot/services/onboarding.py, the console's onboarding page) --------
+
+    async def get(self, invite_id: int) -> Invite | None:
+        return await self.s.get(Invite, invite_id)
+
+    async def flush(self) -> None:
+        await self.s.flush()
+
+    @staticmethod
+    def _open(now: datetime) -> Any:
+        return and_(Invite.revoked_at.is_(None), Invite.expires_at > now, Invite.uses < Invite.max_uses)
+
+    async def open_in(self, area_paths: Sequence[str], now: datetime) -> list[tuple[Invite, Unit]]:
+        """The codes still usable (not revoked, not expired, uses left) on units of the areas, with
+        their unit, by unit and then newest first."""
+        if not area_paths:
+            return []
+        q = (
+            select(Invite, Unit)
+            .join(Unit, Unit.id == Invite.unit_id)
+            .where(self._open(now), or_(*(Unit.path.like(p + "%") for p in area_paths)))
+            .order_by(Unit.path, Invite.id.desc())
+        )
+        return [(invite, unit) for invite, unit in (await self.s.execute(q)).all()]
+
+    async def villages_of(self, area_path: str, kinds: Sequence[str], on: Any) -> list[Unit]:
+        """The units of `kinds` in the area's subtree that are valid on `on`, by path."""
+        q = (
+            select(Unit)
+            .where(
+                Unit.path.like(area_path + "%"),
+                Unit.kind.in_(kinds),
+                or_(Unit.valid_to.is_(None), Unit.valid_to >= on),
+            )
+            .order_by(Unit.path)
+        )
+        return list((await self.s.execute(q)).scalars())
+
+    async def units_with_role(self, area_path: str, role: str) -> set[int]:
+        """The units of the area on which someone holds `role` now."""
+        q = (
+            select(RoleGrant.unit_id)
+            .join(Unit, Unit.id == RoleGrant.unit_id)
+            .where(RoleGrant.role == role, RoleGrant.revoked_at.is_(None), Unit.path.like(area_path + "%"))
+        )
+        return set((await self.s.execute(q)).scalars())
+
+    async def open_by_unit(self, area_path: str, role: str, now: datetime) -> dict[int, Invite]:
+        """The newest usable code for `role` on each unit of the area that has one."""
+        q = (
+            select(Invite)
+            .join(Unit, Unit.id == Invite.unit_id)
+            .where(self._open(now), Invite.role == role, Unit.path.like(area_path + "%"))
+            .order_by(Invite.id)
+        )
+        return {invite.unit_id: invite for invite in (await self.s.execute(q)).scalars()}
+
 
 # The step's write: the row is locked and known to exist, so one UPDATE by primary key.
 _SAVE_DIALOGUE = (

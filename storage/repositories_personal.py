@@ -31,6 +31,7 @@ from storage.models import (
     Unit,
 )
 from storage.models_channels import LinkCode
+from storage.models_console import ConsoleLink, ConsoleSession
 from storage.models_files import KeptFile
 from storage.models_outreach import SENDING, Broadcast, Delivery, Notice, SentItem, Subscription
 
@@ -128,6 +129,9 @@ class PersonalDataRepository:
         counts["sent_items"] = await self._delete(SentItem, SentItem.contact_id == contact_id)
         counts["subscriptions"] = await self._delete(Subscription, Subscription.contact_id == contact_id)
         counts["kept_files"] = await self._delete(KeptFile, KeptFile.contact_id == contact_id)
+        counts["console_sessions"] = await self._delete(
+            ConsoleSession, ConsoleSession.contact_id == contact_id
+        ) + await self._delete(ConsoleLink, ConsoleLink.contact_id == contact_id)
         mine = select(ChannelIdentity.id).where(ChannelIdentity.contact_id == contact_id)
         await self.s.execute(
             update(LinkCode)

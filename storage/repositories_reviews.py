@@ -5,13 +5,14 @@ it only reads apart from `add`, so the read-only unit of work carries it too."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
-from storage.models import Submission, Unit
+from storage.models import Contact, RoleGrant, Submission, Unit
 from storage.models_reviews import APPROVED, RETURNED, Review
 
 _IN_CHUNK = 5000
@@ -133,6 +134,60 @@ class ReviewRepository:
             .order_by(Unit.path, Submission.form_key)
         )
         return [(s, u) for s, u in (await self.s.execute(q)).all()]
+
+    # ---- one unit's history (the staff console's village page) ---------------------------------
+    async def of_unit(self, unit_id: int) -> list[Submission]:
+        """Every version of every record the unit filed, by form, record and version."""
+        q = (
+            select(Submission)
+            .where(Submission.unit_id == unit_id)
+            .order_by(Submission.form_key, Submission.record_key, Submission.version)
+        )
+        return list((await self.s.execute(q)).scalars())
+
+    async def of_records(self, form_keys: Sequence[str], record_keys: Sequence[str]) -> list[Review]:
+        """Every act on these records (a pair is kept when both keys are listed), oldest first."""
+        out: list[Review] = []
+        wanted = sorted(set(record_keys))
+        for i in range(0, len(wanted), _IN_CHUNK):
+            q = (
+                select(Review)
+                .where(
+                    and_(
+                        Review.form_key.in_(sorted(set(form_keys))),
+                        Review.record_key.in_(wanted[i : i + _IN_CHUNK]),
+                    )
+                )
+                .order_by(Review.id)
+            )
+            out += (await self.s.execute(q)).scalars()
+        return sorted(out, key=lambda r: r.id)
+
+    async def contact_names(self, contact_ids: Sequence[int]) -> dict[int, str | None]:
+        """The display names of these contacts (absent: the contact was deleted)."""
+        wanted = sorted(set(contact_ids))
+        if not wanted:
+            return {}
+        q = select(Contact.id, Contact.display_name).where(Contact.id.in_(wanted))
+        return {int(i): n for i, n in (await self.s.execute(q)).all()}
+
+    async def roles_ever(
+        self, contact_ids: Sequence[int]
+    ) -> list[tuple[int, str, str, datetime, datetime | None]]:
+        """(contact id, role, unit path, granted, revoked) of every role these contacts held,
+        revoked ones included: the role a report was filed or reviewed in."""
+        wanted = sorted(set(contact_ids))
+        if not wanted:
+            return []
+        q = (
+            select(
+                RoleGrant.contact_id, RoleGrant.role, Unit.path, RoleGrant.granted_at, RoleGrant.revoked_at
+            )
+            .join(Unit, Unit.id == RoleGrant.unit_id)
+            .where(RoleGrant.contact_id.in_(wanted))
+            .order_by(RoleGrant.id)
+        )
+        return [(int(c), str(r), str(p), g, v) for c, r, p, g, v in (await self.s.execute(q)).all()]
 
 
 def _escaped(prefix: str) -> str:

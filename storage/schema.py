@@ -6,6 +6,7 @@ Alembic's env.py and the migration tests use this; add a new model module here.
 from storage import (
     models,
     models_channels,
+    models_console,
     models_files,
     models_limits,
     models_outreach,
@@ -21,6 +22,7 @@ __all__ = [
     "Base",
     "models",
     "models_channels",
+    "models_console",
     "models_files",
     "models_limits",
     "models_outreach",

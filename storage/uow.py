@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from storage.db import Database
 from storage.models_channels import ChannelRepository
+from storage.models_console import ConsoleRepository
 from storage.models_files import KeptFileRepository
 from storage.models_limits import InviteTryRepository, RetentionRepository
 from storage.models_profiles import ProfileRepository
@@ -78,6 +79,7 @@ class UnitOfWork:
             self.retention = RetentionRepository(s)
             self.secrets = SecretRepository(s)
             self.profiles = ProfileRepository(s)
+            self.console = ConsoleRepository(s)
         except BaseException:
             if self._db.write_lock is not None:
                 self._db.write_lock.release()

@@ -144,8 +144,9 @@ MENUS = {
         "cmd:trogiup",
     ],
 }
-# Commands of a role's help that its menu leaves out (a setting seldom changed: /hoso).
-HELP_ONLY: dict[str | None, set[str]] = {COMMUNE_OFFICER: {"hoso"}}
+# Commands of a role's help that its menu leaves out (a setting seldom changed: /hoso; the link to
+# the web console, used at a desk: /web).
+HELP_ONLY: dict[str | None, set[str]] = {COMMUNE_OFFICER: {"hoso", "web"}, PROVINCE_STAFF: {"hoso", "web"}}
 
 
 @pytest.mark.parametrize("role", list(MENUS), ids=lambda r: r or "new")

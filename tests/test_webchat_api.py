@@ -288,9 +288,15 @@ def test_access_log_lines_hide_the_client_id(caplog: pytest.LogCaptureFixture) -
             "1.1",
             200,
         )
-    (line,) = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER]
+        # the console's one-time login link
+        access.info(
+            '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5000", "GET", f"/console/login?token={CLIENT}", "1.1", 200
+        )
+    line, console = [r.getMessage() for r in caplog.records if r.name == ACCESS_LOGGER]
     assert CLIENT not in line
     assert f"client_id=#{webchat.short_id(CLIENT)}&after=3" in line
+    assert CLIENT not in console
+    assert f"/console/login?token=#{webchat.short_id(CLIENT)}" in console
 
 
 # ----------------------------------------------------------------------------- the real service

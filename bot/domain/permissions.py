@@ -19,7 +19,7 @@ from storage.models import (
     VILLAGE_OFFICER,
     Unit,
 )
-from storage.uow import UnitOfWork
+from storage.uow import Reads
 
 
 class Action(StrEnum):
@@ -37,6 +37,7 @@ class Action(StrEnum):
     REVIEW = "review"
     REQUEST = "request"  # ask the officers of one's area for an ad hoc report (/yeucau; /tinhtrang)
     SET_PROFILE = "set_profile"  # the signer and number symbol of a unit's compiled reports (/hoso)
+    CONSOLE = "console"  # the staff console in the browser (/web): what it shows needs its own actions
 
 
 PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
@@ -54,6 +55,8 @@ PERMISSIONS: Mapping[Action, tuple[str, ...]] = {
     Action.REQUEST: (COMMUNE_OFFICER, PROVINCE_STAFF),
     # Whoever gets the unit's compiled reports sets who signs them.
     Action.SET_PROFILE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
+    # The desk work of commune and province staff; each page also asks its own action.
+    Action.CONSOLE: (COMMUNE_OFFICER, PROVINCE_STAFF, ADMIN),
 }
 
 # The action that filing a form needs, when it is not Action.REPORT: the dialogue offers the form,
@@ -153,6 +156,6 @@ def require(grants: Iterable[Grant], action: Action, unit: Unit) -> None:
         raise NotAllowed(action, unit)
 
 
-async def load_grants(uow: UnitOfWork, contact_id: int) -> list[Grant]:
+async def load_grants(uow: Reads, contact_id: int) -> list[Grant]:
     """The contact's active roles with their units."""
     return [Grant(role, unit) for role, unit in await uow.contacts.roles_with_units(contact_id)]

@@ -67,6 +67,13 @@ class Settings(BaseSettings):
         default="https://api.telegram.org",
         description="Telegram Bot API server (change for a self-hosted Bot API server or tests).",
     )
+    telegram_bot_username: str | None = Field(
+        default=None,
+        pattern=r"^@?[A-Za-z][A-Za-z0-9_]{3,31}$",
+        description="The bot's Telegram username (e.g. KhuyenHocCaoBangBot, from @BotFather). Set: printed "
+        "invite slips carry a QR code of https://t.me/<username>?start=<code>, which opens the bot and "
+        "redeems the code. Empty: slips say to send /start and type the code.",
+    )
     telegram_webhook_secret: SecretStr | None = Field(
         default=None,
         description="Secret Telegram sends in the X-Telegram-Bot-Api-Secret-Token header "
@@ -88,6 +95,19 @@ class Settings(BaseSettings):
     zalo_api_base_url: str = Field(
         default="https://bot-api.zaloplatforms.com",
         description="Zalo Bot Platform API server; requests go to {base}/bot{token}/{method}.",
+    )
+    zalo_bot_name: str | None = Field(
+        default=None,
+        max_length=80,
+        description="The bot's name as people find it in Zalo (e.g. Bot Khuyến học Cao Bằng): printed on "
+        "invite slips. Zalo bots take no start payload, so on Zalo the code is typed after /start.",
+    )
+    zalo_bot_link: str | None = Field(
+        default=None,
+        pattern=r"^https://\S+$",
+        max_length=200,
+        description="A link that opens the bot in Zalo (e.g. a https://zalo.me/… link from Zalo Bot "
+        "Creator), if you have one: invite slips then carry a QR code of it.",
     )
     zalo_webhook_secret: SecretStr | None = Field(
         default=None,
@@ -287,6 +307,17 @@ class Settings(BaseSettings):
         ge=1,
         description="A dialogue row untouched this long (an abandoned report, a finished chat) is "
         "deleted; keep it above dialogue_expiry_hours.",
+    )
+    console_link_minutes: int = Field(
+        default=10,
+        ge=1,
+        le=60,
+        description="How long the one-time staff console link sent by /web stays valid (it works once).",
+    )
+    console_session_hours: int = Field(
+        default=12,
+        ge=1,
+        description="How long a staff console session lasts in the browser before /web is needed again.",
     )
     kept_file_days: int = Field(
         default=30,

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from bot.conversations.engine import Context
+from bot.conversations.flows.console_link import console_link_reply
 from bot.conversations.flows.data_rights import my_data_reply
 from bot.conversations.flows.linking import unlink_reply
 from bot.conversations.flows.outreach_flows import news_reply, resume_reply, stop_reply
@@ -130,6 +131,10 @@ async def _unlink(ctx: Context, arg: str) -> list[Reply]:
 
 async def _my_data(ctx: Context, arg: str) -> list[Reply]:
     return [await my_data_reply(ctx)]
+
+
+async def _web(ctx: Context, arg: str) -> list[Reply]:
+    return [await console_link_reply(ctx)]
 
 
 # ----------------------------------------------------------------------------- the table
@@ -247,6 +252,13 @@ COMMANDS: tuple[CommandSpec, ...] = (
         action=Action.BROADCAST,
         label=N_("Broadcast status"),
         menu=Shown.ALWAYS,
+    ),
+    CommandSpec(
+        "web",
+        None,
+        N_("a link to open the web console in your browser: overview, reviews, invite slips, downloads"),
+        _web,
+        action=Action.CONSOLE,
     ),
     CommandSpec(
         "tin",

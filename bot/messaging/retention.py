@@ -62,6 +62,8 @@ async def prune_expired(app: App) -> int:
         # The web chat's download links first, then the stored files none of them holds.
         "kept_files": await _in_batches(app, lambda uow: uow.kept_files.prune(files_before, BATCH)),
         "report_files": await _in_batches(app, lambda uow: uow.kept_files.prune_stored(files_before, BATCH)),
+        # Console links and sessions are worth nothing once expired; a day's grace for the curious.
+        "console": await _in_batches(app, lambda uow: uow.console.prune(now - timedelta(days=1), BATCH)),
     }
     if any(counts.values()):
         log.info("pruned: %s", ", ".join(f"{n} {what}" for what, n in counts.items()))

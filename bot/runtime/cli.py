@@ -102,12 +102,63 @@ def demo(
     _upgrade(settings)
     process = bootstrap(settings)
     village_code, commune_code, where = asyncio.run(_seed_demo(process.app))
+    link = asyncio.run(_console_link(process.app, DEMO_CHANNEL, DEMO_COMMUNE_OFFICER))
     typer.echo(f"Demo ready: {where}")
     typer.echo(f"  Invite code, village officer : {village_code}")
     typer.echo(f"  Invite code, commune officer : {commune_code}")
     typer.echo(f"Open http://{settings.host}:{settings.port}/ , press “Bắt đầu”, choose “Tôi có mã mời”.")
+    typer.echo(
+        f"Web console of the demo commune officer (works once, for {settings.console_link_minutes} minutes; "
+        f"`khuyenhoc console-link {DEMO_COMMUNE_OFFICER} --channel {DEMO_CHANNEL}` prints a new one):"
+    )
+    typer.echo(f"  {link}")
     if serve:
         _serve(process, scheduler=True)  # as `run` does: reminders, tips, digests, the outbox
+
+
+# The demo's commune officer: a contact with no chat app, who logs in to the web console.
+DEMO_CHANNEL = "demo"
+DEMO_COMMUNE_OFFICER = "commune-officer"
+
+
+@app.command("console-link")
+def console_link(
+    external_id: Annotated[str, typer.Argument(help="The contact's id on the channel.")],
+    channel: Annotated[str, typer.Option(help="webchat, telegram, zalo or demo.")] = "telegram",
+) -> None:
+    """Print a one-time web console link for a commune or province officer (what /web sends)."""
+    from bot.domain.permissions import NotAllowed
+
+    settings = Settings()
+    _upgrade(settings)
+    try:
+        link = asyncio.run(_console_link(bootstrap(settings).app, channel, external_id))
+    except (LookupError, NotAllowed) as exc:
+        typer.echo(f"No link: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(link)
+
+
+async def _console_link(bot: App, channel: str, external_id: str) -> str:
+    from datetime import timedelta
+
+    from bot.conversations.flows.console_link import base_url
+    from bot.domain.permissions import load_grants
+    from bot.services.actor import Actor
+    from bot.services.console_sessions import link_url, login_link
+
+    try:
+        async with bot.uow() as uow:
+            contact = await uow.contacts.by_identity(channel, external_id)
+            if contact is None:
+                raise LookupError(f"no contact {external_id!r} on {channel}")
+            actor = Actor.of(contact, await load_grants(uow, contact.id))
+            ttl = timedelta(minutes=bot.settings.console_link_minutes)
+            token = await login_link(uow, actor, bot.clock.now(), ttl)
+            await uow.commit()
+    finally:
+        await bot.db.dispose()
+    return link_url(base_url(bot.settings), token)
 
 
 async def _seed_demo(bot: App) -> tuple[str, str, str]:
@@ -135,6 +186,13 @@ async def _seed_demo(bot: App) -> tuple[str, str, str]:
         approved = next(v for v in seed.villages if v.id != demo_village.id)
         await seed_demo_reviews(uow, form, [approved, demo_village], period, now)
         await sync_library(uow, bot.content_dir, now)  # articles for /tin and /guitin
+        officer = await uow.contacts.by_identity(DEMO_CHANNEL, DEMO_COMMUNE_OFFICER)
+        if officer is None:  # the web console's demo user
+            officer = await uow.contacts.create(DEMO_CHANNEL, DEMO_COMMUNE_OFFICER, now)
+            officer.display_name = "Nguyễn Thị Lan (demo)"
+            officer.consent_at = now
+            officer.home_unit_id = seed.commune.id
+        await uow.contacts.grant(officer.id, COMMUNE_OFFICER, seed.commune.id, now)
         await uow.commit()
     await bot.db.dispose()
     return format_code(village.code), format_code(commune.code), where

@@ -23,13 +23,14 @@ ACCESS_LOGGER = "uvicorn.access"
 
 
 class RedactClientIds(logging.Filter):
-    """Access logs print request paths, and the web chat's poll path carries the client id (the
-    contact's only credential there): replace it with a short hash before anything is written."""
+    """Access logs print request paths, and two paths carry a credential: the web chat's poll path
+    the client id (the contact's only credential there), the console's login link its one-time
+    token. Replace either with a short hash before anything is written."""
 
-    _pattern = re.compile(r"(client_id=)([^&\s]+)")
+    _pattern = re.compile(r"((?:client_id|token)=)([^&\s]+)")
 
     def _redact(self, value: object) -> object:
-        if not isinstance(value, str) or "client_id=" not in value:
+        if not isinstance(value, str) or ("client_id=" not in value and "token=" not in value):
             return value
         from bot.channels.webchat.channel import short_id
 
@@ -51,8 +52,11 @@ def install_log_redaction() -> None:
 
 
 def default_routers(app: App, channels: ChannelRuntime | None = None) -> list[APIRouter]:
-    """The web chat's routes when it is enabled, and the platform channels' (webhooks, lifespan)."""
-    routers: list[APIRouter] = []
+    """The web chat's routes when it is enabled, the staff console's, and the platform channels'
+    (webhooks, lifespan)."""
+    from bot.channels.console import router as console
+
+    routers: list[APIRouter] = [console.create_router(app)]
     if app.settings.webchat_enabled:
         from bot.channels.webchat import channel as webchat
 
@@ -89,4 +93,7 @@ def create_http_app(app: App, routers: list[APIRouter] | None = None) -> FastAPI
     api.include_router(metrics.create_router(app))
     for router in default_routers(app) if routers is None else routers:
         api.include_router(router)
+        # A router may name handlers for its own exceptions (the console's "log in first" page).
+        for exc, handler in getattr(router, "exception_handlers", {}).items():
+            api.add_exception_handler(exc, handler)
     return api

@@ -10,26 +10,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import re
 import secrets
-import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from bot.domain.invite_codes import ALPHABET, CODE_LENGTH, format_code, is_well_formed, normalise_code
 from bot.domain.permissions import Action, NotAllowed, may_invite
 from bot.domain.settings import Settings
 from bot.services.actor import Actor
 from storage.models import ROLES, Invite, Unit
 from storage.uow import UnitOfWork
 
-# No 0/O, 1/I/L: codes are read over the phone and copied from paper.
-ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-CODE_LENGTH = 8
+__all__ = ["ALPHABET", "CODE_LENGTH", "format_code", "is_well_formed", "normalise_code"]
+
 _CREATE_ATTEMPTS = 10
-# Spaces, dashes of every kind, dots and underscores people put between the two halves.
-_SEPARATORS = re.compile(r"[\s\-_.\u2010-\u2015\u2212]+")
-_VALID = re.compile(f"[{ALPHABET}]{{{CODE_LENGTH}}}")
 
 
 class RedeemOutcome(StrEnum):
@@ -37,6 +32,7 @@ class RedeemOutcome(StrEnum):
     UNKNOWN = "unknown"
     EXPIRED = "expired"
     USED_UP = "used_up"
+    REVOKED = "revoked"  # the staff withdrew it: answered like UNKNOWN, recorded as what it is
     TOO_MANY = "too_many"  # refused unchecked: too many wrong codes lately (RedeemResult.retry_at)
 
 
@@ -75,23 +71,6 @@ def new_code() -> str:
     return "".join(secrets.choice(ALPHABET) for _ in range(CODE_LENGTH))
 
 
-def normalise_code(text: str) -> str:
-    """What the person typed → the stored form: " abcd-efgh " → "ABCDEFGH"."""
-    text = unicodedata.normalize("NFKC", text)  # full-width letters from some phone keyboards
-    return _SEPARATORS.sub("", text).upper()
-
-
-def format_code(code: str) -> str:
-    """The stored form → the form to show: "ABCDEFGH" → "ABCD-EFGH"."""
-    code = normalise_code(code)
-    half = len(code) // 2
-    return f"{code[:half]}-{code[half:]}" if len(code) == CODE_LENGTH else code
-
-
-def is_well_formed(code: str) -> bool:
-    return _VALID.fullmatch(normalise_code(code)) is not None
-
-
 async def create_invite(
     uow: UnitOfWork,
     actor: Actor,
@@ -100,17 +79,16 @@ async def create_invite(
     now: datetime,
     expiry_days: int,
     max_uses: int = 1,
+    *,
+    invitee_name: str | None = None,
 ) -> Invite:
     """A new invite granting `role` on `unit`; the code is random and unique.
 
+    `invitee_name` is the name of the person it is meant for (a name only), printed on the slip.
     NotAllowed when the actor may not invite on `unit`, or may not hand out `role` (an officer
     invites only to roles below their own); ValueError for a bad role or limit.
     """
-    actor.require(Action.CREATE_INVITE, unit)
-    if role not in ROLES:
-        raise ValueError(f"unknown role {role!r}")
-    if not actor.is_console and not may_invite(actor.grants, unit, role):
-        raise NotAllowed(Action.CREATE_INVITE, unit, f"may not invite a {role}")
+    require_invite(actor, unit, role)
     if expiry_days < 1:
         raise ValueError("an invite must be valid for at least one day")
     if max_uses < 1:
@@ -131,6 +109,7 @@ async def create_invite(
             expires_at=now + timedelta(days=expiry_days),
             created_by_contact_id=actor.contact_id,
             created_at=now,
+            invitee_name=invitee_name,
         )
     )
     actor.audit(
@@ -143,6 +122,41 @@ async def create_invite(
         max_uses=max_uses,
         expires_at=invite.expires_at.isoformat(),
     )
+    return invite
+
+
+def require_invite(actor: Actor, unit: Unit, role: str) -> None:
+    actor.require(Action.CREATE_INVITE, unit)
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if not actor.is_console and not may_invite(actor.grants, unit, role):
+        raise NotAllowed(Action.CREATE_INVITE, unit, f"may not invite a {role}")
+
+
+class InviteNotFound(LookupError):
+    """No invite with that id."""
+
+
+async def revoke_invite(uow: UnitOfWork, actor: Actor, invite_id: int, now: datetime) -> Invite:
+    """Withdraw a code: from now on /start refuses it with the answer for an unknown code.
+
+    Whoever may create the code may revoke it (the same check as create_invite). Revoking a code
+    already revoked changes nothing and writes no second audit row. A code already used stays
+    used: the role it gave is not taken back (that is a role's revocation, not a code's).
+    InviteNotFound for an unknown id; NotAllowed outside the actor's area.
+    """
+    invite = await uow.invites.get(invite_id)
+    if invite is None:
+        raise InviteNotFound(invite_id)
+    unit = await uow.units.get(invite.unit_id)
+    if unit is None:  # pragma: no cover - a foreign key
+        raise InviteNotFound(invite_id)
+    require_invite(actor, unit, invite.role)
+    if invite.revoked_at is not None:
+        return invite
+    invite.revoked_at = now
+    actor.audit(uow, now, "invite.revoke", unit.id, invite_id=invite.id, role=invite.role, uses=invite.uses)
+    await uow.invites.flush()
     return invite
 
 
@@ -206,11 +220,13 @@ async def redeem_invite(
 
 async def _redeem(uow: UnitOfWork, code_text: str, contact_id: int, now: datetime) -> RedeemResult:
     code = normalise_code(code_text)
-    if _VALID.fullmatch(code) is None:
+    if not is_well_formed(code):
         return RedeemResult(RedeemOutcome.UNKNOWN)
     invite = await uow.invites.by_code(code)
     if invite is None:
         return RedeemResult(RedeemOutcome.UNKNOWN)
+    if invite.revoked_at is not None:
+        return RedeemResult(RedeemOutcome.REVOKED, invite)
     if invite.expires_at <= now:
         return RedeemResult(RedeemOutcome.EXPIRED, invite)
     if invite.uses >= invite.max_uses:

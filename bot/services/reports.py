@@ -4,7 +4,7 @@ the figures from bot/reports/compiled.py. The console (`khuyenhoc report`) may h
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,32 @@ async def compile_report(
         raise NotAllowed(Action.COMPILE_REPORT, unit, "not a commune or province")
     actor.require(Action.COMPILE_REPORT, unit)
     return await compile_unit(reads, unit, period, content_dir=content_dir, forms=forms, now=now)
+
+
+async def may_compile_country(reads: ReadOnlyUnitOfWork, actor: Actor, on: date) -> bool:
+    """The whole country's report is for the operator (`khuyenhoc report`), and for staff whose
+    area covers every province (an admin granted on each): there is no unit above the provinces
+    to hold a national role on."""
+    if actor.is_console:
+        return True
+    provinces = await reads.units.children(None, on=on)
+    return bool(provinces) and all(actor.may(Action.COMPILE_REPORT, p) for p in provinces)
+
+
+async def compile_country(
+    reads: ReadOnlyUnitOfWork,
+    actor: Actor,
+    period: Period,
+    *,
+    content_dir: Path,
+    forms: dict[str, Any],
+    now: datetime,
+) -> Compiled:
+    """The national compiled report (one row per province); NotAllowed unless
+    `may_compile_country`."""
+    if not await may_compile_country(reads, actor, now.date()):
+        raise NotAllowed(Action.COMPILE_REPORT, None, "not the whole country")
+    return await compile_unit(reads, None, period, content_dir=content_dir, forms=forms, now=now)
 
 
 async def submissions_csv(

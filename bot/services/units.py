@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import csv
 import importlib.metadata
-import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
+from bot.domain.i18n import N_
 from bot.domain.parsing import fold
 from bot.domain.permissions import Action
 from bot.domain.text import clean_name
@@ -236,72 +237,142 @@ async def import_admin_units(uow: UnitOfWork, now: datetime) -> ImportResult:
 
 
 @dataclass(frozen=True)
-class _VillageRow:
+class VillageRow:
+    """One village line of a CSV file, read and checked on its own."""
+
     line: int
     commune_code: str
     name: str
     kind: str
     designation: str | None
+    extra: tuple[str, ...] = ()  # the optional columns after the three (e.g. the officer's name)
 
 
-def _read_village_csv(path: Path, result: ImportResult) -> list[_VillageRow]:
-    rows: list[_VillageRow] = []
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or tuple(h.strip().lower() for h in header) != VILLAGE_CSV_COLUMNS:
-            raise BadVillageCsv(
-                f"{path.name}: the header must be {','.join(VILLAGE_CSV_COLUMNS)}, got {header!r}"
+@dataclass(frozen=True)
+class CsvProblem:
+    """What is wrong with one line: an English message id (N_) and its values, so that the CLI
+    prints it in English and the console in the staff's language. Line 0: the whole file."""
+
+    line: int
+    message: str
+    params: Mapping[str, object] = field(default_factory=dict)
+
+    def english(self) -> str:
+        return f"line {self.line}: " + self.message.format(**self.params)
+
+
+def read_village_rows(
+    f: TextIO, filename: str, *, optional: tuple[str, ...] = (), max_lines: int | None = None
+) -> tuple[list[VillageRow], list[CsvProblem]]:
+    """The rows of a `commune_code,village_name,kind[,optional…]` file and the problems of the
+    lines that could not be read. BadVillageCsv for a wrong header (nothing else can be read);
+    with `max_lines`, reading stops at the first line past it, with a problem saying so."""
+    rows: list[VillageRow] = []
+    problems: list[CsvProblem] = []
+    reader = csv.reader(f)
+    header = next(reader, None)
+    names = tuple(h.strip().lower() for h in header) if header is not None else ()
+    width = len(names)
+    if names[:3] != VILLAGE_CSV_COLUMNS or names[3:] != optional[: width - 3]:
+        expected = ",".join(VILLAGE_CSV_COLUMNS + optional)
+        raise BadVillageCsv(f"{filename}: the header must be {expected}, got {header!r}")
+    line = reader.line_num
+    for record in reader:
+        start, line = line + 1, reader.line_num
+        if max_lines is not None and start > max_lines:
+            problems.append(CsvProblem(start, N_("the file has more than {n} lines"), {"n": max_lines}))
+            break
+        if not any(cell.strip() for cell in record):
+            continue
+        if len(record) != width:
+            problems.append(
+                CsvProblem(start, N_("expected {n} columns, got {got}"), {"n": width, "got": len(record)})
             )
-        line = reader.line_num
-        for record in reader:
-            start, line = line + 1, reader.line_num
-            if not any(cell.strip() for cell in record):
-                continue
-            if len(record) != len(VILLAGE_CSV_COLUMNS):
-                result.errors.append(
-                    f"line {start}: expected {len(VILLAGE_CSV_COLUMNS)} columns, got {len(record)}"
+            continue
+        raw_code, raw_name, raw_kind, *extra = (cell.strip() for cell in record)
+        if not raw_code.isdigit() or len(raw_code) > 5:
+            problems.append(CsvProblem(start, N_("bad commune code “{code}”"), {"code": raw_code}))
+            continue
+        try:
+            name = clean_village_name(raw_name)
+        except BadVillageName:
+            problems.append(
+                CsvProblem(
+                    start,
+                    N_("the village name is empty or longer than {n} characters"),
+                    {"n": MAX_VILLAGE_NAME},
                 )
-                continue
-            raw_code, raw_name, raw_kind = (cell.strip() for cell in record)
-            if not raw_code.isdigit() or len(raw_code) > 5:
-                result.errors.append(f"line {start}: bad commune code {raw_code!r}")
-                continue
-            try:
-                name = clean_village_name(raw_name)
-                kind, designation = parse_village_kind(raw_kind)
-            except ValueError as exc:
-                result.errors.append(f"line {start}: {exc}")
-                continue
-            rows.append(_VillageRow(start, raw_code.zfill(5), name, kind, designation))
-    return rows
+            )
+            continue
+        try:
+            kind, designation = parse_village_kind(raw_kind)
+        except BadVillageKind:
+            problems.append(
+                CsvProblem(
+                    start,
+                    N_("unknown village kind “{kind}” (thôn, tổ dân phố, village or residential_group)"),
+                    {"kind": raw_kind},
+                )
+            )
+            continue
+        rows.append(VillageRow(start, raw_code.zfill(5), name, kind, designation, tuple(extra)))
+    return rows, problems
 
 
-async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> ImportResult:
-    """Load villages from `commune_code,village_name,kind`; idempotent, matched by
-    (commune, folded name). Bad rows are reported by line number; the others are imported."""
-    result = ImportResult()
-    rows = _read_village_csv(path, result)
-    communes = await uow.units.by_codes((r.commune_code for r in rows), COMMUNE)
-    existing = await uow.units.villages_by_name((c.id for c in communes.values()), VILLAGE_KINDS)
-    source = f"csv {path.name}"[:64]
+@dataclass
+class VillagePlan:
+    """What loading the rows would change, worked out before anything is written."""
 
-    new: list[dict[str, Any]] = []
+    communes: dict[str, Unit] = field(default_factory=dict)  # by code
+    new: list[dict[str, Any]] = field(default_factory=list)
+    changes: list[tuple[Unit, dict[str, Any]]] = field(default_factory=list)
+    unchanged: int = 0
+    rows: list[VillageRow] = field(default_factory=list)  # the rows without a problem
+
+
+async def plan_villages(
+    uow: UnitOfWork,
+    rows: Sequence[VillageRow],
+    source: str,
+    now: datetime,
+    problems: list[CsvProblem],
+    allowed: Callable[[Unit], bool] | None = None,
+) -> VillagePlan:
+    """Match the rows to communes and to the villages already there, by (commune, folded name).
+
+    A row whose commune is unknown, outside `allowed`, or that repeats an earlier row adds a
+    problem and is left out of the plan.
+    """
+    plan = VillagePlan()
+    plan.communes = await uow.units.by_codes((r.commune_code for r in rows), COMMUNE)
+    existing = await uow.units.villages_by_name((c.id for c in plan.communes.values()), VILLAGE_KINDS)
     seen: dict[tuple[int, str], int] = {}
     for row in rows:
-        commune = communes.get(row.commune_code)
+        commune = plan.communes.get(row.commune_code)
         if commune is None:
-            result.errors.append(f"line {row.line}: unknown commune code {row.commune_code}")
+            problems.append(
+                CsvProblem(row.line, N_("unknown commune code {code}"), {"code": row.commune_code})
+            )
+            continue
+        if allowed is not None and not allowed(commune):
+            problems.append(
+                CsvProblem(
+                    row.line,
+                    N_("the commune {code} ({name}) is outside your area"),
+                    {"code": row.commune_code, "name": commune.name},
+                )
+            )
             continue
         folded = fold(row.name)
         first_line = seen.setdefault((commune.id, folded), row.line)
         if first_line != row.line:
-            result.errors.append(f"line {row.line}: same village as line {first_line}")
+            problems.append(CsvProblem(row.line, N_("same village as line {first}"), {"first": first_line}))
             continue
+        plan.rows.append(row)
         designation = _village_designation(row.name, row.kind, row.designation)
         village = existing.get((commune.id, folded))
         if village is None:
-            new.append(
+            plan.new.append(
                 {
                     "kind": row.kind,
                     "division_type": designation,
@@ -314,20 +385,35 @@ async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> Imp
                     "created_at": now,
                 }
             )
-            result.inserted += 1
             continue
         wanted = {"kind": row.kind, "name": row.name, "division_type": designation}
         diff = {k: v for k, v in wanted.items() if getattr(village, k) != v}
-        if not diff:
-            result.unchanged += 1
-            continue
+        if diff:
+            plan.changes.append((village, diff))
+        else:
+            plan.unchanged += 1
+    return plan
+
+
+async def apply_villages(uow: UnitOfWork, plan: VillagePlan) -> None:
+    """Write what `plan_villages` worked out: changed villages in place, new ones in bulk."""
+    for village, diff in plan.changes:
         for key, value in diff.items():
             setattr(village, key, value)
-        result.updated += 1
     await uow.units.flush()
-    await uow.units.add_many(new, VILLAGE_KINDS)
+    await uow.units.add_many(plan.new, VILLAGE_KINDS)
 
-    result.errors.sort(key=_line_of)
+
+async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> ImportResult:
+    """Load villages from `commune_code,village_name,kind`; idempotent, matched by
+    (commune, folded name). Bad rows are reported by line number; the others are imported."""
+    result = ImportResult()
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        rows, problems = read_village_rows(f, path.name)
+    plan = await plan_villages(uow, rows, f"csv {path.name}"[:64], now, problems)
+    await apply_villages(uow, plan)
+    result.inserted, result.updated, result.unchanged = len(plan.new), len(plan.changes), plan.unchanged
+    result.errors = [p.english() for p in sorted(problems, key=lambda p: p.line)]
     CONSOLE.audit(
         uow,
         now,
@@ -340,11 +426,6 @@ async def import_villages_csv(uow: UnitOfWork, path: Path, now: datetime) -> Imp
     )
     await uow.units.flush()
     return result
-
-
-def _line_of(error: str) -> int:
-    match = re.match(r"line (\d+):", error)
-    return int(match.group(1)) if match else 0
 
 
 async def add_village(

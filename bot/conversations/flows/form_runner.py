@@ -546,6 +546,12 @@ class FormRunner(Flow[FormState]):
         keep, _ = self._keep(state, f)
         if (pick == "keep" or word in KEEP_WORDS) and keep is not None:
             return await self._check_and_accept(ctx, state, form, f, keep)
+        if word in KEEP_WORDS:  # "gn" where no earlier figure exists: not "this is not a number"
+            return Step(
+                [Reply(t("There is no earlier figure to keep for this question. Please type the figure."))]
+                + await self.reprompt(ctx, state),
+                state,
+            )
         if msg.kind not in (Kind.TEXT, Kind.OPTION):
             return Step(
                 [Reply(t("I can only read typed answers here."))] + await self.reprompt(ctx, state), state

@@ -1,4 +1,10 @@
-"""/start: language → consent → member (province → commune → village) or officer (invite code)."""
+"""/start: language → consent → member (province → commune → village) or officer (invite code).
+
+"/start CODE" (a Telegram deep link from a printed slip, t.me/<bot>?start=CODE) skips what the code
+makes unneeded: the consent question comes first, in the contact's language with a button for the
+other one, and agreeing redeems the code; a contact who consented before is registered at once.
+Consent is never skipped for someone who has not given it (Law 91/2025/QH15).
+"""
 
 from __future__ import annotations
 
@@ -43,7 +49,10 @@ class Onboarding(Flow[OnboardingState]):
     async def start(self, ctx: Context, args: dict[str, Any]) -> Step:
         state = OnboardingState()
         if args.get("code"):  # "/start ABCD-EFGH" from a deep link
+            if ctx.contact.consent_at is not None:
+                return await self._redeem(ctx, state, str(args["code"]))
             state.code = str(args["code"])
+            return Step([self._ask_consent(ctx, state)], state)
         text = "Xin chào! Mời anh/chị chọn ngôn ngữ.\nHello! Please choose your language."
         reply = ask(state, text, [Option("vi", "Tiếng Việt"), Option("en", "English")])
         return Step([reply], state)
@@ -86,12 +95,18 @@ class Onboarding(Flow[OnboardingState]):
                 t("Do you agree?"),
             ]
         )
-        return ask(state, text, [Option("yes", t("I agree")), Option("no", t("I do not agree"))])
+        options = [Option("yes", t("I agree")), Option("no", t("I do not agree"))]
+        if state.code:  # the language question was skipped: the other language, one press away
+            options.append(Option("en", "English") if t.locale == "vi" else Option("vi", "Tiếng Việt"))
+        return ask(state, text, options)
 
     async def _on_consent(self, ctx: Context, state: OnboardingState, msg: Incoming) -> Step:
         """Agree: record consent, then member or officer (or redeem the deep link's code)."""
         t = ctx.t
         pick = chosen(state, msg)
+        if pick in ("vi", "en"):  # the language switch offered with a deep link's code
+            ctx.set_locale(translator(pick))
+            return Step([self._ask_consent(ctx, state)], state)
         if pick is None:
             yn = parse_yes_no(msg.text) if msg.kind is Kind.TEXT else None
             pick = None if yn is None else ("yes" if yn else "no")
@@ -201,6 +216,8 @@ class Onboarding(Flow[OnboardingState]):
         state.tries += 1
         problem = {
             RedeemOutcome.UNKNOWN: t("This code is not valid. Check the letters and try again."),
+            # A revoked code gets the same answer: whoever holds it learns nothing more.
+            RedeemOutcome.REVOKED: t("This code is not valid. Check the letters and try again."),
             RedeemOutcome.EXPIRED: t("This code has expired. Ask your commune officer for a new one."),
             RedeemOutcome.USED_UP: t(
                 "This code has already been used. Ask your commune officer for a new one."
