@@ -31,6 +31,7 @@ from storage.models_limits import InviteTryRepository
 from storage.models_profiles import ProfileRepository
 from storage.models_requests import RequestRepository
 from storage.repositories import (
+    BroadcastRepository,
     ContactRepository,
     InviteRepository,
     OutboxRepository,
@@ -109,6 +110,7 @@ class ReadOnlyUnitOfWork:
         self.units = UnitRepository(s)
         self.submissions = SubmissionRepository(s)
         self.outbox = OutboxRepository(s)
+        self.broadcasts = BroadcastRepository(s)
         self.notices = NoticeRepository(s)
         self.recipients = RecipientRepository(s)
         self.files = ReportFileRepository(s)

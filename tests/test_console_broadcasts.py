@@ -4,19 +4,24 @@ sender uses; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime, timedelta
+from html import unescape
+from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
 from bot.channels.preview import on_telegram, on_webchat, on_zalo, previews
 from bot.domain.app import App
-from bot.domain.clock import FixedClock
+from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.permissions import NotAllowed, load_grants
+from bot.domain.sending import Blocked, PermanentError
 from bot.messaging.content import sync_content
-from bot.messaging.outbox import payload_replies, send_outbox
+from bot.messaging.outbox import OutboxSender, payload_replies, send_outbox
 from bot.services.actor import Actor
 from bot.services.broadcasts import (
     EMPTY,
@@ -28,12 +33,15 @@ from bot.services.broadcasts import (
     Audience,
     BadMessage,
     Message,
+    delivery_counts,
     preview_broadcast,
     queue_broadcast,
 )
 from storage.db import Database
-from storage.models import COMMUNE_OFFICER, MEMBER, PROVINCE_STAFF, VILLAGE_OFFICER, OutboxMessage
+from storage.models import ADMIN, COMMUNE_OFFICER, MEMBER, PROVINCE_STAFF, VILLAGE_OFFICER, OutboxMessage
 from storage.models_outreach import ContentItem
+from tests.console_support import console_client, csrf_of, log_in
+from tests.fakes.fake_sink import RecordingSender
 from tests.fakes.harness import ZALO_TOKEN, fake_api_served, running_bot
 from tests.fakes.zalo_api import FakeZalo
 from tests.support import START, Tree, make_app, make_contact, seed_tree
@@ -227,3 +235,157 @@ async def test_zalo_receives_exactly_the_bubbles_the_preview_showed(sqlite_db: D
     shown = on_zalo(payload_replies(seen.payload, app.content_dir), "vi")
     assert len(sent) == 2
     assert sent == [b.text for b in shown.bubbles]
+
+
+# ---- the page ---------------------------------------------------------------------------------------
+
+
+def bubbles_of(html: str, channel: str) -> list[str]:
+    """The texts of one phone's bubbles on the preview."""
+    frame = html.split(f'data-testid="phone-{channel}"', 1)[1].split("</figure>", 1)[0]
+    return [unescape(m) for m in re.findall(r'<div class="text">(.*?)</div>', frame, re.S)]
+
+
+async def compose(client: httpx.AsyncClient, action: str, **fields: Any) -> httpx.Response:
+    page = await client.get("/console/broadcasts")
+    assert page.status_code == 200
+    data: dict[str, Any] = {"csrf": csrf_of(page.text), "groups": [MEMBERS], "what": "text", "when": "now"}
+    data.update(fields)
+    return await client.post(f"/console/broadcasts/{action}", data=data)
+
+
+async def test_compose_preview_send_follow_and_cancel_from_the_console(world: World) -> None:
+    app, tree = world.app, world.tree
+    async with console_client(app) as client:
+        await log_in(client, app, "co")
+        page = await client.get("/console/broadcasts")
+        assert page.status_code == 200
+        assert 'href="/console/broadcasts"' in page.text  # the header's link
+        assert "Thôn Nà Rụa" in page.text and "Xóm Pác Bó" not in page.text  # the commune's places
+        text = "Họp chi hội khuyến học lúc 19 giờ tối thứ Bảy."
+        shown = await compose(client, "preview", text=text)
+        assert shown.status_code == 200, shown.text
+        assert 'data-testid="recipient-count"' in shown.text and "Tin sẽ được gửi tới 2 người" in shown.text  # m1, m2
+        for channel in ("telegram", "zalo", "webchat"):
+            (bubble,) = bubbles_of(shown.text, channel)
+            assert text in bubble
+        assert await outbox_rows(app) == 0  # a preview writes nothing
+        # A long article: two bubbles on Zalo, one on Telegram.
+        long = await compose(client, "preview", what="item", item=LONG_KEY)
+        assert len(bubbles_of(long.text, "zalo")) == 2 and len(bubbles_of(long.text, "telegram")) == 1
+        # Send now: one outbox row per recipient.
+        sent = await compose(client, "send", text=text)
+        assert sent.status_code == 303 and sent.headers["location"].startswith("/console/broadcasts?sent=")
+        assert await outbox_rows(app) == 2
+        # Later, to the officers of one village: queued for its time.
+        later = await compose(
+            client,
+            "send",
+            text="Nhắc nộp báo cáo năm",
+            groups=[OFFICERS],
+            places=[str(tree.village.id)],
+            when="later",
+            day="2026-11-25",
+            time="07:30",
+        )
+        assert later.status_code == 303, later.text
+        later_id = int(later.headers["location"].rsplit("=", 1)[1])
+        async with app.read_only() as reads:
+            b = await reads.broadcasts.get(later_id)
+            assert b is not None and b.recipients == 1  # vo
+            assert b.send_at == datetime(2026, 11, 25, 7, 30, tzinfo=VN_TZ)
+        listed = await client.get("/console/broadcasts")
+        assert f'data-testid="cancel-{later_id}"' in listed.text
+        token = csrf_of(listed.text)
+        cancelled = await client.post(f"/console/broadcasts/{later_id}/cancel", data={"csrf": token})
+        assert cancelled.status_code == 303
+        async with app.read_only() as reads:
+            counts = (await delivery_counts(reads, [later_id]))[later_id]
+        assert counts.cancelled == 1 and counts.queued == 0
+        assert f'data-testid="cancel-{later_id}"' not in (await client.get("/console/broadcasts")).text
+
+
+async def test_delivery_statistics_and_the_stacked_bar(world: World) -> None:
+    app = world.app
+    async with console_client(app) as client:
+        await log_in(client, app, "co")
+        sent = await compose(client, "send", text="Chúc mừng năm học mới", groups=[MEMBERS, OFFICERS])
+        bid = int(sent.headers["location"].rsplit("=", 1)[1])
+        # m1 receives it, m2's channel refuses it for good, vo blocked the bot.
+        errors: dict[str, list[Exception]] = {"m2": [PermanentError("HTTP 400")], "vo": [Blocked("blocked")]}
+        await OutboxSender(app, {"test": RecordingSender(errors=errors)}).drain()
+        page = await client.get("/console/broadcasts")
+    row = page.text.split(f'data-testid="broadcast-{bid}"', 1)[1].split("</tr>", 1)[0]
+    cells = dict(re.findall(r'data-testid="(sent|waiting|failed|stopped)">([^<]*)<', row))
+    assert cells == {"sent": "1", "waiting": "0", "failed": "1", "stopped": "1"}
+    widths = re.findall(r'<span class="(ok|muted|bad|warn|cancel)" style="width:([\d.]+)%"', row)
+    assert widths == [("ok", "33.3"), ("bad", "33.3"), ("warn", "33.3")]
+    assert f'data-testid="cancel-{bid}"' not in row  # nothing left to cancel
+
+
+async def test_user_errors_show_on_the_page(world: World) -> None:
+    app = world.app
+    async with console_client(app) as client:
+        await log_in(client, app, "co")
+        for fields, words in [
+            ({"text": "  "}, "viết tin nhắn hoặc chọn một bài viết"),
+            ({"text": "x" * (MAX_TEXT + 1)}, "Tin nhắn quá dài"),
+            ({"text": "Chào", "groups": []}, "chọn gửi cho hội viên, cán bộ"),
+            ({"text": "Chào", "when": "later", "day": "2026-11-01", "time": "08:00"}, "Thời điểm này đã qua"),
+            ({"text": "Chào", "image_url": "không phải link"}, "https://"),
+        ]:
+            for action in ("preview", "send"):
+                answer = await compose(client, action, **fields)
+                assert answer.status_code == 400, (fields, answer.text)
+                assert 'data-testid="broadcast-error"' in answer.text and words in answer.text, fields
+        assert await outbox_rows(app) == 0
+
+
+async def test_outside_the_area_without_the_role_or_csrf(world: World) -> None:
+    app, tree = world.app, world.tree
+    async with console_client(app) as client:
+        await log_in(client, app, "co")
+        page = await client.get("/console/broadcasts")
+        token = csrf_of(page.text)
+        base = {"csrf": token, "groups": [MEMBERS], "what": "text", "text": "Chào", "when": "now"}
+        # Another commune, as a place or as the area: 404, nothing queued.
+        for extra in ({"places": [str(tree.other_village.id)]}, {"area": str(tree.other_commune.id)}):
+            for action in ("preview", "send"):
+                answer = await client.post(f"/console/broadcasts/{action}", data={**base, **extra})
+                assert answer.status_code == 404, (extra, action)
+        # Without the CSRF token: 403.
+        for action in ("preview", "send"):
+            answer = await client.post(f"/console/broadcasts/{action}", data={**base, "csrf": ""})
+            assert answer.status_code == 403
+            answer = await client.post(
+                f"/console/broadcasts/{action}", data={k: v for k, v in base.items() if k != "csrf"}
+            )
+            assert answer.status_code == 403
+        assert await outbox_rows(app) == 0
+        # The province's broadcast cannot be cancelled by the commune: 404.
+        async with app.uow() as uow:
+            mine = await queue_broadcast(
+                uow,
+                await _actor_in(uow, "ps"),
+                Audience((tree.province.id,)),
+                Message(text="Tỉnh"),
+                now=app.clock.now(),
+                send_at=app.clock.now() + timedelta(days=1),
+            )
+            await uow.commit()
+        answer = await client.post(f"/console/broadcasts/{mine.id}/cancel", data={"csrf": token})
+        assert answer.status_code == 404
+    # A village officer has no console page for broadcasts (and no console at all).
+    async with console_client(app) as client:
+        assert (await client.get("/console/broadcasts")).status_code == 401
+    await make_contact(app, "admin", ADMIN, tree.province)
+    async with console_client(app) as client:
+        await log_in(client, app, "admin")  # compiles reports, may not broadcast
+        home = await client.get("/console/period")
+        assert 'href="/console/broadcasts"' not in home.text
+        assert (await client.get("/console/broadcasts")).status_code == 403
+
+
+async def _actor_in(uow: Any, ext: str) -> Actor:
+    contact = await uow.contacts.by_identity("test", ext)
+    return Actor.of(contact, await load_grants(uow, contact.id))

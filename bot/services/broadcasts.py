@@ -150,7 +150,7 @@ async def count_recipients(uow: UnitOfWork, actor: Actor, audience: Audience) ->
     return len(await resolve(uow, units, audience, actor.contact_id))
 
 
-async def articles(uow: UnitOfWork, locale: str) -> list[ContentItem]:
+async def articles(uow: Reads, locale: str) -> list[ContentItem]:
     """The library's articles in one language, newest first: what a broadcast may carry."""
     return await uow.content.live(locale)
 
@@ -347,7 +347,7 @@ async def cancel_broadcast(uow: UnitOfWork, actor: Actor, broadcast_id: int, now
     return rows
 
 
-async def visible_broadcasts(uow: UnitOfWork, actor: Actor, limit: int = 5) -> list[Broadcast]:
+async def visible_broadcasts(uow: Reads, actor: Actor, limit: int = 5) -> list[Broadcast]:
     """The newest broadcasts the actor wrote or that lie inside their broadcast area."""
     if actor.contact is None:
         return []
@@ -355,7 +355,7 @@ async def visible_broadcasts(uow: UnitOfWork, actor: Actor, limit: int = 5) -> l
     return await uow.broadcasts.newest(actor.contact.id, paths, limit)
 
 
-async def delivery_counts(uow: UnitOfWork, broadcast_ids: Sequence[int]) -> dict[int, Counts]:
+async def delivery_counts(uow: Reads, broadcast_ids: Sequence[int]) -> dict[int, Counts]:
     """Queued (waiting or being sent), sent, failed, blocked and cancelled, per broadcast."""
     out = {bid: Counts() for bid in broadcast_ids}
     if not broadcast_ids:

@@ -19,4 +19,6 @@ class NavItem:
 NAV: list[NavItem] = [
     NavItem("/console/period", N_("Period at a glance"), Action.COMPILE_REPORT),
     NavItem("/console/onboarding", N_("Onboarding"), Action.CREATE_INVITE),
+    NavItem("/console/broadcasts", N_("Broadcasts"), Action.BROADCAST),
+    NavItem("/console/downloads", N_("Downloads"), Action.COMPILE_REPORT),
 ]

@@ -11,10 +11,12 @@ from collections.abc import Callable
 from fastapi import APIRouter
 
 from bot.channels.console.auth import Console
-from bot.channels.console.pages import onboarding, period, village
+from bot.channels.console.pages import broadcasts, downloads, onboarding, period, village
 
 PAGES: list[Callable[[Console], APIRouter]] = [
     period.create_router,
     village.create_router,
     onboarding.create_router,
+    downloads.create_router,
+    broadcasts.create_router,
 ]
