@@ -265,7 +265,9 @@ async def test_compose_preview_send_follow_and_cancel_from_the_console(world: Wo
         text = "Họp chi hội khuyến học lúc 19 giờ tối thứ Bảy."
         shown = await compose(client, "preview", text=text)
         assert shown.status_code == 200, shown.text
-        assert 'data-testid="recipient-count"' in shown.text and "Tin sẽ được gửi tới 2 người" in shown.text  # m1, m2
+        assert (
+            'data-testid="recipient-count"' in shown.text and "Tin sẽ được gửi tới 2 người" in shown.text
+        )  # m1, m2
         for channel in ("telegram", "zalo", "webchat"):
             (bubble,) = bubbles_of(shown.text, channel)
             assert text in bubble

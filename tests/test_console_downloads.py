@@ -5,23 +5,30 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime
+from html import unescape
 from typing import Any
 
+import openpyxl
 import pytest
+from docx import Document
+from sqlalchemy import update
 
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.periods import Period
 from bot.domain.permissions import NotAllowed, load_grants
+from bot.reports.chart import CHART_RATES
 from bot.services.actor import Actor
 from bot.services.reports import submissions_csv
 from bot.services.reviews import approve
 from bot.services.submissions import Draft, submit_report
 from storage.db import Database
-from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER, Unit
+from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER, RoleGrant, Unit
+from tests.console_support import console_client, log_in
 from tests.support import START, Tree, make_app, make_contact, seed_tree
 
 VILLAGE = "village_report"
@@ -174,3 +181,123 @@ def test_the_csv_escapes_only_text() -> None:
     from bot.reports.submissions_csv import _value
 
     assert _value(-3) == "-3" and _value(None) == "" and _value("+84 912") == "'+84 912"
+
+
+# ---- the page and its files -------------------------------------------------------------------------
+
+
+def links_of(html: str) -> dict[str, str]:
+    """data-testid → href of the page's download links."""
+    return {
+        tid: unescape(href)
+        for href, tid in re.findall(r'<a href="([^"]+)" data-testid="(download-[^"]+)"', html)
+    }
+
+
+def sheet_texts(data: bytes) -> set[str]:
+    book = openpyxl.load_workbook(io.BytesIO(data))
+    return {
+        str(c.value) for ws in book.worksheets for row in ws.iter_rows() for c in row if c.value is not None
+    }
+
+
+async def test_the_commune_officer_downloads_every_file_of_the_open_period(world: World) -> None:
+    app, tree = world.app, world.tree
+    async with console_client(app) as client:
+        await log_in(client, app, "co")
+        page = await client.get("/console/downloads")
+        assert page.status_code == 200
+        assert 'href="/console/downloads"' in page.text  # the header's link
+        links = links_of(page.text)
+        # The chat's default period (the year 2026 is still open on 2 December), the commune.
+        assert all(f"unit={tree.commune.id}&period=2026&" in href for href in links.values())
+        assert set(links) == {
+            "download-xlsx",
+            "download-docx",
+            *(f"download-chart-{key}" for key in CHART_RATES),
+            "download-csv-village_report",
+            "download-csv-commune_report",
+        }
+        xlsx = await client.get(links["download-xlsx"])
+        assert xlsx.status_code == 200 and xlsx.headers["content-type"].startswith("application/vnd.openxml")
+        assert 'filename="bao-cao-phuong-thuc-phan-2026.xlsx"' in xlsx.headers["content-disposition"]
+        texts = sheet_texts(xlsx.content)
+        assert {"Thôn Nà Rụa", "Tổ dân phố 1"} <= texts and "Xóm Pác Bó" not in texts
+        docx = await client.get(links["download-docx"])
+        text = "\n".join(
+            cell.text
+            for table in Document(io.BytesIO(docx.content)).tables
+            for row in table.rows
+            for cell in row.cells
+        )
+        assert "Thôn Nà Rụa" in text and "Xóm Pác Bó" not in text
+        for key in CHART_RATES:
+            png = await client.get(links[f"download-chart-{key}"])
+            assert png.status_code == 200 and png.content.startswith(b"\x89PNG\r\n\x1a\n")
+            assert png.headers["content-type"] == "image/png"
+        raw = await client.get(links["download-csv-village_report"])
+        assert raw.headers["content-type"].startswith("text/csv")
+        rows = read_csv(raw.content)
+        assert [(r["unit"], r["version"]) for r in rows] == [("Thôn Nà Rụa", "2"), ("Tổ dân phố 1", "1")]
+        # Another period, chosen in the select.
+        older = await client.get("/console/downloads", params={"period": "2026-H1"})
+        assert all("period=2026-H1&" in href for href in links_of(older.text).values())
+
+
+async def test_province_staff_choose_any_commune_of_the_province(world: World) -> None:
+    app, tree = world.app, world.tree
+    async with console_client(app) as client:
+        await log_in(client, app, "ps")
+        page = await client.get("/console/downloads")
+        for unit in (tree.province, tree.commune, tree.other_commune):
+            assert f'<option value="{unit.id}"' in page.text
+        other = await client.get("/console/downloads", params={"unit": tree.other_commune.id})
+        rows = read_csv((await client.get(links_of(other.text)["download-csv-village_report"])).content)
+        assert [r["unit"] for r in rows] == ["Xóm Pác Bó"]
+        whole = await client.get(links_of(page.text)["download-xlsx"])
+        assert {"Phường Thục Phán", "Xã Trường Hà"} <= sheet_texts(whole.content)
+
+
+async def test_no_file_outside_the_area_and_none_for_a_village_officer(world: World) -> None:
+    app, tree = world.app, world.tree
+    async with console_client(app) as client:
+        await log_in(client, app, "co")
+        for unit_id in (tree.other_commune.id, tree.province.id, tree.village.id, 999_999):
+            assert (await client.get("/console/downloads", params={"unit": unit_id})).status_code == 404
+            for kind, extra in [
+                ("xlsx", {}),
+                ("docx", {}),
+                ("chart", {"chart": CHART_RATES[0]}),
+                ("csv", {}),
+            ]:
+                answer = await client.get(
+                    "/console/downloads/file",
+                    params={"unit": unit_id, "period": "2026", "kind": kind, **extra},
+                )
+                assert answer.status_code == 404, (unit_id, kind)
+        mine = {"unit": tree.commune.id, "period": "2026"}
+        for bad in (
+            {"kind": "pdf"},
+            {"kind": "chart", "chart": "nope"},
+            {"kind": "csv", "form": "activity_report"},
+        ):
+            assert (await client.get("/console/downloads/file", params={**mine, **bad})).status_code == 404
+        assert (
+            await client.get("/console/downloads/file", params={**mine, "kind": "xlsx", "period": "x"})
+        ).status_code == 400
+        # The commune role taken away, a village officer's left: the same cookie gets nothing.
+        async with app.uow() as uow:
+            officer = await uow.contacts.by_identity("test", "co")
+            assert officer is not None
+            await uow.session.execute(
+                update(RoleGrant).where(RoleGrant.contact_id == officer.id).values(revoked_at=app.clock.now())
+            )
+            await uow.contacts.grant(officer.id, VILLAGE_OFFICER, tree.village.id, app.clock.now())
+            await uow.commit()
+        assert (await client.get("/console/downloads")).status_code == 403
+        answer = await client.get("/console/downloads/file", params={**mine, "kind": "csv"})
+        assert answer.status_code == 403
+    async with console_client(app) as client:  # no session at all
+        assert (
+            await client.get("/console/downloads/file", params={**mine, "kind": "csv"})
+        ).status_code == 401

@@ -44,6 +44,15 @@ CSV_FORMS = (VILLAGE_FORM, COMMUNE_FORM)  # the reports whose raw lines can be d
 
 
 @dataclass(frozen=True, slots=True)
+class Place:
+    """A unit of the select (read before its session closes); depth 1: a commune of a province."""
+
+    id: int
+    name: str
+    depth: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class Link:
     kind: str
     label: str
@@ -107,24 +116,25 @@ def create_router(console: Console) -> APIRouter:
             target = own[0] if unit is None else await unit_in_area(reads, staff, unit, Action.COMPILE_REPORT)
             if target.kind not in SUMMARY_KINDS:
                 raise HTTPException(404)
+            here = Place(target.id, target.name)
             # The select: each area, and under a province its communes.
-            options: list[tuple[Unit, int]] = []
+            options: list[Place] = []
             for area in own:
-                options.append((area, 0))
+                options.append(Place(area.id, area.name))
                 if area.kind == PROVINCE:
                     below = await reads.units.children(area.id, SUMMARY_KINDS, on=local_today(app.clock))
-                    options += [(u, 1) for u in sorted(below, key=lambda u: u.name)]
-        if all(u.id != target.id for u, _ in options):
-            options.append((target, 1))
+                    options += [Place(u.id, u.name, 1) for u in sorted(below, key=lambda u: u.name)]
+        if all(p.id != here.id for p in options):
+            options.append(Place(here.id, here.name, 1))
         links = [
-            Link("xlsx", t("Compiled report (.xlsx)"), href(target.id, chosen, "xlsx"), "download-xlsx"),
-            Link("docx", t("Compiled report (.docx)"), href(target.id, chosen, "docx"), "download-docx"),
+            Link("xlsx", t("Compiled report (.xlsx)"), href(here.id, chosen, "xlsx"), "download-xlsx"),
+            Link("docx", t("Compiled report (.docx)"), href(here.id, chosen, "docx"), "download-docx"),
         ]
         charts = [
             Link(
                 "chart",
                 indicator_label(t, key),
-                href(target.id, chosen, "chart", chart=key),
+                href(here.id, chosen, "chart", chart=key),
                 f"download-chart-{key}",
             )
             for key in CHART_RATES
@@ -133,7 +143,7 @@ def create_router(console: Console) -> APIRouter:
             Link(
                 "csv",
                 app.forms[key].title.get(t.locale),
-                href(target.id, chosen, "csv", form=key),
+                href(here.id, chosen, "csv", form=key),
                 f"download-csv-{key}",
             )
             for key in CSV_FORMS
@@ -143,7 +153,7 @@ def create_router(console: Console) -> APIRouter:
             request,
             staff,
             "downloads.html",
-            unit=target,
+            unit=here,
             options=options,
             period=chosen,
             periods=choices,
@@ -193,7 +203,8 @@ def create_router(console: Console) -> APIRouter:
                     )
                 except NotAllowed:
                     raise HTTPException(404) from None
-            return _attachment(data, CSV_CONTENT_TYPE, _csv_name(target, when, form))
+                name = _csv_name(target, when, form)
+            return _attachment(data, CSV_CONTENT_TYPE, name)
         if kind == "chart" and chart not in CHART_RATES:
             raise HTTPException(404)
         c, profile = await compiled(staff, unit, when)
