@@ -13,7 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from bot.channels.preview import on_telegram, on_webchat, on_zalo, previews
 from bot.domain.app import App
@@ -38,7 +38,15 @@ from bot.services.broadcasts import (
     queue_broadcast,
 )
 from storage.db import Database
-from storage.models import ADMIN, COMMUNE_OFFICER, MEMBER, PROVINCE_STAFF, VILLAGE_OFFICER, OutboxMessage
+from storage.models import (
+    ADMIN,
+    COMMUNE_OFFICER,
+    MEMBER,
+    PROVINCE_STAFF,
+    VILLAGE_OFFICER,
+    OutboxMessage,
+    RoleGrant,
+)
 from storage.models_outreach import ContentItem
 from tests.console_support import console_client, csrf_of, log_in
 from tests.fakes.fake_sink import RecordingSender
@@ -377,6 +385,20 @@ async def test_outside_the_area_without_the_role_or_csrf(world: World) -> None:
             await uow.commit()
         answer = await client.post(f"/console/broadcasts/{mine.id}/cancel", data={"csrf": token})
         assert answer.status_code == 404
+        # The commune role taken away, a village officer's left: the same cookie gets nothing.
+        async with app.uow() as uow:
+            officer = await uow.contacts.by_identity("test", "co")
+            assert officer is not None
+            await uow.session.execute(
+                update(RoleGrant).where(RoleGrant.contact_id == officer.id).values(revoked_at=app.clock.now())
+            )
+            await uow.contacts.grant(officer.id, VILLAGE_OFFICER, tree.village.id, app.clock.now())
+            await uow.commit()
+        before = await outbox_rows(app)
+        assert (await client.get("/console/broadcasts")).status_code == 403
+        for action in ("preview", "send"):
+            assert (await client.post(f"/console/broadcasts/{action}", data=base)).status_code == 403
+        assert await outbox_rows(app) == before
     # A village officer has no console page for broadcasts (and no console at all).
     async with console_client(app) as client:
         assert (await client.get("/console/broadcasts")).status_code == 401
