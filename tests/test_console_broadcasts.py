@@ -283,6 +283,11 @@ async def test_compose_preview_send_follow_and_cancel_from_the_console(world: Wo
         # A long article: two bubbles on Zalo, one on Telegram.
         long = await compose(client, "preview", what="item", item=LONG_KEY)
         assert len(bubbles_of(long.text, "zalo")) == 2 and len(bubbles_of(long.text, "telegram")) == 1
+        assert re.findall(r'data-testid="message-count">([^<]*)<', long.text) == [
+            "1 tin nhắn",
+            "2 tin nhắn",
+            "1 tin nhắn",
+        ]
         # Send now: one outbox row per recipient.
         sent = await compose(client, "send", text=text)
         assert sent.status_code == 303 and sent.headers["location"].startswith("/console/broadcasts?sent=")
