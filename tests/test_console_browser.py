@@ -168,8 +168,7 @@ async def test_the_staff_console_walkthrough(app: App, browser: Browser) -> None
         assert village_phone.errors == []
 
         # Another village, back through the period view: approve its report.
-        await page.go_back()
-        await page.go_back()
+        await page.get_by_test_id("breadcrumbs").get_by_role("link", name=seed.commune.name).click()
         await page.get_by_test_id("unit-link").filter(has_text=approved.name).click()
         await page.get_by_test_id("approve").first.click()
         await expect(page.get_by_test_id("notice")).to_be_visible()
