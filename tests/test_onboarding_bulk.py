@@ -165,9 +165,7 @@ async def test_an_upload_with_problems_writes_nothing_and_names_each_line(world:
     outside = problems[-1]
     # A commune of another area reads like an unknown code: the upload names nothing outside.
     assert en(outside.message, **outside.params) == "the commune code 01279 is not a commune of your area"
-    assert (
-        vi(outside.message, **outside.params) == "mã xã, phường 01279 không thuộc địa bàn của anh/chị"
-    )
+    assert vi(outside.message, **outside.params) == "mã xã, phường 01279 không thuộc địa bàn của anh/chị"
     unknown = problems[0]
     assert en(unknown.message, **unknown.params) == "the commune code 99999 is not a commune of your area"
     for p in problems:
