@@ -188,3 +188,14 @@ async def test_the_nightly_prune_deletes_expired_links_and_sessions(app) -> None
     app.clock.advance(timedelta(hours=app.settings.console_session_hours) + timedelta(days=1, minutes=1))
     assert await prune_expired(app) == 3
     assert await rows() == (0, 0)
+
+
+async def test_pages_go_compressed_to_browsers_that_accept_it(app) -> None:  # type: ignore[no-untyped-def]
+    async with console_client(app) as client:
+        await log_in(client, app, "commune")
+        page = await client.get("/console/period", headers={"Accept-Encoding": "gzip"})
+        assert page.status_code == 200
+        assert page.headers["content-encoding"] == "gzip"
+        assert "Đăng xuất" in page.text  # httpx inflates it
+        plain = await client.get("/console/period", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
