@@ -199,3 +199,17 @@ async def test_pages_go_compressed_to_browsers_that_accept_it(app) -> None:  # t
         assert "Đăng xuất" in page.text  # httpx inflates it
         plain = await client.get("/console/period", headers={"Accept-Encoding": "identity"})
         assert "content-encoding" not in plain.headers
+
+
+async def test_a_login_posted_from_another_site_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+    url = await login_url(app, "commune")
+    async with console_client(app) as client:
+        elsewhere = await client.post(
+            "/console/login", data={"token": token_of(url)}, headers={"Origin": "https://evil.example"}
+        )
+        assert elsewhere.status_code == 403
+        assert "khuyenhoc_console" not in client.cookies
+        ours = await client.post(
+            "/console/login", data={"token": token_of(url)}, headers={"Origin": "http://testserver"}
+        )
+        assert ours.status_code == 303  # the link was not used up by the refused attempt
