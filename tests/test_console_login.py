@@ -208,6 +208,10 @@ async def test_a_login_posted_from_another_site_is_refused(app) -> None:  # type
             "/console/login", data={"token": token_of(url)}, headers={"Origin": "https://evil.example"}
         )
         assert elsewhere.status_code == 403
+        sandboxed = await client.post(
+            "/console/login", data={"token": token_of(url)}, headers={"Origin": "null"}
+        )
+        assert sandboxed.status_code == 403
         assert "khuyenhoc_console" not in client.cookies
         ours = await client.post(
             "/console/login", data={"token": token_of(url)}, headers={"Origin": "http://testserver"}

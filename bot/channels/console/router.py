@@ -63,8 +63,8 @@ def create_router(app: App) -> ConsoleRouter:
         # The login form has no session yet to hold a CSRF token; a POST from another site (which
         # would log the victim in as someone else) is refused by its Origin instead.
         origin = request.headers.get("origin")
-        ours = {request.headers.get("host"), urlsplit(app.settings.public_url or "").netloc}
-        if origin is not None and urlsplit(origin).netloc not in ours:
+        ours = {request.headers.get("host"), urlsplit(app.settings.public_url or "").netloc} - {None, ""}
+        if origin is not None and urlsplit(origin).netloc not in ours:  # "null" too (a sandboxed frame)
             raise HTTPException(status_code=403, detail="origin")
         settings = app.settings
         async with app.uow() as uow:
