@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
-from playwright.async_api import Browser, ViewportSize, async_playwright, expect
+from playwright.async_api import Browser, ViewportSize, expect
 from sqlalchemy import select
 
 from bot.domain.app import App
@@ -37,7 +37,7 @@ from tests.support import CONTENT, make_contact, seed_tree, webchat_id
 from tests.test_chart import SMALLEST_PX, drawn_texts
 from tests.test_names_are_data import raw_unit
 from tests.test_reports_helpers import submit, vn
-from tests.test_webchat_browser import CHROMIUM_ARGS, Conversation, Phone, serving
+from tests.test_webchat_browser import Conversation, Phone, serving
 
 pytestmark = pytest.mark.browser
 
@@ -55,16 +55,6 @@ async def app(sqlite_url: str) -> AsyncIterator[App]:
     ).app
     yield application
     await application.db.dispose()
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 class PhoneAt390(Phone):

@@ -14,7 +14,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
@@ -24,7 +24,7 @@ from bot.reports.invite_slips import SLIPS_PER_PAGE
 from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import create_http_app
 from storage.migrate import upgrade
-from tests.test_webchat_browser import CHROMIUM_ARGS, Conversation, Phone, serving
+from tests.test_webchat_browser import Conversation, Phone, serving
 
 pytestmark = pytest.mark.browser
 
@@ -45,16 +45,6 @@ async def app(sqlite_url: str) -> AsyncIterator[App]:
     ).app
     yield application
     await application.db.dispose()
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 async def link_from_the_chat(browser: Browser, site: str, code: str) -> str:
@@ -168,8 +158,7 @@ async def test_the_staff_console_walkthrough(app: App, browser: Browser) -> None
         assert village_phone.errors == []
 
         # Another village, back through the period view: approve its report.
-        await page.go_back()
-        await page.go_back()
+        await page.get_by_test_id("breadcrumbs").get_by_role("link", name=seed.commune.name).click()
         await page.get_by_test_id("unit-link").filter(has_text=approved.name).click()
         await page.get_by_test_id("approve").first.click()
         await expect(page.get_by_test_id("notice")).to_be_visible()

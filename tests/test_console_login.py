@@ -188,3 +188,32 @@ async def test_the_nightly_prune_deletes_expired_links_and_sessions(app) -> None
     app.clock.advance(timedelta(hours=app.settings.console_session_hours) + timedelta(days=1, minutes=1))
     assert await prune_expired(app) == 3
     assert await rows() == (0, 0)
+
+
+async def test_pages_go_compressed_to_browsers_that_accept_it(app) -> None:  # type: ignore[no-untyped-def]
+    async with console_client(app) as client:
+        await log_in(client, app, "commune")
+        page = await client.get("/console/period", headers={"Accept-Encoding": "gzip"})
+        assert page.status_code == 200
+        assert page.headers["content-encoding"] == "gzip"
+        assert "Đăng xuất" in page.text  # httpx inflates it
+        plain = await client.get("/console/period", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers
+
+
+async def test_a_login_posted_from_another_site_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+    url = await login_url(app, "commune")
+    async with console_client(app) as client:
+        elsewhere = await client.post(
+            "/console/login", data={"token": token_of(url)}, headers={"Origin": "https://evil.example"}
+        )
+        assert elsewhere.status_code == 403
+        sandboxed = await client.post(
+            "/console/login", data={"token": token_of(url)}, headers={"Origin": "null"}
+        )
+        assert sandboxed.status_code == 403
+        assert "khuyenhoc_console" not in client.cookies
+        ours = await client.post(
+            "/console/login", data={"token": token_of(url)}, headers={"Origin": "http://testserver"}
+        )
+        assert ours.status_code == 303  # the link was not used up by the refused attempt

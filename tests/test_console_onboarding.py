@@ -99,7 +99,7 @@ async def test_an_upload_with_problems_lists_them_by_line_and_saves_nothing(
     assert page.status_code == 422
     problems = page.text.split('id="upload-problems"', 1)[1].split("</ul>", 1)[0]
     assert 'data-line="3"' in problems and 'data-line="4"' in problems and 'data-line="2"' not in problems
-    assert "Dòng 3: xã, phường 01279 (Xã Trường Hà) không thuộc địa bàn của anh/chị" in problems
+    assert "Dòng 3: mã xã, phường 01279 không thuộc địa bàn của anh/chị" in problems
     assert "Nothing was saved" not in page.text  # the staff member reads Vietnamese
     assert await invites(world.app) == []
 

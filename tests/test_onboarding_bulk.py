@@ -163,11 +163,11 @@ async def test_an_upload_with_problems_writes_nothing_and_names_each_line(world:
     # Each problem reads in the staff's language.
     vi, en = translator("vi"), translator("en")
     outside = problems[-1]
-    assert en(outside.message, **outside.params) == "the commune 01279 (Xã Trường Hà) is outside your area"
-    assert (
-        vi(outside.message, **outside.params)
-        == "xã, phường 01279 (Xã Trường Hà) không thuộc địa bàn của anh/chị"
-    )
+    # A commune of another area reads like an unknown code: the upload names nothing outside.
+    assert en(outside.message, **outside.params) == "the commune code 01279 is not a commune of your area"
+    assert vi(outside.message, **outside.params) == "mã xã, phường 01279 không thuộc địa bàn của anh/chị"
+    unknown = problems[0]
+    assert en(unknown.message, **unknown.params) == "the commune code 99999 is not a commune of your area"
     for p in problems:
         assert vi(p.message, **p.params) != en(p.message, **p.params), p.message
 

@@ -31,7 +31,6 @@ from playwright.async_api import (
     Request,
     Route,
     ViewportSize,
-    async_playwright,
     expect,
 )
 
@@ -52,15 +51,6 @@ pytestmark = pytest.mark.browser
 NOW = datetime(2026, 3, 2, 9, 30, tzinfo=ZoneInfo("Asia/Ho_Chi_Minh"))
 CONTENT = Path(__file__).resolve().parent.parent / "content"
 PHONE: ViewportSize = {"width": 360, "height": 740}
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOT = Path("/tmp/webchat.png")
 
 
@@ -106,16 +96,6 @@ async def app(sqlite_url: str) -> AsyncIterator[App]:
     ).app
     yield application
     await application.db.dispose()
-
-
-@pytest.fixture
-async def browser(chromium_path: str) -> AsyncIterator[Browser]:
-    async with async_playwright() as pw:
-        chromium = await pw.chromium.launch(executable_path=chromium_path, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
 
 
 @dataclass

@@ -349,18 +349,20 @@ async def plan_villages(
     seen: dict[tuple[int, str], int] = {}
     for row in rows:
         commune = plan.communes.get(row.commune_code)
-        if commune is None:
-            problems.append(
-                CsvProblem(row.line, N_("unknown commune code {code}"), {"code": row.commune_code})
-            )
-            continue
-        if allowed is not None and not allowed(commune):
+        if allowed is not None and (commune is None or not allowed(commune)):
+            # The same answer for a code that exists elsewhere and one that does not: the upload
+            # reveals nothing outside the staff's area.
             problems.append(
                 CsvProblem(
                     row.line,
-                    N_("the commune {code} ({name}) is outside your area"),
-                    {"code": row.commune_code, "name": commune.name},
+                    N_("the commune code {code} is not a commune of your area"),
+                    {"code": row.commune_code},
                 )
+            )
+            continue
+        if commune is None:
+            problems.append(
+                CsvProblem(row.line, N_("unknown commune code {code}"), {"code": row.commune_code})
             )
             continue
         folded = fold(row.name)

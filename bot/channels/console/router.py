@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request, Response
 from fastapi.responses import FileResponse, RedirectResponse
@@ -59,6 +60,12 @@ def create_router(app: App) -> ConsoleRouter:
 
     @router.post("/login")
     async def login(request: Request, token: Annotated[str, Form(pattern=TOKEN_PATTERN)]) -> Response:
+        # The login form has no session yet to hold a CSRF token; a POST from another site (which
+        # would log the victim in as someone else) is refused by its Origin instead.
+        origin = request.headers.get("origin")
+        ours = {request.headers.get("host"), urlsplit(app.settings.public_url or "").netloc} - {None, ""}
+        if origin is not None and urlsplit(origin).netloc not in ours:  # "null" too (a sandboxed frame)
+            raise HTTPException(status_code=403, detail="origin")
         settings = app.settings
         async with app.uow() as uow:
             opened = await open_session(

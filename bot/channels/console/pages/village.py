@@ -105,7 +105,8 @@ def create_router(console: Console) -> APIRouter:
                 status=status,
                 history=seen,
                 unit=seen.unit,
-                above=list(reversed(above)),
+                # Root first, each a link to its period view where the staff may see it.
+                above=[(u, staff.actor.may(Action.COMPILE_REPORT, u)) for u in above],
                 notice=notice,
                 error=error,
                 error_record=error_record,
