@@ -10,6 +10,7 @@ taught what a foreign value of it is.
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -21,10 +22,12 @@ from bot.channels.console.pages import PAGES
 from bot.channels.console.router import PREFIX, create_router
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
-from bot.services.actor import CONSOLE
+from bot.domain.permissions import load_grants
+from bot.services.actor import CONSOLE, Actor
+from bot.services.broadcasts import Audience, Message, queue_broadcast
 from bot.services.invites import create_invite
 from storage.db import Database
-from storage.models import COMMUNE_OFFICER, VILLAGE_OFFICER, Unit
+from storage.models import COMMUNE_OFFICER, MEMBER, VILLAGE_OFFICER, Unit
 from storage.models_reviews import Review
 from tests.console_support import console_client, csrf_of, log_in
 from tests.support import Tree, make_app, make_contact, seed_tree
@@ -44,6 +47,10 @@ HARMLESS = {
     "show": None,
     "chart": None,
     "done": None,
+    "kind": "csv",  # the downloads: the raw CSV (its unit probed), the compiled files alike
+    "form": None,
+    "sent": None,  # the broadcasts page's notices name only a number
+    "cancelled": None,
 }
 
 
@@ -56,6 +63,8 @@ def foreign_values(tree: Tree, ids: dict[str, int]) -> dict[str, list[Any]]:
         "invite_id": [ids["invite"]],
         "submission_id": [ids["submission"]],
         "sid": [ids["submission"]],  # the village page's "done" notice names a submission
+        "area": units,
+        "broadcast_id": [ids["broadcast"]],
     }
 
 
@@ -65,10 +74,22 @@ async def setup(db: Database) -> tuple[App, Tree, dict[str, int]]:
     tree = await seed_tree(app)
     await make_contact(app, "commune", COMMUNE_OFFICER, tree.commune)
     saved = await submit(app, tree.other_village, "2026", NOW)
+    await make_contact(app, "other-commune", COMMUNE_OFFICER, tree.other_commune)
+    await make_contact(app, "other-member", MEMBER, tree.other_village)
     async with app.uow() as uow:
         invite = await create_invite(uow, CONSOLE, tree.other_village, VILLAGE_OFFICER, NOW, 14)
+        other = await uow.contacts.by_identity("test", "other-commune")
+        assert other is not None
+        broadcast = await queue_broadcast(
+            uow,
+            Actor.of(other, await load_grants(uow, other.id)),
+            Audience((tree.other_commune.id,)),
+            Message(text="Họp chi hội"),
+            now=NOW,
+            send_at=NOW + timedelta(days=1),
+        )
         await uow.commit()
-    return app, tree, {"invite": invite.id, "submission": saved.id}
+    return app, tree, {"invite": invite.id, "submission": saved.id, "broadcast": broadcast.id}
 
 
 def stranger_csv(tree: Tree) -> bytes:
@@ -151,4 +172,6 @@ async def test_every_route_refuses_another_communes_ids(setup: tuple[App, Tree, 
         villages = await uow.session.scalars(select(Unit.name).where(Unit.parent_id == tree.other_commune.id))
         assert reviews == 0
         assert invite is not None and invite.revoked_at is None
+        broadcast = await uow.broadcasts.get(ids["broadcast"])
+        assert broadcast is not None and broadcast.cancelled_at is None
         assert "Thôn Lạ" not in set(villages)
