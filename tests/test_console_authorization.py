@@ -10,6 +10,7 @@ taught what a foreign value of it is.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -69,7 +70,7 @@ def foreign_values(tree: Tree, ids: dict[str, int]) -> dict[str, list[Any]]:
 
 
 @pytest.fixture
-async def setup(db: Database) -> tuple[App, Tree, dict[str, int]]:
+async def setup(db: Database) -> AsyncIterator[tuple[App, Tree, dict[str, int]]]:
     app = make_app(db.url, FixedClock(NOW))
     tree = await seed_tree(app)
     await make_contact(app, "commune", COMMUNE_OFFICER, tree.commune)
@@ -89,7 +90,8 @@ async def setup(db: Database) -> tuple[App, Tree, dict[str, int]]:
             send_at=NOW + timedelta(days=1),
         )
         await uow.commit()
-    return app, tree, {"invite": invite.id, "submission": saved.id, "broadcast": broadcast.id}
+    yield app, tree, {"invite": invite.id, "submission": saved.id, "broadcast": broadcast.id}
+    await app.db.dispose()  # else its pooled connections are closed by the garbage collector, in a later test
 
 
 def stranger_csv(tree: Tree) -> bytes:
