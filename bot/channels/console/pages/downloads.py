@@ -15,6 +15,7 @@ import asyncio
 import re
 from dataclasses import dataclass
 from typing import Annotated
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
@@ -91,9 +92,7 @@ def create_router(console: Console) -> APIRouter:
         )
 
     def href(unit_id: int, period: Period, kind: str, **extra: str) -> str:
-        query = "&".join(
-            f"{k}={v}" for k, v in {"unit": str(unit_id), "period": period.key, "kind": kind, **extra}.items()
-        )
+        query = urlencode({"unit": unit_id, "period": period.key, "kind": kind, **extra})
         return f"/console/downloads/file?{query}"
 
     @router.get("/downloads")
