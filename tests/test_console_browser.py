@@ -6,6 +6,7 @@ and works through the console as at a desk, then logs out.
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import re
 from collections.abc import AsyncIterator
@@ -14,12 +15,14 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from openpyxl import load_workbook
 from playwright.async_api import Browser, Page, expect
 
 from bot.domain.app import App
 from bot.domain.clock import FixedClock
 from bot.domain.invite_codes import telegram_start_link
 from bot.domain.settings import Settings
+from bot.messaging.outbox import send_outbox
 from bot.reports.invite_slips import SLIPS_PER_PAGE
 from bot.runtime.bootstrap import bootstrap
 from bot.runtime.http import create_http_app
@@ -33,6 +36,7 @@ CONTENT = Path(__file__).resolve().parent.parent / "content"
 DESK = {"width": 1280, "height": 800}
 TABLET = {"width": 820, "height": 1180}
 BOT = "KhuyenHocDemoBot"
+NEWS = "Tuần lễ hưởng ứng học tập suốt đời 2026: mời bà con đến nhà văn hóa thôn dự buổi đọc sách chung."
 LINK = re.compile(r"https?://\S+(/console/login\?token=[A-Za-z0-9_-]+)")
 
 
@@ -189,6 +193,40 @@ async def test_the_staff_console_walkthrough(app: App, browser: Browser) -> None
         assert pages == math.ceil(len(codes) / SLIPS_PER_PAGE)
         for code in codes:
             assert telegram_start_link(BOT, code) in decoded, code
+
+        # A broadcast to the province: preview as each channel shows it, send, follow delivery.
+        await page.locator("header a[href='/console/broadcasts']").click()
+        await page.get_by_test_id("group-officers").check()  # the demo has officers, no members yet
+        await page.get_by_test_id("what-text").check()
+        await page.get_by_test_id("broadcast-text").fill(NEWS)
+        await page.get_by_test_id("broadcast-preview").click()
+        await expect(page.get_by_test_id("recipient-count")).to_be_visible()
+        await expect(page.get_by_test_id("phone-webchat")).to_contain_text(NEWS[:40])
+        await page.get_by_test_id("broadcast-send").click()
+        await expect(page.get_by_test_id("broadcast-sent")).to_be_visible()
+        row = page.get_by_test_id("broadcast-table").locator("tbody tr").first
+        await expect(row).to_contain_text(NEWS[:20])
+        await expect(row.locator(".bar")).to_be_visible()
+        # The village officer's web chat receives it.
+        await expect(village_phone.bot().last).to_contain_text(NEWS[:40], timeout=20_000)
+        assert await send_outbox(app) >= 1  # the outbox job (every 30 s in `khuyenhoc run`) records it
+        await page.reload()
+        row = page.get_by_test_id("broadcast-table").locator("tbody tr").first
+        sent = int((await row.get_by_test_id("sent").inner_text()).replace(".", ""))
+        waiting = int((await row.get_by_test_id("waiting").inner_text()).replace(".", ""))
+        assert sent >= 1, (sent, waiting)
+
+        # Downloads: the compiled workbook of the demo commune opens and lists its villages.
+        await page.locator("header a[href='/console/downloads']").click()
+        await page.get_by_test_id("downloads-unit").select_option(str(seed.commune.id))
+        await page.get_by_test_id("downloads-show").click()
+        async with page.expect_download() as waiting_file:
+            await page.get_by_test_id("download-xlsx").click()
+        download = await waiting_file.value
+        assert download.suggested_filename.endswith(".xlsx")
+        book = load_workbook(io.BytesIO(Path(await download.path()).read_bytes()))
+        cells = {str(c.value) for ws in book.worksheets for row_ in ws.iter_rows() for c in row_ if c.value}
+        assert returned.name in cells and approved.name in cells
 
         # Usable on a tablet too.
         await page.set_viewport_size(TABLET)  # type: ignore[arg-type]

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import pytest
 
+from bot.domain.app import App
 from bot.domain.clock import FixedClock
 from bot.domain.permissions import NotAllowed, load_grants
 from bot.services.actor import Actor
@@ -18,17 +20,18 @@ from tests.support import START, Chat, make_app, make_contact, seed_tree
 
 
 @pytest.fixture
-async def app(db: Database):  # type: ignore[no-untyped-def]
+async def app(db: Database) -> AsyncIterator[App]:
     app = make_app(db.url, FixedClock(START))
     tree = await seed_tree(app)
     await make_contact(app, "commune", COMMUNE_OFFICER, tree.commune)
     await make_contact(app, "village", VILLAGE_OFFICER, tree.village)
     await make_contact(app, "member", MEMBER, tree.village)
     await make_contact(app, "english", COMMUNE_OFFICER, tree.commune, locale="en")
-    return app
+    yield app
+    await app.db.dispose()  # else the garbage collector closes its connections in a later test
 
 
-async def test_web_in_the_chat_gives_a_link_that_logs_in_once(app) -> None:  # type: ignore[no-untyped-def]
+async def test_web_in_the_chat_gives_a_link_that_logs_in_once(app: App) -> None:
     chat = Chat(app, "commune")
     await chat.say("/web")
     assert "http://127.0.0.1:8080/console/login?token=" in chat.text
@@ -54,7 +57,7 @@ async def test_web_in_the_chat_gives_a_link_that_logs_in_once(app) -> None:  # t
         assert "khuyenhoc_console" not in other.cookies
 
 
-async def test_a_link_expires_after_its_minutes(app) -> None:  # type: ignore[no-untyped-def]
+async def test_a_link_expires_after_its_minutes(app: App) -> None:
     url = await login_url(app, "commune")
     app.clock.advance(timedelta(minutes=app.settings.console_link_minutes, seconds=1))
     async with console_client(app) as client:
@@ -63,7 +66,7 @@ async def test_a_link_expires_after_its_minutes(app) -> None:  # type: ignore[no
         assert (await client.get("/console/", follow_redirects=True)).status_code == 401
 
 
-async def test_only_staff_get_a_link(app) -> None:  # type: ignore[no-untyped-def]
+async def test_only_staff_get_a_link(app: App) -> None:
     for who in ("village", "member"):
         chat = Chat(app, who)
         await chat.say("/web")
@@ -77,7 +80,7 @@ async def test_only_staff_get_a_link(app) -> None:  # type: ignore[no-untyped-de
                 await login_link(uow, actor, app.clock.now(), timedelta(minutes=10))
 
 
-async def test_without_a_session_the_page_says_how_to_log_in(app) -> None:  # type: ignore[no-untyped-def]
+async def test_without_a_session_the_page_says_how_to_log_in(app: App) -> None:
     async with console_client(app) as client:
         page = await client.get("/console/", follow_redirects=True)
         assert page.status_code == 401
@@ -86,7 +89,7 @@ async def test_without_a_session_the_page_says_how_to_log_in(app) -> None:  # ty
         assert (await client.get("/console/", follow_redirects=True)).status_code == 401
 
 
-async def test_logout_needs_the_csrf_token_and_ends_the_session(app) -> None:  # type: ignore[no-untyped-def]
+async def test_logout_needs_the_csrf_token_and_ends_the_session(app: App) -> None:
     async with console_client(app) as client:
         await log_in(client, app, "commune")
         home = await client.get("/console/", follow_redirects=True)
@@ -105,7 +108,7 @@ async def test_logout_needs_the_csrf_token_and_ends_the_session(app) -> None:  #
         assert len(await uow.audit.actions("console.logout")) == 1
 
 
-async def test_a_revoked_role_loses_the_console_at_once(app) -> None:  # type: ignore[no-untyped-def]
+async def test_a_revoked_role_loses_the_console_at_once(app: App) -> None:
     async with console_client(app) as client:
         await log_in(client, app, "commune")
         assert (await client.get("/console/", follow_redirects=True)).status_code == 200
@@ -118,14 +121,14 @@ async def test_a_revoked_role_loses_the_console_at_once(app) -> None:  # type: i
         assert (await client.get("/console/", follow_redirects=True)).status_code == 403
 
 
-async def test_the_session_expires(app) -> None:  # type: ignore[no-untyped-def]
+async def test_the_session_expires(app: App) -> None:
     async with console_client(app) as client:
         await log_in(client, app, "commune")
         app.clock.advance(timedelta(hours=app.settings.console_session_hours, seconds=1))
         assert (await client.get("/console/", follow_redirects=True)).status_code == 401
 
 
-async def test_language_follows_the_chat_and_can_be_switched(app) -> None:  # type: ignore[no-untyped-def]
+async def test_language_follows_the_chat_and_can_be_switched(app: App) -> None:
     async with console_client(app) as client:
         await log_in(client, app, "english")
         home = await client.get("/console/", follow_redirects=True)
@@ -149,6 +152,7 @@ async def test_cookies_are_secure_behind_https(db: Database) -> None:
         done = await client.post("/console/login", data={"token": token_of(url)})
         assert done.status_code == 303
         assert "secure" in done.headers["set-cookie"].lower()
+    await app.db.dispose()
 
 
 async def test_the_demo_prints_a_console_link_for_its_commune_officer(sqlite_db: Database) -> None:
@@ -165,9 +169,10 @@ async def test_the_demo_prints_a_console_link_for_its_commune_officer(sqlite_db:
         home = await client.get("/console/", follow_redirects=True)
         assert home.status_code == 200
         assert "Nguyễn Thị Lan (demo)" in home.text
+    await app.db.dispose()
 
 
-async def test_the_nightly_prune_deletes_expired_links_and_sessions(app) -> None:  # type: ignore[no-untyped-def]
+async def test_the_nightly_prune_deletes_expired_links_and_sessions(app: App) -> None:
     from sqlalchemy import func, select
 
     from bot.messaging.retention import prune_expired
@@ -190,7 +195,7 @@ async def test_the_nightly_prune_deletes_expired_links_and_sessions(app) -> None
     assert await rows() == (0, 0)
 
 
-async def test_pages_go_compressed_to_browsers_that_accept_it(app) -> None:  # type: ignore[no-untyped-def]
+async def test_pages_go_compressed_to_browsers_that_accept_it(app: App) -> None:
     async with console_client(app) as client:
         await log_in(client, app, "commune")
         page = await client.get("/console/period", headers={"Accept-Encoding": "gzip"})
@@ -201,7 +206,7 @@ async def test_pages_go_compressed_to_browsers_that_accept_it(app) -> None:  # t
         assert "content-encoding" not in plain.headers
 
 
-async def test_a_login_posted_from_another_site_is_refused(app) -> None:  # type: ignore[no-untyped-def]
+async def test_a_login_posted_from_another_site_is_refused(app: App) -> None:
     url = await login_url(app, "commune")
     async with console_client(app) as client:
         elsewhere = await client.post(
