@@ -184,6 +184,28 @@ async def test_a_correction_waits_again_and_an_older_version_cannot_be_approved(
         ]
 
 
+async def test_the_same_decision_is_not_taken_twice(world: World) -> None:
+    """Two reviewers on the same page, or a double click: the second approval finds it approved.
+    Returning it stays possible (province staff may return what their commune approved)."""
+    app, tree = world.app, world.tree
+    filed = (await file(world, "village-officer", tree.village)).submission
+    now = app.clock.now()
+    async with app.uow() as uow:
+        await approve(uow, await actor(uow, "commune-officer"), filed.id, now=now)
+        await uow.commit()
+    async with app.uow() as uow:
+        with pytest.raises(ReviewError, match="reviewed"):
+            await approve(uow, await actor(uow, "province-staff"), filed.id, now=now)
+        assert len(await uow.audit.actions("review.approved")) == 1
+        officer = await actor(uow, "commune-officer")
+        await return_report(uow, officer, filed.id, "Số hộ sai", now=now, forms=app.forms)
+        with pytest.raises(ReviewError, match="reviewed"):
+            await return_report(uow, officer, filed.id, "Số hộ sai", now=now, forms=app.forms)
+        assert len(await uow.audit.actions("review.returned")) == 1
+        await uow.commit()
+    assert await state(world, tree.village) == "returned"
+
+
 async def test_a_return_notifies_the_village_officers_with_a_button_to_the_correction(world: World) -> None:
     app, tree = world.app, world.tree
     await make_contact(app, "second-village-officer", VILLAGE_OFFICER, tree.village, "en")

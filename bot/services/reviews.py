@@ -152,8 +152,11 @@ class Reviewed:
     notified: int = 0  # officers told (a return)
 
 
-async def _version_to_review(uow: UnitOfWork, actor: Actor, submission_id: int) -> tuple[Submission, Unit]:
-    """The submission, if it is the latest version of its record and the actor reviews its unit."""
+async def _version_to_review(
+    uow: UnitOfWork, actor: Actor, submission_id: int, decision: str
+) -> tuple[Submission, Unit]:
+    """The submission, if it is the latest version of its record, the actor reviews its unit, and
+    it does not already carry `decision`."""
     submission = await uow.reviews.submission(submission_id)
     if submission is None:
         raise NotAllowed(Action.REVIEW, None, f"no submission {submission_id}")
@@ -164,6 +167,11 @@ async def _version_to_review(uow: UnitOfWork, actor: Actor, submission_id: int) 
     latest = await uow.submissions.latest(submission.form_key, submission.record_key)
     if latest is None or latest.id != submission.id:
         raise ReviewError("superseded")
+    # The same decision twice (a double click, two reviewers on the same page) is refused; the
+    # other one stays open: province staff may return a version their commune approved.
+    decided = (await uow.reviews.decisions([submission.id])).get(submission.id)
+    if decided is not None and decided.decision == decision:
+        raise ReviewError("reviewed")
     return submission, unit
 
 
@@ -204,7 +212,7 @@ async def _act(
 
 async def approve(uow: UnitOfWork, actor: Actor, submission_id: int, *, now: datetime) -> Reviewed:
     """Approve the latest version of a report (duyệt)."""
-    submission, unit = await _version_to_review(uow, actor, submission_id)
+    submission, unit = await _version_to_review(uow, actor, submission_id, APPROVED)
     review = await _act(uow, actor, submission, unit, APPROVED, None, now)
     return Reviewed(review, submission, unit)
 
@@ -229,7 +237,7 @@ async def return_report(
     """Return the latest version of a report for correction (trả lại), with the reason its
     officers read; the notice to them is queued in the same transaction."""
     why = clean_reason(reason)
-    submission, unit = await _version_to_review(uow, actor, submission_id)
+    submission, unit = await _version_to_review(uow, actor, submission_id, RETURNED)
     review = await _act(uow, actor, submission, unit, RETURNED, why, now)
     notified = await _notify_returned(uow, review, submission, unit, forms.get(submission.form_key), now)
     return Reviewed(review, submission, unit, notified)

@@ -375,6 +375,8 @@ class Review(Flow[ReviewState]):
             return t("A newer version of this report has arrived: it is in the list below.")
         if code in ("not_locked", "already_open"):
             return t("This report is not locked: its officers can still change it.")
+        if code == "reviewed":
+            return t("This version was already reviewed.")
         return t("You can no longer review this report.")
 
     def _actor(self, ctx: Context) -> Actor:
