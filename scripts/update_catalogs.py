@@ -169,6 +169,12 @@ def merge(locale: str, pot: Catalog) -> Catalog:
         )
     catalog.update(copy.deepcopy(pot))  # update() adopts the template's Message objects
     catalog.obsolete.clear()
+    for message in catalog:
+        # "#| msgid" (the msgid before a change) matters only while the entry is fuzzy; merges
+        # by other tools left it behind as "# | msgid" comments, which only add noise.
+        message.user_comments = [c for c in message.user_comments if not c.startswith("| msgid")]
+        if not message.fuzzy:
+            message.previous_id = []
     if locale == SOURCE_LOCALE:
         for message in catalog:
             if message.id and (not message.string or message.fuzzy):
