@@ -163,10 +163,12 @@ def kind_plural(t: Translator, kind: str) -> str:
     return t(UNIT_KIND_PLURALS.get(kind, N_("units")))
 
 
-def format_rate(t: Translator, key: str, value: float | None) -> str:
-    """'65,2%' or '25.000 ₫/người'; '—' when there is nothing to compute it from."""
+def format_rate(t: Translator, key: str, value: float | None, *, per: bool = True) -> str:
+    """'65,2%' or '25.000 ₫/người' ('25.000 ₫' with `per=False`, under a heading that says per
+    person); '—' when there is nothing to compute it from."""
     if value is None:
         return "—"
     if key == "fund_per_person_vnd":
-        return t("{amount} per person", amount=t.money(round(value)))
+        amount = t.money(round(value))
+        return t("{amount} per person", amount=amount) if per else amount
     return t.percent(value)

@@ -145,7 +145,8 @@ def create_router(console: Console) -> APIRouter:
             chart=shown_chart,
             kinds=kind_plural(t, compiled.rows[0].unit.kind) if compiled.rows else "",
             warn_share=WARN_SHARE,
-            format_rate=lambda key, value: format_rate(t, key, value),
+            # The column's heading says "per person": the cells give the amount only (1280 px).
+            format_rate=lambda key, value: format_rate(t, key, value, per=False),
             cell_title=lambda cell: cell_title(t, cell),
             row_href=lambda u: village_href(u.id) if u.kind in VILLAGE_KINDS else period_href(u.id, chosen),
             period_href=period_href,
