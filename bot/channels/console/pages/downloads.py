@@ -20,14 +20,14 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 
-from bot.channels.console.auth import Console, StaffSession, areas, unit_in_area
+from bot.channels.console.auth import Console, StaffSession, unit_in_area
+from bot.channels.console.choices import parse_period, period_choice, summary_areas
 from bot.channels.console.templating import render as render_page
 from bot.domain.clock import local_today
 from bot.domain.i18n import Translator
 from bot.domain.parsing import fold
 from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed
-from bot.domain.schedules import load_schedules
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM, Compiled
 from bot.reports.chart import CHART_RATES
@@ -61,17 +61,6 @@ class Link:
     test_id: str
 
 
-def _period(raw: str | None, default: Period | None) -> Period:
-    if not raw:
-        if default is None:
-            raise HTTPException(400, "no period")
-        return default
-    try:
-        return Period.parse(raw)
-    except ValueError:
-        raise HTTPException(400, "not a period") from None
-
-
 def _attachment(data: bytes, media_type: str, filename: str) -> Response:
     return Response(
         content=data,
@@ -83,13 +72,6 @@ def _attachment(data: bytes, media_type: str, filename: str) -> Response:
 def create_router(console: Console) -> APIRouter:
     router = APIRouter()
     app = console.app
-
-    def own_units(staff: StaffSession) -> list[Unit]:
-        """The staff's areas that have compiled reports (their commune, their province)."""
-        return sorted(
-            (u for u in areas(staff, Action.COMPILE_REPORT) if u.kind in SUMMARY_KINDS),
-            key=lambda u: (len(u.path), u.name),
-        )
 
     def href(unit_id: int, period: Period, kind: str, **extra: str) -> str:
         query = urlencode({"unit": unit_id, "period": period.key, "kind": kind, **extra})
@@ -104,11 +86,8 @@ def create_router(console: Console) -> APIRouter:
     ) -> Response:
         console.require(staff, Action.COMPILE_REPORT)
         t = staff.t
-        choices = load_schedules(app.content_dir).recent_periods(VILLAGE_FORM, local_today(app.clock))
-        chosen = _period(period, choices[0])
-        if chosen not in choices:
-            choices = [*choices, chosen]
-        own = own_units(staff)
+        chosen, choices = period_choice(app, period)
+        own = summary_areas(staff)
         if not own:
             raise HTTPException(403)
         async with app.read_only() as reads:
@@ -190,7 +169,7 @@ def create_router(console: Console) -> APIRouter:
         console.require(staff, Action.COMPILE_REPORT)
         if kind not in KINDS:
             raise HTTPException(404)
-        when = _period(period, None)
+        when = parse_period(period, None)
         if kind == "csv":
             if form not in CSV_FORMS or form not in app.forms:
                 raise HTTPException(404)

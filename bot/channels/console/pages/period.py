@@ -18,13 +18,12 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from bot.channels.console.auth import Console, StaffSession, areas, unit_in_area
+from bot.channels.console.choices import period_choice, summary_areas
 from bot.channels.console.templating import render
 from bot.domain.clock import local_today
 from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed
-from bot.domain.schedules import load_schedules
-from bot.reports import SUMMARY_KINDS
-from bot.reports.aggregate import RATES, VILLAGE_FORM, UnitRef
+from bot.reports.aggregate import RATES, UnitRef
 from bot.reports.labels import format_rate, kind_plural
 from bot.reports.overview import (
     FILTER_LABELS,
@@ -57,15 +56,6 @@ def village_href(unit_id: int) -> str:
     return f"/console/village/{unit_id}"
 
 
-def _parse_period(raw: str | None, default: Period) -> Period:
-    if not raw:
-        return default
-    try:
-        return Period.parse(raw)
-    except ValueError:
-        raise HTTPException(400, "not a period") from None
-
-
 def create_router(console: Console) -> APIRouter:
     router = APIRouter()
 
@@ -82,14 +72,8 @@ def create_router(console: Console) -> APIRouter:
         t = staff.t
         now = app.clock.now()
         today = local_today(app.clock)
-        choices = load_schedules(app.content_dir).recent_periods(VILLAGE_FORM, today)
-        chosen = _parse_period(period, choices[0])
-        if chosen not in choices:  # a period typed in the URL (an older report) is offered too
-            choices = [*choices, chosen]
-        own = sorted(
-            (u for u in areas(staff, Action.COMPILE_REPORT) if u.kind in SUMMARY_KINDS),
-            key=lambda u: (len(u.path), u.name),
-        )
+        chosen, choices = period_choice(app, period)
+        own = summary_areas(staff)
         async with app.read_only() as reads:
             # The country, for staff holding several areas that cover every province; staff with
             # one area (a province of a one-province test tree too) see that area.
