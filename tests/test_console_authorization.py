@@ -44,6 +44,7 @@ HARMLESS = {
     "locale": "vi",
     "back": "/console/",
     "reason": "Số liệu chưa khớp, đề nghị sửa lại",
+    "form_key": "village_report",
     "period": None,
     "show": None,
     "chart": None,

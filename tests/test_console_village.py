@@ -221,6 +221,19 @@ async def test_buttons_only_on_the_latest_waiting_version_of_those_who_review(wo
         locked = (await client.get(page_of(world))).text
         assert 'data-testid="locked"' in locked and 'data-testid="approve"' in locked
         assert f'name="submission_id" value="{first}"' not in locked  # an older version: no buttons
+        # Reopen it for the village's officers, as /duyet does: the lock goes, the act is listed.
+        reopened = await post(
+            client, f"{page_of(world)}/reopen", csrf=csrf_of(locked), form_key="village_report", period=YEAR
+        )
+        assert reopened.status_code == 303
+        opened = (await client.get(page_of(world))).text
+        assert 'data-testid="locked"' not in opened and 'data-testid="reopen"' not in opened
+        again = await post(
+            client, f"{page_of(world)}/reopen", csrf=csrf_of(locked), form_key="village_report", period=YEAR
+        )
+        assert again.status_code == 400 and 'data-testid="error"' in again.text
+        async with app.uow() as uow:
+            assert len(await uow.audit.actions("review.reopened")) == 1
     async with console_client(app) as client:
         await log_in(client, app, "province-staff")
         above = await client.get(page_of(world, tree.commune.id))

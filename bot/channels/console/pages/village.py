@@ -19,12 +19,21 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 
 from bot.channels.console.auth import Console, StaffSession, unit_in_area
+from bot.channels.console.choices import parse_period
 from bot.channels.console.templating import render
 from bot.conversations.common import role_label
 from bot.domain.clock import VN_TZ
 from bot.domain.permissions import Action, NotAllowed
 from bot.domain.schedules import load_schedules
-from bot.services.reviews import REASON_MAX, REASON_MIN, ReviewError, approve, return_report
+from bot.services.reviews import (
+    REASON_MAX,
+    REASON_MIN,
+    ReviewError,
+    approve,
+    record_key,
+    reopen,
+    return_report,
+)
 from bot.services.village_history import Record, UnitHistory, Version, unit_history
 from storage.models_reviews import APPROVED, RETURNED
 from storage.uow import Reads
@@ -175,6 +184,32 @@ def create_router(console: Console) -> APIRouter:
         else:
             text = t("This version was already reviewed.")
         return await page(request, staff, unit_id, error=text, error_record=key, reason=reason, status=400)
+
+    @router.post("/village/{unit_id}/reopen")
+    async def reopen_period(
+        request: Request, unit_id: int, staff: Annotated[StaffSession, Depends(console.staff_post)]
+    ) -> Response:
+        """Open a locked period to the unit's officers once more, as /duyet does (reviews.reopen)."""
+        data = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+        form = app.forms.get(data.get("form_key", ""))
+        if form is None:
+            raise HTTPException(404)
+        period = parse_period(data.get("period"), None)
+        async with app.read_only() as reads:
+            await unit_in_area(reads, staff, unit_id, Action.COMPILE_REPORT)  # 404 outside the area
+        try:
+            async with app.uow() as uow:
+                await reopen(
+                    uow, staff.actor, form, unit_id, period, now=app.clock.now(), content_dir=app.content_dir
+                )
+                await uow.commit()
+        except NotAllowed as err:
+            raise HTTPException(403) from err
+        except ReviewError:  # not locked, or already open: nothing to do
+            text = staff.t("This report is not locked: its officers can still change it.")
+            key = (form.key, record_key(unit_id, period))
+            return await page(request, staff, unit_id, error=text, error_record=key, status=400)
+        return RedirectResponse(f"/console/village/{unit_id}", status_code=303)
 
     @router.post("/village/{unit_id}/approve")
     async def approve_version(
