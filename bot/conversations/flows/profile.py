@@ -7,8 +7,6 @@ and the service (bot.services.profiles) checks the permission, saves and audits.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, Literal
 
 from bot.conversations.common import units_held_for
@@ -25,7 +23,6 @@ from bot.conversations.engine import (
     word_of,
 )
 from bot.conversations.widgets.unit_picker import UNIT_PREFIX, unit_options
-from bot.domain.i18n import N_
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.permissions import Action, NotAllowed
 from bot.domain.text import shorten
@@ -44,50 +41,6 @@ from storage.models import Unit
 from storage.models_profiles import SIGNER_NAME_MAX, SIGNER_TITLE_MAX, SYMBOL_MAX
 
 BUTTON_TEXT = 40
-
-
-@dataclass(frozen=True, slots=True)
-class _Question:
-    """One of the three questions: where its answer goes, how it is checked, what it defaults to."""
-
-    phase: Literal["name", "title", "symbol"]
-    prompt: str  # msgid
-    field: str  # the ProfileState attribute
-    default: str  # what the document says when nothing is set (offered to keep; stored as "")
-    clean: Callable[[str], str]  # raises BadProfileValue
-    problem: str  # msgid, with {n} = limit
-    limit: int
-
-
-QUESTIONS = (
-    _Question(
-        "name",
-        N_("Who signs the reports? Type the full name (e.g. Nông Văn Hải)."),
-        "signer_name",
-        "",
-        clean_signer_name,
-        N_("Please type a name of at most {n} characters."),
-        SIGNER_NAME_MAX,
-    ),
-    _Question(
-        "title",
-        N_("Their title in the signature (e.g. CHỦ TỊCH, PHÓ CHỦ TỊCH)?"),
-        "signer_title",
-        DEFAULT_TITLE,
-        clean_signer_title,
-        N_("Please type a title of at most {n} characters."),
-        SIGNER_TITLE_MAX,
-    ),
-    _Question(
-        "symbol",
-        N_("The symbol after the number, as in “Số: 12/BC-HKH”: capitals, digits and hyphens."),
-        "symbol",
-        SYMBOL,
-        clean_symbol,
-        N_("Please type capitals, digits and hyphens only, e.g. BC-HKH (at most {n})."),
-        SYMBOL_MAX,
-    ),
-)
 
 
 class ProfileState(FlowState):
@@ -171,13 +124,20 @@ class ProfileFlow(Flow[ProfileState]):
     def _keep(self, ctx: Context, value: str) -> list[Option]:
         return [Option("keep", ctx.t("Keep: {value}", value=shorten(value, BUTTON_TEXT)))] if value else []
 
-    def _ask(self, ctx: Context, state: ProfileState, question: _Question) -> Reply:
-        state.phase = question.phase
-        shown = getattr(state, question.field) or question.default
-        return ask(state, ctx.t(question.prompt), self._keep(ctx, shown), numbered=False)
-
     def _ask_name(self, ctx: Context, state: ProfileState) -> Reply:
-        return self._ask(ctx, state, QUESTIONS[0])
+        state.phase = "name"
+        text = ctx.t("Who signs the reports? Type the full name (e.g. Nông Văn Hải).")
+        return ask(state, text, self._keep(ctx, state.signer_name), numbered=False)
+
+    def _ask_title(self, ctx: Context, state: ProfileState) -> Reply:
+        state.phase = "title"
+        text = ctx.t("Their title in the signature (e.g. CHỦ TỊCH, PHÓ CHỦ TỊCH)?")
+        return ask(state, text, self._keep(ctx, state.signer_title or DEFAULT_TITLE), numbered=False)
+
+    def _ask_symbol(self, ctx: Context, state: ProfileState) -> Reply:
+        state.phase = "symbol"
+        text = ctx.t("The symbol after the number, as in “Số: 12/BC-HKH”: capitals, digits and hyphens.")
+        return ask(state, text, self._keep(ctx, state.symbol or SYMBOL), numbered=False)
 
     @staticmethod
     def _typed(state: ProfileState, msg: Incoming) -> str | None:
@@ -186,25 +146,51 @@ class ProfileFlow(Flow[ProfileState]):
             return None
         return msg.text if msg.kind is Kind.TEXT else ""
 
-    async def _on_answer(self, ctx: Context, state: ProfileState, msg: Incoming) -> Step:
-        """The signer's name, their title or the number's symbol, typed or kept; then the next."""
+    async def _on_name(self, ctx: Context, state: ProfileState, msg: Incoming) -> Step:
+        """The signer's full name, typed, or kept."""
         t = ctx.t
-        at = next(i for i, q in enumerate(QUESTIONS) if q.phase == state.phase)
-        question = QUESTIONS[at]
         typed = self._typed(state, msg)
         if typed is not None:
             try:
-                value = question.clean(typed)
+                name = clean_signer_name(typed)
             except BadProfileValue:
-                value = ""
-            if not value:
-                text = t(question.problem, n=question.limit)
+                name = ""
+            if not name:
+                text = t("Please type a name of at most {n} characters.", n=SIGNER_NAME_MAX)
                 return Step([Reply(text), *await self.reprompt(ctx, state)], state)
-            # The default is stored as "" (the document falls back to it): a later change of the
-            # default reaches profiles that never chose otherwise.
-            setattr(state, question.field, "" if value == question.default else value)
-        if at + 1 < len(QUESTIONS):
-            return Step([self._ask(ctx, state, QUESTIONS[at + 1])], state)
+            state.signer_name = name
+        return Step([self._ask_title(ctx, state)], state)
+
+    async def _on_title(self, ctx: Context, state: ProfileState, msg: Incoming) -> Step:
+        """The signer's title (CHỦ TỊCH, PHÓ CHỦ TỊCH…), typed, or kept."""
+        t = ctx.t
+        typed = self._typed(state, msg)
+        if typed is not None:
+            try:
+                title = clean_signer_title(typed)
+            except BadProfileValue:
+                title = ""
+            if not title:
+                text = t("Please type a title of at most {n} characters.", n=SIGNER_TITLE_MAX)
+                return Step([Reply(text), *await self.reprompt(ctx, state)], state)
+            state.signer_title = "" if title == DEFAULT_TITLE else title
+        return Step([self._ask_symbol(ctx, state)], state)
+
+    async def _on_symbol(self, ctx: Context, state: ProfileState, msg: Incoming) -> Step:
+        """The number's symbol (BC-HKH), typed, or kept; then the profile to confirm."""
+        t = ctx.t
+        typed = self._typed(state, msg)
+        if typed is not None:
+            try:
+                symbol = clean_symbol(typed)
+            except BadProfileValue:
+                symbol = ""
+            if not symbol:
+                text = t(
+                    "Please type capitals, digits and hyphens only, e.g. BC-HKH (at most {n}).", n=SYMBOL_MAX
+                )
+                return Step([Reply(text), *await self.reprompt(ctx, state)], state)
+            state.symbol = "" if symbol == SYMBOL else symbol
         state.phase = "confirm"
         text = t("Save this profile for {unit}?", unit=state.unit_name) + "\n" + self._summary(ctx, state)
         options = [Option("save", t("Save")), Option("cancel", t("Cancel"))]
@@ -249,9 +235,9 @@ class ProfileFlow(Flow[ProfileState]):
     phases = phase_table(
         {
             "unit": _on_unit,
-            "name": _on_answer,
-            "title": _on_answer,
-            "symbol": _on_answer,
+            "name": _on_name,
+            "title": _on_title,
+            "symbol": _on_symbol,
             "confirm": _on_confirm,
         }
     )
