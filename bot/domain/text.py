@@ -76,3 +76,9 @@ def shorten(text: str, limit: int) -> str:
             room = room[: space.start()]
     kept = room.rstrip().rstrip(",;:.-–—").rstrip()
     return (kept or room) + "…"
+
+
+def sentence_case(text: str) -> str:
+    """The first letter in capitals, the rest as it is: a label that starts a button or a line
+    ("năm 2026" → "Năm 2026"); str.capitalize would lower the rest."""
+    return text[:1].upper() + text[1:]

@@ -20,19 +20,22 @@ from markupsafe import Markup, escape
 from bot.channels.console.auth import CSRF_FIELD, StaffSession
 from bot.channels.console.nav import NAV
 from bot.domain.i18n import Translator
+from bot.domain.text import sentence_case
 
 TEMPLATES = Path(__file__).parent / "templates"
 
 
 @cache
 def environment() -> Environment:
-    return Environment(
+    env = Environment(
         loader=FileSystemLoader(TEMPLATES),
         autoescape=select_autoescape(["html"]),
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["sentence"] = sentence_case  # "năm 2026" starting a line or an option: "Năm 2026"
+    return env
 
 
 def render(

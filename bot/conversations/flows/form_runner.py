@@ -61,7 +61,7 @@ from bot.domain.periods import Period
 from bot.domain.permissions import Action, NotAllowed, holds, report_action, roles_for
 from bot.domain.requests import reply_command, request_form, request_period
 from bot.domain.schedules import PeriodNotFiled, load_schedules
-from bot.domain.text import TITLE_TEXT, shorten
+from bot.domain.text import TITLE_TEXT, sentence_case, shorten
 from bot.reports.review_queue import reviewed
 from bot.services.actor import Actor
 from bot.services.requests import (
@@ -317,8 +317,11 @@ class FormRunner(Flow[FormState]):
         if len(choices) == 1:
             return await self._period_chosen(ctx, state, form, choices[0])
         state.phase = "period"
-        options = [Option(p.key, p.label(t)) for p in choices]
-        options[0] = Option(choices[0].key, t("{period} (default)", period=choices[0].label(t)))
+        # Button labels start a line: "Năm 2026", where a sentence says "năm 2026".
+        options = [Option(p.key, sentence_case(p.label(t))) for p in choices]
+        options[0] = Option(
+            choices[0].key, sentence_case(t("{period} (default)", period=choices[0].label(t)))
+        )
         text = t("{form} for {unit}. Which period?", form=form.title.get(t.locale), unit=unit.name)
         return Step([ask(state, text, options)], state)
 

@@ -28,7 +28,7 @@ from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.periods import FIRST_REPORT_YEAR, Period, typed_report_period
 from bot.domain.permissions import Action, NotAllowed
 from bot.domain.schedules import load_schedules
-from bot.domain.text import shorten
+from bot.domain.text import sentence_case, shorten
 from bot.reports import SUMMARY_KINDS
 from bot.reports.aggregate import VILLAGE_FORM
 from bot.reports.compiled import render, summary_text
@@ -104,8 +104,11 @@ class Summary(Flow[SummaryState]):
         t = ctx.t
         state.phase, state.unit_id, state.unit_name = "period", unit.id, unit.name
         periods = load_schedules(ctx.app_content_dir).recent_periods(VILLAGE_FORM, ctx.today)
-        options = [Option(p.key, p.label(t)) for p in periods]
-        options[0] = Option(periods[0].key, t("{period} (default)", period=periods[0].label(t)))
+        # Button labels start a line: "Năm 2026", where a sentence says "năm 2026".
+        options = [Option(p.key, sentence_case(p.label(t))) for p in periods]
+        options[0] = Option(
+            periods[0].key, sentence_case(t("{period} (default)", period=periods[0].label(t)))
+        )
         last_year = ctx.today.year - 1
         text = t(
             "Compiled report for {unit}: which period? You can also type one, e.g. “{half}” or “{year}”.",
