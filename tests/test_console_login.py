@@ -142,34 +142,38 @@ async def test_language_follows_the_chat_and_can_be_switched(app: App) -> None:
 
 async def test_cookies_are_secure_behind_https(db: Database) -> None:
     app = make_app(db.url, FixedClock(START), public_url="https://bot.example.org")
-    tree = await seed_tree(app)
-    await make_contact(app, "commune", COMMUNE_OFFICER, tree.commune)
-    chat = Chat(app, "commune")
-    await chat.say("/web")
-    assert "https://bot.example.org/console/login?token=" in chat.text
-    url = await login_url(app, "commune")
-    async with console_client(app) as client:
-        done = await client.post("/console/login", data={"token": token_of(url)})
-        assert done.status_code == 303
-        assert "secure" in done.headers["set-cookie"].lower()
-    await app.db.dispose()
+    try:
+        tree = await seed_tree(app)
+        await make_contact(app, "commune", COMMUNE_OFFICER, tree.commune)
+        chat = Chat(app, "commune")
+        await chat.say("/web")
+        assert "https://bot.example.org/console/login?token=" in chat.text
+        url = await login_url(app, "commune")
+        async with console_client(app) as client:
+            done = await client.post("/console/login", data={"token": token_of(url)})
+            assert done.status_code == 303
+            assert "secure" in done.headers["set-cookie"].lower()
+    finally:
+        await app.db.dispose()
 
 
 async def test_the_demo_prints_a_console_link_for_its_commune_officer(sqlite_db: Database) -> None:
     from bot.runtime.cli import DEMO_CHANNEL, DEMO_COMMUNE_OFFICER, _console_link, _seed_demo
 
     app = make_app(sqlite_db.url, FixedClock(START))
-    await _seed_demo(app)
-    await _seed_demo(app)  # a second `make demo` on the same database
-    link = await _console_link(app, DEMO_CHANNEL, DEMO_COMMUNE_OFFICER)
-    assert link.startswith("http://127.0.0.1:8080/console/login?token=")
-    async with console_client(app) as client:
-        done = await client.post("/console/login", data={"token": token_of(link)})
-        assert done.status_code == 303
-        home = await client.get("/console/", follow_redirects=True)
-        assert home.status_code == 200
-        assert "Nguyễn Thị Lan (demo)" in home.text
-    await app.db.dispose()
+    try:
+        await _seed_demo(app)
+        await _seed_demo(app)  # a second `make demo` on the same database
+        link = await _console_link(app, DEMO_CHANNEL, DEMO_COMMUNE_OFFICER)
+        assert link.startswith("http://127.0.0.1:8080/console/login?token=")
+        async with console_client(app) as client:
+            done = await client.post("/console/login", data={"token": token_of(link)})
+            assert done.status_code == 303
+            home = await client.get("/console/", follow_redirects=True)
+            assert home.status_code == 200
+            assert "Nguyễn Thị Lan (demo)" in home.text
+    finally:
+        await app.db.dispose()
 
 
 async def test_the_nightly_prune_deletes_expired_links_and_sessions(app: App) -> None:
