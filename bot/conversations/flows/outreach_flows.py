@@ -220,6 +220,15 @@ _REQUEST_ARG = re.compile(r"^(?:yc|yeu cau|request)\s*#?(\d+)$")
 _CANCEL_REQUEST_ARG = re.compile(r"^(?:huy|cancel)\s*(?:yc|yeu cau|request)\s*#?(\d+)$")
 
 
+def _yes_or_no(state: FlowState, msg: Incoming) -> str | None:
+    """ "yes" or "no", pressed or typed; None for anything else."""
+    pick = chosen(state, msg)
+    if pick is None and msg.kind is Kind.TEXT:
+        yn = parse_yes_no(msg.text)
+        pick = None if yn is None else ("yes" if yn else "no")
+    return pick
+
+
 class StatusState(FlowState):
     phase: Literal["confirm_cancel", "confirm_request_cancel"] = "confirm_cancel"
     broadcast_id: int = 0
@@ -309,10 +318,7 @@ class Status(Flow[StatusState]):
     async def _on_confirm_cancel(self, ctx: Context, state: StatusState, msg: Incoming) -> Step:
         """Yes cancels the broadcast's unsent messages; no keeps them; both show the list."""
         t = ctx.t
-        pick = chosen(state, msg)
-        if pick is None and msg.kind is Kind.TEXT:
-            yn = parse_yes_no(msg.text)
-            pick = None if yn is None else ("yes" if yn else "no")
+        pick = _yes_or_no(state, msg)
         if pick == "no":
             return Step([await self._list(ctx, t("Nothing was cancelled."))])
         if pick != "yes":
@@ -330,10 +336,7 @@ class Status(Flow[StatusState]):
     async def _on_confirm_request_cancel(self, ctx: Context, state: StatusState, msg: Incoming) -> Step:
         """Yes cancels the request (the officers asked are told); no keeps it; both show it."""
         t = ctx.t
-        pick = chosen(state, msg)
-        if pick is None and msg.kind is Kind.TEXT:
-            yn = parse_yes_no(msg.text)
-            pick = None if yn is None else ("yes" if yn else "no")
+        pick = _yes_or_no(state, msg)
         if pick not in ("yes", "no"):
             return Step(
                 [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
