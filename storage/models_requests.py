@@ -40,6 +40,7 @@ class ReportRequest(Base):
     title: Mapped[str] = mapped_column(String(255))
     due_date: Mapped[date] = mapped_column(Date, index=True)
     created_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]  # cancelled by whoever follows it (audit: request.cancel)
 
 
 def path_prefixes(path: str) -> list[str]:
@@ -69,22 +70,28 @@ class RequestRepository:
         return list((await self.s.execute(q)).scalars())
 
     async def due_between(self, first: date, last: date) -> list[ReportRequest]:
-        """Requests due from `first` to `last` (the reminders' look-ahead)."""
-        q = select(ReportRequest).where(ReportRequest.due_date >= first, ReportRequest.due_date <= last)
+        """Requests standing (not cancelled) due from `first` to `last` (the reminders' look-ahead)."""
+        q = select(ReportRequest).where(
+            ReportRequest.due_date >= first,
+            ReportRequest.due_date <= last,
+            ReportRequest.cancelled_at.is_(None),
+        )
         return list((await self.s.execute(q.order_by(ReportRequest.id))).scalars())
 
     async def addressed_to(
         self, holdings: Sequence[tuple[str, str]], due_from: date, limit: int = 10
     ) -> list[ReportRequest]:
-        """Requests due on or after `due_from` asking `role` of an area containing the unit at
-        `path`, for any (role, path) of `holdings`; the soonest due first."""
+        """Requests standing (not cancelled), due on or after `due_from`, asking `role` of an area
+        containing the unit at `path`, for any (role, path) of `holdings`; the soonest due first."""
         if not holdings:
             return []
         conditions = [
             and_(ReportRequest.audience == role, ReportRequest.area_path.in_(path_prefixes(path)))
             for role, path in holdings
         ]
-        q = select(ReportRequest).where(or_(*conditions), ReportRequest.due_date >= due_from)
+        q = select(ReportRequest).where(
+            or_(*conditions), ReportRequest.due_date >= due_from, ReportRequest.cancelled_at.is_(None)
+        )
         q = q.order_by(ReportRequest.due_date, ReportRequest.id).limit(limit)
         return list((await self.s.execute(q)).scalars())
 

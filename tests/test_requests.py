@@ -26,21 +26,25 @@ from bot.domain.permissions import Action, NotAllowed, load_grants
 from bot.domain.requests import request_period
 from bot.messaging.reminders import send_reminders
 from bot.reports.requests import render_request_xlsx, request_summary
-from bot.services.actor import Actor
+from bot.services.actor import CONSOLE, Actor
 from bot.services.requests import (
+    RequestCancelled,
     RequestClosed,
     RequestDraft,
     RequestRefused,
+    cancel_request,
     compile_answers,
     followed_request,
     request_status,
     request_to_answer,
+    requests_to_answer,
     send_request,
     submit_answer,
 )
 from bot.services.submissions import Draft
+from bot.services.units import add_village
 from storage.db import Database
-from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE_OFFICER, Unit
+from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE, VILLAGE_OFFICER, Unit
 from storage.models_outreach import Delivery
 from storage.models_requests import KIND_REQUEST
 from storage.uow import UnitOfWork
@@ -268,15 +272,16 @@ async def test_the_compiled_answers_sum_the_latest_version_of_each_unit(world: W
     async with w.app.uow() as uow:
         staff = await actor(uow, "commune-officer")
     async with w.app.read_only() as reads:
-        request, form, compiled = await compile_answers(
+        request, form, answers = await compile_answers(
             reads, staff, rid, forms=w.app.forms, content_dir=w.app.content_dir, now=w.clock.now()
         )
-        xlsx = render_request_xlsx(compiled, form, request, translator("vi"))
+        xlsx = render_request_xlsx(answers, form, request, translator("vi"))
+    compiled = answers.compiled
     assert (compiled.total.reported, compiled.total.expected, compiled.total.on_time) == (2, 2, 2)
     assert compiled.total.value("q1") == 9 and compiled.total.value("q2") == 3
     by_unit = {r.unit.name: r.figures.value("q1") for r in compiled.rows}
     assert by_unit == {"Thôn Nà Rụa": 4, "Tổ dân phố 1": 5}
-    text = request_summary(compiled, form, translator("vi"))
+    text = request_summary(answers, form, translator("vi"))
     assert "Đã trả lời: 2/2" in text
     assert "• Số học sinh nghỉ học: 9" in text and "• Số em đã đi học lại: 3" in text
     sheet = load_workbook(io.BytesIO(xlsx)).active
@@ -298,15 +303,16 @@ async def test_a_province_request_sums_the_villages_per_commune(world: World) ->
     async with w.app.uow() as uow:
         staff = await actor(uow, "province-staff")
     async with w.app.read_only() as reads:
-        _, form, compiled = await compile_answers(
+        _, form, answers = await compile_answers(
             reads, staff, sent.id, forms=w.app.forms, content_dir=w.app.content_dir, now=w.clock.now()
         )
+    compiled = answers.compiled
     rows = {
         r.unit.name: (r.figures.reported, r.figures.expected, r.figures.value("q1")) for r in compiled.rows
     }
     assert rows == {"Phường Thục Phán": (1, 2, 3), "Xã Trường Hà": (1, 1, 7)}
     assert compiled.total.value("q1") == 10
-    assert "Phường Thục Phán: đã trả lời 1/2" in request_summary(compiled, form, translator("vi"))
+    assert "Phường Thục Phán: đã trả lời 1/2" in request_summary(answers, form, translator("vi"))
 
 
 async def test_status_lists_who_has_answered_and_who_not_yet(world: World) -> None:
@@ -344,3 +350,99 @@ async def test_the_request_notice_is_queued_once_per_officer(world: World) -> No
     async with w.app.db.sessions() as session:
         kinds = (await session.execute(select(Delivery.kind, func.count()).group_by(Delivery.kind))).all()
     assert dict(kinds) == {KIND_REQUEST: 2}
+
+
+# ---- cancelling a request ------------------------------------------------------------------------
+
+
+async def cancel(w: World, who: str, request_id: int) -> None:
+    async with w.app.uow() as uow:
+        await cancel_request(uow, await actor(uow, who), request_id, w.clock.now())
+        await uow.commit()
+
+
+async def test_a_cancelled_request_is_neither_reminded_offered_nor_answered(world: World) -> None:
+    w, tree = world, world.tree
+    sent = await send(w, "commune-officer", typed(tree.commune, w.today + timedelta(days=3)))
+    await answer(w, "village-officer", sent.id, tree.village, q1=3, q2=2)
+    with pytest.raises(NotAllowed):  # another commune's officer does not follow it
+        await cancel(w, "other-commune-officer", sent.id)
+    with pytest.raises(NotAllowed):  # nor does an officer it asks
+        await cancel(w, "group-officer", sent.id)
+    before = len(await outbox(w.app))
+    await cancel(w, "commune-officer", sent.id)
+    told = (await outbox(w.app))[before:]
+    assert {m.external_id for m in told} == {"village-officer", "group-officer"}
+    assert all("đã hủy yêu cầu báo cáo “Học sinh nghỉ học sau lũ”" in m.payload["text"] for m in told)
+    assert "Tổ dân phố 1" in next(m for m in told if m.external_id == "group-officer").payload["text"]
+    with pytest.raises(NotAllowed):  # the first cancel stands; nobody is told twice
+        await cancel(w, "province-staff", sent.id)
+    assert len(await outbox(w.app)) == before + 2
+    async with w.app.uow() as uow:
+        (row,) = await uow.audit.actions("request.cancel")
+        assert row.unit_id == tree.commune.id and row.detail == {"request_id": sent.id, "officers": 2}
+        group = await actor(uow, "group-officer")
+        assert await requests_to_answer(uow, group, content_dir=w.app.content_dir, today=w.today) == []
+        with pytest.raises(RequestCancelled):
+            await request_to_answer(
+                uow, group, sent.id, forms=w.app.forms, content_dir=w.app.content_dir, today=w.today
+            )
+    with pytest.raises(RequestCancelled):
+        await answer(w, "group-officer", sent.id, tree.group, q1=1, q2=1)
+    w.clock.set(vn(2026, 11, 24, 8))  # the day before the due date: a standing request reminds
+    assert await send_reminders(w.app) == 0
+    async with w.app.uow() as uow:  # the answers sent stay, for whoever follows it
+        staff = await actor(uow, "commune-officer")
+        request = await followed_request(uow, staff, sent.id)
+        assert request is not None and request.cancelled_at is not None
+        status = await request_status(uow, staff, request, forms=w.app.forms, today=w.today)
+        assert [u.name for u, _ in status.answered] == ["Thôn Nà Rụa"]
+
+
+async def test_province_staff_may_cancel_a_communes_request(world: World) -> None:
+    w, tree = world, world.tree
+    sent = await send(w, "commune-officer", typed(tree.commune, w.today + timedelta(days=3)))
+    await cancel(w, "province-staff", sent.id)
+    async with w.app.uow() as uow:
+        (row,) = await uow.audit.actions("request.cancel")
+        staff = await uow.contacts.by_identity("test", "province-staff")
+        assert staff is not None and row.contact_id == staff.id
+
+
+# ---- units with nobody to ask --------------------------------------------------------------------
+
+
+async def test_units_without_an_officer_are_not_counted_as_expected(world: World) -> None:
+    w, tree = world, world.tree
+    async with w.app.uow() as uow:
+        for name in ("Thôn Bản Giới", "Thôn Nà Mạ"):
+            await add_village(uow, CONSOLE, tree.commune, name, VILLAGE, w.clock.now())
+        await uow.commit()
+    sent = await send(w, "commune-officer", typed(tree.commune, w.today + timedelta(days=5)))
+    assert sent.officers == 2
+    await answer(w, "village-officer", sent.id, tree.village, q1=3, q2=2)
+    async with w.app.uow() as uow:
+        staff = await actor(uow, "commune-officer")
+        request = await followed_request(uow, staff, sent.id)
+        assert request is not None
+        status = await request_status(uow, staff, request, forms=w.app.forms, today=w.today)
+        assert (len(status.answered), status.expected) == (1, 2)
+        assert [u.name for u in status.missing] == ["Tổ dân phố 1"]
+        assert sorted(u.name for u in status.unstaffed) == ["Thôn Bản Giới", "Thôn Nà Mạ"]
+    async with w.app.read_only() as reads:
+        request, form, answers = await compile_answers(
+            reads, staff, sent.id, forms=w.app.forms, content_dir=w.app.content_dir, now=w.clock.now()
+        )
+        xlsx = render_request_xlsx(answers, form, request, translator("vi"))
+    assert (answers.compiled.total.reported, answers.compiled.total.expected) == (1, 2)
+    text = request_summary(answers, form, translator("en"))
+    assert "Answered: 1 of 2 villages and residential groups (50%)" in text
+    assert "Not answered yet: Tổ dân phố 1." in text
+    assert "2 villages and residential groups have no officer yet, so nobody there was asked: " in text
+    assert "asked: Thôn Bản Giới, Thôn Nà Mạ." in text
+    sheet = load_workbook(io.BytesIO(xlsx)).active
+    assert sheet is not None
+    cells = [str(c) for r in sheet.iter_rows(values_only=True) for c in r if c is not None]
+    assert "Chưa trả lời: Tổ dân phố 1." in cells
+    assert any(c.startswith("2 thôn, tổ dân phố chưa có cán bộ") for c in cells), cells
+    assert "Đã trả lời: 1/2" in " ".join(cells)

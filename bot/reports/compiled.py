@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bot.domain.i18n import Translator
+from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Attachment
 from bot.domain.parsing import fold
 from bot.domain.periods import Period
@@ -172,6 +173,49 @@ def review_line(c: Compiled, t: Translator, limit: int = LIST_LIMIT) -> str | No
     return line
 
 
+@dataclass(frozen=True, slots=True)
+class MissingWords:
+    """How the units that have not reported are named: by name when the rows are the reporting
+    units (`leaf`: {units}), else per row (`row`: {unit}, {reported}, {expected}) under `rows`
+    ({count}, {units})."""
+
+    leaf: str
+    row: str
+    rows: str
+
+
+REPORTS = MissingWords(
+    N_("Not reported: {units}."),
+    N_("{unit}: {reported} of {expected} reported"),
+    N_("Units with reports missing ({count}): {units}."),
+)
+
+
+def missing_lines(
+    c: Compiled, t: Translator, words: MissingWords = REPORTS, limit: int = LIST_LIMIT
+) -> list[str]:
+    """Who has not reported yet: the units by name, or the rows behind with their counts."""
+    if c.leaf_rows:
+        missing = c.missing
+        if not missing:
+            return []
+        shown = ", ".join(u.name for u in missing[:limit]) + (" …" if len(missing) > limit else "")
+        return [t(words.leaf, units=shown)]
+    behind = [r for r in c.rows if r.figures.reported < r.figures.expected]
+    if not behind:
+        return []
+    shown = "; ".join(
+        t(
+            words.row,
+            unit=r.unit.name,
+            reported=t.number(r.figures.reported),
+            expected=t.number(r.figures.expected),
+        )
+        for r in behind[:limit]
+    )
+    return [t(words.rows, count=t.number(len(behind)), units=shown + (" …" if len(behind) > limit else ""))]
+
+
 def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> str:
     """The chat summary of a compiled report."""
     title = c.deadline.title.get(t.locale) if c.deadline else t("Compiled report")
@@ -251,32 +295,7 @@ def summary_text(c: Compiled, t: Translator, *, files_attached: bool = True) -> 
             )
         )
     lines += commune_summary_lines(c, t)
-    if c.leaf_rows:
-        missing = c.missing
-        if missing:
-            shown = ", ".join(u.name for u in missing[:LIST_LIMIT]) + (
-                " …" if len(missing) > LIST_LIMIT else ""
-            )
-            lines.append(t("Not reported: {units}.", units=shown))
-    else:
-        behind = [r for r in c.rows if r.figures.reported < r.figures.expected]
-        if behind:
-            shown = "; ".join(
-                t(
-                    "{unit}: {reported} of {expected} reported",
-                    unit=r.unit.name,
-                    reported=t.number(r.figures.reported),
-                    expected=t.number(r.figures.expected),
-                )
-                for r in behind[:LIST_LIMIT]
-            )
-            lines.append(
-                t(
-                    "Units with reports missing ({count}): {units}.",
-                    count=t.number(len(behind)),
-                    units=shown + (" …" if len(behind) > LIST_LIMIT else ""),
-                )
-            )
+    lines += missing_lines(c, t)
     if files_attached:
         lines.append(t("The report (.xlsx and .docx) and a chart for each indicator are attached."))
     return "\n".join(lines)

@@ -11,22 +11,32 @@ from __future__ import annotations
 
 import io
 import re
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.domain.clock import VN_TZ
 from bot.domain.forms.model import Form
-from bot.domain.i18n import Translator
+from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Attachment
 from bot.domain.parsing import fold
-from bot.domain.requests import request_deadline, request_period
-from bot.domain.schedules import Schedules, load_schedules
-from bot.reports.aggregate import Compiled, Figures, compile_report
+from bot.domain.requests import AUDIENCE_KINDS, request_deadline, request_period
+from bot.domain.schedules import Deadline, Schedules, load_schedules
+from bot.reports.aggregate import Compiled, Figures, UnitRef, compile_report
+from bot.reports.compiled import MissingWords, missing_lines
 from bot.reports.labels import formal_name, kind_plural
 from bot.reports.targets import load_targets
+from storage.models import Unit
 from storage.models_requests import ReportRequest
 from storage.readonly import ReadOnlyUnitOfWork
 
 LIST_LIMIT = 15
+ANSWERS = MissingWords(
+    N_("Not answered yet: {units}."),
+    N_("{unit}: {reported} of {expected} answered"),
+    N_("Not answered yet: {units}."),
+)
 
 
 def number_fields(form: Form) -> tuple[str, ...]:
@@ -34,13 +44,53 @@ def number_fields(form: Form) -> tuple[str, ...]:
     return tuple(f.key for f in form.fields if f.type in ("integer", "money"))
 
 
+@dataclass
+class Answers:
+    """The compiled answers, and the units that had nobody to ask (not counted as expected)."""
+
+    compiled: Compiled
+    unstaffed: list[UnitRef] = field(default_factory=list)
+
+
 async def compile_request(
-    reads: ReadOnlyUnitOfWork, request: ReportRequest, form: Form, *, content_dir: Path, now: datetime
-) -> Compiled:
-    """The answers so far, summed per sub-unit of the request's area."""
+    reads: ReadOnlyUnitOfWork,
+    request: ReportRequest,
+    form: Form,
+    *,
+    content_dir: Path,
+    now: datetime,
+    staffed: Collection[int],
+) -> Answers:
+    """The answers so far, summed per sub-unit of the request's area. A unit that has not
+    answered and is not in `staffed` (those with an officer to ask) is not expected: it is
+    listed apart."""
     deadline = request_deadline(request, form, load_schedules(content_dir).requests)
     unit = await reads.units.get(request.unit_id)
     assert unit is not None, "a request's area is a unit"
+    compiled = await _compile(reads, request, form, deadline, unit, content_dir=content_dir, now=now)
+    kinds = AUDIENCE_KINDS[request.audience]
+    units = await reads.requests.units_in(request.area_path, kinds, now.astimezone(VN_TZ).date())
+    replied = await reads.requests.replies(form.key)
+    unstaffed = [UnitRef.of(u) for u in units if u.id not in staffed and u.id not in replied]
+    for ref in unstaffed:
+        for row in compiled.rows:
+            if ref.path.startswith(row.unit.path) and row.figures.expected > row.figures.reported:
+                row.figures.expected -= 1
+                compiled.total.expected -= 1
+                break
+    return Answers(compiled, unstaffed)
+
+
+async def _compile(
+    reads: ReadOnlyUnitOfWork,
+    request: ReportRequest,
+    form: Form,
+    deadline: Deadline,
+    unit: Unit,
+    *,
+    content_dir: Path,
+    now: datetime,
+) -> Compiled:
     return await compile_report(
         reads.session,
         unit=unit,
@@ -59,8 +109,20 @@ def _value(t: Translator, form: Form, key: str, figures: Figures) -> str:
     return t.money(value) if form.field(key).type == "money" else t.number(value)
 
 
-def request_summary(c: Compiled, form: Form, t: Translator, *, files_attached: bool = True) -> str:
-    """The chat summary: who has answered, the totals, and who has not."""
+def unstaffed_line(t: Translator, unstaffed: Sequence[UnitRef]) -> str:
+    """How many units a request has nobody to ask ("2 villages have no officer yet: …")."""
+    names = ", ".join(u.name for u in unstaffed[:LIST_LIMIT]) + (" …" if len(unstaffed) > LIST_LIMIT else "")
+    return t(
+        "{count} {kinds} have no officer yet, so nobody there was asked: {units}.",
+        count=t.number(len(unstaffed)),
+        kinds=kind_plural(t, unstaffed[0].kind),
+        units=names,
+    )
+
+
+def request_summary(answers: Answers, form: Form, t: Translator, *, files_attached: bool = True) -> str:
+    """The chat summary: who has answered, the totals, who has not, and who had nobody to ask."""
+    c = answers.compiled
     total = c.total
     where = c.unit.name if c.unit else ""
     lines = [
@@ -83,28 +145,9 @@ def request_summary(c: Compiled, form: Form, t: Translator, *, files_attached: b
         lines += [
             f"• {form.field(k).label.get(t.locale)}: {_value(t, form, k, total)}" for k in number_fields(form)
         ]
-    if c.leaf_rows:
-        missing = c.missing
-        if missing:
-            shown = ", ".join(u.name for u in missing[:LIST_LIMIT]) + (
-                " …" if len(missing) > LIST_LIMIT else ""
-            )
-            lines.append(t("Not answered yet: {units}.", units=shown))
-    else:
-        behind = [r for r in c.rows if r.figures.reported < r.figures.expected]
-        if behind:
-            shown = "; ".join(
-                t(
-                    "{unit}: {reported} of {expected} answered",
-                    unit=r.unit.name,
-                    reported=t.number(r.figures.reported),
-                    expected=t.number(r.figures.expected),
-                )
-                for r in behind[:LIST_LIMIT]
-            )
-            lines.append(
-                t("Not answered yet: {units}.", units=shown + (" …" if len(behind) > LIST_LIMIT else ""))
-            )
+    lines += missing_lines(c, t, ANSWERS)
+    if answers.unstaffed:
+        lines.append(unstaffed_line(t, answers.unstaffed))
     if files_attached:
         lines.append(t("The spreadsheet (.xlsx) with the figures of each unit is attached."))
     return "\n".join(lines)
@@ -116,15 +159,20 @@ def file_name(c: Compiled, request: ReportRequest) -> str:
     return f"yeu-cau-{request.id}-{name}.xlsx"
 
 
-def render_request(c: Compiled, form: Form, request: ReportRequest, t: Translator) -> list[Attachment]:
+def render_request(answers: Answers, form: Form, request: ReportRequest, t: Translator) -> list[Attachment]:
     """The .xlsx of the answers (CPU-bound: call it in a worker thread from async code)."""
     from bot.reports import xlsx
 
-    return [Attachment(file_name(c, request), xlsx.CONTENT_TYPE, render_request_xlsx(c, form, request, t))]
+    c = answers.compiled
+    return [
+        Attachment(file_name(c, request), xlsx.CONTENT_TYPE, render_request_xlsx(answers, form, request, t))
+    ]
 
 
-def render_request_xlsx(c: Compiled, form: Form, request: ReportRequest, t: Translator) -> bytes:
-    """The answers by unit as .xlsx bytes, laid out like the compiled report."""
+def render_request_xlsx(answers: Answers, form: Form, request: ReportRequest, t: Translator) -> bytes:
+    """The answers by unit as .xlsx bytes, laid out like the compiled report; under the table,
+    who has not answered and who had nobody to ask."""
+    c = answers.compiled
     from openpyxl import Workbook
     from openpyxl.utils import get_column_letter
 
@@ -186,7 +234,8 @@ def render_request_xlsx(c: Compiled, form: Form, request: ReportRequest, t: Tran
         answered = r.figures.reported > 0
         for i, key in enumerate(keys, start=3):
             _put(ws, row, i, r.figures.value(key) if answered else None, fmt="#,##0", border=True)
-        _put(ws, row, 3 + len(keys), f"{r.figures.reported}/{r.figures.expected}", align=CENTER, border=True)
+        asked = f"{r.figures.reported}/{r.figures.expected}" if r.figures.expected else t("no officer")
+        _put(ws, row, 3 + len(keys), asked, align=CENTER, border=True)
     row += 1
     bold = _font(12, bold=True)
     _put(ws, row, 1, "", border=True, fill=TOTAL_FILL)
@@ -204,7 +253,14 @@ def render_request_xlsx(c: Compiled, form: Form, request: ReportRequest, t: Tran
         fill=TOTAL_FILL,
     )
     ws.freeze_panes = ws.cell(row=header_row + 2, column=3)
-    row += 2
+    row += 1
+    notes = missing_lines(c, t, ANSWERS, limit=60)
+    if answers.unstaffed:
+        notes.append(unstaffed_line(t, answers.unstaffed))
+    for note in notes:
+        row += 1
+        _line(ws, row, 1, width, note, _font(11), "left")
+    row += 1
     _line(
         ws,
         row,

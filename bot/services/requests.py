@@ -8,6 +8,11 @@ unit inside the area, while the request is open. Sending writes the request, que
 officer asked (bot/messaging/requests.py) and audits, in the caller's transaction. An answer is
 an ordinary submission of the request's form (bot/services/submissions.py): a correction is a
 new version.
+
+A request can be cancelled by whoever follows it (`cancel_request`): reminders stop, /traloi
+no longer offers it, answers to it are refused (RequestCancelled), and the officers asked are
+told once. Who has answered counts only the units that have an officer to ask; the others are
+said apart (`RequestStatus.unstaffed`).
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from bot.domain.clock import VN_TZ
 from bot.domain.forms.loader import FormError, form_from_definition
 from bot.domain.forms.model import Form
 from bot.domain.permissions import Action, NotAllowed, may_ask
@@ -34,9 +40,9 @@ from bot.domain.requests import (
 )
 from bot.domain.schedules import load_schedules
 from bot.messaging.recipients import officers_in_area
-from bot.messaging.requests import queue_request
-from bot.reports.aggregate import Compiled, UnitRef
-from bot.reports.requests import compile_request
+from bot.messaging.requests import queue_cancelled, queue_request, units_with_officer
+from bot.reports.aggregate import UnitRef
+from bot.reports.requests import Answers, compile_request
 from bot.services.actor import Actor
 from bot.services.submissions import Draft, Submitted, submit_report
 from storage.models import Contact, Submission, Unit
@@ -59,6 +65,10 @@ class RequestClosed(Exception):
     def __init__(self, request: ReportRequest) -> None:
         super().__init__(f"request {request.id} closed")
         self.request = request
+
+
+class RequestCancelled(RequestClosed):
+    """The request was cancelled: answers are no longer taken."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +104,13 @@ class RequestStatus:
     request: ReportRequest
     form: Form | None
     answered: list[tuple[UnitRef, Submission]] = field(default_factory=list)
-    missing: list[UnitRef] = field(default_factory=list)
+    missing: list[UnitRef] = field(default_factory=list)  # an officer was asked and has not answered
+    unstaffed: list[UnitRef] = field(default_factory=list)  # no officer to ask, and no answer
+
+    @property
+    def expected(self) -> int:
+        """The units that answered or have an officer who could."""
+        return len(self.answered) + len(self.missing)
 
 
 def _sender(actor: Actor) -> Contact:
@@ -113,6 +129,11 @@ def request_areas(actor: Actor) -> list[Unit]:
 def audiences(actor: Actor, area: Unit) -> list[str]:
     """The roles the actor may ask inside `area`, that such an area holds."""
     return [role for role in AUDIENCE_KINDS if may_ask(actor.grants, area, role) and reaches(area.kind, role)]
+
+
+def _sender_name(actor: Actor, area: Unit) -> str:
+    """The actor's own unit over `area`, whose association the officers hear from."""
+    return next((u for u in request_areas(actor) if area.path.startswith(u.path)), area).name
 
 
 async def _checked_area(uow: Reads, actor: Actor, area_id: int, audience: str) -> Unit:
@@ -189,8 +210,7 @@ async def send_request(
     )
     form = request_form(request, forms)
     assert form is not None
-    sender = next((u for u in request_areas(actor) if area.path.startswith(u.path)), area)
-    reached = await queue_request(uow, request, form, sender.name, today, now)
+    reached = await queue_request(uow, request, form, _sender_name(actor, area), today, now)
     actor.audit(
         uow,
         now,
@@ -227,7 +247,8 @@ async def request_to_answer(
     uow: Reads, actor: Actor, request_id: int, *, forms: dict[str, Any], content_dir: Path, today: date
 ) -> Answerable | None:
     """The request with the actor's units it asks. None when it does not exist or its form left
-    content/; NotAllowed when it does not ask the actor; RequestClosed after its grace."""
+    content/; NotAllowed when it does not ask the actor; RequestClosed after its grace,
+    RequestCancelled once cancelled."""
     request = await uow.requests.get(request_id)
     if request is None:
         return None
@@ -238,6 +259,8 @@ async def request_to_answer(
     )
     if not units:
         raise NotAllowed(Action.REPORT, None, f"request {request_id} does not ask this contact")
+    if request.cancelled_at is not None:
+        raise RequestCancelled(request)
     if not is_open(request, today, load_schedules(content_dir).requests):
         raise RequestClosed(request)
     form = request_form(request, forms)
@@ -295,19 +318,41 @@ async def followed_request(uow: Reads, actor: Actor, request_id: int) -> ReportR
 async def request_status(
     uow: Reads, actor: Actor, request: ReportRequest, *, forms: dict[str, Any], today: date
 ) -> RequestStatus:
-    """Who has answered (with their latest version) and who has not, among the units asked."""
+    """Who has answered (with their latest version) and who has not, among the units asked; the
+    units with no officer to ask (and no answer) apart."""
     if not _may_follow(actor, request, await uow.units.get(request.unit_id)):
         raise NotAllowed(Action.REQUEST, None, f"request {request.id}")
     form = request_form(request, forms)
     status = RequestStatus(request, form)
     units = await uow.requests.units_in(request.area_path, AUDIENCE_KINDS[request.audience], today)
     replies = await uow.requests.replies(form.key) if form is not None else {}
+    staffed = await units_with_officer(uow, request, today)
     for unit in units:
         if unit.id in replies:
             status.answered.append((UnitRef.of(unit), replies[unit.id]))
-        else:
+        elif unit.id in staffed:
             status.missing.append(UnitRef.of(unit))
+        else:
+            status.unstaffed.append(UnitRef.of(unit))
     return status
+
+
+async def cancel_request(uow: UnitOfWork, actor: Actor, request_id: int, now: datetime) -> ReportRequest:
+    """Cancel a request the actor follows: no more reminders or answers; the officers asked are
+    told once; audited. NotAllowed for a request they do not follow or one already cancelled
+    (the first cancel stands)."""
+    request = await uow.requests.get(request_id)
+    area = await uow.units.get(request.unit_id) if request is not None else None
+    if request is None or area is None or not _may_follow(actor, request, area):
+        raise NotAllowed(Action.REQUEST, None, f"request {request_id}")
+    if request.cancelled_at is not None:
+        raise NotAllowed(Action.REQUEST, area, f"request {request_id} already cancelled")
+    request.cancelled_at = now
+    await uow.session.flush()
+    today = now.astimezone(VN_TZ).date()
+    told = await queue_cancelled(uow, request, _sender_name(actor, area), today, now)
+    actor.audit(uow, now, "request.cancel", area.id, request_id=request.id, officers=len(told))
+    return request
 
 
 async def compile_answers(
@@ -318,10 +363,13 @@ async def compile_answers(
     forms: dict[str, Any],
     content_dir: Path,
     now: datetime,
-) -> tuple[ReportRequest, Form, Compiled]:
-    """The answers summed per unit (bot/reports/requests.py); NotAllowed for others' requests."""
+) -> tuple[ReportRequest, Form, Answers]:
+    """The answers summed per unit (bot/reports/requests.py), the units with no officer to ask
+    apart; NotAllowed for others' requests."""
     request = await followed_request(reads, actor, request_id)
     form = request_form(request, forms) if request is not None else None
     if request is None or form is None:
         raise NotAllowed(Action.REQUEST, None, f"request {request_id}")
-    return request, form, await compile_request(reads, request, form, content_dir=content_dir, now=now)
+    staffed = await units_with_officer(reads, request, now.astimezone(VN_TZ).date())
+    answers = await compile_request(reads, request, form, content_dir=content_dir, now=now, staffed=staffed)
+    return request, form, answers

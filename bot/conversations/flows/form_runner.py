@@ -34,6 +34,7 @@ from bot.conversations.engine import (
     phase_table,
     word_of,
 )
+from bot.conversations.flows.requests import closed_text
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
 from bot.domain.forms.history import (
     carried_source,
@@ -211,16 +212,7 @@ class FormRunner(Flow[FormState]):
         except NotAllowed:
             return Step([Reply(t("This request was not sent to you."))])
         except RequestClosed as closed:
-            return Step(
-                [
-                    Reply(
-                        t(
-                            "The deadline of this request was {date}: answers are no longer taken.",
-                            date=t.date(closed.request.due_date),
-                        )
-                    )
-                ]
-            )
+            return Step([Reply(closed_text(t, closed))])
         if found is None:
             return self._form_gone(ctx)
         form, request = found.form, found.request
@@ -957,16 +949,7 @@ class FormRunner(Flow[FormState]):
                 text += " " + t("The report for {covering} covers it.", covering=gone.covered_by.label(t))
             return Step([Reply(text)], None, ("menu", {"quiet": True}))
         except RequestClosed as closed:
-            return Step(
-                [
-                    Reply(
-                        t(
-                            "The deadline of this request was {date}: answers are no longer taken.",
-                            date=t.date(closed.request.due_date),
-                        )
-                    )
-                ]
-            )
+            return Step([Reply(closed_text(t, closed))])
         saved, unit, before = done.submission, done.unit, done.previous
         values = saved.values
         where = await describe_unit(ctx, unit)

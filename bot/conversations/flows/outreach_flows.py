@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from bot.conversations.engine import Context, Flow, FlowState, Step, ask, chosen, phase_table
-from bot.conversations.flows.requests import request_detail, requests_section
+from bot.conversations.flows.requests import cancel_answer, cancel_question, request_detail, requests_section
 from bot.domain.clock import VN_TZ
 from bot.domain.i18n import Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
@@ -217,11 +217,22 @@ def describe_broadcast(ctx: Context, b: Broadcast, c: Counts) -> str:
 
 _CANCEL_ARG = re.compile(r"^(?:huy|cancel)\s*#?(\d+)$")
 _REQUEST_ARG = re.compile(r"^(?:yc|yeu cau|request)\s*#?(\d+)$")
+_CANCEL_REQUEST_ARG = re.compile(r"^(?:huy|cancel)\s*(?:yc|yeu cau|request)\s*#?(\d+)$")
+
+
+def _yes_or_no(state: FlowState, msg: Incoming) -> str | None:
+    """ "yes" or "no", pressed or typed; None for anything else."""
+    pick = chosen(state, msg)
+    if pick is None and msg.kind is Kind.TEXT:
+        yn = parse_yes_no(msg.text)
+        pick = None if yn is None else ("yes" if yn else "no")
+    return pick
 
 
 class StatusState(FlowState):
-    phase: Literal["confirm_cancel"] = "confirm_cancel"
-    broadcast_id: int
+    phase: Literal["confirm_cancel", "confirm_request_cancel"] = "confirm_cancel"
+    broadcast_id: int = 0
+    request_id: int = 0
 
 
 class Status(Flow[StatusState]):
@@ -241,6 +252,12 @@ class Status(Flow[StatusState]):
         arg = fold(str(args.get("arg") or ""))
         if (asked := _REQUEST_ARG.match(arg)) is not None:
             return Step(await request_detail(ctx, int(asked.group(1))))
+        if (cancelled := _CANCEL_REQUEST_ARG.match(arg)) is not None:
+            question = await cancel_question(ctx, int(cancelled.group(1)))
+            if isinstance(question, str):
+                return Step([Reply(question)])
+            state = StatusState(phase="confirm_request_cancel", request_id=int(cancelled.group(1)))
+            return Step([ask(state, *question)], state)
         m = _CANCEL_ARG.match(arg)
         if m is None:
             return Step([await self._list(ctx, None)])
@@ -301,10 +318,7 @@ class Status(Flow[StatusState]):
     async def _on_confirm_cancel(self, ctx: Context, state: StatusState, msg: Incoming) -> Step:
         """Yes cancels the broadcast's unsent messages; no keeps them; both show the list."""
         t = ctx.t
-        pick = chosen(state, msg)
-        if pick is None and msg.kind is Kind.TEXT:
-            yn = parse_yes_no(msg.text)
-            pick = None if yn is None else ("yes" if yn else "no")
+        pick = _yes_or_no(state, msg)
         if pick == "no":
             return Step([await self._list(ctx, t("Nothing was cancelled."))])
         if pick != "yes":
@@ -319,4 +333,17 @@ class Status(Flow[StatusState]):
             return Step([await self._list(ctx, t("You can no longer cancel this broadcast."))])
         return Step([await self._list(ctx, t("Cancelled: {n} messages will not be sent.", n=t.number(n)))])
 
-    phases = phase_table({"confirm_cancel": _on_confirm_cancel})
+    async def _on_confirm_request_cancel(self, ctx: Context, state: StatusState, msg: Incoming) -> Step:
+        """Yes cancels the request (the officers asked are told); no keeps it; both show it."""
+        t = ctx.t
+        pick = _yes_or_no(state, msg)
+        if pick not in ("yes", "no"):
+            return Step(
+                [Reply(t("Please answer with one of the choices."))] + await self.reprompt(ctx, state), state
+            )
+        note = await cancel_answer(ctx, state.request_id) if pick == "yes" else t("Nothing was cancelled.")
+        return Step([Reply(note), *await request_detail(ctx, state.request_id)])
+
+    phases = phase_table(
+        {"confirm_cancel": _on_confirm_cancel, "confirm_request_cancel": _on_confirm_request_cancel}
+    )

@@ -28,18 +28,23 @@ from bot.conversations.engine import (
     word_of,
 )
 from bot.conversations.widgets.unit_picker import LIST_LIMIT, UnitPicker, nothing_found, unit_options
+from bot.domain.clock import VN_TZ
 from bot.domain.i18n import N_, Translator
 from bot.domain.messages import Incoming, Kind, Option, Reply
 from bot.domain.parsing import ParseError, date_example, parse_date
 from bot.domain.permissions import Action, NotAllowed
 from bot.domain.requests import AUDIENCE_KINDS, MAX_DAYS_AHEAD, MAX_QUESTIONS, QUESTION_CHARS, TITLE_CHARS
 from bot.domain.text import TITLE_TEXT, shorten
-from bot.reports.requests import render_request, request_summary
+from bot.reports.requests import render_request, request_summary, unstaffed_line
 from bot.services.actor import Actor
 from bot.services.requests import (
+    RequestCancelled,
+    RequestClosed,
     RequestDraft,
     RequestRefused,
+    RequestStatus,
     audiences,
+    cancel_request,
     compile_answers,
     count_recipients,
     followed_request,
@@ -380,8 +385,25 @@ def _example(ctx: Context) -> str:
 # ---- /tinhtrang ----------------------------------------------------------------------------------
 
 
-def _answered_count(t: Translator, answered: int, expected: int) -> str:
-    return t("answered {answered} of {expected}", answered=t.number(answered), expected=t.number(expected))
+def _answered_count(t: Translator, status: RequestStatus) -> str:
+    text = t(
+        "answered {answered} of {expected}",
+        answered=t.number(len(status.answered)),
+        expected=t.number(status.expected),
+    )
+    if status.request.cancelled_at is not None:
+        text += t(", cancelled")
+    return text
+
+
+def closed_text(t: Translator, closed: RequestClosed) -> str:
+    """Why an answer to a request is no longer taken: cancelled, or past its deadline."""
+    if isinstance(closed, RequestCancelled):
+        return t("This request was cancelled by its sender: answers are no longer taken.")
+    return t(
+        "The deadline of this request was {date}: answers are no longer taken.",
+        date=t.date(closed.request.due_date),
+    )
 
 
 async def requests_section(ctx: Context) -> tuple[list[str], list[Option]]:
@@ -397,12 +419,11 @@ async def requests_section(ctx: Context) -> tuple[list[str], list[Option]]:
     options = []
     for r in requests:
         status = await request_status(ctx.uow, actor, r, forms=ctx.forms, today=ctx.today)
-        expected = len(status.answered) + len(status.missing)
         lines.append(
             f"#{r.id} · “{shorten(r.title, TITLE_TEXT)}” · "
             + t("due {date}", date=t.date(r.due_date))
             + " · "
-            + _answered_count(t, len(status.answered), expected)
+            + _answered_count(t, status)
         )
         options.append(Option(f"cmd:tinhtrang yc {r.id}", t("Request #{id}", id=r.id)))
     lines.append(
@@ -422,7 +443,6 @@ async def request_detail(ctx: Context, request_id: int) -> list[Reply]:
     if request is None:
         return [Reply(t("There is no request #{id} of yours.", id=request_id))]
     status = await request_status(ctx.uow, actor, request, forms=ctx.forms, today=ctx.today)
-    expected = len(status.answered) + len(status.missing)
     lines = [
         t(
             "Request #{id} “{title}”, due {date}:",
@@ -430,8 +450,15 @@ async def request_detail(ctx: Context, request_id: int) -> list[Reply]:
             title=request.title,
             date=t.date(request.due_date),
         ),
-        _answered_count(t, len(status.answered), expected).capitalize() + ".",
+        _answered_count(t, status).capitalize() + ".",
     ]
+    if request.cancelled_at is not None:
+        lines.append(
+            t(
+                "Cancelled on {date}: the officers were told, and answers are no longer taken.",
+                date=t.date(request.cancelled_at.astimezone(VN_TZ).date()),
+            )
+        )
     if status.answered:
         shown = [
             t(
@@ -450,10 +477,41 @@ async def request_detail(ctx: Context, request_id: int) -> list[Reply]:
             " …" if len(status.missing) > SHOWN else ""
         )
         lines.append(t("Not yet: {units}", units=names))
-    replies = [Reply("\n".join(lines), [Option(f"cmd:tinhtrang yc {request.id}", t("Refresh"))])]
+    if status.unstaffed:
+        lines.append(unstaffed_line(t, status.unstaffed))
+    options = [Option(f"cmd:tinhtrang yc {request.id}", t("Refresh"))]
+    if request.cancelled_at is None:
+        options.append(Option(f"cmd:tinhtrang huy yc {request.id}", t("Cancel the request")))
+    replies = [Reply("\n".join(lines), options)]
     if status.form is not None and status.answered:
         replies.append(_answers_later(ctx, request))
     return replies
+
+
+async def cancel_question(ctx: Context, request_id: int) -> tuple[str, list[Option]] | str:
+    """The confirmation asked before cancelling a request, or why it cannot be cancelled."""
+    t = ctx.t
+    request = await followed_request(ctx.uow, Actor.of(ctx.contact, ctx.grants), request_id)
+    if request is None:
+        return t("There is no request #{id} of yours.", id=request_id)
+    if request.cancelled_at is not None:
+        return t("Request #{id} is already cancelled.", id=request_id)
+    text = t(
+        "Cancel request #{id} “{title}”? The officers asked will be told, reminders stop and answers are no longer taken; the answers already sent stay.",
+        id=request.id,
+        title=shorten(request.title, TITLE_TEXT),
+    )
+    return text, [Option("yes", t("Cancel the request")), Option("no", t("Keep the request"))]
+
+
+async def cancel_answer(ctx: Context, request_id: int) -> str:
+    """Cancel the request (the service checks again); what to tell the sender."""
+    t = ctx.t
+    try:
+        await cancel_request(ctx.uow, Actor.of(ctx.contact, ctx.grants), request_id, ctx.now)
+    except NotAllowed:
+        return t("You can no longer cancel request #{id}.", id=request_id)
+    return t("Request #{id} is cancelled: the officers asked are being told.", id=request_id)
 
 
 def _answers_later(ctx: Context, request: ReportRequest) -> Reply:
@@ -463,12 +521,12 @@ def _answers_later(ctx: Context, request: ReportRequest) -> Reply:
 
     async def answers(reads: ReadOnlyUnitOfWork) -> list[Reply]:
         try:
-            found, form, compiled = await compile_answers(
+            found, form, compiled_answers = await compile_answers(
                 reads, actor, request_id, forms=forms, content_dir=content_dir, now=now
             )
         except NotAllowed:
             return [Reply(t("There is no request #{id} of yours.", id=request_id))]
-        files = await asyncio.to_thread(render_request, compiled, form, found, t)
-        return [Reply(request_summary(compiled, form, t), attachments=files)]
+        files = await asyncio.to_thread(render_request, compiled_answers, form, found, t)
+        return [Reply(request_summary(compiled_answers, form, t), attachments=files)]
 
     return Reply(t("Sorry, the compiled report could not be made. Please try again later."), later=answers)
