@@ -65,6 +65,28 @@ async def delivery_ids(app: App) -> set[int]:
         return set((await session.execute(select(Delivery.outbox_id))).scalars())
 
 
+async def broadcast(
+    world: World, text: str, groups: tuple[str, ...] = (MEMBERS, OFFICERS), send_at: timedelta | None = None
+) -> int:
+    """The commune officer's broadcast to their commune (m1, m2 and the village officer)."""
+    app = world.app
+    async with app.uow() as uow:
+        officer, grants = await who(uow, "co")
+        now = app.clock.now()
+        at = None if send_at is None else now + send_at
+        audience = Audience((world.tree.commune.id,), groups)
+        b = await queue_broadcast(
+            uow, Actor.of(officer, grants), audience, Message(text=text), now=now, send_at=at
+        )
+        await uow.commit()
+        return b.id
+
+
+async def counts(app: App, ids: list[int]) -> dict[int, Counts]:
+    async with app.read_only() as reads:
+        return await delivery_counts(reads, ids)
+
+
 async def test_sent_messages_go_after_the_retention_period_never_waiting_ones(world: World) -> None:
     app = world.app
     assert app.settings.sent_message_retention_days == DAYS
@@ -99,38 +121,22 @@ async def test_sent_messages_go_after_the_retention_period_never_waiting_ones(wo
 
 
 async def test_broadcast_counts_are_the_same_before_and_after_the_prune(world: World) -> None:
-    app, tree = world.app, world.tree
-    commune = Audience((tree.commune.id,), (MEMBERS, OFFICERS))  # m1, m2 and the village officer
-
-    async def broadcast(text: str, send_at: timedelta | None = None) -> int:
-        async with app.uow() as uow:
-            officer, grants = await who(uow, "co")
-            now = app.clock.now()
-            at = None if send_at is None else now + send_at
-            actor = Actor.of(officer, grants)
-            b = await queue_broadcast(uow, actor, commune, Message(text=text), now=now, send_at=at)
-            await uow.commit()
-            return b.id
-
-    async def counts(ids: list[int]) -> dict[int, Counts]:
-        async with app.read_only() as reads:
-            return await delivery_counts(reads, ids)
-
+    app = world.app
     # Delivered: one blocked, one failed, one sent.
-    done = await broadcast("Thông báo họp")
+    done = await broadcast(world, "Thông báo họp")
     await deliver(app, RecordingSender(errors={"m1": [Blocked()], "m2": [PermanentError("bad chat")]}))
     # m1 blocked the bot: the next broadcasts go to two people.
     # Half way: one message in flight when the rest was cancelled (in flight counts as on its way).
-    halfway = await broadcast("Thông báo thứ hai")
+    halfway = await broadcast(world, "Thông báo thứ hai")
     first = await OutboxSender(app, {"test": RecordingSender()}).claim("test", 1)
     assert len(first) == 1
     chat = Chat(app, "co")
     await chat.say(f"/tinhtrang huy {halfway}")
     await chat.press("yes")
     # Scheduled long after the retention period: queued all along.
-    later = await broadcast("Thông báo năm sau", send_at=timedelta(days=300))
+    later = await broadcast(world, "Thông báo năm sau", send_at=timedelta(days=300))
     ids = [done, halfway, later]
-    before = await counts(ids)
+    before = await counts(app, ids)
     assert [(c.sent, c.blocked, c.failed, c.queued, c.cancelled) for c in before.values()] == [
         (1, 1, 1, 0, 0),
         (0, 0, 0, 1, 1),
@@ -147,11 +153,11 @@ async def test_broadcast_counts_are_the_same_before_and_after_the_prune(world: W
         by_broadcast = select(Delivery.broadcast_id, func.count()).group_by(Delivery.broadcast_id)
         left = dict((await session.execute(by_broadcast)).all())
     assert left == {halfway: 1, later: 2}
-    assert await counts(ids) == before
+    assert await counts(app, ids) == before
     await chat.say("/status")
     assert chat.text == status_before
     await prune_expired(app)
-    assert await counts(ids) == before  # a second night adds nothing
+    assert await counts(app, ids) == before  # a second night adds nothing
 
     # The message in flight ends (the sender died: in doubt, failed) and goes the next night,
     # added to the counts already kept for that broadcast.
@@ -159,27 +165,17 @@ async def test_broadcast_counts_are_the_same_before_and_after_the_prune(world: W
     clock(app).advance(timedelta(days=1))
     await prune_expired(app)
     assert len(await outbox_ids(app)) == 2  # `later`'s
-    after = await counts(ids)
+    after = await counts(app, ids)
     assert (after[halfway].failed, after[halfway].cancelled, after[halfway].total) == (1, 1, 2)
     assert after[done] == before[done] and after[later] == before[later]
 
 
 async def test_counts_kept_in_several_batches_add_up(world: World) -> None:
     """Rows of one broadcast deleted one batch at a time: each batch adds to the same count."""
-    app, tree = world.app, world.tree
-    async with app.uow() as uow:
-        officer, grants = await who(uow, "co")
-        b = await queue_broadcast(
-            uow,
-            Actor.of(officer, grants),
-            Audience((tree.commune.id,), (MEMBERS, OFFICERS)),
-            Message(text="Tin"),
-            now=app.clock.now(),
-        )
-        await uow.commit()
+    app = world.app
+    b = await broadcast(world, "Tin")
     await deliver(app)
-    async with app.read_only() as reads:
-        before = (await delivery_counts(reads, [b.id]))[b.id]
+    before = (await counts(app, [b]))[b]
     assert (before.sent, before.total) == (3, 3)
     clock(app).advance(timedelta(days=DAYS + 1))
     cutoff = app.clock.now() - timedelta(days=DAYS)
@@ -187,33 +183,24 @@ async def test_counts_kept_in_several_batches_add_up(world: World) -> None:
         async with app.uow() as uow:
             assert await uow.retention.prune_sent(cutoff, 1) == 1
             await uow.commit()
-    async with app.read_only() as reads:
-        assert (await delivery_counts(reads, [b.id]))[b.id] == before
+    assert (await counts(app, [b]))[b] == before
     assert await outbox_ids(app) == set()
 
 
 async def test_erasing_a_recipient_leaves_the_broadcast_counts_whole(world: World) -> None:
     """/xoadulieu deletes the person's messages; the broadcast still counts the one it sent."""
-    app, tree = world.app, world.tree
-    async with app.uow() as uow:
-        officer, grants = await who(uow, "co")
-        b = await queue_broadcast(
-            uow,
-            Actor.of(officer, grants),
-            Audience((tree.commune.id,), (MEMBERS,)),
-            Message(text="Tin"),
-            now=app.clock.now(),
-        )
-        await uow.commit()
+    app = world.app
+    b = await broadcast(world, "Tin", groups=(MEMBERS,))
     await deliver(app)
+    before = (await counts(app, [b]))[b]
+    assert before.sent == 2
     async with app.uow() as uow:
-        before = (await delivery_counts(uow, [b.id]))[b.id]
         member, grants = await who(uow, "m1")
         await erase_personal_data(uow, Actor.of(member, grants), member, app.clock.now())
         await uow.commit()
-    async with app.uow() as uow:
-        assert (await delivery_counts(uow, [b.id]))[b.id] == before
-        assert before.sent == 2
+    async with app.db.sessions() as session:
+        assert (await session.execute(select(func.count(Delivery.outbox_id)))).scalar_one() == 1
+    assert (await counts(app, [b]))[b] == before
 
 
 async def test_the_web_chat_poll_carries_on_past_pruned_messages(db: Database) -> None:
