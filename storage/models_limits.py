@@ -7,7 +7,7 @@ The audit log keeps its own row of each.
 
 `RetentionRepository`: what the nightly prune job (bot/messaging/retention.py) deletes once its
 retention period is over: contacts who never consented, processed update ids, old dialogue rows,
-old wrong invite codes.
+old wrong invite codes, messages sent long ago (their outbox rows and deliveries).
 """
 
 from __future__ import annotations
@@ -49,7 +49,16 @@ from storage.models import (
 from storage.models_channels import LinkCode
 from storage.models_console import ConsoleLink, ConsoleSession
 from storage.models_files import KeptFile
-from storage.models_outreach import Broadcast, Delivery, Notice, SentItem, Subscription
+from storage.models_outreach import (
+    QUEUED,
+    SENDING,
+    Broadcast,
+    Delivery,
+    Notice,
+    SentItem,
+    Subscription,
+)
+from storage.repositories import OutboxRepository
 
 
 class InviteTry(Base):
@@ -203,6 +212,24 @@ class RetentionRepository:
             delete(Contact).where(Contact.id.in_(ids)).execution_options(synchronize_session=False)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def prune_sent(self, created_before: datetime, limit: int) -> int:
+        """Delete up to `limit` outbox rows created before the cutoff whose delivery is final
+        (sent, failed, blocked, cancelled), with their deliveries; never one queued or being
+        sent, whatever its age. Broadcasts keep their counts (OutboxRepository.delete)."""
+        pending = exists().where(
+            Delivery.outbox_id == OutboxMessage.id, Delivery.status.in_((QUEUED, SENDING))
+        )
+        q = (
+            select(OutboxMessage.id)
+            .where(OutboxMessage.created_at < created_before, ~pending)
+            .order_by(OutboxMessage.id)
+            .limit(limit)
+        )
+        # No row lock: a final row never changes again, and an erasure deleting the same rows
+        # takes their locks in the same order (deliveries, then outbox rows), so one waits.
+        ids = list((await self.s.execute(q)).scalars())
+        return await OutboxRepository(self.s).delete(ids)
 
     async def prune_updates(self, before: datetime, limit: int) -> int:
         """Forget up to `limit` processed update ids older than `before`."""

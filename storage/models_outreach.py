@@ -6,6 +6,10 @@ broadcasts, the delivery state of outbox rows, and the one log of notices.
 status, its claim by a sender process, an idempotency key), what it is (`kind`: a broadcast, a
 tip, a reminder, a reply…) and what /tinhtrang counts (which broadcast it belongs to).
 
+`broadcast_counts` holds the final delivery counts of a broadcast's rows that the nightly prune
+deleted (`sent_message_retention_days`): /tinhtrang and the console add them to the rows still
+in the outbox, so the figures do not change when old messages go.
+
 `notices` is what keeps a scheduled message from being queued twice, whichever job, instance or
 retry tries again: one row per (contact, key), inserted with the outbox rows.
 """
@@ -22,6 +26,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -154,6 +159,18 @@ class Broadcast(Base):
     created_at: Mapped[datetime]
     cancelled_at: Mapped[datetime | None]
     cancelled_by_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+
+
+class BroadcastCount(Base):
+    """How many deliveries of a broadcast ended in `status` and were then deleted with their
+    outbox rows (OutboxRepository.delete): the broadcast's statistics outlive its messages."""
+
+    __tablename__ = "broadcast_counts"
+    __table_args__ = (PrimaryKeyConstraint("broadcast_id", "status"),)
+
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))
+    status: Mapped[str] = mapped_column(String(16))
+    n: Mapped[int] = mapped_column(Integer)
 
 
 class Delivery(Base):

@@ -36,6 +36,7 @@ from storage.models_outreach import (
     SENDING,
     SENT,
     Broadcast,
+    BroadcastCount,
     Delivery,
     Subscription,
 )
@@ -866,6 +867,52 @@ class OutboxRepository:
         return [
             (bid, status, int(n)) for bid, status, n in (await self.s.execute(q)).all() if bid is not None
         ]
+
+    async def kept_counts(self, broadcast_ids: Sequence[int]) -> list[tuple[int, str, int]]:
+        """(broadcast id, delivery status, how many) of the broadcasts' rows already deleted
+        (`delete`): to be added to `status_counts`."""
+        q = select(BroadcastCount.broadcast_id, BroadcastCount.status, BroadcastCount.n).where(
+            BroadcastCount.broadcast_id.in_(broadcast_ids)
+        )
+        return [(bid, status, int(n)) for bid, status, n in (await self.s.execute(q)).all()]
+
+    async def delete(self, ids: Sequence[int]) -> int:
+        """Delete outbox rows with their deliveries (the nightly prune, a person's erasure);
+        the rows deleted. The statuses of the broadcast deliveries deleted are added to
+        `broadcast_counts` first, in the same transaction, so a broadcast's figures stay whole.
+        The deliveries deleted are the ones counted (DELETE … RETURNING), whoever deleted
+        another at the same time."""
+        if not ids:
+            return 0
+        tally: dict[tuple[int, str], int] = {}
+        for batch in _batches(ids, 5000):
+            gone = await self.s.execute(
+                delete(Delivery)
+                .where(Delivery.outbox_id.in_(batch))
+                .returning(Delivery.broadcast_id, Delivery.status)
+                .execution_options(synchronize_session=False)
+            )
+            for broadcast_id, status in gone.all():
+                if broadcast_id is not None:
+                    tally[broadcast_id, status] = tally.get((broadcast_id, status), 0) + 1
+        if tally:
+            is_pg = self.s.get_bind().dialect.name == "postgresql"
+            stmt = _insert(is_pg)(BroadcastCount)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[BroadcastCount.broadcast_id, BroadcastCount.status],
+                set_={"n": BroadcastCount.n + stmt.excluded.n},
+            )
+            rows = [{"broadcast_id": b, "status": st, "n": n} for (b, st), n in sorted(tally.items())]
+            await self.s.execute(stmt, rows)
+        deleted = 0
+        for batch in _batches(ids, 5000):
+            result = await self.s.execute(
+                delete(OutboxMessage)
+                .where(OutboxMessage.id.in_(batch))
+                .execution_options(synchronize_session=False)
+            )
+            deleted += int(result.rowcount or 0)  # type: ignore[attr-defined]
+        return deleted
 
     async def cancel_queued(
         self,

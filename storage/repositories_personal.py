@@ -34,6 +34,7 @@ from storage.models_channels import LinkCode
 from storage.models_console import ConsoleLink, ConsoleSession
 from storage.models_files import KeptFile
 from storage.models_outreach import SENDING, Broadcast, Delivery, Notice, SentItem, Subscription
+from storage.repositories import OutboxRepository
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,10 +122,11 @@ class PersonalDataRepository:
         sending = select(Delivery.outbox_id).where(
             Delivery.contact_id == contact_id, Delivery.status == SENDING
         )
-        await self._delete(Delivery, Delivery.contact_id == contact_id, Delivery.status != SENDING)
-        counts["outbox"] = await self._delete(
-            OutboxMessage, OutboxMessage.contact_id == contact_id, OutboxMessage.id.not_in(sending)
+        # (Broadcasts keep their figures: OutboxRepository.delete counts what it deletes.)
+        kept = select(OutboxMessage.id).where(
+            OutboxMessage.contact_id == contact_id, OutboxMessage.id.not_in(sending)
         )
+        counts["outbox"] = await OutboxRepository(self.s).delete(list((await self.s.execute(kept)).scalars()))
         counts["notices"] = await self._delete(Notice, Notice.contact_id == contact_id)
         counts["sent_items"] = await self._delete(SentItem, SentItem.contact_id == contact_id)
         counts["subscriptions"] = await self._delete(Subscription, Subscription.contact_id == contact_id)

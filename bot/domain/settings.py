@@ -326,6 +326,14 @@ class Settings(BaseSettings):
         "history; then its link answers 404 and the nightly retention job deletes it (and stored "
         "report files unused for as long).",
     )
+    sent_message_retention_days: int = Field(
+        default=180,
+        ge=30,
+        description="How long a message the bot sent (reminders, broadcasts, digests, replies sent "
+        "later) is kept: the nightly retention job deletes it this many days after it was queued, once "
+        "it is sent, failed or cancelled (never while it waits); broadcasts keep their counts. At least "
+        "30, so that a web chat page opened rarely still receives what was sent.",
+    )
     invite_try_retention_days: int = Field(
         default=30,
         ge=8,

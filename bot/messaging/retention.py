@@ -4,9 +4,11 @@ Contacts who never consented (and hold no role, filed nothing, appear in no audi
 deleted `unconsented_contact_retention_days` after they last wrote, with their channel
 identities, dialogue and queued messages: each new web chat id is a contact, so without this
 anyone could grow the database without bound (issue 11). Processed update ids, dialogue rows
-and wrong invite codes go after their own periods (settings); compiled files kept for the web
-chat's links after `kept_file_days`, with the stored files nothing has used for as long. Deletes run in batches, each its
-own short transaction, so that dialogues carry on between them.
+and wrong invite codes go after their own periods (settings); messages the bot sent (outbox rows
+and their deliveries) `sent_message_retention_days` after they were queued, once final (a
+broadcast keeps its counts: OutboxRepository.delete); compiled files kept for the web chat's
+links after `kept_file_days`, with the stored files nothing has used for as long. Deletes run in
+batches, each its own short transaction, so that dialogues carry on between them.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ async def prune_expired(app: App) -> int:
     dialogues_before = now - dialogue_days
     tries_before = now - timedelta(days=settings.invite_try_retention_days)
     files_before = now - timedelta(days=settings.kept_file_days)
+    sent_before = now - timedelta(days=settings.sent_message_retention_days)
     counts = {
         "contacts": await _in_batches(
             app, lambda uow: uow.retention.prune_unconsented(contacts_before, BATCH)
@@ -59,6 +62,8 @@ async def prune_expired(app: App) -> int:
         "invite_tries": await _in_batches(
             app, lambda uow: uow.retention.prune_invite_tries(tries_before, BATCH)
         ),
+        # Messages sent (or failed, cancelled) long ago; never one still queued or being sent.
+        "sent_messages": await _in_batches(app, lambda uow: uow.retention.prune_sent(sent_before, BATCH)),
         # The web chat's download links first, then the stored files none of them holds.
         "kept_files": await _in_batches(app, lambda uow: uow.kept_files.prune(files_before, BATCH)),
         "report_files": await _in_batches(app, lambda uow: uow.kept_files.prune_stored(files_before, BATCH)),

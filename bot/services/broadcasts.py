@@ -356,13 +356,16 @@ async def visible_broadcasts(uow: Reads, actor: Actor, limit: int = 5) -> list[B
 
 
 async def delivery_counts(uow: Reads, broadcast_ids: Sequence[int]) -> dict[int, Counts]:
-    """Queued (waiting or being sent), sent, failed, blocked and cancelled, per broadcast."""
+    """Queued (waiting or being sent), sent, failed, blocked and cancelled, per broadcast: the
+    rows still in the outbox, plus those the nightly prune deleted (kept as counts), so the
+    figures do not change when old messages go."""
     out = {bid: Counts() for bid in broadcast_ids}
     if not broadcast_ids:
         return out
-    for bid, status, n in await uow.outbox.status_counts(broadcast_ids):
+    rows = await uow.outbox.status_counts(broadcast_ids) + await uow.outbox.kept_counts(broadcast_ids)
+    for bid, status, n in rows:
         c = out[bid]
-        c.by_status[status] = n
+        c.by_status[status] = c.by_status.get(status, 0) + n
         if status in (QUEUED, SENDING):
             c.queued += n
         elif status == SENT:

@@ -59,7 +59,14 @@ async def my_data_reply(ctx: Context) -> Reply:
         lines.append("• " + t("Messages stopped on {date}.", date=day(data.stopped_at)))
     elif active:
         lines.append("• " + t("Topics: {topics}", topics=topic_names(ctx, data.topics or [])))
-    lines.append("• " + t("Messages the bot sent you, kept: {n}", n=t.number(data.messages.count)))
+    lines.append(
+        "• "
+        + t(
+            "Messages the bot sent you (kept {days} days): {n}",
+            days=t.number(ctx.settings.sent_message_retention_days),
+            n=t.number(data.messages.count),
+        )
+    )
     lines.append("• " + t("Reports you sent: {n}", n=t.number(len(data.reports))))
     for report in data.reports[-REPORTS_LISTED:]:
         form = ctx.forms.get(report.form_key)
