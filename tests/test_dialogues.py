@@ -12,6 +12,8 @@ the name is their id on that channel), and a turn `by: name` is theirs (default:
 shown to one person and typed by another). `inbox: name` reads what was queued in the outbox for
 them since their last look (a notice sent later) as that turn's replies; `tap: <label>` presses
 the option with that label among the last replies of the person.
+`job: name` runs that scheduled job (bot/runtime/scheduler.py default_jobs) at the clock's time,
+before the turn's action (`inbox` then shows what it queued).
 `at: 2026-12-02T09:00` dates the conversation (Vietnam time; default: tests.support.START);
 `postgresql: true` runs the transcript on PostgreSQL as well. `xlsx: [text…]` opens the .xlsx
 among the turn's attachments: each text must be the whole value of one of its cells.
@@ -32,7 +34,8 @@ from openpyxl import load_workbook
 from bot.domain.app import App
 from bot.domain.clock import VN_TZ, FixedClock
 from bot.domain.messages import Kind
-from bot.messaging.outbox import payload_replies
+from bot.messaging.outbox import load_replies
+from bot.runtime.scheduler import default_jobs
 from storage.models import Submission
 from tests.support import START, Chat, Tree, make_app, make_contact, seed_tree
 
@@ -110,6 +113,8 @@ async def _run(path: Path, url: str) -> None:
                 app = make_app(url, clock)
                 for each in chats.values():
                     each.app = app
+            if "job" in turn:
+                await default_jobs()[turn["job"]].func(app)
             chat = chats[turn.get("by") or turn.get("inbox") or "u1"]
             if "say" in turn:
                 await chat.say(str(turn["say"]).format(**codes))
@@ -124,11 +129,13 @@ async def _run(path: Path, url: str) -> None:
             elif "send" in turn:
                 await chat.send_kind(Kind(turn["send"]))
             elif "inbox" in turn:
-                async with app.uow() as uow:
+                async with app.uow() as uow:  # as the sender reads them: stored files included
                     rows, seen[chat.external_id] = await uow.outbox.pending_for(
                         chat.channel, chat.external_id, app.clock.now(), seen.get(chat.external_id, 0)
                     )
-                chat.replies = [r for row in rows for r in payload_replies(row.payload, app.content_dir)]
+                    chat.replies = [
+                        r for row in rows for r in await load_replies(uow.files, row.payload, app.content_dir)
+                    ]
             else:
                 continue
             what = next(turn[k] for k in ("say", "press", "tap", "send", "inbox") if k in turn)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,6 +26,7 @@ from bot.domain.permissions import Action, NotAllowed, load_grants
 from bot.domain.requests import request_period
 from bot.messaging.reminders import send_reminders
 from bot.reports.requests import render_request_xlsx, request_summary
+from bot.runtime.scheduler import default_jobs
 from bot.services.actor import CONSOLE, Actor
 from bot.services.requests import (
     RequestCancelled,
@@ -44,12 +45,12 @@ from bot.services.requests import (
 from bot.services.submissions import Draft
 from bot.services.units import add_village
 from storage.db import Database
-from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE, VILLAGE_OFFICER, Unit
+from storage.models import COMMUNE_OFFICER, PROVINCE_STAFF, VILLAGE, VILLAGE_OFFICER, OutboxMessage, Unit
 from storage.models_outreach import Delivery
 from storage.models_requests import KIND_REQUEST
 from storage.uow import UnitOfWork
 from tests.support import Tree, make_app, make_contact, seed_tree
-from tests.test_reports_helpers import outbox, vn
+from tests.test_reports_helpers import files_of, outbox, set_locale, vn
 
 QUESTIONS = ("Số học sinh nghỉ học", "Số em đã đi học lại")
 
@@ -446,3 +447,72 @@ async def test_units_without_an_officer_are_not_counted_as_expected(world: World
     assert "Chưa trả lời: Tổ dân phố 1." in cells
     assert any(c.startswith("2 thôn, tổ dân phố chưa có cán bộ") for c in cells), cells
     assert "Đã trả lời: 1/2" in " ".join(cells)
+
+
+# ---- the answers, to the sender after the due date ------------------------------------------------
+
+
+async def run_answers_job(w: World, when: datetime) -> list[OutboxMessage]:
+    """Run the scheduled `request_answers` job at `when`; the messages it queued."""
+    w.clock.set(when)
+    before = len(await outbox(w.app))
+    queued = await default_jobs()["request_answers"].func(w.app)
+    new = (await outbox(w.app))[before:]
+    assert queued == len(new)
+    return new
+
+
+async def test_the_sender_gets_the_answers_once_the_due_date_has_passed(world: World) -> None:
+    w, tree = world, world.tree
+    await set_locale(w.app, "commune-officer", "en")
+    sent = await send(w, "commune-officer", typed(tree.commune, date(2026, 11, 25)))
+    await answer(w, "village-officer", sent.id, tree.village, q1=3, q2=2)
+    assert await run_answers_job(w, vn(2026, 11, 25, 8, 15)) == []  # on the due date: nothing yet
+    (message,) = await run_answers_job(w, vn(2026, 11, 26, 8, 15))
+    assert message.external_id == "commune-officer"  # the sender only
+    text = message.payload["text"]
+    assert text.startswith(f"The due date of your request #{sent.id} has passed: here are the answers.")
+    assert "Answered: 1 of 2 villages and residential groups (50%)." in text
+    assert "• Số học sinh nghỉ học: 3" in text
+    assert "Not answered yet: Tổ dân phố 1." in text  # also when some did not answer
+    assert [a["filename"] for a in message.payload["attachments"]] == [
+        f"yeu-cau-{sent.id}-phuong-thuc-phan.xlsx"
+    ]
+    sheet = load_workbook(io.BytesIO((await files_of(w.app, message.payload))["xlsx"])).active
+    assert sheet is not None
+    cells = [str(c) for r in sheet.iter_rows(values_only=True) for c in r if c is not None]
+    assert "Not answered yet: Tổ dân phố 1." in cells and "1/2" in cells
+    # The same summary /tinhtrang gives on demand, after the line that says why it comes.
+    async with w.app.uow() as uow:
+        staff = await actor(uow, "commune-officer")
+    async with w.app.read_only() as reads:
+        _, form, answers = await compile_answers(
+            reads, staff, sent.id, forms=w.app.forms, content_dir=w.app.content_dir, now=w.clock.now()
+        )
+    assert text.endswith(request_summary(answers, form, translator("en")))
+    # A second run, or the next day's, sends nothing more.
+    assert await run_answers_job(w, vn(2026, 11, 26, 8, 15)) == []
+    assert await run_answers_job(w, vn(2026, 11, 27, 8, 15)) == []
+
+
+async def test_no_answers_for_a_cancelled_request_nor_a_sender_who_left(world: World) -> None:
+    w, tree = world, world.tree
+    cancelled = await send(w, "commune-officer", typed(tree.commune, date(2026, 11, 25)))
+    await answer(w, "village-officer", cancelled.id, tree.village, q1=3, q2=2)
+    await cancel(w, "commune-officer", cancelled.id)
+    left = await send(w, "province-staff", typed(tree.province, date(2026, 11, 25)))
+    standing = await send(w, "other-commune-officer", typed(tree.other_commune, date(2026, 11, 25)))
+    async with w.app.uow() as uow:  # the province staff member leaves the post
+        staff = await uow.contacts.by_identity("test", "province-staff")
+        assert staff is not None
+        for grant in await uow.contacts.roles(staff.id):
+            grant.revoked_at = w.clock.now()
+        await uow.commit()
+    new = await run_answers_job(w, vn(2026, 11, 26, 8, 15))
+    # Nobody answered the standing request: its sender still gets who did not.
+    heading = f"Yêu cầu số {standing.id} của anh/chị đã hết hạn trả lời: dưới đây là tổng hợp các câu trả lời"
+    assert [(m.external_id, m.payload["text"].split("\n")[0]) for m in new] == [
+        ("other-commune-officer", heading + ".")
+    ]
+    assert "Chưa trả lời: Xóm Pác Bó." in new[0].payload["text"]
+    assert f"/traloi {left.id}" not in str(new) and len(new[0].payload["attachments"]) == 1

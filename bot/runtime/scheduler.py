@@ -87,13 +87,14 @@ def spec_of(job: Job) -> JobSpec:
 
 def default_jobs() -> dict[str, JobSpec]:
     """Every job the bot runs, from the modules that define them."""
-    from bot.messaging import digest, outreach, reminders, report_delivery, retention
+    from bot.messaging import digest, outreach, reminders, report_delivery, requests, retention
     from bot.runtime import backup
 
     jobs = [
         *reminders.JOBS,
         *digest.JOBS,
         *report_delivery.JOBS,
+        *requests.JOBS,
         *outreach.JOBS,
         *retention.JOBS,
         *backup.JOBS,

@@ -12,7 +12,8 @@ new version.
 A request can be cancelled by whoever follows it (`cancel_request`): reminders stop, /traloi
 no longer offers it, answers to it are refused (RequestCancelled), and the officers asked are
 told once. Who has answered counts only the units that have an officer to ask; the others are
-said apart (`RequestStatus.unstaffed`).
+said apart (`RequestStatus.unstaffed`). The sender gets the compiled answers on demand
+(/tinhtrang) and once after the due date (bot/messaging/requests.py, the `request_answers` job).
 """
 
 from __future__ import annotations
@@ -40,9 +41,9 @@ from bot.domain.requests import (
 )
 from bot.domain.schedules import load_schedules
 from bot.messaging.recipients import officers_in_area
-from bot.messaging.requests import queue_cancelled, queue_request, units_with_officer
+from bot.messaging.requests import queue_cancelled, queue_request, request_answers, units_with_officer
 from bot.reports.aggregate import UnitRef
-from bot.reports.requests import Answers, compile_request
+from bot.reports.requests import Answers
 from bot.services.actor import Actor
 from bot.services.submissions import Draft, Submitted, submit_report
 from storage.models import Contact, Submission, Unit
@@ -370,6 +371,5 @@ async def compile_answers(
     form = request_form(request, forms) if request is not None else None
     if request is None or form is None:
         raise NotAllowed(Action.REQUEST, None, f"request {request_id}")
-    staffed = await units_with_officer(reads, request, now.astimezone(VN_TZ).date())
-    answers = await compile_request(reads, request, form, content_dir=content_dir, now=now, staffed=staffed)
+    answers = await request_answers(reads, request, form, content_dir=content_dir, now=now)
     return request, form, answers
