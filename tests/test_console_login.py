@@ -226,3 +226,24 @@ async def test_a_login_posted_from_another_site_is_refused(app: App) -> None:
             "/console/login", data={"token": token_of(url)}, headers={"Origin": "http://testserver"}
         )
         assert ours.status_code == 303  # the link was not used up by the refused attempt
+
+
+async def test_a_link_is_refused_when_the_staff_role_went_before_it_was_used(app: App) -> None:
+    """An officer who is also a member, and loses the officer's role between /web and the click:
+    the link opens nothing (it used to open a session that only answered 403)."""
+    url = await login_url(app, "commune")
+    async with app.uow() as uow:
+        contact = await uow.contacts.by_identity("test", "commune")
+        assert contact is not None
+        village = await uow.units.get(int(contact.home_unit_id or 0))
+        assert village is not None
+        for grant in await uow.contacts.roles(contact.id):
+            grant.revoked_at = app.clock.now()
+        await uow.contacts.grant(contact.id, MEMBER, village.id, app.clock.now())
+        await uow.commit()
+    async with console_client(app) as client:
+        refused = await client.post("/console/login", data={"token": token_of(url)})
+        assert refused.status_code == 401
+        assert "khuyenhoc_console" not in client.cookies
+    async with app.uow() as uow:
+        assert len(await uow.audit.actions("console.login_refused")) == 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.domain.permissions import Action, Grant, load_grants
+from bot.domain.permissions import Action, Grant, holds, load_grants
 from bot.services.actor import Actor
 from storage.models import Contact
 from storage.models_console import ConsoleSession
@@ -48,7 +48,7 @@ async def open_session(uow: UnitOfWork, token: str, now: datetime, lifetime: tim
     if contact_id is None:
         return None
     grants = await load_grants(uow, contact_id)
-    if not Actor(None, tuple(grants)).holds(Action.CONSOLE) or not grants:
+    if not holds(grants, Action.CONSOLE):
         uow.audit.add(now, "console.login_refused", contact_id)
         return None
     cookie, csrf = await uow.console.new_session(contact_id, now, lifetime)
