@@ -7,6 +7,7 @@ and the service (bot.services.profiles) checks the permission, saves and audits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
 from bot.conversations.common import units_held_for
@@ -140,56 +141,51 @@ class ProfileFlow(Flow[ProfileState]):
         return ask(state, text, self._keep(ctx, state.symbol or SYMBOL), numbered=False)
 
     @staticmethod
-    def _typed(state: ProfileState, msg: Incoming) -> str | None:
-        """The text typed; None when the officer kept the value (button or "giữ nguyên")."""
+    def _answer(state: ProfileState, msg: Incoming, clean: Callable[[str], str]) -> str | None:
+        """The answer cleaned by `clean`; None when the officer kept the value (button or "giữ
+        nguyên"); "" when it cannot be used (the caller says why and asks again)."""
         if chosen(state, msg) == "keep" or word_of(msg) in KEEP_WORDS:
             return None
-        return msg.text if msg.kind is Kind.TEXT else ""
+        try:
+            return clean(msg.text if msg.kind is Kind.TEXT else "")
+        except BadProfileValue:
+            return ""
+
+    async def _again(self, ctx: Context, state: ProfileState, problem: str) -> Step:
+        return Step([Reply(problem), *await self.reprompt(ctx, state)], state)
 
     async def _on_name(self, ctx: Context, state: ProfileState, msg: Incoming) -> Step:
         """The signer's full name, typed, or kept."""
-        t = ctx.t
-        typed = self._typed(state, msg)
-        if typed is not None:
-            try:
-                name = clean_signer_name(typed)
-            except BadProfileValue:
-                name = ""
-            if not name:
-                text = t("Please type a name of at most {n} characters.", n=SIGNER_NAME_MAX)
-                return Step([Reply(text), *await self.reprompt(ctx, state)], state)
+        name = self._answer(state, msg, clean_signer_name)
+        if name == "":
+            return await self._again(
+                ctx, state, ctx.t("Please type a name of at most {n} characters.", n=SIGNER_NAME_MAX)
+            )
+        if name is not None:
             state.signer_name = name
         return Step([self._ask_title(ctx, state)], state)
 
     async def _on_title(self, ctx: Context, state: ProfileState, msg: Incoming) -> Step:
         """The signer's title (CHỦ TỊCH, PHÓ CHỦ TỊCH…), typed, or kept."""
-        t = ctx.t
-        typed = self._typed(state, msg)
-        if typed is not None:
-            try:
-                title = clean_signer_title(typed)
-            except BadProfileValue:
-                title = ""
-            if not title:
-                text = t("Please type a title of at most {n} characters.", n=SIGNER_TITLE_MAX)
-                return Step([Reply(text), *await self.reprompt(ctx, state)], state)
+        title = self._answer(state, msg, clean_signer_title)
+        if title == "":
+            return await self._again(
+                ctx, state, ctx.t("Please type a title of at most {n} characters.", n=SIGNER_TITLE_MAX)
+            )
+        if title is not None:
             state.signer_title = "" if title == DEFAULT_TITLE else title
         return Step([self._ask_symbol(ctx, state)], state)
 
     async def _on_symbol(self, ctx: Context, state: ProfileState, msg: Incoming) -> Step:
         """The number's symbol (BC-HKH), typed, or kept; then the profile to confirm."""
         t = ctx.t
-        typed = self._typed(state, msg)
-        if typed is not None:
-            try:
-                symbol = clean_symbol(typed)
-            except BadProfileValue:
-                symbol = ""
-            if not symbol:
-                text = t(
-                    "Please type capitals, digits and hyphens only, e.g. BC-HKH (at most {n}).", n=SYMBOL_MAX
-                )
-                return Step([Reply(text), *await self.reprompt(ctx, state)], state)
+        symbol = self._answer(state, msg, clean_symbol)
+        if symbol == "":
+            problem = t(
+                "Please type capitals, digits and hyphens only, e.g. BC-HKH (at most {n}).", n=SYMBOL_MAX
+            )
+            return await self._again(ctx, state, problem)
+        if symbol is not None:
             state.symbol = "" if symbol == SYMBOL else symbol
         state.phase = "confirm"
         text = t("Save this profile for {unit}?", unit=state.unit_name) + "\n" + self._summary(ctx, state)
